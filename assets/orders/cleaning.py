@@ -1,0 +1,278 @@
+"""From source rows, as received, to clean orders, order lines and explained rejects.
+
+Plain Polars, no Dagster. Every source row ends in exactly one place: kept (it is, or is
+part of, an order) or refused with one reason. Cancellations stay rows of their own,
+with a negative amount (a return document) or a zero amount (an order the source marks
+cancelled), so that a customer's or a month's revenue nets them out whatever the day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipelines.settings import CancellationRule
+from pipelines.sources import SourceLayout
+from pipelines.sources.exports import MalformedExportError
+
+# The fields a source can deliver, in warehouse order; raw tables keep them as text.
+FIELDS = (
+    "order_id", "customer_id", "order_ts", "amount", "quantity", "unit_price", "items",
+    "channel", "region", "sku", "category", "status", "shipped_ts", "delivered_ts",
+)  # fmt: skip
+NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
+TIMESTAMP_FIELDS = ("order_ts", "shipped_ts", "delivered_ts")
+
+# Why a row is refused, in the order they are looked for: a row gets the first that applies.
+REASONS = {
+    "duplicate": "an identical row came earlier in the source",
+    "bad_timestamp": "the order time is missing or not a time",
+    "missing_customer": "no customer id",
+    "bad_amount": "the amount (or quantity and unit price) is missing or not a number",
+    "negative_amount": "a negative amount on a row that is not a cancellation",
+    "outlier": "the amount is beyond rules.max_amount",
+    "duplicate_order": "another row has the same order id but other values",
+    "conflicting_customer": "the lines of this order name different customers",
+}
+CANCELLED = "cancelled"
+COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class CleaningRules:
+    """What cleaning needs to know: how the source reads, and the shop's zone and limits."""
+
+    layout: SourceLayout
+    shop_timezone: str
+    max_amount: float = 100_000.0
+
+
+@dataclass(frozen=True)
+class CleanOrders:
+    orders: pl.DataFrame
+    lines: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+def as_raw_text(rows: pl.DataFrame) -> pl.DataFrame:
+    """Source rows with every field as text (absent fields null): the shape of `raw.orders`."""
+    return rows.select(
+        "_source",
+        "_row",
+        *(
+            pl.col(f).cast(pl.String) if f in rows.columns else pl.lit(None, pl.String).alias(f)
+            for f in FIELDS
+        ),
+    )
+
+
+def parse_timestamp(text: pl.Expr, rules: CleaningRules) -> pl.Expr:
+    """Text in the source's zone -> wall-clock time in the shop's zone (null where unreadable)."""
+    parsed = text.str.strip_chars().str.to_datetime(rules.layout.timestamp_format, strict=False, time_unit="us")
+    if rules.layout.timezone != rules.shop_timezone:
+        parsed = (
+            parsed.dt.replace_time_zone(rules.layout.timezone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone(rules.shop_timezone)
+            .dt.replace_time_zone(None)
+        )
+    return parsed
+
+
+def parse_number(text: pl.Expr) -> pl.Expr:
+    """'¥1,234.50' -> 1234.5; null where it is not a number."""
+    return text.str.replace_all(r"[,\s¥￥$£€]", "").cast(pl.Float64, strict=False)
+
+
+def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+    """Source rows (text) with `_ts`, the parsed order time, and `order_date`, the shop-local day.
+
+    `order_date` decides the partition a row belongs to. A row whose time cannot be read
+    takes the day of the nearest earlier readable row of its file (exports are in time
+    order), or the next one, so that it is refused in exactly one partition.
+    Raises `MalformedExportError` when a whole column of a file reads as the wrong type.
+    """
+    rows = rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+    _check_column_types(rows, rules)
+    rows = rows.with_columns(
+        order_date=pl.col("_ts").dt.date().forward_fill().backward_fill().over("_source", order_by="_row")
+    )
+    if rules.layout.rows == "lines" and "order_id" in rules.layout.fields:
+        # All lines of an order land in the partition of its first line, whatever the clock says.
+        rows = rows.with_columns(order_date=pl.col("order_date").min().over("order_id"))
+    return rows
+
+
+def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
+    """A file in which no value of a column parses is mapped wrong, not dirty: refuse the file."""
+    checks = {"order_ts": pl.col("_ts")} | {f: parse_number(pl.col(f)) for f in NUMBER_FIELDS if f in rules.layout.fields}
+    present = {f: pl.col(f).str.strip_chars().str.len_chars() > 0 for f in checks}
+    summary = rows.group_by("_source").agg(
+        *(pl.col("_row").filter(present[f]).first().alias(f"{f}_first_row") for f in checks),
+        *(pl.col(f).filter(present[f]).first().alias(f"{f}_first_value") for f in checks),
+        *(parsed.is_not_null().any().alias(f"{f}_any") for f, parsed in checks.items()),
+    )
+    for row in summary.iter_rows(named=True):
+        for f in checks:
+            if row[f"{f}_first_row"] is not None and not row[f"{f}_any"]:
+                kind = "time" if f == "order_ts" else "number"
+                hint = f" with format {rules.layout.timestamp_format!r}" if f == "order_ts" and rules.layout.timestamp_format else ""
+                raise MalformedExportError(
+                    row["_source"],
+                    f"no value reads as a {kind}{hint} (first value: {row[f'{f}_first_value']!r})",
+                    row=row[f"{f}_first_row"],
+                    column=rules.layout.columns.get(f, f),
+                )
+
+
+def _cancelled_orders(rule: CancellationRule, has: set[str]) -> pl.Expr:
+    """Rows of an order the source marks cancelled or refunded (by its status)."""
+    if rule.status_in and "status" in has:
+        return pl.col("status").is_in(list(rule.status_in)).fill_null(False)
+    return pl.lit(False)
+
+
+def _return_documents(rule: CancellationRule, has: set[str]) -> pl.Expr:
+    """Rows that take goods back: a cancellation invoice, or a negative quantity where that is the rule."""
+    marks = []
+    if rule.order_id_prefix and "order_id" in has:
+        marks.append(pl.col("order_id").str.starts_with(rule.order_id_prefix))
+    if rule.negative_quantity:
+        marks.append(pl.col("_quantity") < 0 if "quantity" in has else pl.col("_amount") < 0)
+    return pl.any_horizontal(marks).fill_null(False) if marks else pl.lit(False)
+
+
+def clean_orders(rows: pl.DataFrame, rules: CleaningRules) -> CleanOrders:
+    """Source rows (from `with_order_dates`) -> orders, order lines and rejects."""
+    has = set(rules.layout.fields)
+    if "quantity" in has:
+        quantity = parse_number(pl.col("quantity"))
+    elif "items" in has:
+        quantity = parse_number(pl.col("items"))
+    else:
+        quantity = pl.lit(1.0)
+    amount = parse_number(pl.col("amount")) if "amount" in has else quantity * parse_number(pl.col("unit_price"))
+    rows = rows.with_columns(_quantity=quantity, _amount=amount)
+    rows = rows.with_columns(
+        _void=_cancelled_orders(rules.layout.cancellation, has), _return=_return_documents(rules.layout.cancellation, has)
+    )
+    rows = rows.with_columns(
+        order_id=pl.col("order_id") if "order_id" in has else _derived_order_id(),
+        _cancel=pl.col("_void") | pl.col("_return"),
+        # A cancelled order nets to nothing; a return takes its value back.
+        _money=pl.when(pl.col("_void"))
+        .then(0.0)
+        .when(pl.col("_return"))
+        .then(-pl.col("_amount").abs())
+        .otherwise(pl.col("_amount")),
+    )
+
+    source_fields = [f for f in FIELDS if f in has]
+    customer_missing = pl.col("customer_id").is_null() | (pl.col("customer_id").str.strip_chars() == "")
+    reason = (
+        pl.when(pl.struct(source_fields).is_first_distinct().not_())
+        .then(pl.lit("duplicate"))
+        .when(pl.col("_ts").is_null())
+        .then(pl.lit("bad_timestamp"))
+        .when(customer_missing)
+        .then(pl.lit("missing_customer"))
+        .when(pl.col("_amount").is_null() | pl.col("_amount").is_nan())
+        .then(pl.lit("bad_amount"))
+        .when(~pl.col("_cancel") & (pl.col("_amount") < 0))
+        .then(pl.lit("negative_amount"))
+        .when(pl.col("_amount").abs() > rules.max_amount)
+        .then(pl.lit("outlier"))
+    )
+    rows = rows.sort("_source", "_row").with_columns(reason=reason)
+    rows = rows.with_columns(reason=pl.coalesce("reason", _order_conflicts(rules.layout.rows)))
+
+    kept = rows.filter(pl.col("reason").is_null())
+    rejects = rows.filter(pl.col("reason").is_not_null())
+    return CleanOrders(
+        orders=_orders(kept, has),
+        lines=_lines(kept),
+        rejects=_rejects(rejects, rules),
+    )
+
+
+def _derived_order_id() -> pl.Expr:
+    """A stable id for sources without one: customer, time, and which such row it is."""
+    base = pl.col("customer_id").fill_null("") + "-" + pl.col("_ts").dt.strftime("%Y%m%d%H%M%S").fill_null("")
+    nth = pl.int_range(pl.len()).over(base, order_by=["_source", "_row"]) + 1
+    return base + "-" + nth.cast(pl.String)
+
+
+def _order_conflicts(rows_are: str) -> pl.Expr:
+    """Among rows not yet refused: repeated order ids (order rows) or mixed customers (line rows)."""
+    alive = pl.col("reason").is_null()
+    if rows_are == "orders":
+        seen_before = pl.int_range(pl.len()).over(["order_id", alive], order_by=["_source", "_row"]) > 0
+        return pl.when(alive & seen_before).then(pl.lit("duplicate_order"))
+    mixed = pl.col("customer_id").filter(alive).n_unique().over("order_id") > 1
+    return pl.when(alive & mixed).then(pl.lit("conflicting_customer"))
+
+
+def _orders(kept: pl.DataFrame, has: set[str]) -> pl.DataFrame:
+    """One row per order: lines summed, a cancellation document keeps its negative amount."""
+    items = pl.col("_quantity").sum() if {"quantity", "items"} & has else pl.len()
+    orders = kept.group_by("order_id").agg(
+        customer_id=pl.col("customer_id").first(),
+        order_ts=pl.col("_ts").min(),
+        order_date=pl.col("order_date").min(),
+        amount=pl.col("_money").sum().round(2),
+        items=items.cast(pl.Int64),
+        channel=pl.col("channel").drop_nulls().first() if "channel" in has else pl.lit(None, pl.String),
+        region=pl.col("region").drop_nulls().first() if "region" in has else pl.lit(None, pl.String),
+        category=pl.col("category").sort_by("_amount", descending=True).first()
+        if "category" in has
+        else pl.lit(None, pl.String),
+        cancelled=pl.col("_cancel").all(),
+        shipped_ts=pl.col("shipped_ts").max() if "shipped_ts" in has else pl.lit(None, pl.String),
+        delivered_ts=pl.col("delivered_ts").max() if "delivered_ts" in has else pl.lit(None, pl.String),
+    )
+    return orders.select(
+        "order_id",
+        "customer_id",
+        "order_ts",
+        "order_date",
+        "amount",
+        "items",
+        "channel",
+        "region",
+        "category",
+        status=pl.when(pl.col("cancelled")).then(pl.lit(CANCELLED)).otherwise(pl.lit(COMPLETED)),
+        shipped_ts=pl.col("shipped_ts").str.to_datetime(strict=False, time_unit="us"),
+        delivered_ts=pl.col("delivered_ts").str.to_datetime(strict=False, time_unit="us"),
+    ).sort("order_ts", "order_id")
+
+
+def _lines(kept: pl.DataFrame) -> pl.DataFrame:
+    """One row per kept source row, with its signed quantity (an order row is a one-line order)."""
+    # A return takes goods back; a cancelled order moved none.
+    quantity = pl.when(pl.col("_void")).then(0.0).when(pl.col("_return")).then(-pl.col("_quantity").abs())
+    quantity = quantity.otherwise(pl.col("_quantity"))
+    return kept.select(
+        "order_id",
+        "order_date",
+        sku=pl.col("sku") if "sku" in kept.columns else pl.lit(None, pl.String),
+        category=pl.col("category") if "category" in kept.columns else pl.lit(None, pl.String),
+        quantity=quantity,
+        unit_price=pl.when(quantity != 0).then(pl.col("_money") / quantity).otherwise(None).round(4),
+        amount=pl.col("_money").round(2),
+    )
+
+
+def _rejects(refused: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+    detail = pl.col("reason").replace_strict(REASONS, return_dtype=pl.String)
+    unreadable_ts = pl.col("reason") == "bad_timestamp"
+    detail = (
+        pl.when(unreadable_ts)
+        .then(detail + pl.lit("; filed under the day of the nearest readable row of its file"))
+        .when(pl.col("reason") == "outlier")
+        .then(detail + pl.lit(f" ({rules.max_amount:g})"))
+        .otherwise(detail)
+    )
+    return as_raw_text(refused).select(
+        "_source", "_row", order_date=refused["order_date"], reason=refused["reason"],
+        detail=refused.select(detail).to_series(), *FIELDS,
+    )  # fmt: skip

@@ -1,0 +1,128 @@
+"""Ingest benchmark: the synthetic shop at 20 million orders, exported to Parquet, then
+ingested through the file-export source (read, clean, write raw + staging + rejects) beside
+a bare DuckDB `CREATE TABLE ... AS SELECT` of the same Parquet files, in the same run.
+
+    python bench/ingest.py [--orders 20000000]
+
+Each phase runs in a fresh process so that its peak memory is its own.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+START, END = date(2023, 1, 1), date(2025, 12, 31)
+ORDERS_PER_CUSTOMER = 2.18  # what the generator gives over these three years
+
+
+def generate(folder: Path, orders: int) -> dict:
+    import polars as pl
+
+    from pipelines.sources.synthetic import generate_orders
+
+    started = time.perf_counter()
+    frame = generate_orders(42, int(orders / ORDERS_PER_CUSTOMER), START, END)
+    seconds = time.perf_counter() - started
+    year = pl.col("order_ts").str.slice(0, 4)
+    for (name,), part in frame.with_columns(_year=year).group_by("_year"):
+        part.drop("_year").write_parquet(folder / f"orders-{name}.parquet")
+    return {"seconds": seconds, "rows": frame.height}
+
+
+def bare_copy(folder: Path) -> dict:
+    import duckdb
+
+    started = time.perf_counter()
+    with duckdb.connect(str(folder / "bare.duckdb")) as conn:
+        conn.execute("CREATE TABLE orders AS SELECT * FROM read_parquet(?)", [str(folder / "*.parquet")])
+    return {"seconds": time.perf_counter() - started}
+
+
+def ingest(folder: Path) -> dict:
+    from assets.orders import ingest_days
+    from assets.orders.cleaning import CleaningRules
+    from pipelines.settings import parse_settings
+    from pipelines.sources import order_source
+    from pipelines.warehouse import Warehouse
+
+    fields = ["order_id", "customer_id", "order_ts", "amount", "items", "channel", "region", "sku",
+              "category", "status", "shipped_ts", "delivered_ts"]  # fmt: skip
+    settings = parse_settings(
+        {
+            "name": "bench",
+            "history_start": START.isoformat(),
+            "history_end": END.isoformat(),
+            "warehouse": str(folder / "warehouse.duckdb"),
+            "source": {
+                "kind": "file",
+                "path": str(folder / "*.parquet"),
+                "timestamp_format": "%Y-%m-%d %H:%M:%S",
+                "columns": {f: f for f in fields},
+                "cancellation": {"status_in": ["cancelled", "refunded"]},
+            },
+        },
+        folder / "shop.yaml",
+    )
+    source = order_source(settings)
+    rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount)
+    started = time.perf_counter()
+    with Warehouse(database=str(settings.warehouse)).get_connection() as conn:
+        rows_in, clean = ingest_days(source, rules, conn, START, END)
+    return {"seconds": time.perf_counter() - started, "rows": rows_in, "refused": clean.rejects.height}
+
+
+PHASES = {"generate": generate, "bare_copy": bare_copy, "ingest": ingest}
+
+
+def run_phase(name: str, folder: Path, orders: int) -> dict:
+    command = [sys.executable, __file__, "--phase", name, "--dir", str(folder), "--orders", str(orders)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"{name} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=20_000_000)
+    parser.add_argument("--phase", choices=PHASES)
+    parser.add_argument("--dir", type=Path)
+    args = parser.parse_args()
+    if args.phase:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        result = PHASES[args.phase](args.dir, args.orders) if args.phase == "generate" else PHASES[args.phase](args.dir)
+        result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="regulars-bench-") as tmp:
+        folder = Path(tmp)
+        generated = run_phase("generate", folder, args.orders)
+        copy = run_phase("bare_copy", folder, args.orders)
+        ingested = run_phase("ingest", folder, args.orders)
+    ratio = ingested["seconds"] / copy["seconds"]
+    rows = [
+        ("orders generated", f"{generated['rows']:,}", ""),
+        ("generation time", f"{generated['seconds']:.1f} s", "well under 60 s"),
+        ("generation peak memory", f"{generated['peak_gib']:.1f} GiB", ""),
+        ("bare DuckDB CREATE TABLE AS SELECT", f"{copy['seconds']:.1f} s", ""),
+        ("ingest, whole history (read, clean, write 4 tables)", f"{ingested['seconds']:.1f} s", ""),
+        ("ingest rows per second", f"{ingested['rows'] / ingested['seconds']:,.0f}", ""),
+        ("ingest / bare copy", f"{ratio:.1f}x", "within 3x"),
+        ("ingest peak memory", f"{ingested['peak_gib']:.1f} GiB", ""),
+        ("rows refused", f"{ingested['refused']:,}", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>14}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>14}  {target}")
+
+
+if __name__ == "__main__":
+    main()

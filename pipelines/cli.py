@@ -1,0 +1,131 @@
+"""`regulars`: run the pipeline for a range of days, through Dagster, from the command line.
+
+Runs execute in this process against the Dagster instance in `DAGSTER_HOME` (default
+`data/dagster` under the project), so they show in `dagster dev` like any other run.
+"""
+
+import os
+import shutil
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipelines.definitions import INGEST_JOB, build_definitions
+from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
+from pipelines.sources.exports import MalformedExportError
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The instance in DAGSTER_HOME, or data/dagster; given the project's dagster.yaml if it has none."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DATA_DIR / "dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def default_range(settings: ShopSettings) -> tuple[date, date]:
+    """All of history: to `history_end`, or to yesterday in the shop's zone."""
+    yesterday = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+    return settings.history_start, settings.history_end or yesterday
+
+
+def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) -> bool:
+    """Materialize everything for first..last as Dagster runs; print progress and a summary."""
+    if first < settings.history_start:
+        raise click.BadParameter(f"{first} is before history_start ({settings.history_start})", param_hint="--from")
+    if last < first:
+        raise click.BadParameter(f"{last} is before {first}", param_hint="--to")
+    defs = build_definitions(settings)
+    instance = dagster_instance()
+    echo(f"{settings.name}: {first} .. {last} ({(last - first).days + 1} days), warehouse {settings.warehouse}")
+    steps = [
+        ("Orders: ingest, clean, refuse", INGEST_JOB, {
+            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}),
+    ]  # fmt: skip
+    for number, (title, job_name, tags) in enumerate(steps, 1):
+        echo(f"[{number}/{len(steps)}] {title} ...", nl=False)
+        started = time.monotonic()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=_quiet_logs()
+        )
+        echo(f" {'done' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s (run {result.run_id[:8]})")
+        if not result.success:
+            echo(_failure(result), err=True)
+            return False
+        # A run over many days records one materialization per day; its metadata covers the run.
+        latest = {event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()}
+        for key, metadata in latest.items():
+            echo(_summary_line(key, metadata))
+    echo(f"Dagster runs are in {instance.root_directory}: open them with `dagster dev`.")
+    return True
+
+
+def _quiet_logs() -> dict:
+    return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
+    values = {k: getattr(v, "value", v) for k, v in metadata.items() if k != "preview"}
+    values.pop("window", None)
+    rows = values.pop("rows", None)
+    extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items() if not isinstance(v, dict))
+    by_reason = next((v for v in values.values() if isinstance(v, dict)), None)
+    if by_reason:
+        extra += " (" + ", ".join(f"{k} {v}" for k, v in by_reason.items()) + ")"
+    return f"      {key.to_user_string():<24} {rows if rows is not None else '':>10} rows  {extra}".rstrip()
+
+
+def _failure(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
+                error = error.cause
+            return f"error: {error.message.strip()}"
+    return "error: the run failed (see `dagster dev` for its logs)"
+
+
+def _check_config(config: str | None) -> ShopSettings:
+    try:
+        return load_settings(config)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """regulars: shop orders into customer retention work."""
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="A shop's settings file (default: REGULARS_CONFIG or shop.yaml).")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: history_start).")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: history_end or yesterday).")
+def run(config: str | None, first: datetime | None, last: datetime | None) -> None:
+    """Materialize everything for a range of days."""
+    settings = _check_config(config)
+    default_first, default_last = default_range(settings)
+    try:
+        ok = run_range(settings, first.date() if first else default_first, last.date() if last else default_last)
+    except MalformedExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+def demo() -> None:
+    """Generate the demo shop and run everything on it."""
+    settings = _check_config(None)
+    sys.exit(0 if run_range(settings, *default_range(settings)) else 1)
+
+
+if __name__ == "__main__":
+    main()

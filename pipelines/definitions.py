@@ -1,0 +1,38 @@
+"""The one assembly point: assets, resources and jobs for the shop the settings describe.
+
+`workspace.yaml` and `dagster dev` load `defs`, which reads the shop from `REGULARS_CONFIG`
+(default: the demo shop). Tests and the CLI call `build_definitions` with their own settings.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets import ORDERS
+from assets.orders import order_assets
+from pipelines.settings import ShopSettings, load_settings
+from pipelines.sources import order_source
+from pipelines.warehouse import Warehouse
+
+INGEST_JOB = "ingest_orders_job"
+
+
+def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
+    """One partition per shop-local day of order, from the first day of history."""
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.history_start.isoformat(), timezone=settings.timezone, end_offset=1
+    )
+
+
+def build_definitions(settings: ShopSettings) -> dg.Definitions:
+    days = daily_partitions(settings)
+    return dg.Definitions(
+        assets=[order_assets(settings, days)],
+        jobs=[dg.define_asset_job(INGEST_JOB, selection=dg.AssetSelection.groups(ORDERS), partitions_def=days)],
+        resources={"source": order_source(settings), "warehouse": Warehouse(database=str(settings.warehouse))},
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(load_settings())

@@ -1,0 +1,141 @@
+"""Reading order exports (CSV, Parquet, Excel) into the warehouse's field names.
+
+Every value is kept as text, exactly as received: parsing, and refusing what does not
+parse, is the cleaning step's job. What cannot be read at all (a missing mapped column,
+an undecodable byte) raises `MalformedExportError` naming the file, row and column.
+Rows are numbered from 1 at the first data row; the header is not counted.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.settings import FileSource
+
+FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}
+
+
+class MalformedExportError(ValueError):
+    """An export that cannot be read as mapped: says which file, row and column."""
+
+    def __init__(self, file: str, problem: str, row: int | None = None, column: str | None = None):
+        self.file, self.row, self.column = file, row, column
+        where = ", ".join(part for part in (f"row {row}" if row else "", f"column {column!r}" if column else "") if part)
+        super().__init__(f"{file}: {where + ': ' if where else ''}{problem}")
+
+
+def export_files(pattern: str) -> tuple[Path, list[Path]]:
+    """The files a source path names (a file, a folder, or a glob), and their common folder."""
+    path = Path(pattern)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in FORMATS)
+        base = path
+    elif glob.has_magic(pattern):
+        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        base = Path(pattern.split("*")[0].rsplit("/", 1)[0] or ".")
+    else:
+        files, base = ([path] if path.is_file() else []), path.parent
+    if not files:
+        raise MalformedExportError(pattern, "no export file found here")
+    return base, files
+
+
+def read_exports(source: FileSource) -> pl.DataFrame:
+    """Every row of every export file: `_source` (file), `_row`, and the mapped fields as text."""
+    base, files = export_files(source.path)
+    frames = [read_export(path, source, name=str(path.relative_to(base))) for path in files]
+    return pl.concat(frames, how="vertical")
+
+
+def read_export(path: Path, source: FileSource, name: str | None = None) -> pl.DataFrame:
+    name = name or path.name
+    fmt = source.format if source.format != "auto" else FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise MalformedExportError(name, f"unknown file type {path.suffix!r}; set source.format")
+    mapping = source.columns.mapped()
+    if fmt == "csv":
+        frame = _read_csv(path, name, source)
+    elif fmt == "parquet":
+        frame = _read_parquet(path, name, list(dict.fromkeys(mapping.values())))
+    else:
+        frame = _read_xlsx(path, name, source.sheet)
+    missing = [column for column in mapping.values() if column not in frame.columns]
+    if missing:
+        raise MalformedExportError(
+            name, f"mapped column not found; the file has: {', '.join(frame.columns)}", column=missing[0]
+        )
+    return frame.select(
+        pl.lit(name).alias("_source"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_row"),
+        *(_as_text(frame.schema[column], pl.col(column)).alias(field) for field, column in mapping.items()),
+    )
+
+
+def _as_text(dtype: pl.DataType, column: pl.Expr) -> pl.Expr:
+    """A typed column as the text a person would read in the file."""
+    if dtype == pl.String:
+        return column
+    if isinstance(dtype, pl.Datetime):
+        fmt = "%Y-%m-%d %H:%M:%S%.f" + ("%:z" if dtype.time_zone else "")
+        return column.dt.to_string(fmt)
+    if dtype == pl.Date:
+        return column.dt.to_string("%Y-%m-%d")
+    if dtype.is_float():
+        # 17.0 reads as "17": ids exported as floats (pandas does that) stay ids.
+        return pl.when(column == column.round(0)).then(column.cast(pl.Int64).cast(pl.String)).otherwise(
+            column.cast(pl.String)
+        )
+    return column.cast(pl.String)
+
+
+def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
+    data = path.read_bytes()
+    codec = "utf-8-sig" if source.encoding == "utf-8" else source.encoding
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise _decode_error(data, exc, name, source) from None
+    try:
+        return pl.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            separator=source.delimiter,
+            infer_schema=False,
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise MalformedExportError(name, f"not a readable CSV file ({str(exc).splitlines()[0]})") from None
+
+
+def _decode_error(data: bytes, exc: UnicodeDecodeError, name: str, source: FileSource) -> MalformedExportError:
+    """Locate an undecodable byte: its data row and the column it falls in."""
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    row = data.count(b"\n", 0, exc.start)  # the header is line 1, so this is the data row
+    delimiter = source.delimiter.encode()
+    field_no = data[line_start : exc.start].count(delimiter)
+    header = data[: data.find(b"\n")].decode(source.encoding, errors="replace").strip("\ufeff\r").split(source.delimiter)
+    column = header[field_no].strip('"') if row and field_no < len(header) else f"#{field_no + 1}"
+    return MalformedExportError(
+        name,
+        f"byte 0x{data[exc.start]:02x} {'in the header ' if not row else ''}is not {source.encoding}; "
+        "set source.encoding (utf-8, gb18030 or gbk) to the file's encoding",
+        row=row or None,
+        column=column,
+    )
+
+
+def _read_parquet(path: Path, name: str, columns: list[str]) -> pl.DataFrame:
+    try:
+        schema = pl.read_parquet_schema(path)
+        return pl.read_parquet(path, columns=[c for c in columns if c in schema] or None)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise MalformedExportError(name, f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def _read_xlsx(path: Path, name: str, sheet: str | None) -> pl.DataFrame:
+    try:
+        return pl.read_excel(path, sheet_name=sheet, engine="calamine")
+    except Exception as exc:  # the Excel engine raises its own exception types
+        raise MalformedExportError(name, f"not a readable Excel file ({str(exc).splitlines()[0]})") from None

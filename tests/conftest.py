@@ -1,0 +1,46 @@
+"""Shared helpers: shops on temp warehouses, and running the order assets in process."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipelines.definitions import INGEST_JOB, build_definitions
+from pipelines.settings import ShopSettings, parse_settings
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ONLINE_RETAIL = SHARED_DATA / "online_retail_ii.parquet"
+
+
+def shop(tmp_path: Path, **overrides) -> ShopSettings:
+    """A shop on a warehouse in tmp_path: the small synthetic one unless a source is given."""
+    raw = {
+        "name": "test shop",
+        "timezone": "Asia/Shanghai",
+        "history_start": "2024-01-01",
+        "history_end": "2024-12-31",
+        "warehouse": str(tmp_path / "warehouse.duckdb"),
+        "source": {"kind": "synthetic", "seed": 7, "customers": 400},
+    } | overrides
+    return parse_settings(raw, tmp_path / "shop.yaml")
+
+
+def file_shop(tmp_path: Path, path: str, columns: dict, **source) -> ShopSettings:
+    return shop(tmp_path, source={"kind": "file", "path": path, "columns": columns, **source})
+
+
+def ingest(settings: ShopSettings, first: str, last: str | None = None, raise_on_error: bool = True):
+    """Run the ingest job for first..last in process, on an ephemeral Dagster instance."""
+    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first}
+    with dg.DagsterInstance.ephemeral() as instance:
+        return job.execute_in_process(instance=instance, tags=tags, raise_on_error=raise_on_error)
+
+
+def table(settings: ShopSettings, name: str) -> pl.DataFrame:
+    """A warehouse table in a stable order, without load times (they differ between runs)."""
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        frame = conn.sql(f"SELECT * FROM {name}").pl()
+    return frame.drop("_loaded_ts", strict=False).sort(pl.all())

@@ -1,0 +1,126 @@
+"""Cleaning on tiny hand-made exports: each rule, and where each row ends."""
+
+import polars as pl
+import pytest
+
+from assets.orders.cleaning import CleaningRules, as_raw_text, clean_orders, with_order_dates
+from pipelines.settings import CancellationRule
+from pipelines.sources import SourceLayout
+from pipelines.sources.exports import MalformedExportError
+
+ORDER_FIELDS = ("order_id", "customer_id", "order_ts", "amount", "status")
+
+
+def rows(*records: tuple, fields=ORDER_FIELDS) -> pl.DataFrame:
+    frame = pl.DataFrame([dict(zip(fields, r, strict=True)) for r in records], schema={f: pl.String for f in fields})
+    return frame.with_columns(_source=pl.lit("export.csv"), _row=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
+
+
+def rules(fields=ORDER_FIELDS, **layout) -> CleaningRules:
+    layout = {"timezone": "Asia/Shanghai", "cancellation": CancellationRule(status_in=["refunded"])} | layout
+    return CleaningRules(SourceLayout(fields=fields, **layout), shop_timezone="Asia/Shanghai", max_amount=10_000)
+
+
+def clean(frame: pl.DataFrame, cleaning: CleaningRules):
+    return clean_orders(with_order_dates(as_raw_text(frame), cleaning), cleaning)
+
+
+def reasons(result) -> dict[int, str]:
+    return dict(result.rejects.select("_row", "reason").iter_rows())
+
+
+def test_each_refused_row_gets_its_reason_and_the_rest_are_kept():
+    result = clean(
+        rows(
+            ("A1", "c1", "2024-11-11 10:00:00", "100", "paid"),  # 1 kept
+            ("A1", "c1", "2024-11-11 10:00:00", "100", "paid"),  # 2 identical to 1
+            ("A2", "c1", "2024-11-31 10:00:00", "100", "paid"),  # 3 no 31 November
+            ("A3", None, "2024-11-11 11:00:00", "100", "paid"),  # 4 no customer
+            ("A4", "c2", "2024-11-11 12:00:00", "abc", "paid"),  # 5 not a number
+            ("A5", "c2", "2024-11-11 13:00:00", "-5", "paid"),  # 6 negative, not a cancellation
+            ("A6", "c3", "2024-11-11 14:00:00", "99999", "paid"),  # 7 beyond max_amount
+            ("A1", "c4", "2024-11-11 15:00:00", "30", "paid"),  # 8 order id of row 1, other values
+            ("A7", "c3", "2024-11-11 16:00:00", "¥1,200.50", "paid"),  # 9 kept, 1200.5
+        ),
+        rules(),
+    )
+    assert reasons(result) == {
+        2: "duplicate",
+        3: "bad_timestamp",
+        4: "missing_customer",
+        5: "bad_amount",
+        6: "negative_amount",
+        7: "outlier",
+        8: "duplicate_order",
+    }
+    assert result.orders.select("order_id", "amount").rows() == [("A1", 100.0), ("A7", 1200.5)]
+    assert result.lines.height + result.rejects.height == 9
+    # The refused row keeps its values as received.
+    assert result.rejects.filter(pl.col("_row") == 5)["amount"].to_list() == ["abc"]
+
+
+def test_unreadable_time_is_filed_under_the_day_of_the_nearest_earlier_row():
+    result = clean(
+        rows(
+            ("A1", "c1", "2024-11-10 23:00:00", "10", "paid"),
+            ("A2", "c1", "not a time", "10", "paid"),
+            ("A3", "c1", "2024-11-12 01:00:00", "10", "paid"),
+        ),
+        rules(),
+    )
+    refused = result.rejects.row(0, named=True)
+    assert (refused["reason"], str(refused["order_date"])) == ("bad_timestamp", "2024-11-10")
+
+
+def test_a_time_near_midnight_elsewhere_lands_on_the_shop_local_day():
+    # 16:30 UTC on 10 November is 00:30 on 11 November in Beijing: a Double 11 order.
+    result = clean(rows(("A1", "c1", "2024-11-10 16:30:00", "10", "paid")), rules(timezone="UTC"))
+    order = result.orders.row(0, named=True)
+    assert str(order["order_date"]) == "2024-11-11"
+    assert str(order["order_ts"]) == "2024-11-11 00:30:00"
+
+
+def test_an_order_the_source_marks_refunded_nets_to_zero():
+    result = clean(rows(("A1", "c1", "2024-11-11 10:00:00", "80", "refunded")), rules())
+    assert result.orders.select("amount", "status").rows() == [(0.0, "cancelled")]
+    assert result.rejects.height == 0
+
+
+LINE_FIELDS = ("order_id", "customer_id", "order_ts", "quantity", "unit_price", "sku")
+
+
+def test_lines_sum_into_orders_and_a_cancellation_invoice_takes_its_value_back():
+    result = clean(
+        rows(
+            ("1001", "c1", "2024-03-01 09:00:00", "2", "5.00", "MUG"),
+            ("1001", "c1", "2024-03-01 09:00:00", "1", "3.50", "TEA"),
+            ("C1002", "c1", "2024-03-05 10:00:00", "-1", "5.00", "MUG"),
+            ("1003", "c2", "2024-03-06 10:00:00", "1", "4.00", "MUG"),
+            ("1003", "c3", "2024-03-06 10:00:00", "1", "4.00", "TEA"),
+            fields=LINE_FIELDS,
+        ),
+        rules(LINE_FIELDS, rows="lines", cancellation=CancellationRule(order_id_prefix="C")),
+    )
+    assert result.orders.select("order_id", "amount", "items", "status").rows() == [
+        ("1001", 13.5, 3, "completed"),
+        ("C1002", -5.0, -1, "cancelled"),
+    ]
+    assert set(reasons(result).values()) == {"conflicting_customer"}
+    assert result.lines.filter(pl.col("order_id") == "C1002")["quantity"].to_list() == [-1.0]
+    assert result.orders["amount"].sum() == pytest.approx(8.5)
+
+
+def test_rows_without_an_order_id_get_a_stable_derived_one():
+    fields = ("customer_id", "order_ts", "amount")
+    frame = rows(("c1", "2024-05-01 08:00:00", "10"), ("c1", "2024-05-01 08:00:00", "12"), fields=fields)
+    first = clean(frame, rules(fields)).orders["order_id"].to_list()
+    again = clean(frame.reverse(), rules(fields)).orders["order_id"].to_list()
+    assert first == ["c1-20240501080000-1", "c1-20240501080000-2"]
+    assert sorted(again) == first
+
+
+def test_a_column_where_no_value_reads_as_its_type_refuses_the_file():
+    frame = rows(("A1", "c1", "11/11/2024", "10", "paid"), ("A2", "c1", "12/11/2024", "10", "paid"))
+    with pytest.raises(MalformedExportError) as error:
+        with_order_dates(as_raw_text(frame), rules(timestamp_format="%Y-%m-%d %H:%M:%S", columns={"order_ts": "下单时间"}))
+    assert (error.value.file, error.value.row, error.value.column) == ("export.csv", 1, "下单时间")
