@@ -189,7 +189,7 @@ def clean_orders(rows: pl.DataFrame, rules: CleaningRules) -> CleanOrders:
     kept = rows.filter(pl.col("reason").is_null())
     rejects = rows.filter(pl.col("reason").is_not_null())
     return CleanOrders(
-        orders=_orders(kept, has),
+        orders=_orders(kept, rules),
         lines=_lines(kept),
         rejects=_rejects(rejects, rules),
     )
@@ -206,44 +206,49 @@ def _order_conflicts(rows_are: str) -> pl.Expr:
     """Among rows not yet refused: repeated order ids (order rows) or mixed customers (line rows)."""
     alive = pl.col("reason").is_null()
     if rows_are == "orders":
-        seen_before = pl.int_range(pl.len()).over(["order_id", alive], order_by=["_source", "_row"]) > 0
+        # Rows are in source order; refused rows (null here) do not claim an id.
+        seen_before = ~pl.when(alive).then(pl.col("order_id")).is_first_distinct()
         return pl.when(alive & seen_before).then(pl.lit("duplicate_order"))
     mixed = pl.col("customer_id").filter(alive).n_unique().over("order_id") > 1
     return pl.when(alive & mixed).then(pl.lit("conflicting_customer"))
 
 
-def _orders(kept: pl.DataFrame, has: set[str]) -> pl.DataFrame:
+def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     """One row per order: lines summed, a cancellation document keeps its negative amount."""
-    items = pl.col("_quantity").sum() if {"quantity", "items"} & has else pl.len()
-    orders = kept.group_by("order_id").agg(
-        customer_id=pl.col("customer_id").first(),
-        order_ts=pl.col("_ts").min(),
-        order_date=pl.col("order_date").min(),
-        amount=pl.col("_money").sum().round(2),
-        items=items.cast(pl.Int64),
-        channel=pl.col("channel").drop_nulls().first() if "channel" in has else pl.lit(None, pl.String),
-        region=pl.col("region").drop_nulls().first() if "region" in has else pl.lit(None, pl.String),
-        category=pl.col("category").sort_by("_amount", descending=True).first()
-        if "category" in has
-        else pl.lit(None, pl.String),
-        cancelled=pl.col("_cancel").all(),
-        shipped_ts=pl.col("shipped_ts").max() if "shipped_ts" in has else pl.lit(None, pl.String),
-        delivered_ts=pl.col("delivered_ts").max() if "delivered_ts" in has else pl.lit(None, pl.String),
-    )
-    return orders.select(
+    has = set(rules.layout.fields)
+    if rules.layout.rows == "orders":  # order ids are unique among kept rows: nothing to sum
+        orders = kept.select(
+            "order_id", "customer_id", "order_date", order_ts="_ts", amount=pl.col("_money").round(2),
+            items=pl.col("_quantity") if {"quantity", "items"} & has else pl.lit(1), cancelled="_cancel",
+            **{f: f for f in ("channel", "region", "category", "shipped_ts", "delivered_ts") if f in has},
+        )  # fmt: skip
+    else:
+        orders = kept.group_by("order_id").agg(
+            customer_id=pl.col("customer_id").first(),
+            order_ts=pl.col("_ts").min(),
+            order_date=pl.col("order_date").min(),
+            amount=pl.col("_money").sum().round(2),
+            items=pl.col("_quantity").sum() if {"quantity", "items"} & has else pl.len(),
+            cancelled=pl.col("_cancel").all(),
+            **{f: pl.col(f).drop_nulls().first() for f in ("channel", "region") if f in has},
+            **({"category": pl.col("category").sort_by("_amount", descending=True).first()} if "category" in has else {}),
+            **{f: pl.col(f).max() for f in ("shipped_ts", "delivered_ts") if f in has},
+        )
+    missing = {f: pl.lit(None, pl.String) for f in ("channel", "region", "category", "shipped_ts", "delivered_ts") if f not in has}
+    return orders.with_columns(**missing).select(
         "order_id",
         "customer_id",
         "order_ts",
         "order_date",
         "amount",
-        "items",
-        "channel",
-        "region",
-        "category",
+        items=pl.col("items").cast(pl.Int64),
+        channel="channel",
+        region="region",
+        category="category",
         status=pl.when(pl.col("cancelled")).then(pl.lit(CANCELLED)).otherwise(pl.lit(COMPLETED)),
-        shipped_ts=pl.col("shipped_ts").str.to_datetime(strict=False, time_unit="us"),
-        delivered_ts=pl.col("delivered_ts").str.to_datetime(strict=False, time_unit="us"),
-    ).sort("order_ts", "order_id")
+        shipped_ts=parse_timestamp(pl.col("shipped_ts"), rules),
+        delivered_ts=parse_timestamp(pl.col("delivered_ts"), rules),
+    )
 
 
 def _lines(kept: pl.DataFrame) -> pl.DataFrame:
