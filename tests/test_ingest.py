@@ -100,3 +100,15 @@ def test_an_xlsx_and_a_gbk_csv_in_one_folder_go_through(tmp_path):
         ("J1", "李四", 58.5, "广东"),
         ("T1", "张三", 199.0, "浙江"),
     ]
+
+
+def test_a_day_keeps_the_same_rows_whether_loaded_alone_or_in_a_range(tmp_path):
+    path = tmp_path / "orders.csv"
+    # A2 reuses A1's id on the next day with other values: the later row is the repeat, whatever the run.
+    write_csv(path, "A1,c1,2024-03-01 10:00:00,10,zj", "A1,c2,2024-03-02 10:00:00,20,zj", "B1,c3,2024-03-02 11:00:00,5,zj")
+    alone, ranged = file_shop(tmp_path / "alone", str(path), COLUMNS), file_shop(tmp_path / "ranged", str(path), COLUMNS)
+    ingest(alone, "2024-03-02")
+    ingest(ranged, "2024-03-01", "2024-03-02")
+    assert table(alone, "staging.rejects")["reason"].to_list() == ["duplicate_order"]
+    day_two = table(ranged, "staging.orders").filter(pl.col("order_date") == pl.date(2024, 3, 2))
+    assert day_two.equals(table(alone, "staging.orders"))

@@ -56,16 +56,15 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
 
 def ingest_days(source: OrderSource, rules: CleaningRules, conn, first: date, last: date) -> tuple[int, CleanOrders]:
     """Read the source, keep its rows for days first..last, clean them, replace those days."""
-    rows = with_order_dates(as_raw_text(source.read()), rules)
-    rows = rows.filter(pl.col("order_date").is_between(first, last))
-    clean = clean_orders(rows, rules)
-    if clean.lines.height + clean.rejects.height != rows.height:  # by construction; never silently
-        raise RuntimeError(f"{rows.height} rows in, but {clean.lines.height} kept and {clean.rejects.height} refused")
-    raw = rows.drop("_ts").with_columns(_loaded_ts=pl.lit(datetime.now(UTC)))
+    clean = clean_orders(with_order_dates(as_raw_text(source.read()), rules), rules, first, last)
+    rows_in = clean.raw.height
+    if clean.lines.height + clean.rejects.height != rows_in:  # by construction; never silently
+        raise RuntimeError(f"{rows_in} rows in, but {clean.lines.height} kept and {clean.rejects.height} refused")
+    raw = clean.raw.with_columns(_loaded_ts=pl.lit(datetime.now(UTC)))
     tables = {"raw.orders": raw, "staging.orders": clean.orders, "staging.order_lines": clean.lines,
               "staging.rejects": clean.rejects}  # fmt: skip
     replace_days(conn, tables, first, last)
-    return rows.height, clean
+    return rows_in, clean
 
 
 def ingest_results(window: str, rows_in: int, clean: CleanOrders) -> list[dg.MaterializeResult]:

@@ -9,6 +9,7 @@ cancelled), so that a customer's or a month's revenue nets them out whatever the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import polars as pl
 
@@ -50,6 +51,7 @@ class CleaningRules:
 
 @dataclass(frozen=True)
 class CleanOrders:
+    raw: pl.DataFrame
     orders: pl.DataFrame
     lines: pl.DataFrame
     rejects: pl.DataFrame
@@ -142,8 +144,15 @@ def _return_documents(rule: CancellationRule, has: set[str]) -> pl.Expr:
     return pl.any_horizontal(marks).fill_null(False) if marks else pl.lit(False)
 
 
-def clean_orders(rows: pl.DataFrame, rules: CleaningRules) -> CleanOrders:
-    """Source rows (from `with_order_dates`) -> orders, order lines and rejects."""
+def clean_orders(
+    rows: pl.DataFrame, rules: CleaningRules, first: date | None = None, last: date | None = None
+) -> CleanOrders:
+    """Source rows (from `with_order_dates`) -> the raw rows, orders, order lines and rejects
+    of days first..last (all days when not given).
+
+    Repeats are judged against the whole source, so that what a day keeps does not depend on
+    the range of the run that loads it.
+    """
     has = set(rules.layout.fields)
     if "quantity" in has:
         quantity = parse_number(pl.col("quantity"))
@@ -184,11 +193,17 @@ def clean_orders(rows: pl.DataFrame, rules: CleaningRules) -> CleanOrders:
         .then(pl.lit("outlier"))
     )
     rows = rows.sort("_source", "_row").with_columns(reason=reason)
-    rows = rows.with_columns(reason=pl.coalesce("reason", _order_conflicts(rules.layout.rows)))
+    if rules.layout.rows == "orders":
+        rows = rows.with_columns(reason=pl.coalesce("reason", _repeated_order_id()))
+    if first is not None and last is not None:
+        rows = rows.filter(pl.col("order_date").is_between(first, last))
+    if rules.layout.rows == "lines":  # all lines of an order share its day, so the window holds them all
+        rows = rows.with_columns(reason=pl.coalesce("reason", _mixed_customers()))
 
     kept = rows.filter(pl.col("reason").is_null())
     rejects = rows.filter(pl.col("reason").is_not_null())
     return CleanOrders(
+        raw=rows.select("_source", "_row", *FIELDS, "order_date"),
         orders=_orders(kept, rules),
         lines=_lines(kept),
         rejects=_rejects(rejects, rules),
@@ -202,13 +217,15 @@ def _derived_order_id() -> pl.Expr:
     return base + "-" + nth.cast(pl.String)
 
 
-def _order_conflicts(rows_are: str) -> pl.Expr:
-    """Among rows not yet refused: repeated order ids (order rows) or mixed customers (line rows)."""
+def _repeated_order_id() -> pl.Expr:
+    """An order row whose id an earlier, not refused, row already has (rows in source order)."""
     alive = pl.col("reason").is_null()
-    if rows_are == "orders":
-        # Rows are in source order; refused rows (null here) do not claim an id.
-        seen_before = ~pl.when(alive).then(pl.col("order_id")).is_first_distinct()
-        return pl.when(alive & seen_before).then(pl.lit("duplicate_order"))
+    return pl.when(alive & ~pl.when(alive).then(pl.col("order_id")).is_first_distinct()).then(pl.lit("duplicate_order"))
+
+
+def _mixed_customers() -> pl.Expr:
+    """The lines of an order that names different customers."""
+    alive = pl.col("reason").is_null()
     mixed = pl.col("customer_id").filter(alive).n_unique().over("order_id") > 1
     return pl.when(alive & mixed).then(pl.lit("conflicting_customer"))
 
