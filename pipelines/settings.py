@@ -8,13 +8,15 @@ A wrong setting fails here, naming the key and what was expected.
 from __future__ import annotations
 
 import os
-from datetime import date
+import re
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import yaml
+from pipelines.calendar import LUNAR_NEW_YEAR, CalendarError, Event, around, check, preset, with_overrides
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +120,62 @@ class CleaningRules(_Strict):
     max_amount: float = Field(100_000, gt=0, description="a row worth more than this (either sign) is an outlier")
 
 
+class CustomEvent(_Strict):
+    """A shop's own event: its sprint, and the days of the phases around it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: str | None = None  # events of one kind are compared year to year; default: the id without its year
+    label: str | None = None
+    sprint: tuple[date, date]
+    build_up_days: int = Field(21, ge=0)
+    warm_up_days: int = Field(10, ge=0)
+    after_glow_days: int = Field(7, ge=1)
+
+
+class EventSettings(_Strict):
+    """The sales calendar: presets for every year of history (and the next), the shop's own events,
+    and phase dates overridden per event id."""
+
+    presets: list[str] = ["618", "double11", "double12"]
+    custom: list[CustomEvent] = []
+    overrides: dict[str, dict[str, tuple[date, date]]] = {}
+
+
+class RfmSettings(_Strict):
+    lookback_days: int | None = Field(365, gt=0)  # frequency and monetary window; None: all history
+    threshold: Literal["mean", "median", "fixed"] = "mean"
+    # With threshold: fixed: high means at least this frequency / monetary, and an order
+    # within this many days (per main category where given, else recency_days).
+    recency_days: int = Field(90, gt=0)
+    frequency: float = Field(2, gt=0)
+    monetary: float = Field(500, gt=0)
+    active_window_days: dict[str, int] = {}
+    same_day_orders_once: bool = True
+    monetary_measure: Literal["total", "average"] = "total"
+
+
+class LifecycleSettings(_Strict):
+    due_from: float = Field(0.9, gt=0)  # due from this share of a cycle after the last order...
+    at_risk_after: float = Field(1.5, gt=0)  # ...at risk beyond 1.5 cycles...
+    churned_after: float = Field(2.0, gt=0)  # ...churned beyond 2 cycles
+    churned_after_days: int = Field(365, gt=0)  # or beyond this many days whatever the cycle
+    default_cycle_days: float = Field(60, gt=0)  # when nobody in the shop has bought twice yet
+    history_step_days: int = Field(1, ge=1)  # days between snapshots when history is rebuilt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifecycleSettings:
+        if not self.due_from < self.at_risk_after < self.churned_after:
+            raise ValueError("expected due_from < at_risk_after < churned_after")
+        return self
+
+
+class OutreachSettings(_Strict):
+    language: Literal["en", "zh"] = "zh"
+    opt_out: list[str] = []  # customer ids never to contact
+    opt_out_file: Path | None = None  # a CSV with a customer_id column, relative to the settings file
+    frequency_cap_days: int = Field(7, ge=1)  # nobody is contacted twice within this many days
+
+
 class ShopSettings(_Strict):
     name: str
     timezone: TimeZone = "Asia/Shanghai"
@@ -127,11 +185,38 @@ class ShopSettings(_Strict):
     warehouse: Path = DEFAULT_DATA_DIR / "warehouse.duckdb"
     source: Source
     rules: CleaningRules = CleaningRules()
+    events: EventSettings = EventSettings()
+    rfm: RfmSettings = RfmSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    order_value_tiers: list[float] = [100, 300, 1000]  # upper bounds; the last tier is open
+    outreach: OutreachSettings = OutreachSettings()
+    output: Path = DEFAULT_DATA_DIR / "out"  # reports and outbox files
 
     @property
     def source_timezone(self) -> str:
         """The zone of the source's timestamps that carry none."""
         return getattr(self.source, "timezone", None) or self.timezone
+
+    @property
+    def last_day(self) -> date:
+        """The last day of history: history_end, or yesterday in the shop's zone."""
+        return self.history_end or datetime.now(ZoneInfo(self.timezone)).date() - timedelta(days=1)
+
+    def calendar(self) -> list[Event]:
+        """Every event: presets for each year of history and the next, the shop's own, overridden."""
+        years = range(self.history_start.year, self.last_day.year + 2)
+        events = [preset(kind, year) for kind in self.events.presets for year in years
+                  if kind != "newyear" or year in LUNAR_NEW_YEAR]  # fmt: skip
+        for custom in self.events.custom:
+            kind = custom.kind or re.sub(r"[-_]?\d{4}$", "", custom.id)
+            phases = around(custom.sprint, custom.build_up_days, custom.warm_up_days, custom.after_glow_days)
+            events.append(check(Event(custom.id, kind, custom.label or custom.id, phases)))
+        by_id = {event.id: event for event in events}
+        for event_id, phases in self.events.overrides.items():
+            if event_id not in by_id:
+                raise CalendarError(f"events.overrides: no event {event_id!r}; events are {', '.join(by_id)}")
+            by_id[event_id] = with_overrides(by_id[event_id], phases)
+        return sorted(by_id.values(), key=lambda e: e.sprint)
 
     @model_validator(mode="after")
     def _history(self) -> ShopSettings:
@@ -139,13 +224,19 @@ class ShopSettings(_Strict):
             raise ValueError("history_end: the synthetic shop needs the last day to generate")
         if self.history_end is not None and self.history_end < self.history_start:
             raise ValueError("history_end is before history_start")
+        if sorted(self.order_value_tiers) != self.order_value_tiers:
+            raise ValueError("order_value_tiers: expected increasing upper bounds")
+        try:
+            self.calendar()
+        except CalendarError as exc:
+            raise ValueError(f"events: {exc}") from None
         return self
 
 
 def _where(error: dict) -> str:
     # Drop the discriminator's tag ("source.file.columns" -> "source.columns").
     parts = [str(p) for p in error["loc"] if p not in ("synthetic", "file")]
-    return ".".join(parts) or "(top level)"
+    return ".".join(parts)
 
 
 def _message(error: dict) -> str:
@@ -160,14 +251,17 @@ def parse_settings(raw: dict, origin: Path) -> ShopSettings:
         raise SettingsError(f"{origin}: expected a mapping of settings, found {type(raw).__name__}")
     base = origin.parent
     raw = dict(raw)
-    if "warehouse" in raw:
-        raw["warehouse"] = base / str(raw["warehouse"])
+    for key in ("warehouse", "output"):
+        if key in raw:
+            raw[key] = base / str(raw[key])
+    if isinstance(raw.get("outreach"), dict) and raw["outreach"].get("opt_out_file"):
+        raw["outreach"] = {**raw["outreach"], "opt_out_file": base / str(raw["outreach"]["opt_out_file"])}
     if isinstance(raw.get("source"), dict) and "path" in raw["source"]:
         raw["source"] = {**raw["source"], "path": str(base / str(raw["source"]["path"]))}
     try:
         settings = ShopSettings.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"  - {_where(e)}: {_message(e)}" for e in exc.errors()]
+        lines = [f"  - {_where(e) + ': ' if e['loc'] else ''}{_message(e)}" for e in exc.errors()]
         raise SettingsError(f"{origin}: settings are wrong:\n" + "\n".join(lines)) from None
     override = os.environ.get("REGULARS_WAREHOUSE")
     if override:
