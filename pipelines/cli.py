@@ -8,15 +8,17 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 import dagster as dg
+from dagster import BetaWarning
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.definitions import INGEST_JOB, build_definitions
+from pipelines.definitions import CUSTOMERS_JOB, INGEST_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
 
@@ -46,15 +48,18 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
     defs = build_definitions(settings)
     instance = dagster_instance()
     echo(f"{settings.name}: {first} .. {last} ({(last - first).days + 1} days), warehouse {settings.warehouse}")
+    days = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    snapshot = {"ops": {"customer_snapshot": {"config": {"as_of": last.isoformat(), "history_since": first.isoformat()}}}}
     steps = [
-        ("Orders: ingest, clean, refuse", INGEST_JOB, {
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}),
-    ]  # fmt: skip
-    for number, (title, job_name, tags) in enumerate(steps, 1):
+        ("Orders: ingest, clean, refuse", INGEST_JOB, days, {}),
+        (f"Customers as of {last}: facts, RFM, lifecycle, history, analysis", CUSTOMERS_JOB, {}, snapshot),
+        (f"Outreach for {last}: repurchase reminders", OUTREACH_JOB, {"dagster/partition": last.isoformat()}, {}),
+    ]
+    for number, (title, job_name, tags, run_config) in enumerate(steps, 1):
         echo(f"[{number}/{len(steps)}] {title} ...", nl=False)
         started = time.monotonic()
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=_quiet_logs()
+            instance=instance, tags=tags, raise_on_error=False, run_config=run_config | _quiet_logs()
         )
         echo(f" {'done' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s (run {result.run_id[:8]})")
         if not result.success:
@@ -69,18 +74,19 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
 
 
 def _quiet_logs() -> dict:
-    return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    # Failures are reported below from the run's events; Dagster's own console log stays quiet.
+    return {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
-    values = {k: getattr(v, "value", v) for k, v in metadata.items() if k != "preview"}
-    values.pop("window", None)
-    rows = values.pop("rows", None)
-    extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items() if not isinstance(v, dict))
-    by_reason = next((v for v in values.values() if isinstance(v, dict)), None)
-    if by_reason:
-        extra += " (" + ", ".join(f"{k} {v}" for k, v in by_reason.items()) + ")"
-    return f"      {key.to_user_string():<24} {rows if rows is not None else '':>10} rows  {extra}".rstrip()
+    shown = {k: v.value for k, v in metadata.items() if not isinstance(v, dg.MarkdownMetadataValue | dg.JsonMetadataValue)}
+    shown.pop("window", None)
+    rows = shown.pop("rows", shown.pop("dagster/row_count", ""))
+    extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
+    counts = [v.value for v in metadata.values() if isinstance(v, dg.JsonMetadataValue)]
+    if counts:
+        extra += " (" + "; ".join(", ".join(f"{k} {n}" for k, n in c.items()) for c in counts) + ")"
+    return f"      {key.to_user_string():<30} {rows:>9} rows  {extra}".rstrip()
 
 
 def _failure(result) -> str:
@@ -103,6 +109,7 @@ def _check_config(config: str | None) -> ShopSettings:
 @click.group()
 def main() -> None:
     """regulars: shop orders into customer retention work."""
+    warnings.filterwarnings("ignore", category=BetaWarning)
 
 
 @main.command()

@@ -142,7 +142,7 @@ class EventSettings(_Strict):
 
 
 class RfmSettings(_Strict):
-    lookback_days: int | None = Field(365, gt=0)  # frequency and monetary window; None: all history
+    lookback_days: int | None = Field(None, gt=0)  # frequency and monetary window in days; None: all history
     threshold: Literal["mean", "median", "fixed"] = "mean"
     # With threshold: fixed: high means at least this frequency / monetary, and an order
     # within this many days (per main category where given, else recency_days).
@@ -160,7 +160,7 @@ class LifecycleSettings(_Strict):
     churned_after: float = Field(2.0, gt=0)  # ...churned beyond 2 cycles
     churned_after_days: int = Field(365, gt=0)  # or beyond this many days whatever the cycle
     default_cycle_days: float = Field(60, gt=0)  # when nobody in the shop has bought twice yet
-    history_step_days: int = Field(1, ge=1)  # days between snapshots when history is rebuilt
+    history_step_days: int = Field(7, ge=1)  # days between snapshots when a range rebuilds history
 
     @model_validator(mode="after")
     def _ordered(self) -> LifecycleSettings:

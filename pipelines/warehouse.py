@@ -39,6 +39,11 @@ TABLES = {
         order_id VARCHAR NOT NULL, order_date DATE NOT NULL, sku VARCHAR, category VARCHAR,
         quantity DOUBLE, unit_price DOUBLE, amount DOUBLE NOT NULL
     """,
+    "outreach.repurchase_reminders": """
+        contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL, rfm_class VARCHAR, rfm_class_zh VARCHAR,
+        stage VARCHAR, expected_next_date DATE, channel VARCHAR, language VARCHAR, reason VARCHAR,
+        message VARCHAR
+    """,
     "staging.rejects": f"""
         _source VARCHAR NOT NULL, _row BIGINT NOT NULL, order_date DATE NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, {SOURCE_TEXT_COLUMNS}
@@ -67,18 +72,47 @@ def create_tables(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
 
 
-def replace_days(
-    conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame], first: date, last: date
-) -> None:
-    """Make `frames` the whole content of their tables for the days first..last, atomically."""
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     conn.execute("BEGIN TRANSACTION")
     try:
-        for table, frame in frames.items():
-            conn.execute(f"DELETE FROM {table} WHERE order_date BETWEEN ? AND ?", [first, last])
-            conn.register("incoming", frame.to_arrow())
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-            conn.unregister("incoming")
+        yield conn
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def replace_days(
+    conn: duckdb.DuckDBPyConnection,
+    frames: Mapping[str, pl.DataFrame],
+    first: date,
+    last: date,
+    day_column: str = "order_date",
+) -> None:
+    """Make `frames` the whole content of their tables for the days first..last, atomically."""
+    with transaction(conn):
+        for table, frame in frames.items():
+            conn.execute(f"DELETE FROM {table} WHERE {day_column} BETWEEN ? AND ?", [first, last])
+            conn.register("incoming", frame.to_arrow())
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            conn.unregister("incoming")
+
+
+def replace_tables(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame]) -> None:
+    """Make `frames` the whole content of their tables (created as needed), atomically."""
+    with transaction(conn):
+        for table, frame in frames.items():
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            conn.register("incoming", frame.to_arrow())
+            conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
+            conn.unregister("incoming")
+
+
+def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame | None:
+    """A whole table, or None if it does not exist yet."""
+    schema, name = table.split(".")
+    exists = conn.sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", params=[schema, name]
+    ).fetchall()[0][0]
+    return conn.sql(f"SELECT * FROM {table}").pl() if exists else None

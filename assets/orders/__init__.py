@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from assets import ORDERS
+from assets import ORDERS, markdown_table
 from assets.orders.cleaning import CleanOrders, CleaningRules, as_raw_text, clean_orders, with_order_dates
 from pipelines.settings import ShopSettings
 from pipelines.sources import OrderSource
@@ -81,7 +81,7 @@ def ingest_results(window: str, rows_in: int, clean: CleanOrders) -> list[dg.Mat
                 "customers": orders["customer_id"].n_unique(),
                 "net_revenue": round(float(orders["amount"].sum()), 2),
                 "cancelled_or_returned": orders.filter(pl.col("status") == "cancelled").height,
-                "preview": dg.MetadataValue.md(_markdown(orders.head(5))),
+                "preview": dg.MetadataValue.md(markdown_table(orders.head(5))),
             },
         ),
         dg.MaterializeResult(
@@ -99,8 +99,3 @@ def ingest_results(window: str, rows_in: int, clean: CleanOrders) -> list[dg.Mat
         ),
     ]
 
-
-def _markdown(frame: pl.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width
-    rows = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([header, *rows])

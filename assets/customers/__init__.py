@@ -1,0 +1,116 @@
+"""Customers: facts, RFM classes and lifecycle as of a date (`core.*`), their history, and the
+shop analysis (`analysis.*`). Unpartitioned: each materialization is the latest snapshot."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+
+from assets import CUSTOMERS, markdown_table
+from assets.customers import analysis
+from assets.customers.history import empty_history, rebuild
+from assets.customers.snapshot import customer_snapshot
+from assets.orders import STAGING_ORDERS
+from pipelines.settings import ShopSettings
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table, replace_tables
+
+CUSTOMER_FACTS = dg.AssetKey(["core", "customer_facts"])
+RFM = dg.AssetKey(["core", "rfm"])
+SEGMENT_HISTORY = dg.AssetKey(["core", "segment_history"])
+ANALYSIS = {
+    "repeat_purchase": "Repeat-purchase rate, from core.customer_facts: one row.",
+    "value_tiers": "Revenue share and repeat rate by order-value tier, from core.customer_facts and core.rfm: one row per tier.",
+    "top_customers": "Revenue share of the top 20% of customers, from core.customer_facts: one row.",
+    "class_mix": "Class sizes and revenue shares, from core.rfm: one row per class.",
+    "category_cycles": "Typical purchase cycle by main category, from core.customer_facts: one row per category.",
+}  # fmt: skip
+
+
+class SnapshotConfig(dg.Config):
+    as_of: str | None = None  # YYYY-MM-DD; default: the last day with orders in the warehouse
+    history_since: str | None = None  # rebuild history from this day; default: after the last snapshot
+
+
+def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
+    specs = [
+        dg.AssetSpec(CUSTOMER_FACTS, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
+                     description="Customer facts from staging.orders: one row per customer as of the run's date."),
+        dg.AssetSpec(RFM, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
+                     description="RFM scores, class, group, lifecycle stage and tags from staging.orders: "
+                                 "one row per customer as of the run's date."),
+        dg.AssetSpec(SEGMENT_HISTORY, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
+                     description="Class and lifecycle stretches from core.rfm snapshots: one row per customer "
+                                 "and stretch of time in one class and stage (valid_to exclusive)."),
+    ]  # fmt: skip
+
+    @dg.multi_asset(name="customer_snapshot", specs=specs, pool=WAREHOUSE_POOL)
+    def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig, warehouse: Warehouse):
+        with warehouse.get_connection() as conn:
+            orders = conn.sql("SELECT * FROM staging.orders").pl()
+            history = read_table(conn, "core.segment_history")
+            previous = read_table(conn, "core.customer_facts")
+            if orders.is_empty():
+                raise dg.Failure("staging.orders is empty: ingest orders before building customers")
+            as_of = date.fromisoformat(config.as_of) if config.as_of else orders["order_date"].max()
+            since = _history_since(config, previous, history, orders, as_of)
+            context.log.info(f"Customers as of {as_of}; history from {since}")
+            snapshot = customer_snapshot(orders, as_of, settings)
+
+            def state_on(day: date) -> pl.DataFrame:
+                rfm = snapshot.rfm if day == as_of else customer_snapshot(orders, day, settings).rfm
+                return rfm.select("customer_id", "rfm_class", "stage", "expected_next_date")
+
+            history = rebuild(
+                history if history is not None else empty_history(), state_on, since, as_of,
+                settings.lifecycle.history_step_days if since < as_of else 1,
+            )  # fmt: skip
+            replace_tables(
+                conn, {"core.customer_facts": snapshot.facts, "core.rfm": snapshot.rfm, "core.segment_history": history}
+            )
+        rfm = snapshot.rfm
+        yield dg.MaterializeResult(asset_key=CUSTOMER_FACTS, metadata={
+            "as_of": str(as_of), "dagster/row_count": snapshot.facts.height,
+            "repeat_rate": round(float((snapshot.facts["purchase_days"] >= 2).mean() or 0), 4)})
+        yield dg.MaterializeResult(asset_key=RFM, metadata={
+            "as_of": str(as_of), "dagster/row_count": rfm.height,
+            "classes": dg.MetadataValue.json(dict(rfm.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
+            "stages": dg.MetadataValue.json(dict(rfm.group_by("stage").len().sort("stage").iter_rows()))})
+        yield dg.MaterializeResult(asset_key=SEGMENT_HISTORY, metadata={
+            "rebuilt_from": str(since), "dagster/row_count": history.height})  # fmt: skip
+
+    analysis_specs = [
+        dg.AssetSpec(dg.AssetKey(["analysis", name]), group_name=CUSTOMERS, deps=[CUSTOMER_FACTS, RFM], description=text)
+        for name, text in ANALYSIS.items()
+    ]
+
+    @dg.multi_asset(name="shop_analysis", specs=analysis_specs, pool=WAREHOUSE_POOL)
+    def shop_analysis(warehouse: Warehouse):
+        with warehouse.get_connection() as conn:
+            facts = conn.sql("SELECT * FROM core.customer_facts").pl()
+            rfm = conn.sql("SELECT * FROM core.rfm").pl()
+            tables = {
+                "repeat_purchase": analysis.repeat_purchase(facts),
+                "value_tiers": analysis.value_tiers(facts, rfm),
+                "top_customers": analysis.top_customers(facts),
+                "class_mix": analysis.class_mix(facts, rfm),
+                "category_cycles": analysis.category_cycles(facts),
+            }
+            replace_tables(conn, {f"analysis.{name}": frame for name, frame in tables.items()})
+        for name, frame in tables.items():
+            yield dg.MaterializeResult(
+                asset_key=dg.AssetKey(["analysis", name]),
+                metadata={"dagster/row_count": frame.height, "table": dg.MetadataValue.md(markdown_table(frame))},
+            )
+
+    return [customer_snapshot_asset, shop_analysis]
+
+
+def _history_since(config: SnapshotConfig, previous, history, orders: pl.DataFrame, as_of: date) -> date:
+    """Where history needs recomputing: as asked, else right after the last snapshot, else from the first order."""
+    if config.history_since:
+        return date.fromisoformat(config.history_since)
+    if history is not None and previous is not None and not previous.is_empty():
+        last = previous["as_of_date"].max()
+        return min(last + timedelta(days=1), as_of) if last < as_of else as_of
+    return orders["order_date"].min()
+

@@ -1,0 +1,74 @@
+"""Lifecycle stages from purchase cycles, the moment a customer wants to buy again, and tags.
+Plain Polars, no Dagster.
+
+With `c` a customer's cycle (their own, or for one-time buyers the typical cycle of repeat
+buyers of their main category, else of the shop) and `d` the days since their last order:
+churned beyond 2 c or 365 days; at_risk beyond 1.5 c; due from 0.9 c (the moment a reminder
+works best); otherwise new (one purchase day) or active. Multipliers are settings.
+"""
+
+import polars as pl
+
+from pipelines.settings import LifecycleSettings
+
+STAGES = ("new", "active", "due", "at_risk", "churned")
+
+
+def typical_cycles(facts: pl.DataFrame) -> tuple[dict[str, float], float | None]:
+    """Median cycle of repeat buyers, per main category and for the whole shop."""
+    repeat = facts.filter(pl.col("cycle_days").is_not_null())
+    by_category = repeat.filter(pl.col("main_category").is_not_null()).group_by("main_category").agg(
+        pl.col("cycle_days").median()
+    )
+    return dict(by_category.iter_rows()), repeat["cycle_days"].median()
+
+
+def stage(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: LifecycleSettings) -> pl.Expr:
+    return (
+        pl.when((days > rules.churned_after * cycle) | (days > rules.churned_after_days))
+        .then(pl.lit("churned"))
+        .when(days > rules.at_risk_after * cycle)
+        .then(pl.lit("at_risk"))
+        .when(days >= rules.due_from * cycle)
+        .then(pl.lit("due"))
+        .when(purchase_days <= 1)
+        .then(pl.lit("new"))
+        .otherwise(pl.lit("active"))
+    )
+
+
+def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
+    """facts + the cycle used (and where it came from), stage, due date and expected next purchase."""
+    by_category, shop = typical_cycles(facts)
+    category_cycle = pl.col("main_category").replace_strict(by_category, default=None, return_dtype=pl.Float64)
+    cycle = pl.coalesce(pl.col("cycle_days"), category_cycle, pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days))
+    source = (
+        pl.when(pl.col("cycle_days").is_not_null()).then(pl.lit("own"))
+        .when(category_cycle.is_not_null()).then(pl.lit("category"))
+        .when(pl.lit(shop is not None)).then(pl.lit("shop"))
+        .otherwise(pl.lit("default"))
+    )  # fmt: skip
+    return facts.with_columns(cycle_used_days=cycle.round(1), cycle_source=source).with_columns(
+        stage=stage(pl.col("recency_days"), pl.col("cycle_used_days"), pl.col("purchase_days"), rules),
+        due_date=pl.col("last_order_date") + pl.duration(days=(rules.due_from * pl.col("cycle_used_days")).ceil()),
+        expected_next_date=pl.col("last_order_date") + pl.duration(days=pl.col("cycle_used_days").round(0)),
+    )
+
+
+def value_tier(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
+    """'<100', '100-300', ..., '1000+' for upper bounds [100, 300, 1000]."""
+    labels = [f"<{bounds[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(bounds, bounds[1:])] + [f"{bounds[-1]:g}+"]
+    return amount.cut(bounds, labels=labels, left_closed=True).cast(pl.String)
+
+
+def tags() -> pl.Expr:
+    """Targeting tags: class, stage, order-value tier, promotion-sensitive, main category, channel."""
+    promotion_sensitive = pl.col("acquired_on_event") | (pl.col("event_orders") * 2 >= pl.col("orders"))
+    return pl.concat_list(
+        "rfm_class",
+        "stage",
+        pl.lit("tier:") + pl.col("value_tier"),
+        pl.when(promotion_sensitive).then(pl.lit("promotion_sensitive")),
+        pl.lit("category:") + pl.col("main_category"),
+        pl.lit("channel:") + pl.col("first_channel"),
+    ).list.drop_nulls()

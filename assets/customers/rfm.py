@@ -1,0 +1,95 @@
+"""RFM: recency, frequency and monetary values, quintile scores, the eight classes and the
+score-based named groups. Plain Polars, no Dagster.
+
+R, F and M are each *high* or *low* against a threshold: the mean (default) or median of
+all customers, where high means strictly better (recency below, frequency and monetary
+above); or fixed values, where high means at least the value (and an order within the
+active window, per main category where set).
+"""
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from assets.customers.facts import COMPLETED, orders_until
+from pipelines.settings import RfmSettings
+
+# (R high, F high, M high) -> class, 中文, what to do
+CLASSES = {
+    (True, True, True): ("important_value", "重要价值客户", "keep: dedicated service"),
+    (False, True, True): ("important_winback", "重要唤回客户", "win back now"),
+    (True, False, True): ("important_develop", "重要深耕客户", "develop: raise frequency"),
+    (False, False, True): ("important_retain", "重要挽留客户", "retain before they go"),
+    (True, True, False): ("potential", "潜力客户", "grow basket size"),
+    (True, False, False): ("new", "新客户", "nurture the second order"),
+    (False, True, False): ("general_maintain", "一般维持客户", "maintain cheaply"),
+    (False, False, False): ("lost", "流失客户", "low-cost reactivation only"),
+}
+CLASS_LABELS_ZH = {code: zh for code, zh, _ in CLASSES.values()}
+
+# Named groups by R score (rows, 5 to 1) and the rounded mean of F and M scores (columns, 1 to 5).
+GROUP_GRID = {
+    5: ("New", "Potential loyalist", "Loyal", "Champions", "Champions"),
+    4: ("Promising", "Potential loyalist", "Loyal", "Champions", "Champions"),
+    3: ("About to sleep", "Need attention", "Need attention", "Loyal", "Loyal"),
+    2: ("Hibernating", "About to sleep", "At risk", "At risk", "Can't lose them"),
+    1: ("Lost", "Hibernating", "At risk", "Can't lose them", "Can't lose them"),
+}
+GROUPS = {f"{r}{fm}": GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
+
+
+def rfm_values(orders: pl.LazyFrame | pl.DataFrame, facts: pl.DataFrame, as_of: date, rules: RfmSettings) -> pl.DataFrame:
+    """Recency (all history), frequency and monetary (inside the look-back window), per customer of `facts`."""
+    window = orders_until(orders, as_of)
+    if rules.lookback_days:
+        window = window.filter(pl.col("order_date") > as_of - timedelta(days=rules.lookback_days))
+    purchases = pl.col("status") == COMPLETED
+    counted = pl.col("order_date").filter(purchases).n_unique() if rules.same_day_orders_once else purchases.sum()
+    per_customer = window.group_by("customer_id").agg(frequency=counted.cast(pl.Int64), spend=pl.col("amount").sum())
+    values = (
+        facts.lazy()
+        .select("customer_id", "recency_days", "main_category")
+        .join(per_customer, on="customer_id", how="left")
+        .with_columns(pl.col("frequency").fill_null(0), pl.col("spend").fill_null(0.0))
+    )
+    monetary = pl.col("spend")
+    if rules.monetary_measure == "average":
+        monetary = pl.when(pl.col("frequency") > 0).then(monetary / pl.col("frequency")).otherwise(0.0)
+    return values.with_columns(monetary=monetary.round(2)).drop("spend").collect()
+
+
+def quintile(goodness: pl.Expr) -> pl.Expr:
+    """Scores 1-5 by rank, 5 the best; equal values always share a score."""
+    return (1 + (5 * (goodness.rank("min") - 1) / pl.len()).floor()).cast(pl.Int8)
+
+
+def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    r, f, m = pl.col("recency_days"), pl.col("frequency"), pl.col("monetary")
+    if rules.threshold == "fixed":
+        window = pl.col("main_category").replace_strict(
+            rules.active_window_days, default=rules.recency_days, return_dtype=pl.Int64
+        ) if rules.active_window_days else pl.lit(rules.recency_days)  # fmt: skip
+        return r <= window, f >= rules.frequency, m >= rules.monetary
+    center = (lambda c: c.mean()) if rules.threshold == "mean" else (lambda c: c.median())
+    return r < center(r), f > center(f), m > center(m)
+
+
+def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
+    """Scores, high/low, the eight classes and the named groups for every customer of `values`."""
+    r_high, f_high, m_high = _highs(rules)
+    codes = pl.DataFrame(
+        [{"r_high": r, "f_high": f, "m_high": m, "rfm_class": code, "rfm_class_zh": zh}
+         for (r, f, m), (code, zh, _) in CLASSES.items()]  # fmt: skip
+    )
+    scored = values.with_columns(
+        r_score=quintile(-pl.col("recency_days")),
+        f_score=quintile(pl.col("frequency")),
+        m_score=quintile(pl.col("monetary")),
+        r_high=r_high.fill_null(False),
+        f_high=f_high.fill_null(False),
+        m_high=m_high.fill_null(False),
+    )
+    fm = ((pl.col("f_score") + pl.col("m_score")) / 2).round(0, mode="half_away_from_zero").cast(pl.Int8)
+    return scored.join(codes, on=["r_high", "f_high", "m_high"], how="left").with_columns(
+        rfm_group=pl.concat_str(pl.col("r_score"), fm).replace_strict(GROUPS)
+    )

@@ -1,0 +1,60 @@
+"""Repurchase reminders: the customers who entered their `due` window on a day, less opt-outs
+and anyone contacted inside the frequency cap. Plain Polars."""
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from reports.messages import render_message
+
+CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date}
+
+
+def due_today(rfm: pl.DataFrame, day: date) -> pl.DataFrame:
+    """Customers of a snapshot as of `day` whose due window opens that day."""
+    return rfm.filter((pl.col("stage") == "due") & (pl.col("due_date") == day))
+
+
+def reachable(candidates: pl.DataFrame, day: date, opt_outs: set[str], contacts: pl.DataFrame, cap_days: int) -> pl.DataFrame:
+    """Candidates less opt-outs and anyone contacted within `cap_days` before `day`."""
+    recent = contacts.filter(pl.col("contact_date").is_between(day - timedelta(days=cap_days - 1), day - timedelta(days=1)))
+    return candidates.filter(
+        ~pl.col("customer_id").is_in(list(opt_outs)) & ~pl.col("customer_id").is_in(recent["customer_id"].implode())
+    )
+
+
+def reminders_for_days(
+    snapshot_on, days: list[date], opt_outs: set[str], contacts: pl.DataFrame, cap_days: int, shop: str, language: str
+) -> pl.DataFrame:
+    """Reminders for each day in order; each day's list counts against the next days' cap.
+
+    `snapshot_on(day)` returns (core.customer_facts, core.rfm) as of that day."""
+    contacts = contacts.select(CONTACT_SCHEMA.keys()).cast(CONTACT_SCHEMA)
+    lists = []
+    for day in sorted(days):
+        facts, rfm = snapshot_on(day)
+        chosen = reachable(due_today(rfm, day), day, opt_outs, contacts, cap_days).join(
+            facts.select("customer_id", "main_category", "first_channel"), on="customer_id"
+        )
+        lists.append(chosen.with_columns(contact_date=pl.lit(day)))
+        contacts = pl.concat([contacts, chosen.select("customer_id", contact_date=pl.lit(day))])
+    chosen = pl.concat(lists) if lists else pl.DataFrame()
+    if chosen.is_empty():
+        return pl.DataFrame(schema=REMINDER_SCHEMA)
+    messages = [
+        render_message("repurchase", language, row["rfm_class"], shop=shop,
+                       category=row["main_category"] or "", expected_next_date=row["expected_next_date"])
+        for row in chosen.iter_rows(named=True)
+    ]  # fmt: skip
+    return chosen.select(
+        "contact_date", "customer_id", "rfm_class", "rfm_class_zh", "stage", "expected_next_date",
+        channel="first_channel", language=pl.lit(language), reason=pl.lit("repurchase_due"),
+        message=pl.Series(messages, dtype=pl.String),
+    )  # fmt: skip
+
+
+REMINDER_SCHEMA = {
+    "contact_date": pl.Date, "customer_id": pl.String, "rfm_class": pl.String, "rfm_class_zh": pl.String,
+    "stage": pl.String, "expected_next_date": pl.Date, "channel": pl.String, "language": pl.String,
+    "reason": pl.String, "message": pl.String,
+}  # fmt: skip

@@ -1,0 +1,1 @@
+"""Jinja templates for reports and customer messages, and their renderers."""

@@ -1,0 +1,26 @@
+"""Customer messages: one Jinja macro per class, per kind of message and language.
+
+`templates/messages/<kind>.<language>.j2` defines a macro named after each RFM class; a
+class without one is an error, never a blank or a template key sent to a customer.
+"""
+
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@cache
+def _environment() -> Environment:
+    # Plain text for SMS and chat apps: nothing to escape, every variable must exist.
+    return Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
+
+
+def render_message(kind: str, language: str, rfm_class: str, **values) -> str:
+    name = f"messages/{kind}.{language}.j2"
+    macro = getattr(_environment().get_template(name).module, rfm_class, None)
+    if macro is None:
+        raise KeyError(f"{name} has no message for class {rfm_class!r}")
+    return " ".join(str(macro(**values)).split())
