@@ -1,9 +1,11 @@
 """End to end on real data: `regulars run` over Online Retail II's full history, checked
-against an independent DuckDB computation over the same Parquet file."""
+against independent DuckDB computations: orders and revenue over the same Parquet file, RFM
+over the clean orders."""
 
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -84,3 +86,41 @@ def test_every_source_row_is_kept_or_refused(warehouse):
     assert raw == rows_in == kept + refused
     # The two sheets overlap on 2010-12-01..09: each overlapping row is refused once as a duplicate.
     assert overlap >= 22_523
+
+
+RFM_BY_HAND = """
+WITH buyers AS (
+    SELECT customer_id,
+           max(order_date) FILTER (WHERE status = 'completed') AS last_purchase,
+           count(DISTINCT order_date) FILTER (WHERE status = 'completed') AS frequency,  -- same-day orders once
+           round(sum(amount), 2) AS monetary                                            -- net, all history
+    FROM staging.orders WHERE order_date <= DATE '2011-12-09'
+    GROUP BY customer_id HAVING count(*) FILTER (WHERE status = 'completed') > 0
+),
+scored AS (
+    SELECT customer_id, DATE '2011-12-09' - last_purchase AS recency_days, frequency, monetary FROM buyers
+),
+highs AS (
+    SELECT *, recency_days < avg(recency_days) OVER () AS r, frequency > avg(frequency) OVER () AS f,
+           monetary > avg(monetary) OVER () AS m
+    FROM scored
+)
+SELECT customer_id, recency_days, frequency, monetary,
+       CASE WHEN r AND f AND m THEN 'important_value' WHEN NOT r AND f AND m THEN 'important_winback'
+            WHEN r AND NOT f AND m THEN 'important_develop' WHEN NOT r AND NOT f AND m THEN 'important_retain'
+            WHEN r AND f AND NOT m THEN 'potential' WHEN r AND NOT f AND NOT m THEN 'new'
+            WHEN NOT r AND f AND NOT m THEN 'general_maintain' ELSE 'lost' END AS rfm_class
+FROM highs ORDER BY customer_id
+"""
+
+
+def test_rfm_values_and_classes_match_an_independent_sql_computation(warehouse):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        expected = conn.execute(RFM_BY_HAND).fetchall()
+        actual = conn.execute(
+            "SELECT customer_id, recency_days, frequency, monetary, rfm_class FROM core.rfm ORDER BY customer_id"
+        ).fetchall()
+        as_of = conn.execute("SELECT DISTINCT as_of_date FROM core.rfm").fetchall()
+    assert as_of == [(date(2011, 12, 9),)]
+    assert len(actual) == len(expected) > 5000
+    assert actual == expected

@@ -1,0 +1,101 @@
+"""Segment history, migration, reminders and messages: in process on a small synthetic shop."""
+
+from datetime import date
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from assets.customers.history import migration
+from assets.customers.rfm import CLASSES
+from assets.customers.snapshot import customer_snapshot
+from assets.outreach.reminders import reminders_for_days
+from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, build_definitions
+from reports.messages import render_message
+from tests.conftest import ingest, shop, table
+
+FIRST, LAST = date(2024, 7, 1), date(2024, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    settings = shop(tmp_path_factory.mktemp("shop"), source={"kind": "synthetic", "seed": 11, "customers": 1500},
+                    outreach={"opt_out": ["C0000007"], "frequency_cap_days": 10})  # fmt: skip
+    ingest(settings, "2024-01-01", "2024-12-31")
+    config = {"ops": {"customer_snapshot": {"config": {"as_of": str(LAST), "history_since": str(FIRST)}}}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        defs = build_definitions(settings)
+        assert defs.resolve_job_def(CUSTOMERS_JOB).execute_in_process(instance=instance, run_config=config).success
+    return settings
+
+
+def test_migration_between_two_dates_matches_two_independent_snapshots(demo):
+    history = table(demo, "core.segment_history")
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    before = customer_snapshot(orders, FIRST, demo).rfm.select("customer_id", pl.col("rfm_class").alias("from"))
+    after = customer_snapshot(orders, LAST, demo).rfm.select("customer_id", pl.col("rfm_class").alias("to"))
+    expected = before.join(after, on="customer_id").group_by("from", "to").len("customers").sort("from", "to")
+    assert migration(history, FIRST, LAST).equals(expected)
+    assert expected["customers"].sum() > 300
+
+
+def test_history_stretches_do_not_overlap(demo):
+    history = table(demo, "core.segment_history").sort("customer_id", "valid_from")
+    following = history.with_columns(next_from=pl.col("valid_from").shift(-1).over("customer_id"))
+    assert following.filter(pl.col("valid_to") != pl.col("next_from")).is_empty()
+    assert following.filter(pl.col("valid_to").is_null())["customer_id"].n_unique() == table(demo, "core.rfm").height
+
+
+def test_reminders_list_customers_entering_due_that_day(demo):
+    day = "2024-12-20"
+    with dg.DagsterInstance.ephemeral() as instance:
+        job = build_definitions(demo).resolve_job_def(OUTREACH_JOB)
+        assert job.execute_in_process(instance=instance, partition_key=day).success
+    reminders = table(demo, "outreach.repurchase_reminders")
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    rfm = customer_snapshot(orders, date(2024, 12, 20), demo).rfm
+    entering = rfm.filter((pl.col("stage") == "due") & (pl.col("due_date") == date(2024, 12, 20)))["customer_id"]
+    assert sorted(reminders["customer_id"]) == sorted(entering)
+    assert reminders["message"].str.starts_with(f"【{demo.name}】").all()
+
+
+def fake_snapshots(due: dict[date, list[str]]):
+    def snapshot_on(day):
+        ids = due.get(day, [])
+        rfm = pl.DataFrame({"customer_id": ids, "stage": ["due"] * len(ids), "due_date": [day] * len(ids),
+                            "rfm_class": ["new"] * len(ids), "rfm_class_zh": ["新客户"] * len(ids),
+                            "expected_next_date": [day] * len(ids)},
+                           schema_overrides={"due_date": pl.Date, "expected_next_date": pl.Date})  # fmt: skip
+        facts = pl.DataFrame({"customer_id": ids, "main_category": ["tea"] * len(ids), "first_channel": ["sms"] * len(ids)})
+        return facts.cast({"customer_id": pl.String}), rfm.cast({"customer_id": pl.String})
+
+    return snapshot_on
+
+
+def test_opt_outs_and_the_frequency_cap_hold_across_days_and_lists():
+    d1, d2, d3 = date(2024, 5, 1), date(2024, 5, 5), date(2024, 5, 9)
+    earlier_campaign = pl.DataFrame({"customer_id": ["x"], "contact_date": [date(2024, 4, 28)]})
+    chosen = reminders_for_days(
+        fake_snapshots({d1: ["a", "x", "out"], d2: ["a", "b"], d3: ["a", "x"]}), [d3, d1, d2],
+        opt_outs={"out"}, contacts=earlier_campaign, cap_days=7, shop="S", language="en",
+    )  # fmt: skip
+    # a: 1 May, not 5 May (4 days later), again 9 May (8 days later); x: contacted 28 April, so not
+    # 1 May, but 9 May; b: 5 May; "out" never.
+    assert sorted(chosen.select("customer_id", "contact_date").rows()) == [
+        ("a", d1), ("a", d3), ("b", d2), ("x", d3),
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_every_class_has_a_message_in_both_languages(language):
+    for code, _, _ in CLASSES.values():
+        text = render_message("repurchase", language, code, shop="S", category="tea", expected_next_date=date(2024, 1, 2))
+        assert "tea" in text and "{{" not in text
+
+
+def test_a_class_without_a_message_is_an_error_not_a_blank():
+    with pytest.raises(KeyError, match="no message for class 'vip'"):
+        render_message("repurchase", "en", "vip", shop="S", category="tea", expected_next_date=date(2024, 1, 2))
