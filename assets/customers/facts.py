@@ -26,30 +26,37 @@ def customer_facts(
     orders: pl.LazyFrame | pl.DataFrame, as_of: date, sprints: list[tuple[date, date]] = ()
 ) -> pl.DataFrame:
     """One row per customer with a purchase on or before `as_of` (from `staging.orders`)."""
-    orders = orders_until(orders, as_of)
-    purchases = orders.filter(pl.col("status") == COMPLETED).sort("order_ts")
-    facts = purchases.group_by("customer_id").agg(
-        first_order_date=pl.col("order_date").min(),
-        last_order_date=pl.col("order_date").max(),
-        orders=pl.len().cast(pl.Int64),
-        purchase_days=pl.col("order_date").n_unique().cast(pl.Int64),
-        items=pl.col("items").sum().cast(pl.Int64),
-        first_channel=pl.col("channel").first(),
-        region=pl.col("region").last(),
-        event_orders=in_sprints(pl.col("order_date"), list(sprints)).sum().cast(pl.Int64),
-    )
+    orders = orders_until(orders, as_of).collect()
+    completed = pl.col("status") == COMPLETED
+    purchases = orders.filter(completed)
+    day = pl.col("order_date").filter(completed)
+    facts = orders.sort("order_ts").group_by("customer_id").agg(
+        first_order_date=day.min(),
+        last_order_date=day.max(),
+        orders=completed.sum().cast(pl.Int64),
+        purchase_days=day.n_unique().cast(pl.Int64),
+        items=pl.col("items").filter(completed).sum().cast(pl.Int64),
+        first_channel=pl.col("channel").filter(completed).first(),
+        region=pl.col("region").filter(completed).last(),
+        event_orders=in_sprints(day, list(sprints)).sum().cast(pl.Int64),
+        net_revenue=pl.col("amount").sum().round(2),
+    ).filter(pl.col("orders") > 0)
     gaps = (
         purchases.select("customer_id", "order_date")
         .unique()
         .sort("customer_id", "order_date")
-        .with_columns(gap=pl.col("order_date").diff().over("customer_id").dt.total_days())
+        # rows are in customer order: a gap is only a gap between two days of one customer
+        .with_columns(
+            gap=pl.when(pl.col("customer_id") == pl.col("customer_id").shift(1)).then(
+                pl.col("order_date").diff().dt.total_days()
+            )
+        )
         .group_by("customer_id")
         .agg(
             cycle_median_days=pl.when(pl.len() >= 3).then(pl.col("gap").median()),
             cycle_std_days=pl.when(pl.len() >= 3).then(pl.col("gap").std()),
         )
     )
-    net = orders.group_by("customer_id").agg(net_revenue=pl.col("amount").sum().round(2))
     category = (
         purchases.filter(pl.col("category").is_not_null())
         .group_by("customer_id", "category")
@@ -60,8 +67,7 @@ def customer_facts(
     )
     span = (pl.col("last_order_date") - pl.col("first_order_date")).dt.total_days()
     return (
-        facts.join(net, on="customer_id", how="left")
-        .join(gaps, on="customer_id", how="left")
+        facts.join(gaps, on="customer_id", how="left")
         .join(category, on="customer_id", how="left")
         .with_columns(
             as_of_date=pl.lit(as_of),
@@ -78,5 +84,4 @@ def customer_facts(
             "acquired_on_event", "event_orders",
         )  # fmt: skip
         .sort("customer_id")
-        .collect()
     )

@@ -62,13 +62,15 @@ def value_tier(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
 
 
 def tags() -> pl.Expr:
-    """Targeting tags: class, stage, order-value tier, promotion-sensitive, main category, channel."""
+    """Targeting tags, ';'-separated: class, stage, order-value tier, promotion-sensitive, main category, channel."""
     promotion_sensitive = pl.col("acquired_on_event") | (pl.col("event_orders") * 2 >= pl.col("orders"))
-    return pl.concat_list(
+    return pl.concat_str(
         "rfm_class",
         "stage",
         pl.lit("tier:") + pl.col("value_tier"),
         pl.when(promotion_sensitive).then(pl.lit("promotion_sensitive")),
         pl.lit("category:") + pl.col("main_category"),
         pl.lit("channel:") + pl.col("first_channel"),
-    ).list.drop_nulls()
+        separator=";",
+        ignore_nulls=True,
+    )

@@ -19,7 +19,7 @@ class Snapshot:
 
 def customer_snapshot(orders: pl.LazyFrame | pl.DataFrame, as_of: date, settings: ShopSettings) -> Snapshot:
     """Every customer with a purchase on or before `as_of`, from `staging.orders`."""
-    orders = orders.lazy()
+    orders = orders.lazy().filter(pl.col("order_date") <= as_of).collect()  # read the orders once
     facts = customer_facts(orders, as_of, [event.sprint for event in settings.calendar()])
     classes = classify(rfm_values(orders, facts, as_of, settings.rfm), settings.rfm)
     stages = lifecycle(facts, settings.lifecycle).select(
