@@ -5,6 +5,7 @@ import polars as pl
 ORDERS = "orders"
 CUSTOMERS = "customers"
 OUTREACH = "outreach"
+REPORTS = "reports"
 
 
 def markdown_table(frame: pl.DataFrame) -> str:

@@ -18,7 +18,7 @@ import dagster as dg
 from dagster import BetaWarning
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.definitions import CUSTOMERS_JOB, INGEST_JOB, OUTREACH_JOB, build_definitions
+from pipelines.definitions import CUSTOMERS_JOB, INGEST_JOB, OUTREACH_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
 
@@ -54,7 +54,9 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
         ("Orders: ingest, clean, refuse", INGEST_JOB, days, {}),
         (f"Customers as of {last}: facts, RFM, lifecycle, history, analysis", CUSTOMERS_JOB, {}, snapshot),
         (f"Outreach for {last}: repurchase reminders", OUTREACH_JOB, {"dagster/partition": last.isoformat()}, {}),
+        ("Reports: shop overview", REPORTS_JOB, {}, {}),
     ]
+    reports = []
     for number, (title, job_name, tags, run_config) in enumerate(steps, 1):
         echo(f"[{number}/{len(steps)}] {title} ...", nl=False)
         started = time.monotonic()
@@ -69,7 +71,10 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
         latest = {event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()}
         for key, metadata in latest.items():
             echo(_summary_line(key, metadata))
+        reports.extend(v.value for m in latest.values() for k, v in m.items() if k == "path")
     echo(f"Dagster runs are in {instance.root_directory}: open them with `dagster dev`.")
+    for path in reports:
+        echo(f"Report: {path}")
     return True
 
 

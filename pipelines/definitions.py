@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import CUSTOMERS, ORDERS, OUTREACH
+from assets import CUSTOMERS, ORDERS, OUTREACH, REPORTS
 from assets.customers import customer_assets
 from assets.orders import order_assets
 from assets.outreach import outreach_assets
+from assets.reports import report_assets
 from pipelines.settings import ShopSettings, load_settings
 from pipelines.sources import order_source
 from pipelines.warehouse import Warehouse
@@ -19,6 +20,7 @@ from pipelines.warehouse import Warehouse
 INGEST_JOB = "ingest_orders_job"
 CUSTOMERS_JOB = "customers_job"
 OUTREACH_JOB = "outreach_job"
+REPORTS_JOB = "reports_job"
 
 
 def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
@@ -31,11 +33,17 @@ def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
 def build_definitions(settings: ShopSettings) -> dg.Definitions:
     days = daily_partitions(settings)
     return dg.Definitions(
-        assets=[order_assets(settings, days), *customer_assets(settings), *outreach_assets(settings, days)],
+        assets=[
+            order_assets(settings, days),
+            *customer_assets(settings),
+            *outreach_assets(settings, days),
+            *report_assets(settings),
+        ],
         jobs=[
             dg.define_asset_job(INGEST_JOB, selection=dg.AssetSelection.groups(ORDERS), partitions_def=days),
             dg.define_asset_job(CUSTOMERS_JOB, selection=dg.AssetSelection.groups(CUSTOMERS)),
             dg.define_asset_job(OUTREACH_JOB, selection=dg.AssetSelection.groups(OUTREACH), partitions_def=days),
+            dg.define_asset_job(REPORTS_JOB, selection=dg.AssetSelection.groups(REPORTS)),
         ],
         resources={"source": order_source(settings), "warehouse": Warehouse(database=str(settings.warehouse))},
     )

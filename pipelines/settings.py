@@ -176,6 +176,10 @@ class OutreachSettings(_Strict):
     frequency_cap_days: int = Field(7, ge=1)  # nobody is contacted twice within this many days
 
 
+class ReportSettings(_Strict):
+    language: Literal["en", "zh"] = "en"
+
+
 class ShopSettings(_Strict):
     name: str
     timezone: TimeZone = "Asia/Shanghai"
@@ -190,6 +194,7 @@ class ShopSettings(_Strict):
     lifecycle: LifecycleSettings = LifecycleSettings()
     order_value_tiers: list[float] = [100, 300, 1000]  # upper bounds; the last tier is open
     outreach: OutreachSettings = OutreachSettings()
+    reports: ReportSettings = ReportSettings()
     output: Path = DEFAULT_DATA_DIR / "out"  # reports and outbox files
 
     @property

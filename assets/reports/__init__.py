@@ -1,0 +1,38 @@
+"""Reports for people who do not read code: rendered HTML files in the output folder."""
+
+import dagster as dg
+
+from assets import REPORTS
+from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM
+from pipelines.settings import ShopSettings
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse
+from reports.overview import overview_html
+
+SHOP_OVERVIEW = dg.AssetKey(["reports", "shop_overview"])
+
+
+def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=SHOP_OVERVIEW,
+        group_name=REPORTS,
+        deps=[CUSTOMER_FACTS, RFM, *(dg.AssetKey(["analysis", name]) for name in ANALYSIS)],
+        pool=WAREHOUSE_POOL,
+    )
+    def shop_overview(warehouse: Warehouse) -> dg.MaterializeResult:
+        """The shop overview, from core.* and analysis.*: one HTML file per as-of date, in the output folder."""
+        with warehouse.get_connection() as conn:
+            tables = {name: conn.sql(f"SELECT * FROM {name}").pl() for name in (
+                "core.customer_facts", "core.rfm", "analysis.class_mix", "analysis.value_tiers",
+                "analysis.category_cycles")}  # fmt: skip
+        facts, rfm = tables["core.customer_facts"], tables["core.rfm"]
+        as_of = facts["as_of_date"].max()
+        html = overview_html(
+            settings.name, settings.currency, settings.reports.language, as_of, facts, rfm,
+            tables["analysis.class_mix"], tables["analysis.value_tiers"], tables["analysis.category_cycles"],
+        )  # fmt: skip
+        path = settings.output / "reports" / f"overview-{as_of}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+        return dg.MaterializeResult(metadata={"as_of": str(as_of), "path": dg.MetadataValue.path(str(path))})
+
+    return [shop_overview]
