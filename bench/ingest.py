@@ -70,7 +70,7 @@ def ingest(folder: Path) -> dict:
         folder / "shop.yaml",
     )
     source = order_source(settings)
-    rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount)
+    rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount, settings.currency)
     started = time.perf_counter()
     with Warehouse(database=str(settings.warehouse)).get_connection() as conn:
         rows_in, clean = ingest_days(source, rules, conn, START, END)

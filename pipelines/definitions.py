@@ -13,6 +13,7 @@ from assets.customers import customer_assets
 from assets.orders import order_assets
 from assets.outreach import outreach_assets
 from assets.reports import report_assets
+from pipelines.operations import daily_job, operations
 from pipelines.settings import ShopSettings, load_settings
 from pipelines.sources import order_source
 from pipelines.warehouse import Warehouse
@@ -25,13 +26,13 @@ REPORTS_JOB = "reports_job"
 
 def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
     """One partition per shop-local day of order, from the first day of history."""
-    return dg.DailyPartitionsDefinition(
-        start_date=settings.history_start.isoformat(), timezone=settings.timezone, end_offset=1
-    )
+    return dg.DailyPartitionsDefinition(start_date=settings.history_start.isoformat(), timezone=settings.timezone)
 
 
 def build_definitions(settings: ShopSettings) -> dg.Definitions:
     days = daily_partitions(settings)
+    daily = daily_job(days)
+    ops = operations(settings, daily)
     return dg.Definitions(
         assets=[
             order_assets(settings, days),
@@ -44,8 +45,16 @@ def build_definitions(settings: ShopSettings) -> dg.Definitions:
             dg.define_asset_job(CUSTOMERS_JOB, selection=dg.AssetSelection.groups(CUSTOMERS)),
             dg.define_asset_job(OUTREACH_JOB, selection=dg.AssetSelection.groups(OUTREACH), partitions_def=days),
             dg.define_asset_job(REPORTS_JOB, selection=dg.AssetSelection.groups(REPORTS)),
+            daily,
         ],
-        resources={"source": order_source(settings), "warehouse": Warehouse(database=str(settings.warehouse))},
+        asset_checks=ops["asset_checks"],
+        schedules=ops["schedules"],
+        sensors=ops["sensors"],
+        resources={
+            "source": order_source(settings),
+            "warehouse": Warehouse(database=str(settings.warehouse)),
+            **ops["resources"],
+        },
     )
 
 

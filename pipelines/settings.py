@@ -66,6 +66,7 @@ class ColumnMapping(_StrictConfig):
     status: str | None = None
     shipped_ts: str | None = None
     delivered_ts: str | None = None
+    currency: str | None = None  # rows in another currency than the shop's are refused
 
     @model_validator(mode="after")
     def _money(self) -> ColumnMapping:
@@ -176,6 +177,21 @@ class OutreachSettings(_Strict):
     frequency_cap_days: int = Field(7, ge=1)  # nobody is contacted twice within this many days
 
 
+class QualitySettings(_Strict):
+    """When checks warn (the blocking ones stop bad data whatever these say)."""
+
+    max_order_amount: float = Field(1_000_000, gt=0)  # an order worth more than this fails the clean-orders suite
+    max_rejected_share: float = Field(0.05, ge=0, le=1)  # refused rows / rows in, per run
+    max_class_shift_points: float = Field(10, gt=0)  # a class's share moving more than this many points
+    quiet_day_min_orders: float = Field(5, ge=0)  # warn on a day with no orders when the median day has this many
+
+
+class OperationsSettings(_Strict):
+    schedule_hour: int = Field(6, ge=0, le=23)  # the daily run, in the shop's zone, for yesterday
+    freshness_deadline_hour: int = Field(9, ge=0, le=23)  # yesterday's orders are late after this hour
+    webhook_url: str | None = None  # failed runs are posted here (REGULARS_WEBHOOK_URL overrides); else logged
+
+
 class ReportSettings(_Strict):
     language: Literal["en", "zh"] = "en"
 
@@ -195,6 +211,8 @@ class ShopSettings(_Strict):
     order_value_tiers: list[float] = [100, 300, 1000]  # upper bounds; the last tier is open
     outreach: OutreachSettings = OutreachSettings()
     reports: ReportSettings = ReportSettings()
+    quality: QualitySettings = QualitySettings()
+    operations: OperationsSettings = OperationsSettings()
     output: Path = DEFAULT_DATA_DIR / "out"  # reports and outbox files
 
     @property

@@ -21,7 +21,7 @@ WAREHOUSE_POOL = "warehouse"  # DuckDB takes one writer: every step that opens i
 SOURCE_TEXT_COLUMNS = """
     order_id VARCHAR, customer_id VARCHAR, order_ts VARCHAR, amount VARCHAR, quantity VARCHAR,
     unit_price VARCHAR, items VARCHAR, channel VARCHAR, region VARCHAR, sku VARCHAR,
-    category VARCHAR, status VARCHAR, shipped_ts VARCHAR, delivered_ts VARCHAR
+    category VARCHAR, status VARCHAR, shipped_ts VARCHAR, delivered_ts VARCHAR, currency VARCHAR
 """
 
 TABLES = {
@@ -33,7 +33,7 @@ TABLES = {
         order_id VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, order_ts TIMESTAMP NOT NULL,
         order_date DATE NOT NULL, amount DOUBLE NOT NULL, items BIGINT, channel VARCHAR,
         region VARCHAR, category VARCHAR, status VARCHAR NOT NULL, shipped_ts TIMESTAMP,
-        delivered_ts TIMESTAMP
+        delivered_ts TIMESTAMP, currency VARCHAR NOT NULL
     """,
     "staging.order_lines": """
         order_id VARCHAR NOT NULL, order_date DATE NOT NULL, sku VARCHAR, category VARCHAR,

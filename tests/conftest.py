@@ -22,6 +22,7 @@ def shop(tmp_path: Path, **overrides) -> ShopSettings:
         "history_start": "2024-01-01",
         "history_end": "2024-12-31",
         "warehouse": str(tmp_path / "warehouse.duckdb"),
+        "output": str(tmp_path / "out"),
         "source": {"kind": "synthetic", "seed": 7, "customers": 400},
     } | overrides
     return parse_settings(raw, tmp_path / "shop.yaml")

@@ -11,6 +11,7 @@ from assets.customers import analysis
 from assets.customers.history import empty_history, rebuild
 from assets.customers.snapshot import customer_snapshot
 from assets.orders import STAGING_ORDERS
+from checks.customers import customer_check_results, customer_check_specs
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table, replace_tables
 
@@ -43,12 +44,15 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                                  "and stretch of time in one class and stage (valid_to exclusive)."),
     ]  # fmt: skip
 
-    @dg.multi_asset(name="customer_snapshot", specs=specs, pool=WAREHOUSE_POOL)
+    @dg.multi_asset(
+        name="customer_snapshot", specs=specs, check_specs=customer_check_specs(CUSTOMER_FACTS, RFM), pool=WAREHOUSE_POOL
+    )
     def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig, warehouse: Warehouse):
         with warehouse.get_connection() as conn:
             orders = conn.sql("SELECT * FROM staging.orders").pl()
             history = read_table(conn, "core.segment_history")
             previous = read_table(conn, "core.customer_facts")
+            previous_rfm = read_table(conn, "core.rfm")
             if orders.is_empty():
                 raise dg.Failure("staging.orders is empty: ingest orders before building customers")
             as_of = date.fromisoformat(config.as_of) if config.as_of else orders["order_date"].max()
@@ -77,6 +81,9 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             "stages": dg.MetadataValue.json(dict(rfm.group_by("stage").len().sort("stage").iter_rows()))})
         yield dg.MaterializeResult(asset_key=SEGMENT_HISTORY, metadata={
             "rebuilt_from": str(since), "dagster/row_count": history.height})  # fmt: skip
+        yield from customer_check_results(
+            settings, snapshot.facts, rfm, previous_rfm, context.run_id, (CUSTOMER_FACTS, RFM)
+        )
 
     analysis_specs = [
         dg.AssetSpec(dg.AssetKey(["analysis", name]), group_name=CUSTOMERS, deps=[CUSTOMER_FACTS, RFM], description=text)

@@ -8,7 +8,9 @@ import polars as pl
 
 from assets import ORDERS, markdown_table
 from assets.orders.cleaning import CleanOrders, CleaningRules, as_raw_text, clean_orders, with_order_dates
+from checks.orders import order_check_results, order_check_specs
 from pipelines.settings import ShopSettings
+from pipelines.sources.exports import MalformedExportError
 from pipelines.sources import OrderSource
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days
 
@@ -37,6 +39,7 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
     @dg.multi_asset(
         name="ingest_orders",
         specs=specs,
+        check_specs=order_check_specs(RAW_ORDERS, STAGING_ORDERS, REJECTS),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
@@ -44,12 +47,19 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
     def ingest_orders(context: dg.AssetExecutionContext, source: OrderSource, warehouse: Warehouse):
         window = context.partition_time_window
         first, last = window.start.date(), window.end.date() - timedelta(days=1)
-        rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount)
+        rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount, settings.currency)
         context.log.info(f"Reading the source for {first} .. {last}")
         with warehouse.get_connection() as conn:
-            rows_in, clean = ingest_days(source, rules, conn, first, last)
-        context.log.info(f"{rows_in} rows in: {clean.lines.height} kept, {clean.rejects.height} refused")
+            try:
+                rows_in, clean = ingest_days(source, rules, conn, first, last)
+            except MalformedExportError as exc:  # not transient: retrying cannot help
+                raise dg.Failure(str(exc), allow_retries=False) from exc
+            context.log.info(f"{rows_in} rows in: {clean.lines.height} kept, {clean.rejects.height} refused")
+            checks = order_check_results(
+                conn, settings, clean, first, last, context.run_id, (RAW_ORDERS, STAGING_ORDERS, REJECTS)
+            )
         yield from ingest_results(f"{first} .. {last}", rows_in, clean)
+        yield from checks
 
     return ingest_orders
 
@@ -60,7 +70,7 @@ def ingest_days(source: OrderSource, rules: CleaningRules, conn, first: date, la
     rows_in = clean.raw.height
     if clean.lines.height + clean.rejects.height != rows_in:  # by construction; never silently
         raise RuntimeError(f"{rows_in} rows in, but {clean.lines.height} kept and {clean.rejects.height} refused")
-    raw = clean.raw.with_columns(_loaded_ts=pl.lit(datetime.now(UTC)))
+    raw = clean.raw.drop("_ts").with_columns(_loaded_ts=pl.lit(datetime.now(UTC)))
     tables = {"raw.orders": raw, "staging.orders": clean.orders, "staging.order_lines": clean.lines,
               "staging.rejects": clean.rejects}  # fmt: skip
     replace_days(conn, tables, first, last)

@@ -20,7 +20,7 @@ from pipelines.sources.exports import MalformedExportError
 # The fields a source can deliver, in warehouse order; raw tables keep them as text.
 FIELDS = (
     "order_id", "customer_id", "order_ts", "amount", "quantity", "unit_price", "items",
-    "channel", "region", "sku", "category", "status", "shipped_ts", "delivered_ts",
+    "channel", "region", "sku", "category", "status", "shipped_ts", "delivered_ts", "currency",
 )  # fmt: skip
 NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 TIMESTAMP_FIELDS = ("order_ts", "shipped_ts", "delivered_ts")
@@ -33,6 +33,7 @@ REASONS = {
     "bad_amount": "the amount (or quantity and unit price) is missing or not a number",
     "negative_amount": "a negative amount on a row that is not a cancellation",
     "outlier": "the amount is beyond rules.max_amount",
+    "other_currency": "the order is in a currency other than the shop's",
     "duplicate_order": "another row has the same order id but other values",
     "conflicting_customer": "the lines of this order name different customers",
 }
@@ -47,11 +48,12 @@ class CleaningRules:
     layout: SourceLayout
     shop_timezone: str
     max_amount: float = 100_000.0
+    currency: str = "CNY"
 
 
 @dataclass(frozen=True)
 class CleanOrders:
-    raw: pl.DataFrame
+    raw: pl.DataFrame  # the source rows of the window as text, with `_ts`, their parsed order time
     orders: pl.DataFrame
     lines: pl.DataFrame
     rejects: pl.DataFrame
@@ -192,6 +194,9 @@ def clean_orders(
         .when(pl.col("_amount").abs() > rules.max_amount)
         .then(pl.lit("outlier"))
     )
+    if "currency" in has:  # a row without a currency is in the shop's
+        currency = pl.col("currency").str.strip_chars().str.to_uppercase().fill_null(rules.currency)
+        reason = reason.when(currency != rules.currency).then(pl.lit("other_currency"))
     rows = rows.sort("_source", "_row").with_columns(reason=reason)
     if rules.layout.rows == "orders":
         rows = rows.with_columns(reason=pl.coalesce("reason", _repeated_order_id()))
@@ -203,7 +208,7 @@ def clean_orders(
     kept = rows.filter(pl.col("reason").is_null())
     rejects = rows.filter(pl.col("reason").is_not_null())
     return CleanOrders(
-        raw=rows.select("_source", "_row", *FIELDS, "order_date"),
+        raw=rows.select("_source", "_row", *FIELDS, "order_date", "_ts"),
         orders=_orders(kept, rules),
         lines=_lines(kept),
         rejects=_rejects(rejects, rules),
@@ -263,6 +268,7 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
         region="region",
         category="category",
         status=pl.when(pl.col("cancelled")).then(pl.lit(CANCELLED)).otherwise(pl.lit(COMPLETED)),
+        currency=pl.lit(rules.currency),
         shipped_ts=parse_timestamp(pl.col("shipped_ts"), rules),
         delivered_ts=parse_timestamp(pl.col("delivered_ts"), rules),
     )

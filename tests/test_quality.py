@@ -1,0 +1,148 @@
+"""Quality gates: each GX suite passes and fails on its fixtures; a corrupted day stops what comes
+after it; the schedule's run request runs; a failed run is announced."""
+
+import json
+import threading
+from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+import pytest
+
+import assets.orders
+from checks import suites
+from pipelines.definitions import build_definitions
+from pipelines.operations import DAILY_JOB, Notifier
+from tests.conftest import shop, table
+
+DAY = date(2024, 11, 11)
+
+
+def run_suite(tmp_path, name, frame, expectations):
+    return suites.validate(name, frame, expectations, tmp_path, "test-run")
+
+
+GOOD_ORDERS = pl.DataFrame({
+    "order_id": ["A1", "A2", "C3"], "customer_id": ["c1", "c2", "c1"], "amount": [10.0, 20.0, -5.0],
+    "status": ["completed", "completed", "cancelled"], "order_date": [DAY] * 3, "currency": ["CNY"] * 3,
+})  # fmt: skip
+
+
+def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_path):
+    expectations = suites.clean_orders(DAY, DAY, "CNY", 1000)
+    assert run_suite(tmp_path, "clean_orders", GOOD_ORDERS, expectations).success  # a return may be negative
+    bad = GOOD_ORDERS.with_columns(
+        order_id=pl.Series(["A1", "A1", "C3"]), amount=pl.Series([10.0, -20.0, -5.0]), currency=pl.Series(["CNY", "USD", "CNY"])
+    )
+    result = run_suite(tmp_path, "clean_orders", bad, expectations)
+    failed = {(f["expectation"], f["column"]): f for f in result.failures}
+    assert not result.success
+    assert failed[("expect_column_values_to_be_unique", "order_id")]["unexpected_count"] == 2
+    assert failed[("expect_column_values_to_be_between", "amount")]["sample"] == ["-20.0"]
+    assert ("expect_column_values_to_be_in_set", "currency") in failed
+    assert json.loads(result.result_file.read_text())["success"] is False
+    assert (tmp_path / "data_docs" / "index.html").exists()
+
+
+def test_raw_orders_suite_wants_the_contract_columns_and_readable_times(tmp_path):
+    from assets.orders.cleaning import FIELDS
+
+    raw = pl.DataFrame({"_source": ["f"] * 10, "_row": range(10), **{f: ["x"] * 10 for f in FIELDS},
+                        "order_date": [DAY] * 10, "_ts": [datetime(2024, 11, 11)] * 9 + [None]})  # fmt: skip
+    expectations = suites.raw_orders(DAY, DAY)
+    assert run_suite(tmp_path, "raw_orders", raw, expectations).success  # 9 of 10 times read: mostly 0.9
+    unreadable = raw.with_columns(_ts=pl.lit(None, pl.Datetime)).drop("customer_id")
+    failures = run_suite(tmp_path, "raw_orders", unreadable, expectations).failures
+    assert {f["expectation"] for f in failures} == {"expect_table_columns_to_match_set", "expect_column_values_to_not_be_null"}
+
+
+def test_customer_facts_suite(tmp_path):
+    facts = pl.DataFrame({"customer_id": ["a", "b"], "recency_days": [0, 10], "orders": [1, 3]})
+    assert run_suite(tmp_path, "customer_facts", facts, suites.customer_facts()).success
+    bad = pl.DataFrame({"customer_id": ["a", "a"], "recency_days": [-1, 10], "orders": [0, 3]})
+    failures = run_suite(tmp_path, "customer_facts", bad, suites.customer_facts()).failures
+    assert {f["column"] for f in failures} == {"customer_id", "recency_days", "orders"}
+
+
+def test_rfm_suite(tmp_path):
+    rfm = pl.DataFrame({"r_score": [1, 5], "f_score": [3, 3], "m_score": [2, 4], "rfm_class": ["lost", "new"]})
+    assert run_suite(tmp_path, "rfm", rfm, suites.rfm()).success
+    bad = rfm.with_columns(r_score=pl.Series([0, 6]), rfm_class=pl.Series(["lost", "vip"]))
+    failures = run_suite(tmp_path, "rfm", bad, suites.rfm()).failures
+    assert {(f["column"], f["unexpected_count"]) for f in failures} == {("r_score", 2), ("rfm_class", 1)}
+
+
+def daily_run(settings, day: str, instance):
+    job = build_definitions(settings).resolve_job_def(DAILY_JOB)
+    return job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+
+
+def test_a_corrupted_day_stops_customers_and_outreach_and_says_why(tmp_path, monkeypatch):
+    real_clean = assets.orders.clean_orders
+
+    def corrupting(*args, **kwargs):  # as if cleaning let duplicated ids and a negative amount through
+        clean = real_clean(*args, **kwargs)
+        first = clean.orders.head(1)
+        bad = pl.concat([clean.orders, first, first.with_columns(order_id=pl.lit("X1"), amount=pl.lit(-50.0))])
+        return type(clean)(clean.raw, bad, clean.lines, clean.rejects)
+
+    monkeypatch.setattr(assets.orders, "clean_orders", corrupting)
+    settings = shop(tmp_path)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = daily_run(settings, "2024-11-11", instance)
+        materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        checks = {e.event_specific_data.check_name: e.event_specific_data
+                  for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
+    assert not result.success
+    assert "staging/orders" in materialized
+    assert not materialized & {"core/rfm", "core/customer_facts", "outreach/repurchase_reminders", "reports/shop_overview"}
+    failed = checks["clean_orders_suite"]
+    assert not failed.passed
+    summary = failed.metadata["summary"].value
+    assert "expect_column_values_to_be_unique(order_id) failed on 2 rows" in summary
+    assert "expect_column_values_to_be_between(amount) failed on 1 rows, e.g. ['-50.0']" in summary
+
+
+def test_the_schedule_asks_for_yesterday_and_that_run_materializes_it(tmp_path):
+    settings = shop(tmp_path)
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
+    tick = datetime(2024, 11, 12, 6, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    requests = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
+    assert [r.partition_key for r in requests] == ["2024-11-11"]
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert daily_run(settings, requests[0].partition_key, instance).success
+    orders = table(settings, "staging.orders")
+    assert orders["order_date"].unique().to_list() == [date(2024, 11, 11)]
+    assert table(settings, "core.rfm").height > 0
+
+
+def test_the_notifier_posts_failures_to_the_webhook():
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    Notifier(webhook_url=f"http://127.0.0.1:{server.server_port}/hook").send("run 1 failed", log=None)
+    thread.join(timeout=10)
+    server.server_close()
+    assert received == [{"text": "run 1 failed"}]
+
+
+@pytest.mark.parametrize("hour", [6])
+def test_definitions_load_with_schedule_sensors_and_checks(tmp_path, hour):
+    defs = build_definitions(shop(tmp_path, operations={"schedule_hour": hour}))
+    assert defs.resolve_schedule_def(f"{DAILY_JOB}_schedule").cron_schedule == f"0 {hour} * * *"
+    assert {s.name for s in defs.sensors} >= {"notify_on_failure"}
+    assert len(defs.resolve_asset_graph().asset_check_keys) >= 8
