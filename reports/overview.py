@@ -7,6 +7,7 @@ import polars as pl
 
 from assets.customers.lifecycle import STAGES
 from reports.render import bar_chart, render
+from reports.translations import CLASS_NAMES
 
 DUE_ROWS_SHOWN = 50
 
@@ -15,8 +16,8 @@ def overview_html(
     shop: str, currency: str, language: str, as_of: date, facts: pl.DataFrame, rfm: pl.DataFrame,
     class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame,
 ) -> str:  # fmt: skip
-    label = "rfm_class_zh" if language == "zh" else "rfm_class"
-    classes = class_mix.with_columns(label=pl.col(label))
+    label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
+    classes = class_mix.with_columns(label=label)
     stages = (
         rfm.group_by("stage").len("customers")
         .with_columns(share=pl.col("customers") / pl.col("customers").sum(),
@@ -27,7 +28,7 @@ def overview_html(
         rfm.filter(pl.col("due_date").is_between(as_of + timedelta(days=1), as_of + timedelta(days=7))
                    & pl.col("stage").is_in(["new", "active"]))
         .join(facts.select("customer_id", channel="first_channel"), on="customer_id")
-        .with_columns(label=pl.col(label))
+        .with_columns(label=label)
         .sort("due_date", "customer_id")
     )  # fmt: skip
     revenue = float(facts["net_revenue"].sum() or 0)

@@ -1,6 +1,8 @@
 """Every word a report shows, in each language it is offered in. A key missing from a
 language fails the render (and a test), rather than showing the key to a reader."""
 
+from assets.customers.rfm import CLASS_LABELS_ZH
+
 TEXT = {
     "en": {
         "overview_title": "Shop overview",
@@ -83,4 +85,13 @@ ACTIONS = {
         "potential": "提升客单价", "new": "促成第二单",
         "general_maintain": "低成本维持", "lost": "仅做低成本激活",
     },
+}  # fmt: skip
+
+CLASS_NAMES = {
+    "en": {
+        "important_value": "Important value", "important_winback": "Important win-back",
+        "important_develop": "Important to develop", "important_retain": "Important to retain",
+        "potential": "Potential", "new": "New", "general_maintain": "General maintain", "lost": "Lost",
+    },
+    "zh": CLASS_LABELS_ZH,
 }  # fmt: skip
