@@ -27,20 +27,19 @@ def customer_facts(
 ) -> pl.DataFrame:
     """One row per customer with a purchase on or before `as_of` (from `staging.orders`)."""
     orders = orders_until(orders, as_of).collect()
-    completed = pl.col("status") == COMPLETED
-    purchases = orders.filter(completed)
-    day = pl.col("order_date").filter(completed)
-    facts = orders.sort("order_ts").group_by("customer_id").agg(
-        first_order_date=day.min(),
-        last_order_date=day.max(),
-        orders=completed.sum().cast(pl.Int64),
-        purchase_days=day.n_unique().cast(pl.Int64),
-        items=pl.col("items").filter(completed).sum().cast(pl.Int64),
-        first_channel=pl.col("channel").filter(completed).first(),
-        region=pl.col("region").filter(completed).last(),
-        event_orders=in_sprints(day, list(sprints)).sum().cast(pl.Int64),
-        net_revenue=pl.col("amount").sum().round(2),
-    ).filter(pl.col("orders") > 0)
+    purchases = orders.filter(pl.col("status") == COMPLETED).sort("order_ts")
+    facts = purchases.group_by("customer_id").agg(
+        first_order_date=pl.col("order_date").min(),
+        last_order_date=pl.col("order_date").max(),
+        orders=pl.len().cast(pl.Int64),
+        purchase_days=pl.col("order_date").n_unique().cast(pl.Int64),
+        items=pl.col("items").sum().cast(pl.Int64),
+        first_channel=pl.col("channel").first(),
+        region=pl.col("region").last(),
+        event_orders=in_sprints(pl.col("order_date"), list(sprints)).sum().cast(pl.Int64),
+    )
+    # net of returns and cancellations, which are orders of their own
+    net = orders.group_by("customer_id").agg(net_revenue=pl.col("amount").sum().round(2))
     gaps = (
         purchases.select("customer_id", "order_date")
         .unique()
@@ -67,7 +66,8 @@ def customer_facts(
     )
     span = (pl.col("last_order_date") - pl.col("first_order_date")).dt.total_days()
     return (
-        facts.join(gaps, on="customer_id", how="left")
+        facts.join(net, on="customer_id", how="left")
+        .join(gaps, on="customer_id", how="left")
         .join(category, on="customer_id", how="left")
         .with_columns(
             as_of_date=pl.lit(as_of),
@@ -83,5 +83,4 @@ def customer_facts(
             "cycle_median_days", "cycle_std_days", "main_category", "first_channel", "region",
             "acquired_on_event", "event_orders",
         )  # fmt: skip
-        .sort("customer_id")
     )
