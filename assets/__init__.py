@@ -6,6 +6,7 @@ ORDERS = "orders"
 CUSTOMERS = "customers"
 OUTREACH = "outreach"
 REPORTS = "reports"
+CAMPAIGNS = "campaigns"
 
 
 def markdown_table(frame: pl.DataFrame) -> str:

@@ -18,7 +18,7 @@ import dagster as dg
 from dagster import BetaWarning
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.definitions import CUSTOMERS_JOB, INGEST_JOB, OUTREACH_JOB, REPORTS_JOB, build_definitions
+from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, INGEST_JOB, OUTREACH_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
 
@@ -53,9 +53,12 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
     steps = [
         ("Orders: ingest, clean, refuse", INGEST_JOB, days, {}),
         (f"Customers as of {last}: facts, RFM, lifecycle, history, analysis", CUSTOMERS_JOB, {}, snapshot),
-        (f"Outreach for {last}: repurchase reminders", OUTREACH_JOB, {"dagster/partition": last.isoformat()}, {}),
+        (f"Outreach for {last}: repurchase reminders, care messages", OUTREACH_JOB,
+         {"dagster/partition": last.isoformat()}, {}),
+        *((f"Event {event.label}: baseline, goals, targets", CAMPAIGNS_JOB, {"dagster/partition": event.id}, {})
+          for event in settings.calendar() if event.start <= last and event.end >= first),
         ("Reports: shop overview", REPORTS_JOB, {}, {}),
-    ]
+    ]  # fmt: skip
     reports = []
     for number, (title, job_name, tags, run_config) in enumerate(steps, 1):
         echo(f"[{number}/{len(steps)}] {title} ...", nl=False)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import CUSTOMERS, ORDERS, OUTREACH, REPORTS
+from assets import CAMPAIGNS, CUSTOMERS, ORDERS, OUTREACH, REPORTS
+from assets.campaigns import campaign_assets, event_partitions
 from assets.customers import customer_assets
 from assets.orders import order_assets
 from assets.outreach import outreach_assets
@@ -22,6 +23,7 @@ INGEST_JOB = "ingest_orders_job"
 CUSTOMERS_JOB = "customers_job"
 OUTREACH_JOB = "outreach_job"
 REPORTS_JOB = "reports_job"
+CAMPAIGNS_JOB = "campaigns_job"
 
 
 def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
@@ -39,12 +41,16 @@ def build_definitions(settings: ShopSettings) -> dg.Definitions:
             *customer_assets(settings),
             *outreach_assets(settings, days),
             *report_assets(settings),
+            *campaign_assets(settings),
         ],
         jobs=[
             dg.define_asset_job(INGEST_JOB, selection=dg.AssetSelection.groups(ORDERS), partitions_def=days),
             dg.define_asset_job(CUSTOMERS_JOB, selection=dg.AssetSelection.groups(CUSTOMERS)),
             dg.define_asset_job(OUTREACH_JOB, selection=dg.AssetSelection.groups(OUTREACH), partitions_def=days),
             dg.define_asset_job(REPORTS_JOB, selection=dg.AssetSelection.groups(REPORTS)),
+            dg.define_asset_job(
+                CAMPAIGNS_JOB, selection=dg.AssetSelection.groups(CAMPAIGNS), partitions_def=event_partitions(settings)
+            ),
             daily,
         ],
         asset_checks=ops["asset_checks"],

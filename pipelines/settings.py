@@ -24,6 +24,11 @@ DEMO_SHOP = PROJECT_ROOT / "shop.yaml"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 
+# The eight RFM classes (assets.customers.rfm.CLASSES), for checking settings that name them.
+CLASS_CODES = ("important_value", "important_winback", "important_develop", "important_retain",
+               "potential", "new", "general_maintain", "lost")  # fmt: skip
+
+
 class SettingsError(ValueError):
     """A settings file that cannot be used, with every key that is wrong."""
 
@@ -140,6 +145,26 @@ class EventSettings(_Strict):
     presets: list[str] = ["618", "double11", "double12"]
     custom: list[CustomEvent] = []
     overrides: dict[str, dict[str, tuple[date, date]]] = {}
+    growth_rate: float | None = None  # e.g. 0.1 for +10%; default: measured over the trailing quarter
+    default_goals: dict[str, float] = {}  # goals for an event with no comparable one before it
+    # phase -> audiences to reach: RFM classes (at the event's baseline), engaged, missed, new_buyers
+    plan: dict[str, list[str]] = {
+        "build_up": [],  # profile and tag: core.rfm holds the classes and tags
+        "warm_up": ["important_winback", "important_retain", "potential", "important_develop"],
+        "sprint": ["engaged"],
+        "after_glow": ["missed", "new_buyers"],
+    }
+
+    @model_validator(mode="after")
+    def _plan(self) -> EventSettings:
+        known = set(CLASS_CODES) | {"engaged", "missed", "new_buyers"}
+        for phase, audiences in self.plan.items():
+            if phase not in ("build_up", "warm_up", "sprint", "after_glow"):
+                raise ValueError(f"plan: unknown phase {phase!r}")
+            for name in audiences:
+                if name not in known:
+                    raise ValueError(f"plan.{phase}: unknown audience {name!r}; expected a class or engaged, missed, new_buyers")
+        return self
 
 
 class RfmSettings(_Strict):

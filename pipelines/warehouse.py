@@ -44,6 +44,14 @@ TABLES = {
         stage VARCHAR, expected_next_date DATE, channel VARCHAR, language VARCHAR, reason VARCHAR,
         message VARCHAR
     """,
+    "outreach.campaign_targets": """
+        event_id VARCHAR NOT NULL, phase VARCHAR NOT NULL, contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
+        audience VARCHAR, rfm_class VARCHAR, channel VARCHAR, message VARCHAR
+    """,
+    "outreach.care_messages": """
+        contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL, order_id VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+        channel VARCHAR, language VARCHAR, message VARCHAR
+    """,
     "staging.rejects": f"""
         _source VARCHAR NOT NULL, _row BIGINT NOT NULL, order_date DATE NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, {SOURCE_TEXT_COLUMNS}
@@ -95,6 +103,18 @@ def replace_days(
         for table, frame in frames.items():
             conn.execute(f"DELETE FROM {table} WHERE {day_column} BETWEEN ? AND ?", [first, last])
             conn.register("incoming", frame.to_arrow())
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            conn.unregister("incoming")
+
+
+def replace_rows(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame], column: str, value) -> None:
+    """Make `frames` the rows of their tables where `column` = value (tables created as needed), atomically."""
+    with transaction(conn):
+        for table, frame in frames.items():
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            conn.register("incoming", frame.to_arrow())
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
             conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
             conn.unregister("incoming")
 

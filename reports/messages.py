@@ -1,7 +1,8 @@
-"""Customer messages: one Jinja macro per class, per kind of message and language.
+"""Customer messages: one Jinja macro per audience (an RFM class, or a phase and audience),
+per kind of message and language.
 
-`templates/messages/<kind>.<language>.j2` defines a macro named after each RFM class; a
-class without one is an error, never a blank or a template key sent to a customer.
+`templates/messages/<kind>.<language>.j2` defines the macros; an audience without one is an
+error, never a blank or a template key sent to a customer.
 """
 
 from functools import cache
@@ -18,9 +19,9 @@ def _environment() -> Environment:
     return Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
 
 
-def render_message(kind: str, language: str, rfm_class: str, **values) -> str:
+def render_message(kind: str, language: str, audience: str, **values) -> str:
     name = f"messages/{kind}.{language}.j2"
-    macro = getattr(_environment().get_template(name).module, rfm_class, None)
+    macro = getattr(_environment().get_template(name).module, audience, None)
     if macro is None:
-        raise KeyError(f"{name} has no message for class {rfm_class!r}")
+        raise KeyError(f"{name} has no message for {audience!r}")
     return " ".join(str(macro(**values)).split())

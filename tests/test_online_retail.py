@@ -61,7 +61,7 @@ def warehouse(tmp_path_factory) -> Path:
         env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "1067370 rows in = " in run.stdout
+    assert "1067370 rows in = " in run.stdout and "Event Christmas 2011" in run.stdout
     return home / "warehouse.duckdb"
 
 
@@ -124,3 +124,22 @@ def test_rfm_values_and_classes_match_an_independent_sql_computation(warehouse):
     assert as_of == [(date(2011, 12, 9),)]
     assert len(actual) == len(expected) > 5000
     assert actual == expected
+
+
+def test_christmas_2011_gets_goals_from_christmas_2010(warehouse):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        goals = conn.execute(
+            "SELECT measure, goal, comparable_event, comparable_actual FROM campaigns.goals"
+            " WHERE event_id = 'christmas-2011' AND rfm_class IS NULL ORDER BY measure"
+        ).fetchall()
+        new_2010 = conn.execute("""
+            WITH first_buy AS (SELECT customer_id, min(order_date) AS first FROM staging.orders
+                               WHERE status = 'completed' GROUP BY ALL)
+            SELECT count(DISTINCT o.customer_id) FROM staging.orders o JOIN first_buy USING (customer_id)
+            WHERE o.status = 'completed' AND o.order_date BETWEEN DATE '2010-11-17' AND DATE '2010-12-16'
+              AND first >= DATE '2010-11-17'
+        """).fetchall()[0][0]
+    by_measure = {measure: (goal, comparable, actual) for measure, goal, comparable, actual in goals}
+    assert {comparable for _, comparable, _ in by_measure.values()} == {"christmas-2010"}
+    assert by_measure["new_buyers"][2] == new_2010 > 0
+    assert by_measure["returning_buyers"][0] > 0

@@ -8,7 +8,7 @@ import pytest
 
 from assets.customers.rfm import CLASSES
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
-from pipelines.settings import ReportSettings
+from pipelines.settings import CLASS_CODES, ReportSettings
 from reports.translations import ACTIONS, CLASS_NAMES, TEXT
 from tests.conftest import ingest, shop, table
 
@@ -77,4 +77,4 @@ def test_every_language_has_every_key(table_):
 
 def test_every_class_has_a_name_and_an_action():
     codes = {code for code, _, _ in CLASSES.values()}
-    assert set(CLASS_NAMES["en"]) == set(ACTIONS["en"]) == codes
+    assert set(CLASS_NAMES["en"]) == set(ACTIONS["en"]) == set(CLASS_CODES) == codes

@@ -1,0 +1,86 @@
+"""Sales events: a baseline of customers, goals from the comparable event, and who to talk to
+in each phase (`outreach.campaign_targets`). One static partition per event id."""
+
+import dagster as dg
+import polars as pl
+
+from assets import CAMPAIGNS
+from assets.campaigns.goals import plan_goals
+from assets.campaigns.targets import campaign_targets
+from assets.customers.snapshot import customer_snapshot
+from assets.orders import STAGING_ORDERS
+from assets.outreach import contacts_outside, opt_outs
+from assets.outreach.reminders import reachable
+from pipelines.calendar import comparable
+from pipelines.settings import ShopSettings
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_rows
+from reports.messages import render_message
+
+BASELINES = dg.AssetKey(["campaigns", "baselines"])
+GOALS = dg.AssetKey(["campaigns", "goals"])
+CAMPAIGN_TARGETS = dg.AssetKey(["outreach", "campaign_targets"])
+
+
+def event_partitions(settings: ShopSettings) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition([event.id for event in settings.calendar()])
+
+
+def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
+    calendar = settings.calendar()
+    events = {event.id: event for event in calendar}
+    every_day = dg.AssetDep(STAGING_ORDERS, partition_mapping=dg.AllPartitionMapping())  # an event reads all history
+    specs = [
+        dg.AssetSpec(BASELINES, group_name=CAMPAIGNS, deps=[every_day], description=(
+            "Customers as of an event's first build-up day, from staging.orders: one row per event and customer.")),
+        dg.AssetSpec(GOALS, group_name=CAMPAIGNS, deps=[BASELINES, every_day], description=(
+            "Goals from the comparable event, from staging.orders and campaigns.baselines: one row per event and "
+            "measure (and class), with the formula and its inputs.")),
+        dg.AssetSpec(CAMPAIGN_TARGETS, group_name=CAMPAIGNS, deps=[BASELINES, every_day], description=(
+            "Who to reach in each phase, from campaigns.baselines and staging.orders: one row per event, phase "
+            "and customer, with channel and message; also written to the outbox as CSV and Parquet.")),
+    ]  # fmt: skip
+
+    @dg.multi_asset(name="plan_event", specs=specs, partitions_def=event_partitions(settings), pool=WAREHOUSE_POOL)
+    def plan_event(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        event = events[context.partition_key]
+        previous = comparable(event, calendar)
+        with warehouse.get_connection() as conn:
+            orders = conn.sql("SELECT * FROM staging.orders").pl()
+            baseline = customer_snapshot(orders, event.start, settings)
+            baseline_then = customer_snapshot(orders, previous.start, settings).rfm if previous else None
+            goals = plan_goals(event, previous, orders, baseline.rfm, baseline_then,
+                               settings.events.growth_rate, settings.events.default_goals)  # fmt: skip
+            known_until = orders["order_date"].max() if not orders.is_empty() else event.start
+            cap = settings.outreach.frequency_cap_days
+            others = contacts_outside(conn, event.start, event.end, cap, exclude_event=event.id)
+            blocked = opt_outs(settings)
+            facts_now = customer_snapshot(orders, known_until, settings).facts
+
+            def reach(candidates: pl.DataFrame, day, earlier: pl.DataFrame) -> pl.DataFrame:
+                contacts = pl.concat([others, earlier.select("customer_id", "contact_date")], how="vertical_relaxed")
+                return reachable(candidates, day, blocked, contacts, cap)
+
+            def render(audience: str, row: dict) -> str:
+                return render_message("campaign", settings.outreach.language, audience, shop=settings.name,
+                                      event=event.label, category=row["main_category"] or "")  # fmt: skip
+
+            targets = campaign_targets(event, settings.events.plan, baseline.rfm, facts_now, orders, known_until, reach, render)
+            replace_rows(conn, {
+                "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
+                "campaigns.goals": goals, "outreach.campaign_targets": targets,
+            }, "event_id", event.id)  # fmt: skip
+        outbox = settings.output / "outbox" / event.id
+        outbox.mkdir(parents=True, exist_ok=True)
+        targets.write_csv(outbox / "targets.csv")
+        targets.write_parquet(outbox / "targets.parquet")
+        yield dg.MaterializeResult(asset_key=BASELINES, metadata={"as_of": str(event.start), "rows": baseline.rfm.height})
+        yield dg.MaterializeResult(asset_key=GOALS, metadata={
+            "comparable_event": previous.id if previous else "none", "rows": goals.height,
+            "goals": dg.MetadataValue.json({r["measure"]: r["goal"] for r in goals.filter(pl.col("rfm_class").is_null()).to_dicts()}),
+        })  # fmt: skip
+        yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
+            "rows": targets.height, "outbox": dg.MetadataValue.path(str(outbox)),
+            "by_phase": dg.MetadataValue.json(dict(targets.group_by("phase").len().sort("phase").iter_rows())),
+        })  # fmt: skip
+
+    return [plan_event]

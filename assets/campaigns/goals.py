@@ -1,0 +1,145 @@
+"""Goals for a sales event, from the previous comparable one. Plain Polars.
+
+An event sells from its warm-up to the end of its after-glow. Its buyers are new (their first
+purchase ever falls in that window) or returning. Goals take the comparable event's actuals,
+scale buyers by the shop's growth (the trailing quarter before each event's build-up), and
+break returning buyers down by class: class size at this event's baseline x that class's
+response rate at the comparable event. Every goal row carries its inputs and formula.
+"""
+
+import json
+from datetime import date, timedelta
+
+import polars as pl
+
+from assets.customers.facts import COMPLETED
+from pipelines.calendar import Event
+
+TRAILING_DAYS = 90
+GOAL_SCHEMA = {
+    "event_id": pl.String, "measure": pl.String, "rfm_class": pl.String, "goal": pl.Float64,
+    "comparable_event": pl.String, "comparable_actual": pl.Float64, "basis": pl.String, "formula": pl.String,
+    "inputs": pl.String,
+}  # fmt: skip
+
+
+def selling_window(event: Event) -> tuple[date, date]:
+    return event.phases["warm_up"][0], event.end
+
+
+def event_actuals(orders: pl.DataFrame, event: Event) -> dict[str, float]:
+    """New and returning buyers, their net revenue, orders, average order value and items per order."""
+    first, last = selling_window(event)
+    purchases = orders.filter(pl.col("status") == COMPLETED)
+    first_buy = purchases.group_by("customer_id").agg(first_purchase=pl.col("order_date").min())
+    window = orders.filter(pl.col("order_date").is_between(first, last)).join(first_buy, on="customer_id", how="left")
+    new = pl.col("first_purchase") >= first
+    buyers = window.filter(pl.col("status") == COMPLETED)
+    completed = buyers.height
+    revenue_new = float(window.filter(new)["amount"].sum())
+    revenue_returning = float(window.filter(~new)["amount"].sum())
+    return {
+        "new_buyers": float(buyers.filter(new)["customer_id"].n_unique()),
+        "returning_buyers": float(buyers.filter(~new)["customer_id"].n_unique()),
+        "revenue_new": round(revenue_new, 2),
+        "revenue_returning": round(revenue_returning, 2),
+        "orders": float(completed),
+        "average_order_value": round((revenue_new + revenue_returning) / completed, 2) if completed else 0.0,
+        "items_per_order": round(float(buyers["items"].sum()) / completed, 3) if completed else 0.0,
+    }
+
+
+def trailing(orders: pl.DataFrame, before: date) -> tuple[int, float]:
+    """Buyers and net revenue in the 90 days before a day."""
+    window = orders.filter(pl.col("order_date").is_between(before - timedelta(days=TRAILING_DAYS), before - timedelta(days=1)))
+    return window.filter(pl.col("status") == COMPLETED)["customer_id"].n_unique(), float(window["amount"].sum())
+
+
+def response_rates(baseline: pl.DataFrame, orders: pl.DataFrame, event: Event) -> pl.DataFrame:
+    """Per class at an event's baseline: customers, how many bought in its selling window, the rate."""
+    first, last = selling_window(event)
+    bought = orders.filter((pl.col("status") == COMPLETED) & pl.col("order_date").is_between(first, last))
+    return (
+        baseline.select("customer_id", "rfm_class")
+        .with_columns(bought=pl.col("customer_id").is_in(bought["customer_id"].implode()))
+        .group_by("rfm_class")
+        .agg(customers=pl.len(), buyers=pl.col("bought").sum())
+        .with_columns(response_rate=pl.col("buyers") / pl.col("customers"))
+        .sort("rfm_class")
+    )
+
+
+def plan_goals(
+    event: Event, comparable: Event | None, orders: pl.DataFrame, baseline_now: pl.DataFrame,
+    baseline_then: pl.DataFrame | None, growth_rate: float | None = None, defaults: dict[str, float] | None = None,
+) -> pl.DataFrame:  # fmt: skip
+    """One row per measure (and per class for returning buyers) with the goal and how it was reached."""
+    if comparable is None:
+        rows = [
+            {"measure": measure, "goal": value, "basis": "settings",
+             "formula": "no comparable event: events.default_goals", "inputs": "{}"}
+            for measure, value in (defaults or {}).items()
+        ] or [{"measure": "none", "basis": "none", "formula": "no comparable event and no events.default_goals"}]  # fmt: skip
+        return _frame(event, None, rows)
+
+    then = event_actuals(orders, comparable)
+    if growth_rate is not None:
+        buyer_growth = revenue_growth = 1 + growth_rate
+        growth_inputs = {"growth_rate_setting": growth_rate}
+    else:
+        (buyers_now, revenue_now), (buyers_then, revenue_then) = trailing(orders, event.start), trailing(orders, comparable.start)
+        buyer_growth = buyers_now / buyers_then if buyers_then else 1.0
+        revenue_growth = revenue_now / revenue_then if revenue_then else 1.0
+        growth_inputs = {"trailing_days": TRAILING_DAYS, "buyers_now": buyers_now, "buyers_then": buyers_then,
+                         "revenue_now": round(revenue_now, 2), "revenue_then": round(revenue_then, 2)}  # fmt: skip
+    spend_growth = revenue_growth / buyer_growth if buyer_growth else 1.0
+
+    rates = response_rates(baseline_then, orders, comparable) if baseline_then is not None else pl.DataFrame(
+        schema={"rfm_class": pl.String, "response_rate": pl.Float64})  # fmt: skip
+    sizes = baseline_now.group_by("rfm_class").agg(size_now=pl.len())
+    by_class = sizes.join(rates.select("rfm_class", "response_rate"), on="rfm_class", how="left").with_columns(
+        pl.col("response_rate").fill_null(0.0), goal=pl.col("size_now") * pl.col("response_rate").fill_null(0.0)
+    ).sort("rfm_class")
+
+    new_goal = then["new_buyers"] * buyer_growth
+    returning_goal = float(by_class["goal"].sum())
+    per = lambda total, count: total / count if count else 0.0  # noqa: E731
+    revenue_new = new_goal * per(then["revenue_new"], then["new_buyers"]) * spend_growth
+    revenue_returning = returning_goal * per(then["revenue_returning"], then["returning_buyers"]) * spend_growth
+    orders_goal = (new_goal + returning_goal) * per(then["orders"], then["new_buyers"] + then["returning_buyers"])
+    common = {"buyer_growth": round(buyer_growth, 4), "spend_growth": round(spend_growth, 4), **growth_inputs}
+    rows = [
+        {"measure": "new_buyers", "goal": new_goal, "comparable_actual": then["new_buyers"],
+         "formula": "comparable new buyers x buyer growth", "inputs": common},
+        {"measure": "returning_buyers", "goal": returning_goal, "comparable_actual": then["returning_buyers"],
+         "formula": "sum over classes of class size now x class response rate at the comparable event", "inputs": common},
+        {"measure": "revenue_new", "goal": revenue_new, "comparable_actual": then["revenue_new"],
+         "formula": "new buyers goal x comparable revenue per new buyer x spend growth", "inputs": common},
+        {"measure": "revenue_returning", "goal": revenue_returning, "comparable_actual": then["revenue_returning"],
+         "formula": "returning buyers goal x comparable revenue per returning buyer x spend growth", "inputs": common},
+        {"measure": "orders", "goal": orders_goal, "comparable_actual": then["orders"],
+         "formula": "buyers goal x comparable orders per buyer", "inputs": common},
+        {"measure": "average_order_value", "goal": per(revenue_new + revenue_returning, orders_goal),
+         "comparable_actual": then["average_order_value"], "formula": "revenue goals / orders goal", "inputs": common},
+        {"measure": "items_per_order", "goal": then["items_per_order"], "comparable_actual": then["items_per_order"],
+         "formula": "as at the comparable event", "inputs": common},
+    ] + [
+        {"measure": "returning_buyers_by_class", "rfm_class": row["rfm_class"], "goal": row["goal"],
+         "formula": "class size now x class response rate at the comparable event",
+         "inputs": {"class_size_now": row["size_now"], "response_rate_then": round(row["response_rate"], 4)}}
+        for row in by_class.iter_rows(named=True)
+    ]  # fmt: skip
+    for row in rows:
+        row["basis"] = "comparable_event"
+    return _frame(event, comparable, rows)
+
+
+def _frame(event: Event, comparable: Event | None, rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"event_id": event.id, "rfm_class": None, "goal": None, "comparable_actual": None,
+          "comparable_event": comparable.id if comparable else None,
+          **row, "inputs": row["inputs"] if isinstance(row.get("inputs"), str) else json.dumps(row.get("inputs", {})),
+          **({"goal": round(row["goal"], 2)} if row.get("goal") is not None else {})}
+         for row in rows],  # fmt: skip
+        schema=GOAL_SCHEMA,
+    )

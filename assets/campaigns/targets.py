@@ -1,0 +1,86 @@
+"""Who to talk to in each phase of an event. Plain Polars.
+
+The plan (settings: events.plan) names, per phase, the audiences to reach: an RFM class at
+the event's baseline, or `engaged` (reached in the warm-up, or bought in it), `missed`
+(reached before the sprint, bought nothing in it) and `new_buyers` (first purchase ever in
+the sprint). Each phase's list is made for its first day, from what is known by then.
+"""
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from assets.customers.facts import COMPLETED
+from pipelines.calendar import Event
+
+AUDIENCES = ("engaged", "missed", "new_buyers")
+TARGET_SCHEMA = {
+    "event_id": pl.String, "phase": pl.String, "contact_date": pl.Date, "customer_id": pl.String, "audience": pl.String,
+}  # fmt: skip
+
+
+def buyers(orders: pl.DataFrame, first: date, last: date) -> pl.Series:
+    """Customers with a purchase in first..last."""
+    window = orders.filter((pl.col("status") == COMPLETED) & pl.col("order_date").is_between(first, last))
+    return window["customer_id"].unique()
+
+
+def audience(
+    name: str, event: Event, baseline: pl.DataFrame, orders: pl.DataFrame, earlier: pl.DataFrame
+) -> pl.Series:
+    """Customer ids of an audience; `earlier` holds this event's lists of earlier phases."""
+    if name == "engaged":
+        reached = earlier.filter(pl.col("phase") == "warm_up")["customer_id"]
+        return pl.concat([reached, buyers(orders, *event.phases["warm_up"])]).unique()
+    if name == "missed":
+        reached = earlier.filter(pl.col("phase").is_in(["warm_up", "sprint"]))["customer_id"].unique()
+        return reached.filter(~reached.is_in(buyers(orders, *event.sprint).implode()))
+    if name == "new_buyers":
+        sprint_buyers = buyers(orders, *event.sprint)
+        before = orders.filter((pl.col("status") == COMPLETED) & (pl.col("order_date") < event.sprint[0]))
+        return sprint_buyers.filter(~sprint_buyers.is_in(before["customer_id"].implode()))
+    return baseline.filter(pl.col("rfm_class") == name)["customer_id"]
+
+
+def campaign_targets(
+    event: Event, plan: dict[str, list[str]], baseline: pl.DataFrame, facts: pl.DataFrame, orders: pl.DataFrame,
+    known_until: date, reachable, render,
+) -> pl.DataFrame:  # fmt: skip
+    """The lists of each phase with a plan, for its first day, as far as the orders are known.
+
+    `reachable(candidates, day, earlier)` drops opt-outs and anyone inside the frequency cap;
+    `render(audience, row)` writes the message."""
+    lists = pl.DataFrame(schema=TARGET_SCHEMA)
+    for phase in ("warm_up", "sprint", "after_glow"):
+        day = event.phases[phase][0]
+        if not plan.get(phase) or day > known_until + timedelta(days=1):
+            continue
+        before = orders.filter(pl.col("order_date") < day)
+        picked = [audience(name, event, baseline, before, lists).to_frame("customer_id").with_columns(audience=pl.lit(name))
+                  for name in plan[phase]]  # fmt: skip
+        candidates = pl.concat(picked).unique("customer_id", keep="first", maintain_order=True)
+        chosen = reachable(candidates, day, lists).with_columns(
+            event_id=pl.lit(event.id), phase=pl.lit(phase), contact_date=pl.lit(day)
+        )
+        lists = pl.concat([lists, chosen.select(TARGET_SCHEMA.keys())], how="vertical_relaxed")
+    described = lists.join(baseline.select("customer_id", "rfm_class"), on="customer_id", how="left").join(
+        facts.select("customer_id", "main_category", "first_channel"), on="customer_id", how="left"
+    )
+    messages = [render(f"{row['phase']}_{row['audience']}", row) for row in described.iter_rows(named=True)]
+    return described.select(
+        *TARGET_SCHEMA.keys(), "rfm_class", channel="first_channel", message=pl.Series(messages, dtype=pl.String)
+    )
+
+
+
+def care_moments(orders: pl.DataFrame, day: date) -> pl.DataFrame:
+    """Care for orders of completed purchases: the day one ships, the day after delivery, ten days after it."""
+    done = orders.filter(pl.col("status") == COMPLETED)
+    moments = [
+        ("shipped", pl.col("shipped_ts").dt.date() == day),
+        ("delivered", pl.col("delivered_ts").dt.date() == day - timedelta(days=1)),
+        ("follow_up", pl.col("delivered_ts").dt.date() == day - timedelta(days=10)),
+    ]
+    return pl.concat(
+        [done.filter(when).select("customer_id", "order_id", "channel", reason=pl.lit(kind)) for kind, when in moments]
+    ).with_columns(contact_date=pl.lit(day))

@@ -1,0 +1,158 @@
+"""Sales events: the calendar and its errors, goals recomputed independently, target lists
+under opt-outs and the frequency cap, and events without a past or without orders."""
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.calendar import comparable, preset
+from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.settings import SettingsError
+from tests.conftest import file_shop, ingest, shop, table
+
+
+def test_preset_dates_by_year():
+    double11 = preset("double11", 2024)
+    assert double11.phases == {
+        "build_up": (date(2024, 9, 20), date(2024, 10, 19)), "warm_up": (date(2024, 10, 20), date(2024, 11, 10)),
+        "sprint": (date(2024, 11, 11), date(2024, 11, 11)), "after_glow": (date(2024, 11, 12), date(2024, 11, 18)),
+    }  # fmt: skip
+    assert preset("black_friday", 2024).sprint == (date(2024, 11, 29), date(2024, 11, 29))
+    assert preset("cyber_monday", 2025).sprint == (date(2025, 12, 1), date(2025, 12, 1))
+    assert preset("newyear", 2025).sprint == (date(2025, 1, 8), date(2025, 1, 17))  # before 29 January
+
+
+def test_overrides_and_shop_events_and_comparable_events(tmp_path):
+    settings = shop(tmp_path, events={
+        "overrides": {"double11-2024": {"warm_up": ["2024-10-14", "2024-11-10"], "build_up": ["2024-09-01", "2024-10-13"]}},
+        "custom": [{"id": "anniversary-2024", "sprint": ["2024-08-08", "2024-08-10"]}],
+    })  # fmt: skip
+    events = {e.id: e for e in settings.calendar()}
+    assert events["double11-2024"].phases["warm_up"] == (date(2024, 10, 14), date(2024, 11, 10))
+    assert events["anniversary-2024"].kind == "anniversary"
+    assert comparable(events["double11-2025"], list(events.values())).id == "double11-2024"
+    assert comparable(events["double11-2024"], list(events.values())) is None
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ({"presets": ["singles_day"]}, "unknown preset 'singles_day'"),
+        ({"overrides": {"double11-2024": {"warm_up": ["2024-10-01", "2024-11-10"]}}}, "before the phase before it ends"),
+        ({"overrides": {"double11-2024": {"sprint": ["2024-11-12", "2024-11-11"]}}}, "ends (2024-11-11) before it starts"),
+        ({"overrides": {"double11-2099": {"sprint": ["2099-11-11", "2099-11-11"]}}}, "no event 'double11-2099'"),
+        ({"overrides": {"double11-2024": {"presale": ["2024-10-01", "2024-10-02"]}}}, "unknown phase presale"),
+        ({"plan": {"warm_up": ["vip"]}}, "unknown audience 'vip'"),
+    ],
+)
+def test_each_calendar_error_fails_at_load_with_a_clear_message(tmp_path, events, message):
+    with pytest.raises(SettingsError) as error:
+        shop(tmp_path, events=events)
+    assert "events" in str(error.value) and message in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def two_years(tmp_path_factory):
+    settings = shop(tmp_path_factory.mktemp("events"), history_start="2023-01-01",
+                    source={"kind": "synthetic", "seed": 5, "customers": 3000},
+                    outreach={"opt_out": ["C0000001", "C0000002", "C0000003"], "frequency_cap_days": 14})  # fmt: skip
+    ingest(settings, "2023-01-01", "2024-12-31")
+    defs = build_definitions(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        # reminders inside double11-2024's warm-up, which campaign lists must respect
+        assert defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, partition_key="2024-10-15").success
+        for event in ("double11-2023", "double11-2024"):
+            assert defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=event).success
+    return settings
+
+
+SELLING = {"double11-2023": (date(2023, 10, 20), date(2023, 11, 18)), "double11-2024": (date(2024, 10, 20), date(2024, 11, 18))}
+BUILD_UP = {"double11-2023": date(2023, 9, 20), "double11-2024": date(2024, 9, 20)}
+
+
+def test_goals_recomputed_independently_from_the_orders(two_years):
+    with duckdb.connect(str(two_years.warehouse), read_only=True) as conn:
+        def one(sql, *params):
+            return conn.execute(sql, list(params)).fetchall()[0]
+
+        first, last = SELLING["double11-2023"]
+        new, returning = one("""
+            WITH first_buy AS (SELECT customer_id, min(order_date) f FROM staging.orders WHERE status='completed' GROUP BY ALL),
+                 buyers AS (SELECT DISTINCT customer_id FROM staging.orders
+                            WHERE status='completed' AND order_date BETWEEN ? AND ?)
+            SELECT count(*) FILTER (WHERE f >= ?), count(*) FILTER (WHERE f < ?) FROM buyers JOIN first_buy USING (customer_id)
+        """, first, last, first, first)  # fmt: skip
+
+        def trailing(start):
+            return one("SELECT count(DISTINCT customer_id) FILTER (WHERE status='completed'), sum(amount) FROM staging.orders"
+                       " WHERE order_date BETWEEN ? AND ?", start - timedelta(days=90), start - timedelta(days=1))  # fmt: skip
+
+        (buyers_now, _), (buyers_then, _) = trailing(BUILD_UP["double11-2024"]), trailing(BUILD_UP["double11-2023"])
+        rates = dict(conn.execute("""
+            SELECT b.rfm_class, avg(CASE WHEN o.customer_id IS NULL THEN 0 ELSE 1 END)
+            FROM campaigns.baselines b LEFT JOIN (SELECT DISTINCT customer_id FROM staging.orders
+                 WHERE status='completed' AND order_date BETWEEN ? AND ?) o USING (customer_id)
+            WHERE b.event_id = 'double11-2023' GROUP BY ALL""", [first, last]).fetchall())  # fmt: skip
+        sizes = dict(conn.execute(
+            "SELECT rfm_class, count(*) FROM campaigns.baselines WHERE event_id = 'double11-2024' GROUP BY ALL").fetchall())
+        goals = {(m, c): (g, a, json.loads(i)) for m, c, g, a, i in conn.execute(
+            "SELECT measure, rfm_class, goal, comparable_actual, inputs FROM campaigns.goals WHERE event_id = 'double11-2024'"
+        ).fetchall()}  # fmt: skip
+    assert goals[("new_buyers", None)][1] == new and goals[("returning_buyers", None)][1] == returning
+    assert goals[("new_buyers", None)][0] == pytest.approx(new * buyers_now / buyers_then, abs=0.01)
+    expected_returning = sum(size * rates.get(cls, 0.0) for cls, size in sizes.items())
+    assert goals[("returning_buyers", None)][0] == pytest.approx(expected_returning, abs=0.05)
+    assert goals[("new_buyers", None)][2]["buyers_now"] == buyers_now
+
+
+def test_targets_skip_opt_outs_and_anyone_inside_the_cap_across_lists(two_years):
+    targets = table(two_years, "outreach.campaign_targets").filter(pl.col("event_id") == "double11-2024")
+    reminders = table(two_years, "outreach.repurchase_reminders")
+    assert set(targets["phase"]) == {"warm_up", "sprint", "after_glow"}
+    assert not set(targets["customer_id"]) & {"C0000001", "C0000002", "C0000003"}
+    contacts = pl.concat([reminders.select("customer_id", "contact_date"), targets.select("customer_id", "contact_date")])
+    gaps = contacts.sort("customer_id", "contact_date").with_columns(
+        gap=(pl.col("contact_date") - pl.col("contact_date").shift(1)).over("customer_id").dt.total_days()
+    )
+    assert gaps["gap"].drop_nulls().min() >= 14
+    outbox = two_years.output / "outbox" / "double11-2024"
+    assert pl.read_csv(outbox / "targets.csv").height == targets.height == pl.read_parquet(outbox / "targets.parquet").height
+    assert targets["message"].str.len_chars().min() > 0
+
+
+def test_the_first_event_has_no_comparable_and_says_so(two_years):
+    goals = table(two_years, "campaigns.goals").filter(pl.col("event_id") == "double11-2023")
+    assert goals.select("measure", "basis").rows() == [("none", "none")]
+    assert "no comparable event" in goals["formula"].item()
+
+
+def test_an_event_with_no_orders_at_all_still_plans(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("order_no,buyer,paid_at,total\nA1,c1,2024-03-01 10:00:00,10\n")
+    settings = file_shop(tmp_path, str(path), {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at",
+                                                "amount": "total"})  # fmt: skip
+    settings = settings.model_copy(update={"events": settings.events.model_copy(update={"presets": ["double11"]})})
+    ingest(settings, "2024-03-01")
+    with dg.DagsterInstance.ephemeral() as instance:
+        job = build_definitions(settings).resolve_job_def(CAMPAIGNS_JOB)
+        assert job.execute_in_process(instance=instance, partition_key="double11-2024").success
+    assert table(settings, "campaigns.goals")["basis"].to_list() == ["none"]
+    assert table(settings, "outreach.campaign_targets").height == 0
+
+
+def test_care_messages_follow_shipping_and_delivery_without_promotion(two_years):
+    with dg.DagsterInstance.ephemeral() as instance:
+        job = build_definitions(two_years).resolve_job_def(OUTREACH_JOB)
+        assert job.execute_in_process(instance=instance, partition_key="2024-06-20").success
+    care = table(two_years, "outreach.care_messages").filter(pl.col("contact_date") == date(2024, 6, 20))
+    with duckdb.connect(str(two_years.warehouse), read_only=True) as conn:
+        shipped = conn.execute("SELECT count(*) FROM staging.orders WHERE status='completed'"
+                               " AND CAST(shipped_ts AS DATE) = DATE '2024-06-20'").fetchall()[0][0]  # fmt: skip
+    assert care.filter(pl.col("reason") == "shipped").height == shipped > 0
+    assert set(care["reason"]) == {"shipped", "delivered", "follow_up"}
+    assert not care["message"].str.contains("(?i)coupon|优惠|offer").any()
