@@ -29,6 +29,9 @@ from pipelines.settings import load_settings  # noqa: E402
 from pipelines.sources import order_source  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import print_table  # noqa: E402
+
 spent = {"checks": 0.0}
 
 
@@ -60,7 +63,9 @@ def main() -> None:
         job = build_definitions(settings).resolve_job_def(DAILY_JOB)
         quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
         with dg.DagsterInstance.ephemeral() as instance:
-            warm = job.execute_in_process(partition_key=str(last - timedelta(days=1)), instance=instance, run_config=quiet)
+            warm = job.execute_in_process(
+                partition_key=str(last - timedelta(days=1)), instance=instance, run_config=quiet
+            )
             assert warm.success
             assets.orders.order_check_results = timed(assets.orders.order_check_results)
             assets.customers.customer_check_results = timed(assets.customers.customer_check_results)
@@ -69,17 +74,15 @@ def main() -> None:
             total = time.perf_counter() - started
         assert run.success
     checks, gx_import = spent["checks"], gx_import_seconds()
-    rows = [
-        ("daily run of the demo shop, one day (checks included)", f"{total:.2f} s", ""),
-        ("  of which inside the checks", f"{checks:.2f} s", ""),
-        ("checks add to the run", f"{checks / (total - checks):.0%}", "less than 20%"),
-        ("GX import, once per run process", f"{gx_import:.2f} s", ""),
-        ("checks add, counting that import", f"{(checks + gx_import) / (total - checks):.0%}", ""),
-    ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>8}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>8}  {target}")
+    print_table(
+        [
+            ("daily run of the demo shop, one day (checks included)", f"{total:.2f} s", ""),
+            ("  of which inside the checks", f"{checks:.2f} s", ""),
+            ("checks add to the run", f"{checks / (total - checks):.0%}", "less than 20%"),
+            ("GX import, once per run process", f"{gx_import:.2f} s", ""),
+            ("checks add, counting that import", f"{(checks + gx_import) / (total - checks):.0%}", ""),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -7,12 +7,7 @@ implementation of the same outputs, in the same run.
 Each phase runs in a fresh process so that its peak memory is its own.
 """
 
-import argparse
-import json
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -42,7 +37,7 @@ def prepare(folder: Path, orders: int) -> dict:
     return {"rows": staging.height}
 
 
-def bare_scan(folder: Path) -> dict:
+def bare_scan(folder: Path, orders: int) -> dict:
     import polars as pl
 
     started = time.perf_counter()
@@ -50,7 +45,7 @@ def bare_scan(folder: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "rows": frame.height}
 
 
-def regulars(folder: Path) -> dict:
+def regulars(folder: Path, orders: int) -> dict:
     import polars as pl
 
     from assets.customers.snapshot import customer_snapshot
@@ -67,7 +62,7 @@ def regulars(folder: Path) -> dict:
     return {"seconds": seconds, "customers": snapshot.rfm.height}
 
 
-def pandas_version(folder: Path) -> dict:
+def pandas_version(folder: Path, orders: int) -> dict:
     """Facts, RFM values and classes, and lifecycle stages, written the way a notebook would."""
     import numpy as np
     import pandas as pd
@@ -112,7 +107,7 @@ def pandas_version(folder: Path) -> dict:
     return {"seconds": seconds, "customers": len(facts)}
 
 
-def agreement(folder: Path) -> dict:
+def agreement(folder: Path, orders: int) -> dict:
     import polars as pl
 
     ours = pl.read_parquet(folder / "regulars.parquet")
@@ -122,40 +117,10 @@ def agreement(folder: Path) -> dict:
     return {"share": float(same.mean())}
 
 
-PHASES = {"prepare": prepare, "bare_scan": bare_scan, "regulars": regulars, "pandas": pandas_version, "agreement": agreement}
-
-
-def run_phase(name: str, folder: Path, orders: int) -> dict:
-    command = [sys.executable, __file__, "--phase", name, "--dir", str(folder), "--orders", str(orders)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"{name} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--orders", type=int, default=20_000_000)
-    parser.add_argument("--phase", choices=PHASES)
-    parser.add_argument("--dir", type=Path)
-    args = parser.parse_args()
-    if args.phase:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        phase = PHASES[args.phase]
-        result = phase(args.dir, args.orders) if args.phase == "prepare" else phase(args.dir)
-        result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(json.dumps(result))
-        return
-
-    with tempfile.TemporaryDirectory(prefix="regulars-bench-") as tmp:
-        folder = Path(tmp)
-        prepared = run_phase("prepare", folder, args.orders)
-        scan = run_phase("bare_scan", folder, args.orders)
-        ours = run_phase("regulars", folder, args.orders)
-        pandas = run_phase("pandas", folder, args.orders)
-        agree = run_phase("agreement", folder, args.orders)
-    rows = [
-        ("orders (clean)", f"{prepared['rows']:,}", ""),
+def report(results: dict) -> list[tuple[str, str, str]]:
+    scan, ours, pandas = results["bare_scan"], results["regulars"], results["pandas"]
+    return [
+        ("orders (clean)", f"{results['prepare']['rows']:,}", ""),
         ("customers", f"{ours['customers']:,}", ""),
         ("bare Polars scan of the same columns", f"{scan['seconds']:.1f} s", ""),
         ("facts + RFM + lifecycle (regulars)", f"{ours['seconds']:.1f} s", ""),
@@ -164,13 +129,14 @@ def main() -> None:
         ("  pandas / regulars", f"{pandas['seconds'] / ours['seconds']:.1f}x", "at least 5x"),
         ("regulars peak memory", f"{ours['peak_gib']:.1f} GiB", "under 4 GiB"),
         ("pandas peak memory", f"{pandas['peak_gib']:.1f} GiB", ""),
-        ("class and stage agree with pandas", f"{agree['share']:.2%}", ""),
+        ("class and stage agree with pandas", f"{results['agreement']['share']:.2%}", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>12}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>12}  {target}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import main
+
+    phases = {"prepare": prepare, "bare_scan": bare_scan, "regulars": regulars, "pandas": pandas_version,
+              "agreement": agreement}  # fmt: skip
+    main(__file__, phases, report, 20_000_000)

@@ -7,12 +7,7 @@ a bare DuckDB `CREATE TABLE ... AS SELECT` of the same Parquet files, in the sam
 Each phase runs in a fresh process so that its peak memory is its own.
 """
 
-import argparse
-import json
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -35,7 +30,7 @@ def generate(folder: Path, orders: int) -> dict:
     return {"seconds": seconds, "rows": frame.height}
 
 
-def bare_copy(folder: Path) -> dict:
+def bare_copy(folder: Path, orders: int) -> dict:
     import duckdb
 
     started = time.perf_counter()
@@ -44,7 +39,7 @@ def bare_copy(folder: Path) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def ingest(folder: Path) -> dict:
+def ingest(folder: Path, orders: int) -> dict:
     from assets.orders import ingest_days
     from assets.orders.cleaning import CleaningRules
     from pipelines.settings import parse_settings
@@ -77,52 +72,23 @@ def ingest(folder: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "rows": rows_in, "refused": clean.rejects.height}
 
 
-PHASES = {"generate": generate, "bare_copy": bare_copy, "ingest": ingest}
-
-
-def run_phase(name: str, folder: Path, orders: int) -> dict:
-    command = [sys.executable, __file__, "--phase", name, "--dir", str(folder), "--orders", str(orders)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"{name} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--orders", type=int, default=20_000_000)
-    parser.add_argument("--phase", choices=PHASES)
-    parser.add_argument("--dir", type=Path)
-    args = parser.parse_args()
-    if args.phase:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        result = PHASES[args.phase](args.dir, args.orders) if args.phase == "generate" else PHASES[args.phase](args.dir)
-        result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(json.dumps(result))
-        return
-
-    with tempfile.TemporaryDirectory(prefix="regulars-bench-") as tmp:
-        folder = Path(tmp)
-        generated = run_phase("generate", folder, args.orders)
-        copy = run_phase("bare_copy", folder, args.orders)
-        ingested = run_phase("ingest", folder, args.orders)
-    ratio = ingested["seconds"] / copy["seconds"]
-    rows = [
+def report(results: dict) -> list[tuple[str, str, str]]:
+    generated, copy, ingested = results["generate"], results["bare_copy"], results["ingest"]
+    return [
         ("orders generated", f"{generated['rows']:,}", ""),
         ("generation time", f"{generated['seconds']:.1f} s", "well under 60 s"),
         ("generation peak memory", f"{generated['peak_gib']:.1f} GiB", ""),
         ("bare DuckDB CREATE TABLE AS SELECT", f"{copy['seconds']:.1f} s", ""),
         ("ingest, whole history (read, clean, write 4 tables)", f"{ingested['seconds']:.1f} s", ""),
         ("ingest rows per second", f"{ingested['rows'] / ingested['seconds']:,.0f}", ""),
-        ("ingest / bare copy", f"{ratio:.1f}x", "within 3x"),
+        ("ingest / bare copy", f"{ingested['seconds'] / copy['seconds']:.1f}x", "within 3x"),
         ("ingest peak memory", f"{ingested['peak_gib']:.1f} GiB", ""),
         ("rows refused", f"{ingested['refused']:,}", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>14}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>14}  {target}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import main
+
+    main(__file__, {"generate": generate, "bare_copy": bare_copy, "ingest": ingest}, report, 20_000_000)

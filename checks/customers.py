@@ -25,11 +25,16 @@ def customer_check_specs(facts: dg.AssetKey, rfm: dg.AssetKey) -> list[dg.AssetC
 
 def class_shift(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
     """Per class: share of customers before and now, and the move in percentage points."""
+
     def shares(rfm: pl.DataFrame, name: str) -> pl.DataFrame:
-        return rfm.group_by("rfm_class").len().select("rfm_class", (pl.col("len") / pl.col("len").sum() * 100).alias(name))
+        return (
+            rfm.group_by("rfm_class").len().select("rfm_class", (pl.col("len") / pl.col("len").sum() * 100).alias(name))
+        )
 
     if previous is None or previous.is_empty():
-        return pl.DataFrame(schema={"rfm_class": pl.String, "before": pl.Float64, "now": pl.Float64, "points": pl.Float64})
+        return pl.DataFrame(
+            schema={"rfm_class": pl.String, "before": pl.Float64, "now": pl.Float64, "points": pl.Float64}
+        )
     joined = shares(previous, "before").join(shares(current, "now"), on="rfm_class", how="full", coalesce=True)
     return joined.fill_null(0.0).with_columns(points=(pl.col("now") - pl.col("before")).round(2)).sort("rfm_class")
 

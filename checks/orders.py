@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.orders.cleaning import CleanOrders
 from checks import suites
 from checks.suites import suite_check
 from pipelines.settings import ShopSettings
@@ -59,7 +58,7 @@ def quiet_days(conn, first: date, last: date, min_orders: float) -> list[date]:
 
 
 def order_check_results(
-    conn, settings: ShopSettings, clean: CleanOrders, first: date, last: date, run_id: str,
+    conn, settings: ShopSettings, clean, first: date, last: date, run_id: str,
     keys: tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey],
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
     raw_key, orders_key, rejects_key = keys

@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.customers.rfm import CLASSES
-from assets.orders.cleaning import COMPLETED, FIELDS
+from pipelines.settings import CLASS_CODES
+from pipelines.warehouse import COMPLETED, FIELDS
 
 SAMPLE_SIZE = 5
 
@@ -61,8 +61,10 @@ def customer_facts() -> list[dict]:
 def rfm() -> list[dict]:
     scores = [{"type": "expect_column_values_to_be_between", "column": c, "min_value": 1, "max_value": 5}
               for c in ("r_score", "f_score", "m_score")]  # fmt: skip
-    classes = [code for code, _, _ in CLASSES.values()]
-    return [*scores, {"type": "expect_column_values_to_be_in_set", "column": "rfm_class", "value_set": classes}]
+    return [
+        *scores,
+        {"type": "expect_column_values_to_be_in_set", "column": "rfm_class", "value_set": list(CLASS_CODES)},
+    ]
 
 
 @dataclass
@@ -107,7 +109,11 @@ def validate(suite: str, frame: pl.DataFrame, expectations: list[dict], output: 
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
-    batch = context.data_sources.add_pandas("regulars").add_dataframe_asset(suite).add_batch_definition_whole_dataframe("run")
+    batch = (
+        context.data_sources.add_pandas("regulars")
+        .add_dataframe_asset(suite)
+        .add_batch_definition_whole_dataframe("run")
+    )
     gx_suite = context.suites.add(gx.ExpectationSuite(name=suite))
     for spec in expectations:
         kind, kwargs = spec["type"], {k: v for k, v in spec.items() if k != "type"}
@@ -120,7 +126,9 @@ def validate(suite: str, frame: pl.DataFrame, expectations: list[dict], output: 
     ))  # fmt: skip
     # pandas holds dates as timestamps: compare them as such (see `_day`)
     days = [c for c, t in frame.schema.items() if t == pl.Date]
-    run = checkpoint.run(batch_parameters={"dataframe": frame.with_columns(pl.col(days).cast(pl.Datetime("us"))).to_pandas()})
+    run = checkpoint.run(
+        batch_parameters={"dataframe": frame.with_columns(pl.col(days).cast(pl.Datetime("us"))).to_pandas()}
+    )
     result = next(iter(run.run_results.values()))
     failures = [
         {"expectation": r.expectation_config.type, "column": r.expectation_config.kwargs.get("column", ""),

@@ -103,7 +103,9 @@ def check(event: Event) -> Event:
         if last < first:
             raise CalendarError(f"event {event.id}: {name} ends ({last}) before it starts ({first})")
         if previous_end is not None and first <= previous_end:
-            raise CalendarError(f"event {event.id}: {name} starts {first}, before the phase before it ends ({previous_end})")
+            raise CalendarError(
+                f"event {event.id}: {name} starts {first}, before the phase before it ends ({previous_end})"
+            )
         previous_end = last
     return event
 

@@ -49,7 +49,9 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
     instance = dagster_instance()
     echo(f"{settings.name}: {first} .. {last} ({(last - first).days + 1} days), warehouse {settings.warehouse}")
     days = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
-    snapshot = {"ops": {"customer_snapshot": {"config": {"as_of": last.isoformat(), "history_since": first.isoformat()}}}}
+    snapshot = {
+        "ops": {"customer_snapshot": {"config": {"as_of": last.isoformat(), "history_since": first.isoformat()}}}
+    }
     steps = [
         ("Orders: ingest, clean, refuse", INGEST_JOB, days, {}),
         (f"Customers as of {last}: facts, RFM, lifecycle, history, analysis", CUSTOMERS_JOB, {}, snapshot),
@@ -66,12 +68,16 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=run_config | _quiet_logs()
         )
-        echo(f" {'done' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s (run {result.run_id[:8]})")
+        echo(
+            f" {'done' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s (run {result.run_id[:8]})"
+        )
         if not result.success:
             echo(_failure(result), err=True)
             return False
         # A run over many days records one materialization per day; its metadata covers the run.
-        latest = {event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()}
+        latest = {
+            event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()
+        }
         for key, metadata in latest.items():
             echo(_summary_line(key, metadata))
         reports.extend(v.value for m in latest.values() for k, v in m.items() if k == "path")
@@ -87,7 +93,9 @@ def _quiet_logs() -> dict:
 
 
 def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
-    shown = {k: v.value for k, v in metadata.items() if not isinstance(v, dg.MarkdownMetadataValue | dg.JsonMetadataValue)}
+    shown = {
+        k: v.value for k, v in metadata.items() if not isinstance(v, dg.MarkdownMetadataValue | dg.JsonMetadataValue)
+    }
     shown.pop("window", None)
     rows = shown.pop("rows", shown.pop("dagster/row_count", ""))
     extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
@@ -131,7 +139,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", type=click.Path(dir_okay=False), help="A shop's settings file (default: REGULARS_CONFIG or shop.yaml).")
+@click.option(
+    "--config", type=click.Path(dir_okay=False), help="A shop's settings file (default: REGULARS_CONFIG or shop.yaml)."
+)
 @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: history_start).")
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: history_end or yesterday).")
 def run(config: str | None, first: datetime | None, last: datetime | None) -> None:

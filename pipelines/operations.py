@@ -62,11 +62,15 @@ def operations(settings: ShopSettings, job) -> dict:
     @dg.run_failure_sensor(name="notify_on_failure", default_status=dg.DefaultSensorStatus.RUNNING)
     def notify_on_failure(context: dg.RunFailureSensorContext, notifier: Notifier):
         run = context.dagster_run
-        notifier.send(f"regulars: run {run.run_id[:8]} of {run.job_name} failed: {context.failure_event.message}", context.log)
+        notifier.send(
+            f"regulars: run {run.run_id[:8]} of {run.job_name} failed: {context.failure_event.message}", context.log
+        )
 
     return {
         "schedules": [schedule],
         "asset_checks": freshness,
         "sensors": [freshness_sensor, notify_on_failure],
-        "resources": {"notifier": Notifier(webhook_url=os.environ.get("REGULARS_WEBHOOK_URL") or settings.operations.webhook_url)},
+        "resources": {
+            "notifier": Notifier(webhook_url=os.environ.get("REGULARS_WEBHOOK_URL") or settings.operations.webhook_url)
+        },
     }

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import yaml
-from pipelines.calendar import LUNAR_NEW_YEAR, CalendarError, Event, around, check, preset, with_overrides
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipelines.calendar import LUNAR_NEW_YEAR, CalendarError, Event, around, check, preset, with_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SHOP = PROJECT_ROOT / "shop.yaml"
@@ -163,7 +164,9 @@ class EventSettings(_Strict):
                 raise ValueError(f"plan: unknown phase {phase!r}")
             for name in audiences:
                 if name not in known:
-                    raise ValueError(f"plan.{phase}: unknown audience {name!r}; expected a class or engaged, missed, new_buyers")
+                    raise ValueError(
+                        f"plan.{phase}: unknown audience {name!r}; expected a class or engaged, missed, new_buyers"
+                    )
         return self
 
 

@@ -18,11 +18,14 @@ from dagster_duckdb import DuckDBResource
 
 WAREHOUSE_POOL = "warehouse"  # DuckDB takes one writer: every step that opens it is in this pool
 
-SOURCE_TEXT_COLUMNS = """
-    order_id VARCHAR, customer_id VARCHAR, order_ts VARCHAR, amount VARCHAR, quantity VARCHAR,
-    unit_price VARCHAR, items VARCHAR, channel VARCHAR, region VARCHAR, sku VARCHAR,
-    category VARCHAR, status VARCHAR, shipped_ts VARCHAR, delivered_ts VARCHAR, currency VARCHAR
-"""
+# The fields a source can deliver, in warehouse order: raw tables keep them as text.
+FIELDS = (
+    "order_id", "customer_id", "order_ts", "amount", "quantity", "unit_price", "items",
+    "channel", "region", "sku", "category", "status", "shipped_ts", "delivered_ts", "currency",
+)  # fmt: skip
+# staging.orders.status: a purchase, or a cancelled order / return document (amount 0 or negative)
+COMPLETED, CANCELLED = "completed", "cancelled"
+SOURCE_TEXT_COLUMNS = ", ".join(f"{field} VARCHAR" for field in FIELDS)
 
 TABLES = {
     "raw.orders": f"""
@@ -133,6 +136,7 @@ def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame | No
     """A whole table, or None if it does not exist yet."""
     schema, name = table.split(".")
     exists = conn.sql(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", params=[schema, name]
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        params=[schema, name],
     ).fetchall()[0][0]
     return conn.sql(f"SELECT * FROM {table}").pl() if exists else None

@@ -32,7 +32,9 @@ def overview_html(
         .sort("due_date", "customer_id")
     )  # fmt: skip
     revenue = float(facts["net_revenue"].sum() or 0)
-    top = facts["net_revenue"].sort(descending=True).head(max(round(facts.height * 0.2), 1)).sum() if facts.height else 0
+    top = (
+        facts["net_revenue"].sort(descending=True).head(max(round(facts.height * 0.2), 1)).sum() if facts.height else 0
+    )
     summary = {
         "customers": facts.height,
         "revenue": revenue,

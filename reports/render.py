@@ -43,6 +43,8 @@ def mask(customer_id: str) -> str:
 
 
 def render(template: str, language: str, **context) -> str:
-    return environment().get_template(template).render(
-        t=TEXT[language], actions=ACTIONS[language], language=language, mask=mask, **context
+    return (
+        environment()
+        .get_template(template)
+        .render(t=TEXT[language], actions=ACTIONS[language], language=language, mask=mask, **context)
     )

@@ -3,7 +3,6 @@ under opt-outs and the frequency cap, and events without a past or without order
 
 import json
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -43,8 +42,14 @@ def test_overrides_and_shop_events_and_comparable_events(tmp_path):
     ("events", "message"),
     [
         ({"presets": ["singles_day"]}, "unknown preset 'singles_day'"),
-        ({"overrides": {"double11-2024": {"warm_up": ["2024-10-01", "2024-11-10"]}}}, "before the phase before it ends"),
-        ({"overrides": {"double11-2024": {"sprint": ["2024-11-12", "2024-11-11"]}}}, "ends (2024-11-11) before it starts"),
+        (
+            {"overrides": {"double11-2024": {"warm_up": ["2024-10-01", "2024-11-10"]}}},
+            "before the phase before it ends",
+        ),
+        (
+            {"overrides": {"double11-2024": {"sprint": ["2024-11-12", "2024-11-11"]}}},
+            "ends (2024-11-11) before it starts",
+        ),
         ({"overrides": {"double11-2099": {"sprint": ["2099-11-11", "2099-11-11"]}}}, "no event 'double11-2099'"),
         ({"overrides": {"double11-2024": {"presale": ["2024-10-01", "2024-10-02"]}}}, "unknown phase presale"),
         ({"plan": {"warm_up": ["vip"]}}, "unknown audience 'vip'"),
@@ -65,18 +70,26 @@ def two_years(tmp_path_factory):
     defs = build_definitions(settings)
     with dg.DagsterInstance.ephemeral() as instance:
         # reminders inside double11-2024's warm-up, which campaign lists must respect
-        assert defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, partition_key="2024-10-15").success
+        assert (
+            defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, partition_key="2024-10-15").success
+        )
         for event in ("double11-2023", "double11-2024"):
-            assert defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=event).success
+            assert (
+                defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=event).success
+            )
     return settings
 
 
-SELLING = {"double11-2023": (date(2023, 10, 20), date(2023, 11, 18)), "double11-2024": (date(2024, 10, 20), date(2024, 11, 18))}
+SELLING = {
+    "double11-2023": (date(2023, 10, 20), date(2023, 11, 18)),
+    "double11-2024": (date(2024, 10, 20), date(2024, 11, 18)),
+}
 BUILD_UP = {"double11-2023": date(2023, 9, 20), "double11-2024": date(2024, 9, 20)}
 
 
 def test_goals_recomputed_independently_from_the_orders(two_years):
     with duckdb.connect(str(two_years.warehouse), read_only=True) as conn:
+
         def one(sql, *params):
             return conn.execute(sql, list(params)).fetchall()[0]
 
@@ -98,8 +111,11 @@ def test_goals_recomputed_independently_from_the_orders(two_years):
             FROM campaigns.baselines b LEFT JOIN (SELECT DISTINCT customer_id FROM staging.orders
                  WHERE status='completed' AND order_date BETWEEN ? AND ?) o USING (customer_id)
             WHERE b.event_id = 'double11-2023' GROUP BY ALL""", [first, last]).fetchall())  # fmt: skip
-        sizes = dict(conn.execute(
-            "SELECT rfm_class, count(*) FROM campaigns.baselines WHERE event_id = 'double11-2024' GROUP BY ALL").fetchall())
+        sizes = dict(
+            conn.execute(
+                "SELECT rfm_class, count(*) FROM campaigns.baselines WHERE event_id = 'double11-2024' GROUP BY ALL"
+            ).fetchall()
+        )
         goals = {(m, c): (g, a, json.loads(i)) for m, c, g, a, i in conn.execute(
             "SELECT measure, rfm_class, goal, comparable_actual, inputs FROM campaigns.goals WHERE event_id = 'double11-2024'"
         ).fetchall()}  # fmt: skip
@@ -115,13 +131,19 @@ def test_targets_skip_opt_outs_and_anyone_inside_the_cap_across_lists(two_years)
     reminders = table(two_years, "outreach.repurchase_reminders")
     assert set(targets["phase"]) == {"warm_up", "sprint", "after_glow"}
     assert not set(targets["customer_id"]) & {"C0000001", "C0000002", "C0000003"}
-    contacts = pl.concat([reminders.select("customer_id", "contact_date"), targets.select("customer_id", "contact_date")])
+    contacts = pl.concat(
+        [reminders.select("customer_id", "contact_date"), targets.select("customer_id", "contact_date")]
+    )
     gaps = contacts.sort("customer_id", "contact_date").with_columns(
         gap=(pl.col("contact_date") - pl.col("contact_date").shift(1)).over("customer_id").dt.total_days()
     )
     assert gaps["gap"].drop_nulls().min() >= 14
     outbox = two_years.output / "outbox" / "double11-2024"
-    assert pl.read_csv(outbox / "targets.csv").height == targets.height == pl.read_parquet(outbox / "targets.parquet").height
+    assert (
+        pl.read_csv(outbox / "targets.csv").height
+        == targets.height
+        == pl.read_parquet(outbox / "targets.parquet").height
+    )
     assert targets["message"].str.len_chars().min() > 0
 
 

@@ -18,7 +18,9 @@ def rows(*records: tuple, fields=ORDER_FIELDS) -> pl.DataFrame:
 
 def rules(fields=ORDER_FIELDS, **layout) -> CleaningRules:
     layout = {"timezone": "Asia/Shanghai", "cancellation": CancellationRule(status_in=["refunded"])} | layout
-    return CleaningRules(SourceLayout(fields=fields, **layout), shop_timezone="Asia/Shanghai", max_amount=10_000, currency="CNY")
+    return CleaningRules(
+        SourceLayout(fields=fields, **layout), shop_timezone="Asia/Shanghai", max_amount=10_000, currency="CNY"
+    )
 
 
 def clean(frame: pl.DataFrame, cleaning: CleaningRules):
@@ -122,15 +124,21 @@ def test_rows_without_an_order_id_get_a_stable_derived_one():
 def test_a_column_where_no_value_reads_as_its_type_refuses_the_file():
     frame = rows(("A1", "c1", "11/11/2024", "10", "paid"), ("A2", "c1", "12/11/2024", "10", "paid"))
     with pytest.raises(MalformedExportError) as error:
-        with_order_dates(as_raw_text(frame), rules(timestamp_format="%Y-%m-%d %H:%M:%S", columns={"order_ts": "下单时间"}))
+        with_order_dates(
+            as_raw_text(frame), rules(timestamp_format="%Y-%m-%d %H:%M:%S", columns={"order_ts": "下单时间"})
+        )
     assert (error.value.file, error.value.row, error.value.column) == ("export.csv", 1, "下单时间")
 
 
 def test_a_row_in_another_currency_is_refused_and_orders_carry_the_shops():
     fields = (*ORDER_FIELDS, "currency")
     result = clean(
-        rows(("A1", "c1", "2024-11-11 10:00:00", "10", "paid", "cny"), ("A2", "c1", "2024-11-11 11:00:00", "10", "paid", "USD"),
-             ("A3", "c1", "2024-11-11 12:00:00", "10", "paid", None), fields=fields),  # fmt: skip
+        rows(
+            ("A1", "c1", "2024-11-11 10:00:00", "10", "paid", "cny"),
+            ("A2", "c1", "2024-11-11 11:00:00", "10", "paid", "USD"),
+            ("A3", "c1", "2024-11-11 12:00:00", "10", "paid", None),
+            fields=fields,
+        ),  # fmt: skip
         rules(fields),
     )
     assert reasons(result) == {2: "other_currency"}

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from assets.customers.facts import customer_facts
 from assets.customers.lifecycle import stage, value_tier
@@ -35,8 +37,13 @@ def orders(*rows: tuple) -> pl.DataFrame:
 def test_facts_of_a_repeat_buyer_worked_by_hand():
     # Purchases on 1, 11 and 31 December: gaps 10 and 20 days, cycle (31-1)/2 = 15; a return of 30 on the 20th.
     facts = customer_facts(
-        orders(("a", date(2024, 12, 1), 100), ("a", date(2024, 12, 11), 50), ("a", date(2024, 12, 20), -30, "cancelled"),
-               ("a", date(2024, 12, 31), 80), ("a", date(2025, 1, 5), 999)),  # fmt: skip
+        orders(
+            ("a", date(2024, 12, 1), 100),
+            ("a", date(2024, 12, 11), 50),
+            ("a", date(2024, 12, 20), -30, "cancelled"),
+            ("a", date(2024, 12, 31), 80),
+            ("a", date(2025, 1, 5), 999),
+        ),  # fmt: skip
         AS_OF,
     ).row(0, named=True)
     assert facts["orders"] == 3 and facts["purchase_days"] == 3
@@ -64,7 +71,12 @@ def test_classes_against_the_mean_worked_by_hand():
     })  # fmt: skip
     # Means: recency 82.5, frequency 2.75, monetary 447.5.
     classes = classify(values, RfmSettings())
-    assert classes.sort("customer_id")["rfm_class"].to_list() == ["important_value", "general_maintain", "new", "important_retain"]
+    assert classes.sort("customer_id")["rfm_class"].to_list() == [
+        "important_value",
+        "general_maintain",
+        "new",
+        "important_retain",
+    ]
 
 
 def test_fixed_thresholds_use_the_category_active_window():
@@ -73,7 +85,10 @@ def test_fixed_thresholds_use_the_category_active_window():
         "main_category": ["apparel", "snacks"],
     })  # fmt: skip
     rules = RfmSettings(threshold="fixed", recency_days=30, active_window_days={"apparel": 90})
-    assert classify(values, rules).sort("customer_id")["rfm_class"].to_list() == ["important_value", "important_winback"]
+    assert classify(values, rules).sort("customer_id")["rfm_class"].to_list() == [
+        "important_value",
+        "important_winback",
+    ]
 
 
 def test_quintiles_give_ties_one_score():
@@ -144,4 +159,3 @@ def test_raising_a_customers_spend_never_lowers_their_m_score(rows, extra):
     after = customer_snapshot(richer, date(2024, 12, 31), SETTINGS).rfm
     score = lambda rfm: rfm.filter(pl.col("customer_id") == buyer)["m_score"].item()  # noqa: E731
     assert score(after) >= score(before)
-

@@ -11,11 +11,21 @@ from pipelines.sources.exports import MalformedExportError, read_exports
 
 CN_HEADER = "订单号,买家ID,下单时间,实付金额,省份\n"
 CN_ROWS = "T001,张三,2024-11-11 00:05:00,199.00,浙江\nT002,李四,2024-11-11 09:30:00,58.50,广东\n"
-CN_COLUMNS = {"order_id": "订单号", "customer_id": "买家ID", "order_ts": "下单时间", "amount": "实付金额", "region": "省份"}
+CN_COLUMNS = {
+    "order_id": "订单号",
+    "customer_id": "买家ID",
+    "order_ts": "下单时间",
+    "amount": "实付金额",
+    "region": "省份",
+}
 
 
 def source(path: Path, **extra):
-    raw = {"name": "s", "history_start": "2024-01-01", "source": {"kind": "file", "path": str(path), "columns": CN_COLUMNS, **extra}}
+    raw = {
+        "name": "s",
+        "history_start": "2024-01-01",
+        "source": {"kind": "file", "path": str(path), "columns": CN_COLUMNS, **extra},
+    }
     return parse_settings(raw, path.parent / "shop.yaml").source
 
 
@@ -41,8 +51,13 @@ def test_a_gbk_csv_read_as_utf8_names_the_row_and_column(tmp_path):
 def test_an_xlsx_export_keeps_typed_cells_as_readable_text(tmp_path):
     path = tmp_path / "orders.xlsx"
     pl.DataFrame(
-        {"订单号": ["T001"], "买家ID": [12345], "下单时间": [datetime(2024, 11, 11, 0, 5)],
-         "实付金额": [199.0], "省份": ["浙江"]}  # fmt: skip
+        {
+            "订单号": ["T001"],
+            "买家ID": [12345],
+            "下单时间": [datetime(2024, 11, 11, 0, 5)],
+            "实付金额": [199.0],
+            "省份": ["浙江"],
+        }  # fmt: skip
     ).write_excel(path)
     frame = read_exports(source(path))
     assert frame.select("customer_id", "order_ts", "amount").row(0) == ("12345", "2024-11-11 00:05:00", "199")

@@ -69,7 +69,9 @@ def fake_snapshots(due: dict[date, list[str]]):
                             "rfm_class": ["new"] * len(ids), "rfm_class_zh": ["新客户"] * len(ids),
                             "expected_next_date": [day] * len(ids)},
                            schema_overrides={"due_date": pl.Date, "expected_next_date": pl.Date})  # fmt: skip
-        facts = pl.DataFrame({"customer_id": ids, "main_category": ["tea"] * len(ids), "first_channel": ["sms"] * len(ids)})
+        facts = pl.DataFrame(
+            {"customer_id": ids, "main_category": ["tea"] * len(ids), "first_channel": ["sms"] * len(ids)}
+        )
         return facts.cast({"customer_id": pl.String}), rfm.cast({"customer_id": pl.String})
 
     return snapshot_on
@@ -85,14 +87,19 @@ def test_opt_outs_and_the_frequency_cap_hold_across_days_and_lists():
     # a: 1 May, not 5 May (4 days later), again 9 May (8 days later); x: contacted 28 April, so not
     # 1 May, but 9 May; b: 5 May; "out" never.
     assert sorted(chosen.select("customer_id", "contact_date").rows()) == [
-        ("a", d1), ("a", d3), ("b", d2), ("x", d3),
+        ("a", d1),
+        ("a", d3),
+        ("b", d2),
+        ("x", d3),
     ]
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_every_class_has_a_message_in_both_languages(language):
     for code, _, _ in CLASSES.values():
-        text = render_message("repurchase", language, code, shop="S", category="tea", expected_next_date=date(2024, 1, 2))
+        text = render_message(
+            "repurchase", language, code, shop="S", category="tea", expected_next_date=date(2024, 1, 2)
+        )
         assert "tea" in text and "{{" not in text
 
 

@@ -5,7 +5,13 @@ import polars as pl
 
 from tests.conftest import file_shop, ingest, shop, table
 
-COLUMNS = {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at", "amount": "total", "region": "province"}
+COLUMNS = {
+    "order_id": "order_no",
+    "customer_id": "buyer",
+    "order_ts": "paid_at",
+    "amount": "total",
+    "region": "province",
+}
 HEADER = "order_no,buyer,paid_at,total,province\n"
 
 
@@ -14,7 +20,10 @@ def write_csv(path, *lines: str, encoding: str = "utf-8") -> None:
 
 
 def counts(settings) -> dict[str, int]:
-    return {name: table(settings, name).height for name in ("raw.orders", "staging.orders", "staging.order_lines", "staging.rejects")}
+    return {
+        name: table(settings, name).height
+        for name in ("raw.orders", "staging.orders", "staging.order_lines", "staging.rejects")
+    }
 
 
 def test_materializing_a_partition_twice_gives_the_same_tables(tmp_path):
@@ -59,7 +68,9 @@ def test_rows_arriving_late_for_an_old_day_are_picked_up_by_rerunning_that_day(t
     write_csv(path, "A1,c1,2024-03-01 10:00:00,10,zj", "B1,c2,2024-03-02 10:00:00,20,zj")
     settings = file_shop(tmp_path, str(path), COLUMNS)
     ingest(settings, "2024-03-01", "2024-03-02")
-    write_csv(path, "A1,c1,2024-03-01 10:00:00,10,zj", "B1,c2,2024-03-02 10:00:00,20,zj", "A2,c3,2024-03-01 23:00:00,30,zj")
+    write_csv(
+        path, "A1,c1,2024-03-01 10:00:00,10,zj", "B1,c2,2024-03-02 10:00:00,20,zj", "A2,c3,2024-03-01 23:00:00,30,zj"
+    )
     ingest(settings, "2024-03-01")
     orders = table(settings, "staging.orders")
     assert sorted(orders["order_id"]) == ["A1", "A2", "B1"]
@@ -105,8 +116,13 @@ def test_an_xlsx_and_a_gbk_csv_in_one_folder_go_through(tmp_path):
 def test_a_day_keeps_the_same_rows_whether_loaded_alone_or_in_a_range(tmp_path):
     path = tmp_path / "orders.csv"
     # A2 reuses A1's id on the next day with other values: the later row is the repeat, whatever the run.
-    write_csv(path, "A1,c1,2024-03-01 10:00:00,10,zj", "A1,c2,2024-03-02 10:00:00,20,zj", "B1,c3,2024-03-02 11:00:00,5,zj")
-    alone, ranged = file_shop(tmp_path / "alone", str(path), COLUMNS), file_shop(tmp_path / "ranged", str(path), COLUMNS)
+    write_csv(
+        path, "A1,c1,2024-03-01 10:00:00,10,zj", "A1,c2,2024-03-02 10:00:00,20,zj", "B1,c3,2024-03-02 11:00:00,5,zj"
+    )
+    alone, ranged = (
+        file_shop(tmp_path / "alone", str(path), COLUMNS),
+        file_shop(tmp_path / "ranged", str(path), COLUMNS),
+    )
     ingest(alone, "2024-03-02")
     ingest(ranged, "2024-03-01", "2024-03-02")
     assert table(alone, "staging.rejects")["reason"].to_list() == ["duplicate_order"]

@@ -34,7 +34,9 @@ def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_pa
     expectations = suites.clean_orders(DAY, DAY, "CNY", 1000)
     assert run_suite(tmp_path, "clean_orders", GOOD_ORDERS, expectations).success  # a return may be negative
     bad = GOOD_ORDERS.with_columns(
-        order_id=pl.Series(["A1", "A1", "C3"]), amount=pl.Series([10.0, -20.0, -5.0]), currency=pl.Series(["CNY", "USD", "CNY"])
+        order_id=pl.Series(["A1", "A1", "C3"]),
+        amount=pl.Series([10.0, -20.0, -5.0]),
+        currency=pl.Series(["CNY", "USD", "CNY"]),
     )
     result = run_suite(tmp_path, "clean_orders", bad, expectations)
     failed = {(f["expectation"], f["column"]): f for f in result.failures}
@@ -47,7 +49,7 @@ def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_pa
 
 
 def test_raw_orders_suite_wants_the_contract_columns_and_readable_times(tmp_path):
-    from assets.orders.cleaning import FIELDS
+    from pipelines.warehouse import FIELDS
 
     raw = pl.DataFrame({"_source": ["f"] * 10, "_row": range(10), **{f: ["x"] * 10 for f in FIELDS},
                         "order_date": [DAY] * 10, "_ts": [datetime(2024, 11, 11)] * 9 + [None]})  # fmt: skip
@@ -55,7 +57,10 @@ def test_raw_orders_suite_wants_the_contract_columns_and_readable_times(tmp_path
     assert run_suite(tmp_path, "raw_orders", raw, expectations).success  # 9 of 10 times read: mostly 0.9
     unreadable = raw.with_columns(_ts=pl.lit(None, pl.Datetime)).drop("customer_id")
     failures = run_suite(tmp_path, "raw_orders", unreadable, expectations).failures
-    assert {f["expectation"] for f in failures} == {"expect_table_columns_to_match_set", "expect_column_values_to_not_be_null"}
+    assert {f["expectation"] for f in failures} == {
+        "expect_table_columns_to_match_set",
+        "expect_column_values_to_not_be_null",
+    }
 
 
 def test_customer_facts_suite(tmp_path):
@@ -97,7 +102,12 @@ def test_a_corrupted_day_stops_customers_and_outreach_and_says_why(tmp_path, mon
                   for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
     assert not result.success
     assert "staging/orders" in materialized
-    assert not materialized & {"core/rfm", "core/customer_facts", "outreach/repurchase_reminders", "reports/shop_overview"}
+    assert not materialized & {
+        "core/rfm",
+        "core/customer_facts",
+        "outreach/repurchase_reminders",
+        "reports/shop_overview",
+    }
     failed = checks["clean_orders_suite"]
     assert not failed.passed
     summary = failed.metadata["summary"].value

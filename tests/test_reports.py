@@ -41,7 +41,9 @@ def shop_with_customers(tmp_path_factory):
 
 
 def overview(settings, language: str) -> str:
-    settings = settings.model_copy(update={"reports": ReportSettings(language=language), "output": settings.output / language})
+    settings = settings.model_copy(
+        update={"reports": ReportSettings(language=language), "output": settings.output / language}
+    )
     with dg.DagsterInstance.ephemeral() as instance:
         assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
     return next((settings.output / "reports").glob("overview-*.html")).read_text(encoding="utf-8")

@@ -64,7 +64,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 return render_message("campaign", settings.outreach.language, audience, shop=settings.name,
                                       event=event.label, category=row["main_category"] or "")  # fmt: skip
 
-            targets = campaign_targets(event, settings.events.plan, baseline.rfm, facts_now, orders, known_until, reach, render)
+            targets = campaign_targets(
+                event, settings.events.plan, baseline.rfm, facts_now, orders, known_until, reach, render
+            )
             replace_rows(conn, {
                 "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
                 "campaigns.goals": goals, "outreach.campaign_targets": targets,
@@ -73,7 +75,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         outbox.mkdir(parents=True, exist_ok=True)
         targets.write_csv(outbox / "targets.csv")
         targets.write_parquet(outbox / "targets.parquet")
-        yield dg.MaterializeResult(asset_key=BASELINES, metadata={"as_of": str(event.start), "rows": baseline.rfm.height})
+        yield dg.MaterializeResult(
+            asset_key=BASELINES, metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
+        )
         yield dg.MaterializeResult(asset_key=GOALS, metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
             "goals": dg.MetadataValue.json({r["measure"]: r["goal"] for r in goals.filter(pl.col("rfm_class").is_null()).to_dicts()}),

@@ -12,8 +12,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from assets.customers.facts import COMPLETED
 from pipelines.calendar import Event
+from pipelines.warehouse import COMPLETED
 
 TRAILING_DAYS = 90
 GOAL_SCHEMA = {
@@ -51,7 +51,9 @@ def event_actuals(orders: pl.DataFrame, event: Event) -> dict[str, float]:
 
 def trailing(orders: pl.DataFrame, before: date) -> tuple[int, float]:
     """Buyers and net revenue in the 90 days before a day."""
-    window = orders.filter(pl.col("order_date").is_between(before - timedelta(days=TRAILING_DAYS), before - timedelta(days=1)))
+    window = orders.filter(
+        pl.col("order_date").is_between(before - timedelta(days=TRAILING_DAYS), before - timedelta(days=1))
+    )
     return window.filter(pl.col("status") == COMPLETED)["customer_id"].n_unique(), float(window["amount"].sum())
 
 
@@ -87,7 +89,10 @@ def plan_goals(
         buyer_growth = revenue_growth = 1 + growth_rate
         growth_inputs = {"growth_rate_setting": growth_rate}
     else:
-        (buyers_now, revenue_now), (buyers_then, revenue_then) = trailing(orders, event.start), trailing(orders, comparable.start)
+        (buyers_now, revenue_now), (buyers_then, revenue_then) = (
+            trailing(orders, event.start),
+            trailing(orders, comparable.start),
+        )
         buyer_growth = buyers_now / buyers_then if buyers_then else 1.0
         revenue_growth = revenue_now / revenue_then if revenue_then else 1.0
         growth_inputs = {"trailing_days": TRAILING_DAYS, "buyers_now": buyers_now, "buyers_then": buyers_then,
@@ -97,9 +102,13 @@ def plan_goals(
     rates = response_rates(baseline_then, orders, comparable) if baseline_then is not None else pl.DataFrame(
         schema={"rfm_class": pl.String, "response_rate": pl.Float64})  # fmt: skip
     sizes = baseline_now.group_by("rfm_class").agg(size_now=pl.len())
-    by_class = sizes.join(rates.select("rfm_class", "response_rate"), on="rfm_class", how="left").with_columns(
-        pl.col("response_rate").fill_null(0.0), goal=pl.col("size_now") * pl.col("response_rate").fill_null(0.0)
-    ).sort("rfm_class")
+    by_class = (
+        sizes.join(rates.select("rfm_class", "response_rate"), on="rfm_class", how="left")
+        .with_columns(
+            pl.col("response_rate").fill_null(0.0), goal=pl.col("size_now") * pl.col("response_rate").fill_null(0.0)
+        )
+        .sort("rfm_class")
+    )
 
     new_goal = then["new_buyers"] * buyer_growth
     returning_goal = float(by_class["goal"].sum())
@@ -136,10 +145,18 @@ def plan_goals(
 
 def _frame(event: Event, comparable: Event | None, rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(
-        [{"event_id": event.id, "rfm_class": None, "goal": None, "comparable_actual": None,
-          "comparable_event": comparable.id if comparable else None,
-          **row, "inputs": row["inputs"] if isinstance(row.get("inputs"), str) else json.dumps(row.get("inputs", {})),
-          **({"goal": round(row["goal"], 2)} if row.get("goal") is not None else {})}
-         for row in rows],  # fmt: skip
+        [
+            {
+                "event_id": event.id,
+                "rfm_class": None,
+                "goal": None,
+                "comparable_actual": None,
+                "comparable_event": comparable.id if comparable else None,
+                **row,
+                "inputs": row["inputs"] if isinstance(row.get("inputs"), str) else json.dumps(row.get("inputs", {})),
+                **({"goal": round(row["goal"], 2)} if row.get("goal") is not None else {}),
+            }
+            for row in rows
+        ],  # fmt: skip
         schema=GOAL_SCHEMA,
     )

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from assets.customers.facts import COMPLETED
 from pipelines.calendar import Event
+from pipelines.warehouse import COMPLETED
 
 AUDIENCES = ("engaged", "missed", "new_buyers")
 TARGET_SCHEMA = {
@@ -25,9 +25,7 @@ def buyers(orders: pl.DataFrame, first: date, last: date) -> pl.Series:
     return window["customer_id"].unique()
 
 
-def audience(
-    name: str, event: Event, baseline: pl.DataFrame, orders: pl.DataFrame, earlier: pl.DataFrame
-) -> pl.Series:
+def audience(name: str, event: Event, baseline: pl.DataFrame, orders: pl.DataFrame, earlier: pl.DataFrame) -> pl.Series:
     """Customer ids of an audience; `earlier` holds this event's lists of earlier phases."""
     if name == "engaged":
         reached = earlier.filter(pl.col("phase") == "warm_up")["customer_id"]
@@ -70,17 +68,3 @@ def campaign_targets(
     return described.select(
         *TARGET_SCHEMA.keys(), "rfm_class", channel="first_channel", message=pl.Series(messages, dtype=pl.String)
     )
-
-
-
-def care_moments(orders: pl.DataFrame, day: date) -> pl.DataFrame:
-    """Care for orders of completed purchases: the day one ships, the day after delivery, ten days after it."""
-    done = orders.filter(pl.col("status") == COMPLETED)
-    moments = [
-        ("shipped", pl.col("shipped_ts").dt.date() == day),
-        ("delivered", pl.col("delivered_ts").dt.date() == day - timedelta(days=1)),
-        ("follow_up", pl.col("delivered_ts").dt.date() == day - timedelta(days=10)),
-    ]
-    return pl.concat(
-        [done.filter(when).select("customer_id", "order_id", "channel", reason=pl.lit(kind)) for kind, when in moments]
-    ).with_columns(contact_date=pl.lit(day))

@@ -45,7 +45,10 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     ]  # fmt: skip
 
     @dg.multi_asset(
-        name="customer_snapshot", specs=specs, check_specs=customer_check_specs(CUSTOMER_FACTS, RFM), pool=WAREHOUSE_POOL
+        name="customer_snapshot",
+        specs=specs,
+        check_specs=customer_check_specs(CUSTOMER_FACTS, RFM),
+        pool=WAREHOUSE_POOL,
     )
     def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig, warehouse: Warehouse):
         with warehouse.get_connection() as conn:
@@ -72,13 +75,23 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 conn, {"core.customer_facts": snapshot.facts, "core.rfm": snapshot.rfm, "core.segment_history": history}
             )
         rfm = snapshot.rfm
-        yield dg.MaterializeResult(asset_key=CUSTOMER_FACTS, metadata={
-            "as_of": str(as_of), "dagster/row_count": snapshot.facts.height,
-            "repeat_rate": round(float((snapshot.facts["purchase_days"] >= 2).mean() or 0), 4)})
-        yield dg.MaterializeResult(asset_key=RFM, metadata={
-            "as_of": str(as_of), "dagster/row_count": rfm.height,
-            "classes": dg.MetadataValue.json(dict(rfm.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
-            "stages": dg.MetadataValue.json(dict(rfm.group_by("stage").len().sort("stage").iter_rows()))})
+        yield dg.MaterializeResult(
+            asset_key=CUSTOMER_FACTS,
+            metadata={
+                "as_of": str(as_of),
+                "dagster/row_count": snapshot.facts.height,
+                "repeat_rate": round(float((snapshot.facts["purchase_days"] >= 2).mean() or 0), 4),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=RFM,
+            metadata={
+                "as_of": str(as_of),
+                "dagster/row_count": rfm.height,
+                "classes": dg.MetadataValue.json(dict(rfm.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
+                "stages": dg.MetadataValue.json(dict(rfm.group_by("stage").len().sort("stage").iter_rows())),
+            },
+        )
         yield dg.MaterializeResult(asset_key=SEGMENT_HISTORY, metadata={
             "rebuilt_from": str(since), "dagster/row_count": history.height})  # fmt: skip
         yield from customer_check_results(
@@ -86,7 +99,9 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         )
 
     analysis_specs = [
-        dg.AssetSpec(dg.AssetKey(["analysis", name]), group_name=CUSTOMERS, deps=[CUSTOMER_FACTS, RFM], description=text)
+        dg.AssetSpec(
+            dg.AssetKey(["analysis", name]), group_name=CUSTOMERS, deps=[CUSTOMER_FACTS, RFM], description=text
+        )
         for name, text in ANALYSIS.items()
     ]
 
@@ -120,4 +135,3 @@ def _history_since(config: SnapshotConfig, previous, history, orders: pl.DataFra
         last = previous["as_of_date"].max()
         return min(last + timedelta(days=1), as_of) if last < as_of else as_of
     return orders["order_date"].min()
-

@@ -36,8 +36,12 @@ def top_customers(facts: pl.DataFrame, share: float = 0.2) -> pl.DataFrame:
     total = facts["net_revenue"].sum()
     top = ranked.head(top_n)["net_revenue"].sum()
     return pl.DataFrame(
-        {"top_share_of_customers": [share], "customers": [top_n], "revenue": [round(top, 2)],
-         "revenue_share": [round(top / total, 4) if total else None]}  # fmt: skip
+        {
+            "top_share_of_customers": [share],
+            "customers": [top_n],
+            "revenue": [round(top, 2)],
+            "revenue_share": [round(top / total, 4) if total else None],
+        }  # fmt: skip
     )
 
 

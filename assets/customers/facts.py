@@ -10,7 +10,7 @@ from datetime import date
 
 import polars as pl
 
-COMPLETED = "completed"
+from pipelines.warehouse import COMPLETED
 
 
 def orders_until(orders: pl.LazyFrame | pl.DataFrame, as_of: date) -> pl.LazyFrame:
@@ -78,9 +78,24 @@ def customer_facts(
             acquired_on_event=in_sprints(pl.col("first_order_date"), list(sprints)),
         )
         .select(
-            "customer_id", "as_of_date", "first_order_date", "last_order_date", "orders", "purchase_days",
-            "net_revenue", "items", "avg_order_value", "recency_days", "tenure_days", "cycle_days",
-            "cycle_median_days", "cycle_std_days", "main_category", "first_channel", "region",
-            "acquired_on_event", "event_orders",
+            "customer_id",
+            "as_of_date",
+            "first_order_date",
+            "last_order_date",
+            "orders",
+            "purchase_days",
+            "net_revenue",
+            "items",
+            "avg_order_value",
+            "recency_days",
+            "tenure_days",
+            "cycle_days",
+            "cycle_median_days",
+            "cycle_std_days",
+            "main_category",
+            "first_channel",
+            "region",
+            "acquired_on_event",
+            "event_orders",
         )  # fmt: skip
     )

@@ -17,8 +17,10 @@ STAGES = ("new", "active", "due", "at_risk", "churned")
 def typical_cycles(facts: pl.DataFrame) -> tuple[dict[str, float], float | None]:
     """Median cycle of repeat buyers, per main category and for the whole shop."""
     repeat = facts.filter(pl.col("cycle_days").is_not_null())
-    by_category = repeat.filter(pl.col("main_category").is_not_null()).group_by("main_category").agg(
-        pl.col("cycle_days").median()
+    by_category = (
+        repeat.filter(pl.col("main_category").is_not_null())
+        .group_by("main_category")
+        .agg(pl.col("cycle_days").median())
     )
     return dict(by_category.iter_rows()), repeat["cycle_days"].median()
 
@@ -41,7 +43,9 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
     """facts + the cycle used (and where it came from), stage, due date and expected next purchase."""
     by_category, shop = typical_cycles(facts)
     category_cycle = pl.col("main_category").replace_strict(by_category, default=None, return_dtype=pl.Float64)
-    cycle = pl.coalesce(pl.col("cycle_days"), category_cycle, pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days))
+    cycle = pl.coalesce(
+        pl.col("cycle_days"), category_cycle, pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
+    )
     source = (
         pl.when(pl.col("cycle_days").is_not_null()).then(pl.lit("own"))
         .when(category_cycle.is_not_null()).then(pl.lit("category"))

@@ -11,8 +11,9 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from assets.customers.facts import COMPLETED, orders_until
+from assets.customers.facts import orders_until
 from pipelines.settings import RfmSettings
+from pipelines.warehouse import COMPLETED
 
 # (R high, F high, M high) -> class, 中文, what to do
 CLASSES = {
@@ -38,7 +39,9 @@ GROUP_GRID = {
 GROUPS = {f"{r}{fm}": GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
 
 
-def rfm_values(orders: pl.LazyFrame | pl.DataFrame, facts: pl.DataFrame, as_of: date, rules: RfmSettings) -> pl.DataFrame:
+def rfm_values(
+    orders: pl.LazyFrame | pl.DataFrame, facts: pl.DataFrame, as_of: date, rules: RfmSettings
+) -> pl.DataFrame:
     """Recency (all history), frequency and monetary (inside the look-back window), per customer of `facts`."""
     window = orders_until(orders, as_of)
     if rules.lookback_days:
@@ -78,8 +81,10 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     """Scores, high/low, the eight classes and the named groups for every customer of `values`."""
     r_high, f_high, m_high = _highs(rules)
     codes = pl.DataFrame(
-        [{"r_high": r, "f_high": f, "m_high": m, "rfm_class": code, "rfm_class_zh": zh}
-         for (r, f, m), (code, zh, _) in CLASSES.items()]  # fmt: skip
+        [
+            {"r_high": r, "f_high": f, "m_high": m, "rfm_class": code, "rfm_class_zh": zh}
+            for (r, f, m), (code, zh, _) in CLASSES.items()
+        ]  # fmt: skip
     )
     scored = values.with_columns(
         r_score=quintile(-pl.col("recency_days")),

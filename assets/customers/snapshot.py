@@ -33,10 +33,27 @@ def customer_snapshot(orders: pl.LazyFrame | pl.DataFrame, as_of: date, settings
         .join(facts.select("customer_id", "main_category"), on="customer_id")
         .with_columns(tags=tags())
         .select(
-            "customer_id", pl.lit(as_of).alias("as_of_date"), "recency_days", "frequency", "monetary",
-            "r_score", "f_score", "m_score", "r_high", "f_high", "m_high", "rfm_class", "rfm_class_zh",
-            "rfm_group", "cycle_used_days", "cycle_source", "stage", "due_date", "expected_next_date",
-            "value_tier", "tags",
+            "customer_id",
+            pl.lit(as_of).alias("as_of_date"),
+            "recency_days",
+            "frequency",
+            "monetary",
+            "r_score",
+            "f_score",
+            "m_score",
+            "r_high",
+            "f_high",
+            "m_high",
+            "rfm_class",
+            "rfm_class_zh",
+            "rfm_group",
+            "cycle_used_days",
+            "cycle_source",
+            "stage",
+            "due_date",
+            "expected_next_date",
+            "value_tier",
+            "tags",
         )  # fmt: skip
         .sort("customer_id")
     )

@@ -7,11 +7,11 @@ import dagster as dg
 import polars as pl
 
 from assets import ORDERS, markdown_table
-from assets.orders.cleaning import CleanOrders, CleaningRules, as_raw_text, clean_orders, with_order_dates
+from assets.orders.cleaning import CleaningRules, CleanOrders, as_raw_text, clean_orders, with_order_dates
 from checks.orders import order_check_results, order_check_specs
 from pipelines.settings import ShopSettings
-from pipelines.sources.exports import MalformedExportError
 from pipelines.sources import OrderSource
+from pipelines.sources.exports import MalformedExportError
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days
 
 RAW_ORDERS = dg.AssetKey(["raw", "orders"])
@@ -108,4 +108,3 @@ def ingest_results(window: str, rows_in: int, clean: CleanOrders) -> list[dg.Mat
             },
         ),
     ]
-

@@ -16,12 +16,8 @@ import polars as pl
 from pipelines.settings import CancellationRule
 from pipelines.sources import SourceLayout
 from pipelines.sources.exports import MalformedExportError
+from pipelines.warehouse import CANCELLED, COMPLETED, FIELDS
 
-# The fields a source can deliver, in warehouse order; raw tables keep them as text.
-FIELDS = (
-    "order_id", "customer_id", "order_ts", "amount", "quantity", "unit_price", "items",
-    "channel", "region", "sku", "category", "status", "shipped_ts", "delivered_ts", "currency",
-)  # fmt: skip
 NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 TIMESTAMP_FIELDS = ("order_ts", "shipped_ts", "delivered_ts")
 
@@ -37,8 +33,6 @@ REASONS = {
     "duplicate_order": "another row has the same order id but other values",
     "conflicting_customer": "the lines of this order name different customers",
 }
-CANCELLED = "cancelled"
-COMPLETED = "completed"
 
 
 @dataclass(frozen=True)
@@ -64,10 +58,7 @@ def as_raw_text(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select(
         "_source",
         "_row",
-        *(
-            pl.col(f).cast(pl.String) if f in rows.columns else pl.lit(None, pl.String).alias(f)
-            for f in FIELDS
-        ),
+        *(pl.col(f).cast(pl.String) if f in rows.columns else pl.lit(None, pl.String).alias(f) for f in FIELDS),
     )
 
 
@@ -109,7 +100,9 @@ def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
 
 def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
     """A file in which no value of a column parses is mapped wrong, not dirty: refuse the file."""
-    checks = {"order_ts": pl.col("_ts")} | {f: parse_number(pl.col(f)) for f in NUMBER_FIELDS if f in rules.layout.fields}
+    checks = {"order_ts": pl.col("_ts")} | {
+        f: parse_number(pl.col(f)) for f in NUMBER_FIELDS if f in rules.layout.fields
+    }
     present = {f: pl.col(f).str.strip_chars().str.len_chars() > 0 for f in checks}
     summary = rows.group_by("_source").agg(
         *(pl.col("_row").filter(present[f]).first().alias(f"{f}_first_row") for f in checks),
@@ -120,7 +113,11 @@ def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
         for f in checks:
             if row[f"{f}_first_row"] is not None and not row[f"{f}_any"]:
                 kind = "time" if f == "order_ts" else "number"
-                hint = f" with format {rules.layout.timestamp_format!r}" if f == "order_ts" and rules.layout.timestamp_format else ""
+                hint = (
+                    f" with format {rules.layout.timestamp_format!r}"
+                    if f == "order_ts" and rules.layout.timestamp_format
+                    else ""
+                )
                 raise MalformedExportError(
                     row["_source"],
                     f"no value reads as a {kind}{hint} (first value: {row[f'{f}_first_value']!r})",
@@ -165,7 +162,8 @@ def clean_orders(
     amount = parse_number(pl.col("amount")) if "amount" in has else quantity * parse_number(pl.col("unit_price"))
     rows = rows.with_columns(_quantity=quantity, _amount=amount)
     rows = rows.with_columns(
-        _void=_cancelled_orders(rules.layout.cancellation, has), _return=_return_documents(rules.layout.cancellation, has)
+        _void=_cancelled_orders(rules.layout.cancellation, has),
+        _return=_return_documents(rules.layout.cancellation, has),
     )
     rows = rows.with_columns(
         order_id=pl.col("order_id") if "order_id" in has else _derived_order_id(),
@@ -253,10 +251,18 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
             items=pl.col("_quantity").sum() if {"quantity", "items"} & has else pl.len(),
             cancelled=pl.col("_cancel").all(),
             **{f: pl.col(f).drop_nulls().first() for f in ("channel", "region") if f in has},
-            **({"category": pl.col("category").sort_by("_amount", descending=True).first()} if "category" in has else {}),
+            **(
+                {"category": pl.col("category").sort_by("_amount", descending=True).first()}
+                if "category" in has
+                else {}
+            ),
             **{f: pl.col(f).max() for f in ("shipped_ts", "delivered_ts") if f in has},
         )
-    missing = {f: pl.lit(None, pl.String) for f in ("channel", "region", "category", "shipped_ts", "delivered_ts") if f not in has}
+    missing = {
+        f: pl.lit(None, pl.String)
+        for f in ("channel", "region", "category", "shipped_ts", "delivered_ts")
+        if f not in has
+    }
     return orders.with_columns(**missing).select(
         "order_id",
         "customer_id",

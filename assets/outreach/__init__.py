@@ -9,12 +9,12 @@ import polars as pl
 from assets import OUTREACH, markdown_table
 from assets.customers import CUSTOMER_FACTS, RFM
 from assets.customers.snapshot import customer_snapshot
-from assets.campaigns.targets import care_moments
 from assets.orders import STAGING_ORDERS
+from assets.outreach.care import care_moments
 from assets.outreach.reminders import reminders_for_days
-from reports.messages import render_message
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days
+from reports.messages import render_message
 
 REPURCHASE_REMINDERS = dg.AssetKey(["outreach", "repurchase_reminders"])
 CARE_MESSAGES = dg.AssetKey(["outreach", "care_messages"])
@@ -96,10 +96,13 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         blocked, language = opt_outs(settings), settings.outreach.language
         with warehouse.get_connection() as conn:
             orders = conn.sql(
-                "SELECT * FROM staging.orders WHERE order_date BETWEEN ? AND ?", params=[first - timedelta(days=30), last]
+                "SELECT * FROM staging.orders WHERE order_date BETWEEN ? AND ?",
+                params=[first - timedelta(days=30), last],
             ).pl()
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-            moments = pl.concat([care_moments(orders, day) for day in days]).filter(~pl.col("customer_id").is_in(list(blocked)))
+            moments = pl.concat([care_moments(orders, day) for day in days]).filter(
+                ~pl.col("customer_id").is_in(list(blocked))
+            )
             messages = [render_message("care", language, row["reason"], shop=settings.name, order_id=row["order_id"])
                         for row in moments.iter_rows(named=True)]  # fmt: skip
             care = moments.with_columns(language=pl.lit(language), message=pl.Series(messages, dtype=pl.String))

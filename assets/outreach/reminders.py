@@ -15,9 +15,13 @@ def due_today(rfm: pl.DataFrame, day: date) -> pl.DataFrame:
     return rfm.filter((pl.col("stage") == "due") & (pl.col("due_date") == day))
 
 
-def reachable(candidates: pl.DataFrame, day: date, opt_outs: set[str], contacts: pl.DataFrame, cap_days: int) -> pl.DataFrame:
+def reachable(
+    candidates: pl.DataFrame, day: date, opt_outs: set[str], contacts: pl.DataFrame, cap_days: int
+) -> pl.DataFrame:
     """Candidates less opt-outs and anyone contacted within `cap_days` before `day`."""
-    recent = contacts.filter(pl.col("contact_date").is_between(day - timedelta(days=cap_days - 1), day - timedelta(days=1)))
+    recent = contacts.filter(
+        pl.col("contact_date").is_between(day - timedelta(days=cap_days - 1), day - timedelta(days=1))
+    )
     return candidates.filter(
         ~pl.col("customer_id").is_in(list(opt_outs)) & ~pl.col("customer_id").is_in(recent["customer_id"].implode())
     )

@@ -66,8 +66,20 @@ class SyntheticShop(OrderSource):
     @property
     def layout(self) -> SourceLayout:
         return SourceLayout(
-            fields=("order_id", "customer_id", "order_ts", "amount", "items", "channel", "region",
-                    "sku", "category", "status", "shipped_ts", "delivered_ts"),  # fmt: skip
+            fields=(
+                "order_id",
+                "customer_id",
+                "order_ts",
+                "amount",
+                "items",
+                "channel",
+                "region",
+                "sku",
+                "category",
+                "status",
+                "shipped_ts",
+                "delivered_ts",
+            ),  # fmt: skip
             timezone=self.timezone,
             timestamp_format="%Y-%m-%d %H:%M:%S",
             cancellation=CancellationRule(status_in=list(CANCELLED_STATUSES)),

@@ -24,7 +24,9 @@ class MalformedExportError(ValueError):
 
     def __init__(self, file: str, problem: str, row: int | None = None, column: str | None = None):
         self.file, self.row, self.column = file, row, column
-        where = ", ".join(part for part in (f"row {row}" if row else "", f"column {column!r}" if column else "") if part)
+        where = ", ".join(
+            part for part in (f"row {row}" if row else "", f"column {column!r}" if column else "") if part
+        )
         super().__init__(f"{file}: {where + ': ' if where else ''}{problem}")
 
 
@@ -86,8 +88,10 @@ def _as_text(dtype: pl.DataType, column: pl.Expr) -> pl.Expr:
         return column.dt.to_string("%Y-%m-%d")
     if dtype.is_float():
         # 17.0 reads as "17": ids exported as floats (pandas does that) stay ids.
-        return pl.when(column == column.round(0)).then(column.cast(pl.Int64).cast(pl.String)).otherwise(
-            column.cast(pl.String)
+        return (
+            pl.when(column == column.round(0))
+            .then(column.cast(pl.Int64).cast(pl.String))
+            .otherwise(column.cast(pl.String))
         )
     return column.cast(pl.String)
 
@@ -115,7 +119,9 @@ def _decode_error(data: bytes, exc: UnicodeDecodeError, name: str, source: FileS
     row = data.count(b"\n", 0, exc.start)  # the header is line 1, so this is the data row
     delimiter = source.delimiter.encode()
     field_no = data[line_start : exc.start].count(delimiter)
-    header = data[: data.find(b"\n")].decode(source.encoding, errors="replace").strip("\ufeff\r").split(source.delimiter)
+    header = (
+        data[: data.find(b"\n")].decode(source.encoding, errors="replace").strip("\ufeff\r").split(source.delimiter)
+    )
     column = header[field_no].strip('"') if row and field_no < len(header) else f"#{field_no + 1}"
     return MalformedExportError(
         name,

@@ -29,9 +29,19 @@ CATEGORIES = {
 }
 CHANNELS = {"app": 0.45, "mini_program": 0.30, "web": 0.15, "livestream": 0.10}
 REGIONS = {
-    "Guangdong": 0.16, "Zhejiang": 0.12, "Jiangsu": 0.11, "Shanghai": 0.09, "Beijing": 0.08,
-    "Shandong": 0.08, "Sichuan": 0.07, "Henan": 0.06, "Hubei": 0.06, "Fujian": 0.06,
-    "Hunan": 0.05, "Shaanxi": 0.03, "Xinjiang": 0.03,
+    "Guangdong": 0.16,
+    "Zhejiang": 0.12,
+    "Jiangsu": 0.11,
+    "Shanghai": 0.09,
+    "Beijing": 0.08,
+    "Shandong": 0.08,
+    "Sichuan": 0.07,
+    "Henan": 0.06,
+    "Hubei": 0.06,
+    "Fujian": 0.06,
+    "Hunan": 0.05,
+    "Shaanxi": 0.03,
+    "Xinjiang": 0.03,
 }
 # sprint day (month, day), how strongly it pulls nearby orders in, days it reaches back
 EVENT_DAYS = {"618": ((6, 18), 0.30, 18), "double11": ((11, 11), 0.40, 21), "double12": ((12, 12), 0.15, 10)}
@@ -79,7 +89,7 @@ def generate_orders(seed: int, customers: int, start: date, end: date, dirty_sha
         boost = {"618": 6.0, "double11": 10.0, "double12": 4.0}[name]
         for d in days:
             arrival[d] *= boost
-            arrival[max(d - 10, 0):d] *= 1.5  # warm-up
+            arrival[max(d - 10, 0) : d] *= 1.5  # warm-up
     acquired = rng.choice(n_days, size=customers, p=arrival / arrival.sum())
     on_event = np.isin(acquired, all_sprints)
 
@@ -117,7 +127,7 @@ def generate_orders(seed: int, customers: int, start: date, end: date, dirty_sha
     sprint_order = np.isin(order_day, all_sprints)
 
     # Evening shoppers; the midnight rush when a sprint opens.
-    hour_p = np.array([2, 1, .5, .3, .2, .2, .4, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5, 6, 8, 9, 8, 5], dtype=float)
+    hour_p = np.array([2, 1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5, 6, 8, 9, 8, 5], dtype=float)
     hour = rng.choice(24, size=n, p=hour_p / hour_p.sum())
     hour = np.where(sprint_order & (rng.random(n) < 0.3), 0, hour)
     seconds = order_day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, n)

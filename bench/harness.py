@@ -1,0 +1,46 @@
+"""What the benchmarks share: each phase in a fresh process (so that its peak memory is its
+own, read from the kernel), and the table they print."""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(name) for name, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    print(f"{'measure':<{width}}  {'value':>{value_width}}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>{value_width}}  {target}")
+
+
+def main(script: str, phases: dict[str, Callable], report: Callable, default_orders: int) -> None:
+    """`python SCRIPT [--orders N]` runs every phase in its own process and prints report(results);
+    `--phase NAME --dir D` runs one phase (phases take the folder and the order count)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=default_orders)
+    parser.add_argument("--phase", choices=phases)
+    parser.add_argument("--dir", type=Path)
+    args = parser.parse_args()
+    if args.phase:
+        sys.path.insert(0, str(ROOT))
+        result = phases[args.phase](args.dir, args.orders)
+        result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory(prefix="regulars-bench-") as tmp:
+        results = {}
+        for name in phases:
+            command = [sys.executable, script, "--phase", name, "--dir", tmp, "--orders", str(args.orders)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                sys.exit(f"{name} failed:\n{done.stderr}")
+            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    print_table(report(results))
