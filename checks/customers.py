@@ -44,12 +44,12 @@ def customer_check_results(
     keys: tuple[dg.AssetKey, dg.AssetKey],
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
     facts_key, rfm_key = keys
-    output = Path(settings.output) / "quality"
+    where = (Path(settings.output) / "quality", run_id, settings.quality.data_docs)
     moves = class_shift(previous_rfm, rfm)
     biggest = float(moves["points"].abs().max() or 0.0)
     return [
-        suite_check(FACTS_SUITE, facts_key, suites.validate("customer_facts", facts, suites.customer_facts(), output, run_id)),
-        suite_check(RFM_SUITE, rfm_key, suites.validate("rfm", rfm.drop("tags"), suites.rfm(), output, run_id)),
+        suite_check(FACTS_SUITE, facts_key, suites.validate("customer_facts", facts, suites.customer_facts(), *where)),
+        suite_check(RFM_SUITE, rfm_key, suites.validate("rfm", rfm.drop("tags"), suites.rfm(), *where)),
         dg.AssetCheckResult(
             check_name=CLASS_SHIFT, asset_key=rfm_key, severity=dg.AssetCheckSeverity.WARN,
             passed=biggest <= settings.quality.max_class_shift_points,

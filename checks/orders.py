@@ -63,11 +63,10 @@ def order_check_results(
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
     raw_key, orders_key, rejects_key = keys
     output = Path(settings.output) / "quality"
-    raw_result = suites.validate("raw_orders", clean.raw, suites.raw_orders(first, last), output, run_id)
-    clean_result = suites.validate(
-        "clean_orders", clean.orders, suites.clean_orders(first, last, settings.currency, settings.quality.max_order_amount),
-        output, run_id,
-    )  # fmt: skip
+    docs = settings.quality.data_docs
+    raw_result = suites.validate("raw_orders", clean.raw, suites.raw_orders(first, last), output, run_id, docs)
+    clean_expectations = suites.clean_orders(first, last, settings.currency, settings.quality.max_order_amount)
+    clean_result = suites.validate("clean_orders", clean.orders, clean_expectations, output, run_id, docs)
     mismatched = reconciliation(conn, first, last)
     rows_in = clean.raw.height
     share = clean.rejects.height / rows_in if rows_in else 0.0
