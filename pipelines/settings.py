@@ -121,7 +121,7 @@ class FileSource(_StrictConfig):
 Source = Annotated[SyntheticSource | FileSource, Field(discriminator="kind")]
 
 
-class CleaningRules(_Strict):
+class RejectRules(_Strict):
     """When a source row is refused."""
 
     max_amount: float = Field(100_000, gt=0, description="a row worth more than this (either sign) is an outlier")
@@ -233,7 +233,7 @@ class ShopSettings(_Strict):
     history_end: date | None = None  # default: yesterday; the synthetic shop needs one
     warehouse: Path = DEFAULT_DATA_DIR / "warehouse.duckdb"
     source: Source
-    rules: CleaningRules = CleaningRules()
+    rules: RejectRules = RejectRules()
     events: EventSettings = EventSettings()
     rfm: RfmSettings = RfmSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()

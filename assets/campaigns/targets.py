@@ -13,7 +13,6 @@ import polars as pl
 from pipelines.calendar import Event
 from pipelines.warehouse import COMPLETED
 
-AUDIENCES = ("engaged", "missed", "new_buyers")
 TARGET_SCHEMA = {
     "event_id": pl.String, "phase": pl.String, "contact_date": pl.Date, "customer_id": pl.String, "audience": pl.String,
 }  # fmt: skip

@@ -19,7 +19,6 @@ from pipelines.sources.exports import MalformedExportError
 from pipelines.warehouse import CANCELLED, COMPLETED, FIELDS
 
 NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
-TIMESTAMP_FIELDS = ("order_ts", "shipped_ts", "delivered_ts")
 
 # Why a row is refused, in the order they are looked for: a row gets the first that applies.
 REASONS = {
@@ -306,7 +305,4 @@ def _rejects(refused: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
         .then(detail + pl.lit(f" ({rules.max_amount:g})"))
         .otherwise(detail)
     )
-    return as_raw_text(refused).select(
-        "_source", "_row", order_date=refused["order_date"], reason=refused["reason"],
-        detail=refused.select(detail).to_series(), *FIELDS,
-    )  # fmt: skip
+    return refused.select("_source", "_row", "order_date", "reason", *FIELDS, detail=detail)
