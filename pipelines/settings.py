@@ -68,6 +68,7 @@ class ColumnMapping(_StrictConfig):
     channel: str | None = None
     region: str | None = None
     sku: str | None = None
+    product: str | None = None  # the product's name, shown in reports
     category: str | None = None
     status: str | None = None
     shipped_ts: str | None = None

@@ -21,7 +21,7 @@ WAREHOUSE_POOL = "warehouse"  # DuckDB takes one writer: every step that opens i
 # The fields a source can deliver, in warehouse order: raw tables keep them as text.
 FIELDS = (
     "order_id", "customer_id", "order_ts", "amount", "quantity", "unit_price", "items",
-    "channel", "region", "sku", "category", "status", "shipped_ts", "delivered_ts", "currency",
+    "channel", "region", "sku", "product", "category", "status", "shipped_ts", "delivered_ts", "currency",
 )  # fmt: skip
 # staging.orders.status: a purchase, or a cancelled order / return document (amount 0 or negative)
 COMPLETED, CANCELLED = "completed", "cancelled"
@@ -39,7 +39,7 @@ TABLES = {
         delivered_ts TIMESTAMP, currency VARCHAR NOT NULL
     """,
     "staging.order_lines": """
-        order_id VARCHAR NOT NULL, order_date DATE NOT NULL, sku VARCHAR, category VARCHAR,
+        order_id VARCHAR NOT NULL, order_date DATE NOT NULL, sku VARCHAR, product VARCHAR, category VARCHAR,
         quantity DOUBLE, unit_price DOUBLE, amount DOUBLE NOT NULL
     """,
     "outreach.repurchase_reminders": """

@@ -288,6 +288,7 @@ def _lines(kept: pl.DataFrame) -> pl.DataFrame:
         "order_id",
         "order_date",
         sku=pl.col("sku") if "sku" in kept.columns else pl.lit(None, pl.String),
+        product=pl.col("product") if "product" in kept.columns else pl.lit(None, pl.String),
         category=pl.col("category") if "category" in kept.columns else pl.lit(None, pl.String),
         quantity=quantity,
         unit_price=pl.when(quantity != 0).then(pl.col("_money") / quantity).otherwise(None).round(4),

@@ -75,6 +75,7 @@ class SyntheticShop(OrderSource):
                 "channel",
                 "region",
                 "sku",
+                "product",
                 "category",
                 "status",
                 "shipped_ts",

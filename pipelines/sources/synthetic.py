@@ -159,6 +159,7 @@ def generate_orders(seed: int, customers: int, start: date, end: date, dirty_sha
             "region": _labels(region_names, region[owner]),
             "category": _labels(category_names, cat),
             "sku": _labels(_sku_names(category_names), cat * SKUS_PER_CATEGORY + sku_no),
+            "product": _labels(_product_names(category_names), cat * SKUS_PER_CATEGORY + sku_no),
             "status": _labels(["paid", *CANCELLED_STATUSES], status),
             "shipped_ts": stamp(shipped).set(pl.Series(~paid), None),
             "delivered_ts": stamp(delivered).set(pl.Series(~paid | (delivered >= n_days * 86_400)), None),
@@ -174,6 +175,10 @@ def _labels(names: list[str], index: np.ndarray) -> pl.Series:
 
 def _sku_names(category_names: list[str]) -> list[str]:
     return [f"{c[:3].upper()}-{i + 1:03d}" for c in category_names for i in range(SKUS_PER_CATEGORY)]
+
+
+def _product_names(category_names: list[str]) -> list[str]:
+    return [f"{c.capitalize()} no. {i + 1}" for c in category_names for i in range(SKUS_PER_CATEGORY)]
 
 
 def _stamper(start: date, n_days: int):
