@@ -143,3 +143,19 @@ def test_a_row_in_another_currency_is_refused_and_orders_carry_the_shops():
     )
     assert reasons(result) == {2: "other_currency"}
     assert result.orders["currency"].unique().to_list() == ["CNY"]
+
+
+def test_a_line_copied_with_a_renamed_product_is_still_a_duplicate():
+    fields = ("order_id", "customer_id", "order_ts", "quantity", "unit_price", "sku", "product")
+    result = clean(
+        rows(
+            ("536365", "c1", "2010-12-01 08:26:00", "6", "2.55", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER"),
+            ("536365", "c1", "2010-12-01 08:26:00", "6", "2.55", "85123A", "CREAM HANGING HEART T-LIGHT HOLDER"),
+            ("536365", "c1", "2010-12-01 08:26:00", "8", "2.75", "71053", "WHITE METAL LANTERN"),
+            fields=fields,
+        ),
+        rules(fields, rows="lines", cancellation=CancellationRule(order_id_prefix="C")),
+    )
+    assert reasons(result) == {2: "duplicate"}
+    assert result.lines.sort("sku")["product"].to_list() == ["WHITE METAL LANTERN", "WHITE HANGING HEART T-LIGHT HOLDER"]
+    assert result.orders["amount"].to_list() == [6 * 2.55 + 8 * 2.75]

@@ -22,7 +22,7 @@ NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 
 # Why a row is refused, in the order they are looked for: a row gets the first that applies.
 REASONS = {
-    "duplicate": "an identical row came earlier in the source",
+    "duplicate": "an identical row (product names aside) came earlier in the source",
     "bad_timestamp": "the order time is missing or not a time",
     "missing_customer": "no customer id",
     "bad_amount": "the amount (or quantity and unit price) is missing or not a number",
@@ -175,7 +175,9 @@ def clean_orders(
         .otherwise(pl.col("_amount")),
     )
 
-    source_fields = [f for f in FIELDS if f in has]
+    # A product's name is a label, not part of what a row records: an export that renamed a
+    # product between two copies of the same line still holds one line.
+    source_fields = [f for f in FIELDS if f in has and f != "product"]
     customer_missing = pl.col("customer_id").is_null() | (pl.col("customer_id").str.strip_chars() == "")
     reason = (
         pl.when(pl.struct(source_fields).is_first_distinct().not_())
