@@ -1,24 +1,27 @@
-"""Sales events: a baseline of customers, goals from the comparable event, and who to talk to
-in each phase (`outreach.campaign_targets`). One static partition per event id."""
+"""Sales events: a baseline of customers, goals from the comparable event, who to talk to in
+each phase (`outreach.campaign_targets`), and, once the after-glow is over, the results. One
+static partition per event id."""
 
 import dagster as dg
 import polars as pl
 
 from assets import CAMPAIGNS
 from assets.campaigns.goals import plan_goals
+from assets.campaigns.results import event_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers.snapshot import customer_snapshot
-from assets.orders import STAGING_ORDERS
+from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import contacts_outside, opt_outs
 from assets.outreach.reminders import reachable
 from pipelines.calendar import comparable
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_rows
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table, replace_rows
 from reports.messages import render_message
 
 BASELINES = dg.AssetKey(["campaigns", "baselines"])
 GOALS = dg.AssetKey(["campaigns", "goals"])
 CAMPAIGN_TARGETS = dg.AssetKey(["outreach", "campaign_targets"])
+RESULTS = dg.AssetKey(["campaigns", "results"])
 
 
 def event_partitions(settings: ShopSettings) -> dg.StaticPartitionsDefinition:
@@ -87,4 +90,45 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             "by_phase": dg.MetadataValue.json(dict(targets.group_by("phase").len().sort("phase").iter_rows())),
         })  # fmt: skip
 
-    return [plan_event]
+    @dg.asset(
+        key=RESULTS, group_name=CAMPAIGNS, partitions_def=event_partitions(settings), pool=WAREHOUSE_POOL,
+        deps=[BASELINES, GOALS, every_day, *(dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping())
+                                             for key in (ORDER_LINES, REJECTS))],
+        output_required=False,
+    )  # fmt: skip
+    def campaign_results(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        """Actual against goal, from staging.* and campaigns.baselines/goals: one row per event, section,
+        dimension and measure, made once the orders of the after-glow's last day are in."""
+        event = events[context.partition_key]
+        with warehouse.get_connection() as conn:
+            loaded_until = conn.sql("SELECT max(order_date) FROM raw.orders").fetchall()[0][0]
+            if loaded_until is None or loaded_until < event.end:
+                context.log.info(
+                    f"{event.label} ends {event.end}; orders are loaded until {loaded_until}: no results yet"
+                )
+                return
+            goals, baselines = read_table(conn, "campaigns.goals"), read_table(conn, "campaigns.baselines")
+            if goals is None or goals.filter(pl.col("event_id") == event.id).is_empty():
+                raise dg.Failure(f"{event.id} has no goals yet: plan it first (`regulars report {event.id}` does both)")
+            orders = conn.sql("SELECT * FROM staging.orders").pl()
+            lines = conn.sql("SELECT * FROM staging.order_lines").pl()
+            days = [event.start, event.end]
+            rejects = conn.sql("SELECT reason FROM staging.rejects WHERE order_date BETWEEN ? AND ?", params=days).pl()
+            rows_in = conn.sql(
+                "SELECT count(*) FROM raw.orders WHERE order_date BETWEEN ? AND ?", params=days
+            ).fetchall()[0][0]
+            results = event_results(
+                event, comparable(event, calendar), calendar, orders, lines,
+                baselines.filter(pl.col("event_id") == event.id), goals.filter(pl.col("event_id") == event.id),
+                customer_snapshot(orders, event.end, settings).rfm, rejects, rows_in,
+            )  # fmt: skip
+            replace_rows(conn, {"campaigns.results": results}, "event_id", event.id)
+        overall = results.filter(pl.col("section") == "event")
+        yield dg.MaterializeResult(metadata={
+            "rows": results.height,
+            "attainment": dg.MetadataValue.json({
+                r["measure"]: round(r["actual"] / r["goal"], 3) for r in overall.iter_rows(named=True) if r["goal"]
+            }),
+        })  # fmt: skip
+
+    return [plan_event, campaign_results]

@@ -16,6 +16,9 @@ from pipelines.calendar import Event
 from pipelines.warehouse import COMPLETED
 
 TRAILING_DAYS = 90
+# Buyers are new (first purchase ever in the selling window) or returning; ratios are per completed order.
+MEASURES = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders",
+            "average_order_value", "items_per_order")  # fmt: skip
 GOAL_SCHEMA = {
     "event_id": pl.String, "measure": pl.String, "rfm_class": pl.String, "goal": pl.Float64,
     "comparable_event": pl.String, "comparable_actual": pl.Float64, "basis": pl.String, "formula": pl.String,
@@ -27,26 +30,52 @@ def selling_window(event: Event) -> tuple[date, date]:
     return event.phases["warm_up"][0], event.end
 
 
-def event_actuals(orders: pl.DataFrame, event: Event) -> dict[str, float]:
-    """New and returning buyers, their net revenue, orders, average order value and items per order."""
+def selling_orders(orders: pl.DataFrame, event: Event) -> pl.DataFrame:
+    """The orders of an event's selling window, with their phase and whether their customer is
+    new (first purchase ever inside the window; null for a customer who never completed one)."""
     first, last = selling_window(event)
-    purchases = orders.filter(pl.col("status") == COMPLETED)
-    first_buy = purchases.group_by("customer_id").agg(first_purchase=pl.col("order_date").min())
-    window = orders.filter(pl.col("order_date").is_between(first, last)).join(first_buy, on="customer_id", how="left")
-    new = pl.col("first_purchase") >= first
-    buyers = window.filter(pl.col("status") == COMPLETED)
-    completed = buyers.height
-    revenue_new = float(window.filter(new)["amount"].sum())
-    revenue_returning = float(window.filter(~new)["amount"].sum())
-    return {
-        "new_buyers": float(buyers.filter(new)["customer_id"].n_unique()),
-        "returning_buyers": float(buyers.filter(~new)["customer_id"].n_unique()),
-        "revenue_new": round(revenue_new, 2),
-        "revenue_returning": round(revenue_returning, 2),
-        "orders": float(completed),
-        "average_order_value": round((revenue_new + revenue_returning) / completed, 2) if completed else 0.0,
-        "items_per_order": round(float(buyers["items"].sum()) / completed, 3) if completed else 0.0,
+    first_buy = (
+        orders.filter(pl.col("status") == COMPLETED)
+        .group_by("customer_id")
+        .agg(first_purchase=pl.col("order_date").min())
+    )
+    phase = pl.lit(None, pl.String)
+    for name, (a, b) in event.phases.items():
+        phase = pl.when(pl.col("order_date").is_between(a, b)).then(pl.lit(name)).otherwise(phase)
+    return (
+        orders.filter(pl.col("order_date").is_between(first, last))
+        .join(first_buy, on="customer_id", how="left")
+        .with_columns(new=pl.col("first_purchase") >= first, phase=phase)
+    )
+
+
+def measures(window: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """MEASURES of a selling window, overall (`by` empty) or per group; revenue is net of cancellations."""
+    completed, new = pl.col("status") == COMPLETED, pl.col("new")
+    sums = {
+        "new_buyers": pl.col("customer_id").filter(completed & new).n_unique(),
+        "returning_buyers": pl.col("customer_id").filter(completed & ~new).n_unique(),
+        "revenue_new": pl.col("amount").filter(new).sum(),
+        "revenue_returning": pl.col("amount").filter(~new).sum(),
+        "orders": completed.sum(),
+        "items": pl.col("items").filter(completed).sum(),
     }
+    frame = window.group_by(by).agg(**sums) if by else window.select(**sums)
+    per_order = lambda total: pl.when(pl.col("orders") > 0).then(total / pl.col("orders")).otherwise(0.0)  # noqa: E731
+    return frame.with_columns(
+        pl.col("new_buyers", "returning_buyers", "orders").cast(pl.Float64),
+        buyers=(pl.col("new_buyers") + pl.col("returning_buyers")).cast(pl.Float64),
+        revenue=pl.col("revenue_new") + pl.col("revenue_returning"),
+        average_order_value=per_order(pl.col("revenue_new") + pl.col("revenue_returning")),
+        items_per_order=per_order(pl.col("items").cast(pl.Float64)),
+    ).select(*by, *MEASURES)
+
+
+def event_actuals(orders: pl.DataFrame, event: Event) -> dict[str, float]:
+    """The event's MEASURES over its selling window."""
+    row = measures(selling_orders(orders, event), []).row(0, named=True)
+    digits = {"average_order_value": 2, "items_per_order": 3, "revenue_new": 2, "revenue_returning": 2, "revenue": 2}
+    return {name: round(float(row[name] or 0.0), digits.get(name, 6)) for name in MEASURES}
 
 
 def trailing(orders: pl.DataFrame, before: date) -> tuple[int, float]:
