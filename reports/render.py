@@ -13,7 +13,7 @@ from reports.translations import ACTIONS, TEXT
 
 TEMPLATES = Path(__file__).parent / "templates"
 CHART_STYLE = Style(background="white", plot_background="white", font_family="sans-serif",
-                    colors=("#2f6f8f", "#e07a2f", "#7a9a3a", "#9a4a7a", "#c2a23a"))  # fmt: skip
+                    colors=("#2f6f8f", "#e07a2f", "#7a9a3a", "#9a4a7a", "#c2a23a", "#4aa3a3", "#b04a3a", "#7a7a7a"))  # fmt: skip
 
 
 @cache
@@ -32,6 +32,11 @@ def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], per
     chart.x_labels = labels
     for name, values in series.items():
         chart.add(name, values)
+    return svg(chart)
+
+
+def svg(chart: pygal.graph.graph.Graph) -> str:
+    """A pygal chart as inline SVG markup."""
     # pygal inlines a small script for its tooltips even without js files; a report needs none.
     return re.sub(r"<script.*?</script>", "", chart.render(is_unicode=True), flags=re.DOTALL)
 

@@ -2,13 +2,17 @@
 
 import dagster as dg
 
-from assets import REPORTS
+from assets import CAMPAIGNS, REPORTS
+from assets.campaigns import RESULTS, event_partitions
 from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM
+from pipelines.calendar import comparable
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse
 from reports.overview import overview_html
+from reports.review import review_html
 
 SHOP_OVERVIEW = dg.AssetKey(["reports", "shop_overview"])
+EVENT_REVIEW = dg.AssetKey(["reports", "event_review"])
 
 
 def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
@@ -35,4 +39,25 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         path.write_text(html, encoding="utf-8")
         return dg.MaterializeResult(metadata={"as_of": str(as_of), "path": dg.MetadataValue.path(str(path))})
 
-    return [shop_overview]
+    calendar = settings.calendar()
+    events = {event.id: event for event in calendar}
+
+    @dg.asset(
+        key=EVENT_REVIEW, group_name=CAMPAIGNS, deps=[RESULTS], partitions_def=event_partitions(settings),
+        pool=WAREHOUSE_POOL,
+    )  # fmt: skip
+    def event_review(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        """The post-promotion review, from campaigns.results: one HTML file per event, in the output folder."""
+        event = events[context.partition_key]
+        with warehouse.get_connection() as conn:
+            results = conn.sql("SELECT * FROM campaigns.results WHERE event_id = ?", params=[event.id]).pl()
+        html = review_html(
+            settings.name, settings.currency, settings.reports.language, event, comparable(event, calendar), calendar,
+            results,
+        )  # fmt: skip
+        path = settings.output / "reports" / f"review-{event.id}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+
+    return [shop_overview, event_review]

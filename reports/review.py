@@ -1,0 +1,126 @@
+"""The post-promotion review: goal attainment and what went best and worst first, then phases,
+days, classes, migration, acquired customers, top sellers and data quality. Every figure comes
+from `campaigns.results`, so the report and the table agree."""
+
+import polars as pl
+import pygal
+
+from pipelines.calendar import Event
+from reports.render import CHART_STYLE, bar_chart, render, svg
+from reports.translations import CLASS_NAMES, TEXT
+
+HEADLINE = ("revenue", "buyers", "new_buyers", "returning_buyers", "orders", "average_order_value")
+PHASE_MEASURES = ("revenue", "buyers", "new_buyers", "orders", "average_order_value")
+SHOWN_BEST_WORST = 3
+
+
+def review_html(
+    shop: str, currency: str, language: str, event: Event, comparable: Event | None, calendar: list[Event],
+    results: pl.DataFrame,
+) -> str:  # fmt: skip
+    t, names = TEXT[language], CLASS_NAMES[language]
+
+    def section(name: str) -> pl.DataFrame:
+        return results.filter(pl.col("section") == name).with_columns(
+            attainment=pl.when(pl.col("goal") > 0).then(pl.col("actual") / pl.col("goal"))
+        )
+
+    def wide(name: str) -> dict[str, dict[str, dict]]:
+        """dimension -> measure -> row."""
+        rows: dict[str, dict[str, dict]] = {}
+        for row in section(name).iter_rows(named=True):
+            rows.setdefault(row["dimension"], {})[row["measure"]] = row
+        return rows
+
+    overall = wide("event").get("all", {})
+    phases, days, classes = wide("phase"), wide("day"), wide("class")
+    labels = {e.id: e.label for e in calendar}
+
+    candidates = [
+        (t["measure_" + m], row) for m, row in overall.items() if row["attainment"] is not None and m != "buyers"
+    ] + [
+        (f"{t['phase_' + p]}: {t['measure_revenue']}", measures["revenue"]) for p, measures in phases.items()
+        if measures["revenue"]["attainment"] is not None
+    ] + [
+        (f"{names[c]}: {t['measure_response_rate']}", measures["response_rate"]) for c, measures in classes.items()
+        if measures["response_rate"]["attainment"] is not None
+    ]  # fmt: skip
+    ranked = sorted(candidates, key=lambda item: item[1]["attainment"], reverse=True)
+    shown = min(SHOWN_BEST_WORST, len(ranked) // 2)
+    best, worst = ranked[:shown], ranked[::-1][:shown]
+
+    day_keys = sorted(days)
+    daily = _line_chart(
+        [d[5:] for d in day_keys],
+        {
+            t["this_event"]: [days[d]["revenue"]["actual"] for d in day_keys],
+            **({t["comparable_event"].format(event=comparable.label): [days[d]["revenue"]["comparable"] for d in day_keys]}
+               if comparable else {}),
+            t["goal"]: [days[d]["revenue"]["goal"] for d in day_keys],
+        },
+    )  # fmt: skip
+    attained = [(t["measure_" + m], overall[m]["attainment"]) for m in HEADLINE if overall.get(m, {}).get("attainment")]
+    goal_chart = (
+        bar_chart("", [name for name, _ in attained], {t["of_goal"]: [value for _, value in attained]}, percent=True)
+        if attained else ""
+    )  # fmt: skip
+
+    migration = section("migration")
+    order = list(names)
+    moves = {(r["dimension"], r["detail"]): int(r["actual"]) for r in migration.iter_rows(named=True)}
+    starts = [c for c in order if any(k[0] == c for k in moves)]
+    ends = [c for c in order if any(k[1] == c for k in moves)]
+    migration_chart = (
+        _stacked_chart([names[c] for c in starts], {names[e]: [moves.get((s, e), 0) for s in starts] for e in ends})
+        if moves else ""
+    )  # fmt: skip
+
+    cohorts = [
+        {"label": labels.get(key, t["outside_events"]), "this": key == event.id,
+         **{m: row["actual"] for m, row in measures.items()}}
+        for key, measures in wide("cohort").items()
+    ]  # fmt: skip
+    products = section("product").pivot(on="measure", index=["dimension", "detail"], values="actual")
+    categories = section("category").pivot(on="measure", index="dimension", values="actual")
+    quality = wide("quality")
+    return render(
+        "review.html.j2", language, shop=shop, currency=currency, event=event, comparable=comparable,
+        overall=overall, headline=HEADLINE, best=best, worst=worst, phases=phases, phase_measures=PHASE_MEASURES,
+        classes=[(c, names[c], classes[c]) for c in order if c in classes],
+        migration=(starts, ends, moves), class_names=names,
+        acquired={r["dimension"]: int(r["actual"]) for r in section("acquired").iter_rows(named=True)},
+        cohorts=cohorts, products=products.to_dicts(), categories=categories.to_dicts(),
+        quality_all={m: r["actual"] for m, r in quality.pop("all", {}).items()},
+        reasons=[(reason, int(m["rows"]["actual"])) for reason, m in quality.items()],
+        daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure,
+    )  # fmt: skip
+
+
+def figure(measure: str, value: float | None) -> str:
+    """A figure as a reader wants it: money and counts whole, ratios with decimals, rates in percent."""
+    if value is None:
+        return "–"
+    if "rate" in measure:
+        return f"{value:.1%}"
+    if measure in ("average_order_value", "items_per_order"):
+        return f"{value:,.2f}"
+    return f"{value:,.0f}"
+
+
+def _line_chart(labels: list[str], series: dict[str, list[float | None]]) -> str:
+    chart = pygal.Line(js=[], disable_xml_declaration=True, style=CHART_STYLE, width=720, height=320,
+                       x_label_rotation=45, legend_at_bottom=True, truncate_legend=-1, show_minor_x_labels=False, dots_size=2)  # fmt: skip
+    chart.x_labels = labels
+    chart.x_labels_major_every = max(len(labels) // 10, 1)
+    for name, values in series.items():
+        chart.add(name, values)
+    return svg(chart)
+
+
+def _stacked_chart(labels: list[str], series: dict[str, list[int]]) -> str:
+    chart = pygal.StackedBar(js=[], disable_xml_declaration=True, style=CHART_STYLE, width=720, height=360,
+                             x_label_rotation=20, legend_at_bottom=True, legend_at_bottom_columns=4, truncate_legend=-1)  # fmt: skip
+    chart.x_labels = labels
+    for name, values in series.items():
+        chart.add(name, values)
+    return svg(chart)
