@@ -15,12 +15,22 @@ from zoneinfo import ZoneInfo
 
 import click
 import dagster as dg
+import polars as pl
 from dagster import BetaWarning
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, INGEST_JOB, OUTREACH_JOB, REPORTS_JOB, build_definitions
+from pipelines.definitions import (
+    CAMPAIGNS_JOB,
+    CUSTOMERS_JOB,
+    INGEST_JOB,
+    OUTREACH_JOB,
+    REPORTS_JOB,
+    REVIEW_JOB,
+    build_definitions,
+)  # fmt: skip
 from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
+from pipelines.warehouse import Warehouse, read_table
 
 
 def dagster_instance() -> dg.DagsterInstance:
@@ -45,8 +55,6 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
         raise click.BadParameter(f"{first} is before history_start ({settings.history_start})", param_hint="--from")
     if last < first:
         raise click.BadParameter(f"{last} is before {first}", param_hint="--to")
-    defs = build_definitions(settings)
-    instance = dagster_instance()
     echo(f"{settings.name}: {first} .. {last} ({(last - first).days + 1} days), warehouse {settings.warehouse}")
     days = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
     snapshot = {
@@ -57,10 +65,41 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
         (f"Customers as of {last}: facts, RFM, lifecycle, history, analysis", CUSTOMERS_JOB, {}, snapshot),
         (f"Outreach for {last}: repurchase reminders, care messages", OUTREACH_JOB,
          {"dagster/partition": last.isoformat()}, {}),
-        *((f"Event {event.label}: baseline, goals, targets", CAMPAIGNS_JOB, {"dagster/partition": event.id}, {})
+        *((f"Event {event.label}: baseline, goals, targets; results and review once it is over", CAMPAIGNS_JOB,
+           {"dagster/partition": event.id}, {})
           for event in settings.calendar() if event.start <= last and event.end >= first),
         ("Reports: shop overview", REPORTS_JOB, {}, {}),
     ]  # fmt: skip
+    return run_steps(settings, steps, echo)
+
+
+def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo) -> bool:
+    """Review one event (planning it first if it never was), as a Dagster run."""
+    events = {event.id: event for event in settings.calendar()}
+    if event_id not in events:
+        raise click.BadParameter(f"no event {event_id!r}; events are {', '.join(events)}", param_hint="EVENT")
+    event = events[event_id]
+    with Warehouse(database=str(settings.warehouse)).get_connection() as conn:
+        loaded_until = conn.sql("SELECT max(order_date) FROM raw.orders").fetchall()[0][0]
+        goals = read_table(conn, "campaigns.goals")
+    if loaded_until is None or loaded_until < event.end:
+        raise click.ClickException(
+            f"{event.label}'s after-glow ends {event.end}, but orders are loaded only until {loaded_until}: "
+            f"run `regulars run --to {event.end}` first"
+        )
+    planned = goals is not None and not goals.filter(pl.col("event_id") == event_id).is_empty()
+    title = f"Event {event.label}: " + (
+        "results and review" if planned else "baseline, goals, targets, results, review"
+    )
+    return run_steps(
+        settings, [(title, REVIEW_JOB if planned else CAMPAIGNS_JOB, {"dagster/partition": event_id}, {})], echo
+    )
+
+
+def run_steps(settings: ShopSettings, steps: list[tuple], echo=click.echo) -> bool:
+    """Execute (title, job, tags, run config) steps in order in process; stop at the first failure."""
+    defs = build_definitions(settings)
+    instance = dagster_instance()
     reports = []
     for number, (title, job_name, tags, run_config) in enumerate(steps, 1):
         echo(f"[{number}/{len(steps)}] {title} ...", nl=False)
@@ -153,6 +192,16 @@ def run(config: str | None, first: datetime | None, last: datetime | None) -> No
     except MalformedExportError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.argument("event_id", metavar="EVENT")
+@click.option(
+    "--config", type=click.Path(dir_okay=False), help="A shop's settings file (default: REGULARS_CONFIG or shop.yaml)."
+)
+def report(event_id: str, config: str | None) -> None:
+    """Render the post-promotion review of EVENT (an event id such as double11-2025)."""
+    sys.exit(0 if run_event_review(_check_config(config), event_id) else 1)
 
 
 @main.command()

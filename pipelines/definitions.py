@@ -9,11 +9,11 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import CAMPAIGNS, CUSTOMERS, ORDERS, OUTREACH, REPORTS
-from assets.campaigns import campaign_assets, event_partitions
+from assets.campaigns import RESULTS, campaign_assets, event_partitions
 from assets.customers import customer_assets
 from assets.orders import order_assets
 from assets.outreach import outreach_assets
-from assets.reports import report_assets
+from assets.reports import EVENT_REVIEW, report_assets
 from pipelines.operations import daily_job, operations
 from pipelines.settings import ShopSettings, load_settings
 from pipelines.sources import order_source
@@ -24,6 +24,7 @@ CUSTOMERS_JOB = "customers_job"
 OUTREACH_JOB = "outreach_job"
 REPORTS_JOB = "reports_job"
 CAMPAIGNS_JOB = "campaigns_job"
+REVIEW_JOB = "event_review_job"
 
 
 def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
@@ -32,9 +33,14 @@ def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
 
 
 def build_definitions(settings: ShopSettings) -> dg.Definitions:
-    days = daily_partitions(settings)
+    days, events = daily_partitions(settings), event_partitions(settings)
     daily = daily_job(days)
-    ops = operations(settings, daily)
+    # An event's whole run (plan, results, review), and the review alone for an event already planned.
+    campaigns = dg.define_asset_job(CAMPAIGNS_JOB, selection=dg.AssetSelection.groups(CAMPAIGNS), partitions_def=events)
+    review = dg.define_asset_job(
+        REVIEW_JOB, selection=dg.AssetSelection.assets(RESULTS, EVENT_REVIEW), partitions_def=events
+    )
+    ops = operations(settings, daily, campaigns, review)
     return dg.Definitions(
         assets=[
             order_assets(settings, days),
@@ -48,9 +54,8 @@ def build_definitions(settings: ShopSettings) -> dg.Definitions:
             dg.define_asset_job(CUSTOMERS_JOB, selection=dg.AssetSelection.groups(CUSTOMERS)),
             dg.define_asset_job(OUTREACH_JOB, selection=dg.AssetSelection.groups(OUTREACH), partitions_def=days),
             dg.define_asset_job(REPORTS_JOB, selection=dg.AssetSelection.groups(REPORTS)),
-            dg.define_asset_job(
-                CAMPAIGNS_JOB, selection=dg.AssetSelection.groups(CAMPAIGNS), partitions_def=event_partitions(settings)
-            ),
+            campaigns,
+            review,
             daily,
         ],
         asset_checks=ops["asset_checks"],

@@ -1,4 +1,5 @@
-"""Daily operations: the daily job and its schedule, retries, freshness, and a notifier for failed runs."""
+"""Daily operations: the daily job and its schedule, retries, freshness, a notifier for failed
+runs, and a sensor that reviews each sales event once its after-glow's last day is loaded."""
 
 import json
 import os
@@ -8,7 +9,9 @@ import warnings
 import dagster as dg
 
 from assets import CUSTOMERS, ORDERS, OUTREACH, REPORTS
+from assets.campaigns import GOALS
 from assets.orders import STAGING_ORDERS
+from assets.reports import EVENT_REVIEW
 from pipelines.settings import ShopSettings
 
 DAILY_JOB = "daily_job"
@@ -43,8 +46,22 @@ def daily_job(partitions: dg.PartitionsDefinition):
     )
 
 
-def operations(settings: ShopSettings, job) -> dict:
-    """Schedule, freshness checks and their sensor, the failure sensor and its notifier, for Definitions."""
+def review_requests(instance: dg.DagsterInstance, settings: ShopSettings, campaigns_job, review_job) -> list:
+    """A run for every event whose after-glow's last day is loaded and which has no review yet; the
+    whole event (plan, results, review) if it was never planned."""
+    loaded = instance.get_materialized_partitions(STAGING_ORDERS)
+    planned = instance.get_materialized_partitions(GOALS)
+    reviewed = instance.get_materialized_partitions(EVENT_REVIEW)
+    return [
+        dg.RunRequest(run_key=f"review-{event.id}", partition_key=event.id,
+                      job_name=(review_job if event.id in planned else campaigns_job).name)
+        for event in settings.calendar() if event.end.isoformat() in loaded and event.id not in reviewed
+    ]  # fmt: skip
+
+
+def operations(settings: ShopSettings, job, campaigns_job, review_job) -> dict:
+    """Schedule, freshness checks and their sensor, the failure sensor and its notifier, the review
+    sensor, for Definitions."""
     schedule = dg.build_schedule_from_partitioned_job(
         job, hour_of_day=settings.operations.schedule_hour, default_status=dg.DefaultScheduleStatus.STOPPED
     )
@@ -66,10 +83,18 @@ def operations(settings: ShopSettings, job) -> dict:
             f"regulars: run {run.run_id[:8]} of {run.job_name} failed: {context.failure_event.message}", context.log
         )
 
+    @dg.sensor(
+        name="review_finished_events", jobs=[campaigns_job, review_job], minimum_interval_seconds=3600,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )  # fmt: skip
+    def review_finished_events(context: dg.SensorEvaluationContext):
+        """Reviews each sales event once the orders of its after-glow's last day are loaded."""
+        return review_requests(context.instance, settings, campaigns_job, review_job)
+
     return {
         "schedules": [schedule],
         "asset_checks": freshness,
-        "sensors": [freshness_sensor, notify_on_failure],
+        "sensors": [freshness_sensor, notify_on_failure, review_finished_events],
         "resources": {
             "notifier": Notifier(webhook_url=os.environ.get("REGULARS_WEBHOOK_URL") or settings.operations.webhook_url)
         },

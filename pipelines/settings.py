@@ -243,7 +243,7 @@ class ShopSettings(_Strict):
     reports: ReportSettings = ReportSettings()
     quality: QualitySettings = QualitySettings()
     operations: OperationsSettings = OperationsSettings()
-    output: Path = DEFAULT_DATA_DIR / "out"  # reports and outbox files
+    output: Path = DEFAULT_DATA_DIR / "out"  # reports and outbox files; REGULARS_OUTPUT overrides it
 
     @property
     def source_timezone(self) -> str:
@@ -316,9 +316,9 @@ def parse_settings(raw: dict, origin: Path) -> ShopSettings:
     except ValidationError as exc:
         lines = [f"  - {_where(e) + ': ' if e['loc'] else ''}{_message(e)}" for e in exc.errors()]
         raise SettingsError(f"{origin}: settings are wrong:\n" + "\n".join(lines)) from None
-    override = os.environ.get("REGULARS_WAREHOUSE")
-    if override:
-        settings = settings.model_copy(update={"warehouse": Path(override)})
+    for key, variable in (("warehouse", "REGULARS_WAREHOUSE"), ("output", "REGULARS_OUTPUT")):
+        if os.environ.get(variable):
+            settings = settings.model_copy(update={key: Path(os.environ[variable])})
     return settings
 
 
