@@ -1,13 +1,15 @@
 """Shared helpers: shops on temp warehouses, and running the order assets in process."""
 
+from html.parser import HTMLParser
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.definitions import INGEST_JOB, build_definitions
+from pipelines.definitions import CAMPAIGNS_JOB, INGEST_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import ShopSettings, parse_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -45,3 +47,46 @@ def table(settings: ShopSettings, name: str) -> pl.DataFrame:
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         frame = conn.sql(f"SELECT * FROM {name}").pl()
     return frame.drop("_loaded_ts", strict=False).sort(pl.all())
+
+
+@pytest.fixture(scope="session")
+def two_years(tmp_path_factory):
+    """A small shop over 2023-2024 with both Double 11s planned (and, being over, reviewed)."""
+    settings = shop(tmp_path_factory.mktemp("events"), history_start="2023-01-01",
+                    source={"kind": "synthetic", "seed": 5, "customers": 3000},
+                    outreach={"opt_out": ["C0000001", "C0000002", "C0000003"], "frequency_cap_days": 14})  # fmt: skip
+    ingest(settings, "2023-01-01", "2024-12-31")
+    defs = build_definitions(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        # reminders inside double11-2024's warm-up, which campaign lists must respect
+        assert (
+            defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, partition_key="2024-10-15").success
+        )
+        for event in ("double11-2023", "double11-2024"):
+            assert (
+                defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=event).success
+            )
+    return settings
+
+
+class _Cards(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.cards, self._class, self._value = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        self._class = dict(attrs).get("class") if tag == "div" else None
+
+    def handle_data(self, data):
+        if self._class == "value":
+            self._value = data.strip()
+        elif self._class == "label" and self._value is not None:
+            self.cards[data.strip()], self._value = self._value, None
+        self._class = None
+
+
+def headline_cards(html: str) -> dict[str, str]:
+    """A report's headline cards: label -> value, as the reader sees them."""
+    parser = _Cards()
+    parser.feed(html)
+    return parser.cards

@@ -61,25 +61,6 @@ def test_each_calendar_error_fails_at_load_with_a_clear_message(tmp_path, events
     assert "events" in str(error.value) and message in str(error.value)
 
 
-@pytest.fixture(scope="module")
-def two_years(tmp_path_factory):
-    settings = shop(tmp_path_factory.mktemp("events"), history_start="2023-01-01",
-                    source={"kind": "synthetic", "seed": 5, "customers": 3000},
-                    outreach={"opt_out": ["C0000001", "C0000002", "C0000003"], "frequency_cap_days": 14})  # fmt: skip
-    ingest(settings, "2023-01-01", "2024-12-31")
-    defs = build_definitions(settings)
-    with dg.DagsterInstance.ephemeral() as instance:
-        # reminders inside double11-2024's warm-up, which campaign lists must respect
-        assert (
-            defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, partition_key="2024-10-15").success
-        )
-        for event in ("double11-2023", "double11-2024"):
-            assert (
-                defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=event).success
-            )
-    return settings
-
-
 SELLING = {
     "double11-2023": (date(2023, 10, 20), date(2023, 11, 18)),
     "double11-2024": (date(2024, 10, 20), date(2024, 11, 18)),

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import ONLINE_RETAIL
+from tests.conftest import ONLINE_RETAIL, headline_cards
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "online_retail_ii.yaml"
 
@@ -55,7 +55,8 @@ FROM staging.orders GROUP BY ALL ORDER BY month
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("online_retail")
-    env = os.environ | {"DAGSTER_HOME": str(home), "REGULARS_WAREHOUSE": str(home / "warehouse.duckdb")}
+    env = os.environ | {"DAGSTER_HOME": str(home), "REGULARS_WAREHOUSE": str(home / "warehouse.duckdb"),
+                        "REGULARS_OUTPUT": str(home / "out")}  # fmt: skip
     run = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run", "--config", str(EXAMPLE)],
         env=env, capture_output=True, text=True, timeout=1200,
@@ -136,10 +137,23 @@ def test_christmas_2011_gets_goals_from_christmas_2010(warehouse):
             WITH first_buy AS (SELECT customer_id, min(order_date) AS first FROM staging.orders
                                WHERE status = 'completed' GROUP BY ALL)
             SELECT count(DISTINCT o.customer_id) FROM staging.orders o JOIN first_buy USING (customer_id)
-            WHERE o.status = 'completed' AND o.order_date BETWEEN DATE '2010-11-17' AND DATE '2010-12-16'
-              AND first >= DATE '2010-11-17'
+            WHERE o.status = 'completed' AND o.order_date BETWEEN DATE '2010-11-14' AND DATE '2010-12-09'
+              AND first >= DATE '2010-11-14'
         """).fetchall()[0][0]
     by_measure = {measure: (goal, comparable, actual) for measure, goal, comparable, actual in goals}
     assert {comparable for _, comparable, _ in by_measure.values()} == {"christmas-2010"}
     assert by_measure["new_buyers"][2] == new_2010 > 0
     assert by_measure["returning_buyers"][0] > 0
+
+
+def test_christmas_2011_review_shows_the_orders_figures(warehouse):
+    """The review's headline cards against the orders of the selling window (14 November to 9 December)."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        revenue, orders = conn.execute("""
+            SELECT sum(amount), count(*) FILTER (WHERE status = 'completed') FROM staging.orders
+            WHERE order_date BETWEEN DATE '2011-11-14' AND DATE '2011-12-09'
+        """).fetchall()[0]
+    html = (warehouse.parent / "out" / "reports" / "review-christmas-2011.html").read_text(encoding="utf-8")
+    cards = headline_cards(html)
+    assert cards["Net revenue (GBP)"] == f"{revenue:,.0f}" and cards["Orders"] == f"{orders:,}"
+    assert "Goals were set from Christmas 2010" in html
