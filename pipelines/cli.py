@@ -138,7 +138,7 @@ def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
     shown.pop("window", None)
     rows = shown.pop("rows", shown.pop("dagster/row_count", ""))
     extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
-    counts = [v.value for v in metadata.values() if isinstance(v, dg.JsonMetadataValue)]
+    counts = [v.value for v in metadata.values() if isinstance(v, dg.JsonMetadataValue) and v.value]
     if counts:
         extra += " (" + "; ".join(", ".join(f"{k} {n}" for k, n in c.items()) for c in counts) + ")"
     return f"      {key.to_user_string():<30} {rows:>9} rows  {extra}".rstrip()

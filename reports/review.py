@@ -39,10 +39,10 @@ def review_html(
     candidates = [
         (t["measure_" + m], row) for m, row in overall.items() if row["attainment"] is not None and m != "buyers"
     ] + [
-        (f"{t['phase_' + p]}: {t['measure_revenue']}", measures["revenue"]) for p, measures in phases.items()
+        (f"{t['phase_' + p]} · {t['measure_revenue']}", measures["revenue"]) for p, measures in phases.items()
         if measures["revenue"]["attainment"] is not None
     ] + [
-        (f"{names[c]}: {t['measure_response_rate']}", measures["response_rate"]) for c, measures in classes.items()
+        (f"{names[c]} · {t['measure_response_rate']}", measures["response_rate"]) for c, measures in classes.items()
         if measures["response_rate"]["attainment"] is not None
     ]  # fmt: skip
     ranked = sorted(candidates, key=lambda item: item[1]["attainment"], reverse=True)

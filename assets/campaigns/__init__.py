@@ -83,7 +83,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         )
         yield dg.MaterializeResult(asset_key=GOALS, metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
-            "goals": dg.MetadataValue.json({r["measure"]: r["goal"] for r in goals.filter(pl.col("rfm_class").is_null()).to_dicts()}),
+            "goals": dg.MetadataValue.json(dict(
+                goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null()).select("measure", "goal").rows()
+            )),
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
             "rows": targets.height, "outbox": dg.MetadataValue.path(str(outbox)),
