@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import click
 import dagster as dg
-import polars as pl
 from dagster import BetaWarning
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -30,7 +29,7 @@ from pipelines.definitions import (
 )  # fmt: skip
 from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
-from pipelines.warehouse import Warehouse, read_table
+from pipelines.warehouse import Warehouse, loaded_until, read_table
 
 
 def dagster_instance() -> dg.DagsterInstance:
@@ -80,14 +79,14 @@ def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo) -> 
         raise click.BadParameter(f"no event {event_id!r}; events are {', '.join(events)}", param_hint="EVENT")
     event = events[event_id]
     with Warehouse(database=str(settings.warehouse)).get_connection() as conn:
-        loaded_until = conn.sql("SELECT max(order_date) FROM raw.orders").fetchall()[0][0]
-        goals = read_table(conn, "campaigns.goals")
-    if loaded_until is None or loaded_until < event.end:
+        loaded = loaded_until(conn)
+        goals = read_table(conn, "campaigns.goals", event_id=event_id)
+    if loaded is None or loaded < event.end:
         raise click.ClickException(
-            f"{event.label}'s after-glow ends {event.end}, but orders are loaded only until {loaded_until}: "
+            f"{event.label}'s after-glow ends {event.end}, but orders are loaded only until {loaded}: "
             f"run `regulars run --to {event.end}` first"
         )
-    planned = goals is not None and not goals.filter(pl.col("event_id") == event_id).is_empty()
+    planned = goals is not None and not goals.is_empty()
     title = f"Event {event.label}: " + (
         "results and review" if planned else "baseline, goals, targets, results, review"
     )

@@ -132,11 +132,19 @@ def replace_tables(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.Data
             conn.unregister("incoming")
 
 
-def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame | None:
-    """A whole table, or None if it does not exist yet."""
+def read_table(conn: duckdb.DuckDBPyConnection, table: str, **equal) -> pl.DataFrame | None:
+    """A table, or its rows where each given column equals its value; None if it does not exist yet."""
     schema, name = table.split(".")
     exists = conn.sql(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         params=[schema, name],
     ).fetchall()[0][0]
-    return conn.sql(f"SELECT * FROM {table}").pl() if exists else None
+    if not exists:
+        return None
+    where = " AND ".join(f"{column} = ?" for column in equal) or "true"
+    return conn.sql(f"SELECT * FROM {table} WHERE {where}", params=list(equal.values())).pl()
+
+
+def loaded_until(conn: duckdb.DuckDBPyConnection) -> date | None:
+    """The last day the source has delivered rows for, or None before the first load."""
+    return conn.sql("SELECT max(order_date) FROM raw.orders").fetchall()[0][0]

@@ -15,7 +15,7 @@ from assets.outreach import contacts_outside, opt_outs
 from assets.outreach.reminders import reachable
 from pipelines.calendar import comparable
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table, replace_rows
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, loaded_until, read_table, replace_rows
 from reports.messages import render_message
 
 BASELINES = dg.AssetKey(["campaigns", "baselines"])
@@ -103,14 +103,12 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         dimension and measure, made once the orders of the after-glow's last day are in."""
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
-            loaded_until = conn.sql("SELECT max(order_date) FROM raw.orders").fetchall()[0][0]
-            if loaded_until is None or loaded_until < event.end:
-                context.log.info(
-                    f"{event.label} ends {event.end}; orders are loaded until {loaded_until}: no results yet"
-                )
+            loaded = loaded_until(conn)
+            if loaded is None or loaded < event.end:
+                context.log.info(f"{event.label} ends {event.end}; orders are loaded until {loaded}: no results yet")
                 return
-            goals, baselines = read_table(conn, "campaigns.goals"), read_table(conn, "campaigns.baselines")
-            if goals is None or goals.filter(pl.col("event_id") == event.id).is_empty():
+            goals = read_table(conn, "campaigns.goals", event_id=event.id)
+            if goals is None or goals.is_empty():
                 raise dg.Failure(f"{event.id} has no goals yet: plan it first (`regulars report {event.id}` does both)")
             orders = conn.sql("SELECT * FROM staging.orders").pl()
             lines = conn.sql("SELECT * FROM staging.order_lines").pl()
@@ -121,7 +119,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             ).fetchall()[0][0]
             results = event_results(
                 event, comparable(event, calendar), calendar, orders, lines,
-                baselines.filter(pl.col("event_id") == event.id), goals.filter(pl.col("event_id") == event.id),
+                read_table(conn, "campaigns.baselines", event_id=event.id), goals,
                 customer_snapshot(orders, event.end, settings).rfm, rejects, rows_in,
             )  # fmt: skip
             replace_rows(conn, {"campaigns.results": results}, "event_id", event.id)
