@@ -23,22 +23,21 @@ def environment() -> Environment:
     )
 
 
-def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], percent: bool = False) -> str:
-    """An inline SVG bar chart (pygal, without its scripts)."""
-    chart = pygal.Bar(js=[], disable_xml_declaration=True, style=CHART_STYLE, width=720, height=320,
-                      title=title, x_label_rotation=20, legend_at_bottom=True, print_values=False)  # fmt: skip
-    if percent:
-        chart.value_formatter = lambda v: f"{v:.0%}"
-    chart.x_labels = labels
+def chart(kind: type[pygal.graph.graph.Graph], labels: list[str], series: dict[str, list], **options) -> str:
+    """An inline SVG chart of pygal's `kind` (Bar, Line, StackedBar ...), without its scripts."""
+    defaults = {"width": 720, "height": 320, "legend_at_bottom": True}
+    drawing = kind(js=[], disable_xml_declaration=True, style=CHART_STYLE, **defaults | options)
+    drawing.x_labels = labels
     for name, values in series.items():
-        chart.add(name, values)
-    return svg(chart)
-
-
-def svg(chart: pygal.graph.graph.Graph) -> str:
-    """A pygal chart as inline SVG markup."""
+        drawing.add(name, values)
     # pygal inlines a small script for its tooltips even without js files; a report needs none.
-    return re.sub(r"<script.*?</script>", "", chart.render(is_unicode=True), flags=re.DOTALL)
+    return re.sub(r"<script.*?</script>", "", drawing.render(is_unicode=True), flags=re.DOTALL)
+
+
+def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], percent: bool = False) -> str:
+    """A bar chart, values as percentages if `percent`."""
+    formatter = {"value_formatter": lambda v: f"{v:.0%}"} if percent else {}
+    return chart(pygal.Bar, labels, series, title=title, x_label_rotation=20, print_values=False, **formatter)
 
 
 def mask(customer_id: str) -> str:

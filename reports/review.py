@@ -6,7 +6,7 @@ import polars as pl
 import pygal
 
 from pipelines.calendar import Event
-from reports.render import CHART_STYLE, bar_chart, render, svg
+from reports.render import bar_chart, chart, render
 from reports.translations import CLASS_NAMES, TEXT
 
 HEADLINE = ("revenue", "buyers", "new_buyers", "returning_buyers", "orders", "average_order_value")
@@ -50,7 +50,8 @@ def review_html(
     best, worst = ranked[:shown], ranked[::-1][:shown]
 
     day_keys = sorted(days)
-    daily = _line_chart(
+    daily = chart(
+        pygal.Line,
         [d[5:] for d in day_keys],
         {
             t["this_event"]: [days[d]["revenue"]["actual"] for d in day_keys],
@@ -58,6 +59,8 @@ def review_html(
                if comparable else {}),
             t["goal"]: [days[d]["revenue"]["goal"] for d in day_keys],
         },
+        x_label_rotation=45, truncate_legend=-1, show_minor_x_labels=False, dots_size=2,
+        x_labels_major_every=max(len(day_keys) // 10, 1),
     )  # fmt: skip
     attained = [(t["measure_" + m], overall[m]["attainment"]) for m in HEADLINE if overall.get(m, {}).get("attainment")]
     goal_chart = (
@@ -71,7 +74,9 @@ def review_html(
     starts = [c for c in order if any(k[0] == c for k in moves)]
     ends = [c for c in order if any(k[1] == c for k in moves)]
     migration_chart = (
-        _stacked_chart([names[c] for c in starts], {names[e]: [moves.get((s, e), 0) for s in starts] for e in ends})
+        chart(pygal.StackedBar, [names[c] for c in starts],
+              {names[e]: [moves.get((s, e), 0) for s in starts] for e in ends},
+              height=360, x_label_rotation=20, legend_at_bottom_columns=4, truncate_legend=-1)
         if moves else ""
     )  # fmt: skip
 
@@ -105,22 +110,3 @@ def figure(measure: str, value: float | None) -> str:
     if measure in ("average_order_value", "items_per_order"):
         return f"{value:,.2f}"
     return f"{value:,.0f}"
-
-
-def _line_chart(labels: list[str], series: dict[str, list[float | None]]) -> str:
-    chart = pygal.Line(js=[], disable_xml_declaration=True, style=CHART_STYLE, width=720, height=320,
-                       x_label_rotation=45, legend_at_bottom=True, truncate_legend=-1, show_minor_x_labels=False, dots_size=2)  # fmt: skip
-    chart.x_labels = labels
-    chart.x_labels_major_every = max(len(labels) // 10, 1)
-    for name, values in series.items():
-        chart.add(name, values)
-    return svg(chart)
-
-
-def _stacked_chart(labels: list[str], series: dict[str, list[int]]) -> str:
-    chart = pygal.StackedBar(js=[], disable_xml_declaration=True, style=CHART_STYLE, width=720, height=360,
-                             x_label_rotation=20, legend_at_bottom=True, legend_at_bottom_columns=4, truncate_legend=-1)  # fmt: skip
-    chart.x_labels = labels
-    for name, values in series.items():
-        chart.add(name, values)
-    return svg(chart)
