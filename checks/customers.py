@@ -44,12 +44,14 @@ def customer_check_results(
     keys: tuple[dg.AssetKey, dg.AssetKey],
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
     facts_key, rfm_key = keys
-    where = (Path(settings.output) / "quality", run_id, settings.quality.data_docs)
+    output, docs = Path(settings.output) / "quality", settings.quality.data_docs
+    facts_result = suites.validate(suites.CUSTOMER_FACTS, facts, output, run_id, data_docs=docs)
+    rfm_result = suites.validate(suites.RFM, rfm.drop("tags"), output, run_id, data_docs=docs)
     moves = class_shift(previous_rfm, rfm)
     biggest = float(moves["points"].abs().max() or 0.0)
     return [
-        suite_check(FACTS_SUITE, facts_key, suites.validate("customer_facts", facts, suites.customer_facts(), *where)),
-        suite_check(RFM_SUITE, rfm_key, suites.validate("rfm", rfm.drop("tags"), suites.rfm(), *where)),
+        suite_check(FACTS_SUITE, facts_key, facts_result),
+        suite_check(RFM_SUITE, rfm_key, rfm_result),
         dg.AssetCheckResult(
             check_name=CLASS_SHIFT, asset_key=rfm_key, severity=dg.AssetCheckSeverity.WARN,
             passed=biggest <= settings.quality.max_class_shift_points,

@@ -64,9 +64,10 @@ def order_check_results(
     raw_key, orders_key, rejects_key = keys
     output = Path(settings.output) / "quality"
     docs = settings.quality.data_docs
-    raw_result = suites.validate("raw_orders", clean.raw, suites.raw_orders(first, last), output, run_id, docs)
-    clean_expectations = suites.clean_orders(first, last, settings.currency, settings.quality.max_order_amount)
-    clean_result = suites.validate("clean_orders", clean.orders, clean_expectations, output, run_id, docs)
+    days = suites.days(first, last)
+    raw_result = suites.validate(suites.RAW_ORDERS, clean.raw, output, run_id, days, docs)
+    shop = {**days, "max_amount": settings.quality.max_order_amount, "currencies": [settings.currency]}
+    clean_result = suites.validate(suites.CLEAN_ORDERS, clean.orders, output, run_id, shop, docs)
     mismatched = reconciliation(conn, first, last)
     rows_in = clean.raw.height
     share = clean.rejects.height / rows_in if rows_in else 0.0

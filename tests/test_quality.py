@@ -20,8 +20,8 @@ from tests.conftest import shop, table
 DAY = date(2024, 11, 11)
 
 
-def run_suite(tmp_path, name, frame, expectations):
-    return suites.validate(name, frame, expectations, tmp_path, "test-run")
+def run_suite(tmp_path, suite, frame, parameters=None):
+    return suites.validate(suite, frame, tmp_path, "test-run", parameters)
 
 
 GOOD_ORDERS = pl.DataFrame({
@@ -31,14 +31,14 @@ GOOD_ORDERS = pl.DataFrame({
 
 
 def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_path):
-    expectations = suites.clean_orders(DAY, DAY, "CNY", 1000)
-    assert run_suite(tmp_path, "clean_orders", GOOD_ORDERS, expectations).success  # a return may be negative
+    shop = {**suites.days(DAY, DAY), "max_amount": 1000, "currencies": ["CNY"]}
+    assert run_suite(tmp_path, suites.CLEAN_ORDERS, GOOD_ORDERS, shop).success  # a return may be negative
     bad = GOOD_ORDERS.with_columns(
         order_id=pl.Series(["A1", "A1", "C3"]),
         amount=pl.Series([10.0, -20.0, -5.0]),
         currency=pl.Series(["CNY", "USD", "CNY"]),
     )
-    result = run_suite(tmp_path, "clean_orders", bad, expectations)
+    result = run_suite(tmp_path, suites.CLEAN_ORDERS, bad, shop)
     failed = {(f["expectation"], f["column"]): f for f in result.failures}
     assert not result.success
     assert failed[("expect_column_values_to_be_unique", "order_id")]["unexpected_count"] == 2
@@ -53,10 +53,9 @@ def test_raw_orders_suite_wants_the_contract_columns_and_readable_times(tmp_path
 
     raw = pl.DataFrame({"_source": ["f"] * 10, "_row": range(10), **{f: ["x"] * 10 for f in FIELDS},
                         "order_date": [DAY] * 10, "_ts": [datetime(2024, 11, 11)] * 9 + [None]})  # fmt: skip
-    expectations = suites.raw_orders(DAY, DAY)
-    assert run_suite(tmp_path, "raw_orders", raw, expectations).success  # 9 of 10 times read: mostly 0.9
+    assert run_suite(tmp_path, suites.RAW_ORDERS, raw, suites.days(DAY, DAY)).success  # 9 of 10 times read: mostly 0.9
     unreadable = raw.with_columns(_ts=pl.lit(None, pl.Datetime)).drop("customer_id")
-    failures = run_suite(tmp_path, "raw_orders", unreadable, expectations).failures
+    failures = run_suite(tmp_path, suites.RAW_ORDERS, unreadable, suites.days(DAY, DAY)).failures
     assert {f["expectation"] for f in failures} == {
         "expect_table_columns_to_match_set",
         "expect_column_values_to_not_be_null",
@@ -65,17 +64,17 @@ def test_raw_orders_suite_wants_the_contract_columns_and_readable_times(tmp_path
 
 def test_customer_facts_suite(tmp_path):
     facts = pl.DataFrame({"customer_id": ["a", "b"], "recency_days": [0, 10], "orders": [1, 3]})
-    assert run_suite(tmp_path, "customer_facts", facts, suites.customer_facts()).success
+    assert run_suite(tmp_path, suites.CUSTOMER_FACTS, facts).success
     bad = pl.DataFrame({"customer_id": ["a", "a"], "recency_days": [-1, 10], "orders": [0, 3]})
-    failures = run_suite(tmp_path, "customer_facts", bad, suites.customer_facts()).failures
+    failures = run_suite(tmp_path, suites.CUSTOMER_FACTS, bad).failures
     assert {f["column"] for f in failures} == {"customer_id", "recency_days", "orders"}
 
 
 def test_rfm_suite(tmp_path):
     rfm = pl.DataFrame({"r_score": [1, 5], "f_score": [3, 3], "m_score": [2, 4], "rfm_class": ["lost", "new"]})
-    assert run_suite(tmp_path, "rfm", rfm, suites.rfm()).success
+    assert run_suite(tmp_path, suites.RFM, rfm).success
     bad = rfm.with_columns(r_score=pl.Series([0, 6]), rfm_class=pl.Series(["lost", "vip"]))
-    failures = run_suite(tmp_path, "rfm", bad, suites.rfm()).failures
+    failures = run_suite(tmp_path, suites.RFM, bad).failures
     assert {(f["column"], f["unexpected_count"]) for f in failures} == {("r_score", 2), ("rfm_class", 1)}
 
 
