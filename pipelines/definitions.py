@@ -59,6 +59,9 @@ def build_definitions(settings: ShopSettings) -> dg.Definitions:
             daily,
         ],
         asset_checks=ops["asset_checks"],
+        # Steps take turns on the warehouse anyway (one writer); in one process a daily run
+        # loads the code and Great Expectations once instead of once per step (46 s -> 15 s).
+        executor=dg.in_process_executor,
         schedules=ops["schedules"],
         sensors=ops["sensors"],
         resources={
