@@ -78,9 +78,16 @@ class Warehouse(DuckDBResource):
 
 
 def create_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables, and add to a warehouse made by an older version the columns it lacks
+    (nullable: its rows have no value for them)."""
     for table, columns in TABLES.items():
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    present = set(conn.sql("SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns()").fetchall())
+    for table, columns in TABLES.items():
+        for name, kind, *_ in (column.split() for column in columns.split(",")):
+            if (table, name) not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 @contextmanager

@@ -128,3 +128,17 @@ def test_a_day_keeps_the_same_rows_whether_loaded_alone_or_in_a_range(tmp_path):
     assert table(alone, "staging.rejects")["reason"].to_list() == ["duplicate_order"]
     day_two = table(ranged, "staging.orders").filter(pl.col("order_date") == pl.date(2024, 3, 2))
     assert day_two.equals(table(alone, "staging.orders"))
+
+
+def test_a_warehouse_made_before_a_column_existed_takes_new_days_and_keeps_its_rows(tmp_path):
+    settings = shop(tmp_path)
+    ingest(settings, "2024-11-01")
+    with duckdb.connect(str(settings.warehouse)) as conn:  # as an older version left it: no product names
+        conn.execute("ALTER TABLE staging.order_lines DROP COLUMN product")
+        conn.execute("ALTER TABLE raw.orders DROP COLUMN product")
+    kept_before = table(settings, "staging.order_lines").height
+    assert ingest(settings, "2024-11-02").success
+    lines = table(settings, "staging.order_lines")
+    named = lines.group_by(pl.col("order_date").dt.day().alias("day")).agg(pl.col("product").is_not_null().all())
+    assert lines.filter(pl.col("order_date").dt.day() == 1).height == kept_before
+    assert dict(named.iter_rows()) == {1: False, 2: True}  # old rows have no name; new ones do
