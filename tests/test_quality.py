@@ -48,6 +48,18 @@ def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_pa
     assert (tmp_path / "data_docs" / "index.html").exists()
 
 
+def test_a_suite_set_up_once_judges_each_run_by_its_own_parameters(tmp_path):
+    def shop(day, currency):
+        return {**suites.days(day, day), "max_amount": 1000, "currencies": [currency]}
+
+    next_day = date(2024, 11, 12)
+    outcomes = [run_suite(tmp_path, suites.CLEAN_ORDERS, GOOD_ORDERS, shop(*p)) for p in
+                [(DAY, "CNY"), (next_day, "CNY"), (DAY, "USD"), (DAY, "CNY")]]  # fmt: skip
+    assert [r.success for r in outcomes] == [True, False, False, True]
+    assert [f["column"] for f in outcomes[1].failures] == ["order_date"]
+    assert [f["column"] for f in outcomes[2].failures] == ["currency"]
+
+
 def test_raw_orders_suite_wants_the_contract_columns_and_readable_times(tmp_path):
     from pipelines.warehouse import FIELDS
 
