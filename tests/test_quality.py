@@ -46,6 +46,7 @@ def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_pa
     assert ("expect_column_values_to_be_in_set", "currency") in failed
     assert json.loads(result.result_file.read_text())["success"] is False
     assert (tmp_path / "data_docs" / "index.html").exists()
+    assert list((tmp_path / "data_docs" / "validations" / "clean_orders" / "test-run").rglob("*.html"))
 
 
 def test_a_suite_set_up_once_judges_each_run_by_its_own_parameters(tmp_path):
