@@ -113,6 +113,13 @@ def _context(output: Path):
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # Data Docs render from GX's results store and delete the pages whose result it lacks: keep
+    # the rendered results on disk, so that each run's pages stay for the next runs to list.
+    context.add_store("regulars_results", {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(output / "gx_results")},
+    })  # fmt: skip
+    context.variables.validation_results_store_name = "regulars_results"
     context.add_data_docs_site(
         site_name="regulars",
         site_config={

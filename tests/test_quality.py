@@ -61,6 +61,19 @@ def test_a_suite_set_up_once_judges_each_run_by_its_own_parameters(tmp_path):
     assert [f["column"] for f in outcomes[2].failures] == ["currency"]
 
 
+def test_data_docs_keep_the_pages_of_earlier_runs(tmp_path):
+    wrong_currency = {**suites.days(DAY, DAY), "max_amount": 1000, "currencies": ["USD"]}
+    for run_id in ("monday", "tuesday"):
+        suites._context.cache_clear()  # as in a run process of its own
+        suites._prepared.cache_clear()
+        assert not suites.validate(suites.CLEAN_ORDERS, GOOD_ORDERS, tmp_path, run_id, wrong_currency).success
+    docs = tmp_path / "data_docs"
+    index = (docs / "index.html").read_text()
+    for run_id in ("monday", "tuesday"):
+        assert list((docs / "validations" / "clean_orders" / run_id).rglob("*.html")), run_id
+        assert f"clean_orders/{run_id}/" in index
+
+
 def test_raw_orders_suite_wants_the_contract_columns_and_readable_times(tmp_path):
     from pipelines.warehouse import FIELDS
 
