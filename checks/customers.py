@@ -19,7 +19,8 @@ def customer_check_specs(facts: dg.AssetKey, rfm: dg.AssetKey) -> list[dg.AssetC
                           description="customer_facts GX suite: one row per customer, recency >= 0, orders >= 1"),
         dg.AssetCheckSpec(RFM_SUITE, asset=rfm, blocking=True, description="rfm GX suite: scores 1-5, known classes"),
         dg.AssetCheckSpec(CLASS_SHIFT, asset=rfm,
-                          description="no class share moves more than quality.max_class_shift_points since the last snapshot"),
+                          description="no class share moves more than quality.max_class_shift_points "
+                                      "since the last snapshot"),
     ]  # fmt: skip
 
 

@@ -18,13 +18,16 @@ RECONCILED, REJECTED_SHARE, ORDERS_EVERY_DAY = "rows_reconcile", "rejected_share
 
 def order_check_specs(raw: dg.AssetKey, orders: dg.AssetKey, rejects: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(RAW_SUITE, asset=raw, blocking=True, description="raw_orders GX suite: columns and readable times"),
+        dg.AssetCheckSpec(RAW_SUITE, asset=raw, blocking=True,
+                          description="raw_orders GX suite: columns and readable times"),
         dg.AssetCheckSpec(CLEAN_SUITE, asset=orders, blocking=True,
                           description="clean_orders GX suite: unique ids, customers, amounts, days, currency"),
         dg.AssetCheckSpec(RECONCILED, asset=rejects, blocking=True,
                           description="per day in the warehouse: rows in = kept + refused"),
-        dg.AssetCheckSpec(REJECTED_SHARE, asset=rejects, description="refused rows stay under quality.max_rejected_share"),
-        dg.AssetCheckSpec(ORDERS_EVERY_DAY, asset=orders, description="no day without orders when the shop usually has some"),
+        dg.AssetCheckSpec(REJECTED_SHARE, asset=rejects,
+                          description="refused rows stay under quality.max_rejected_share"),
+        dg.AssetCheckSpec(ORDERS_EVERY_DAY, asset=orders,
+                          description="no day without orders when the shop usually has some"),
     ]  # fmt: skip
 
 
@@ -32,9 +35,12 @@ def reconciliation(conn, first: date, last: date) -> pl.DataFrame:
     """Days of first..last where raw rows differ from kept plus refused rows, as the warehouse holds them."""
     return conn.sql(
         """
-        WITH raw AS (SELECT order_date, count(*) n FROM raw.orders WHERE order_date BETWEEN $1 AND $2 GROUP BY ALL),
-             kept AS (SELECT order_date, count(*) n FROM staging.order_lines WHERE order_date BETWEEN $1 AND $2 GROUP BY ALL),
-             refused AS (SELECT order_date, count(*) n FROM staging.rejects WHERE order_date BETWEEN $1 AND $2 GROUP BY ALL)
+        WITH raw AS (SELECT order_date, count(*) n FROM raw.orders
+                     WHERE order_date BETWEEN $1 AND $2 GROUP BY ALL),
+             kept AS (SELECT order_date, count(*) n FROM staging.order_lines
+                      WHERE order_date BETWEEN $1 AND $2 GROUP BY ALL),
+             refused AS (SELECT order_date, count(*) n FROM staging.rejects
+                         WHERE order_date BETWEEN $1 AND $2 GROUP BY ALL)
         SELECT order_date, coalesce(raw.n, 0) AS rows_in, coalesce(kept.n, 0) AS kept, coalesce(refused.n, 0) AS refused
         FROM raw FULL JOIN kept USING (order_date) FULL JOIN refused USING (order_date)
         WHERE coalesce(raw.n, 0) != coalesce(kept.n, 0) + coalesce(refused.n, 0) ORDER BY order_date
