@@ -125,7 +125,8 @@ def _context(output: Path):
         site_config={
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(output / "data_docs")},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            # the index reads each result it lists: the latest 200 keep a build quick after years of runs
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "validation_results_limit": 200},
         },
     )
     context.data_sources.add_pandas("regulars")
