@@ -36,11 +36,25 @@ class Notifier(dg.ConfigurableResource):
             pass
 
 
-def daily_job(partitions: dg.PartitionsDefinition):
+def freshness_checks(settings: ShopSettings) -> list[dg.AssetChecksDefinition]:
+    """Whether yesterday's partition of staging/orders is there by the deadline hour. Their sensor
+    runs them; inside a job they would only judge the day it just loaded, or fail a backfill."""
+    # Dagster 1.13 prefers FreshnessPolicy, which looks at when an asset last materialized;
+    # these checks look at which day's partition is there, which is what a daily load promises.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        return list(dg.build_time_partition_freshness_checks(
+            assets=[STAGING_ORDERS],
+            deadline_cron=f"0 {settings.operations.freshness_deadline_hour} * * *",
+            timezone=settings.timezone,
+        ))  # fmt: skip
+
+
+def daily_job(partitions: dg.PartitionsDefinition, freshness: list[dg.AssetChecksDefinition]):
     """Yesterday's orders and everything downstream, in one run: a failing blocking check stops the rest."""
     return dg.define_asset_job(
         DAILY_JOB,
-        selection=dg.AssetSelection.groups(ORDERS, CUSTOMERS, OUTREACH, REPORTS),
+        selection=dg.AssetSelection.groups(ORDERS, CUSTOMERS, OUTREACH, REPORTS) - dg.AssetSelection.checks(*freshness),
         partitions_def=partitions,
         op_retry_policy=RETRIES,
     )
@@ -59,21 +73,14 @@ def review_requests(instance: dg.DagsterInstance, settings: ShopSettings, campai
     ]  # fmt: skip
 
 
-def operations(settings: ShopSettings, job, campaigns_job, review_job) -> dict:
-    """Schedule, freshness checks and their sensor, the failure sensor and its notifier, the review
+def operations(settings: ShopSettings, job, campaigns_job, review_job, freshness) -> dict:
+    """Schedule, the freshness checks' sensor, the failure sensor and its notifier, the review
     sensor, for Definitions."""
     schedule = dg.build_schedule_from_partitioned_job(
         job, hour_of_day=settings.operations.schedule_hour, default_status=dg.DefaultScheduleStatus.STOPPED
     )
-    # Dagster 1.13 prefers FreshnessPolicy, which looks at when an asset last materialized;
-    # these checks look at which day's partition is there, which is what a daily load promises.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
-        freshness = dg.build_time_partition_freshness_checks(
-            assets=[STAGING_ORDERS],
-            deadline_cron=f"0 {settings.operations.freshness_deadline_hour} * * *",
-            timezone=settings.timezone,
-        )
         freshness_sensor = dg.build_sensor_for_freshness_checks(freshness_checks=freshness)
 
     @dg.run_failure_sensor(name="notify_on_failure", default_status=dg.DefaultSensorStatus.RUNNING)
@@ -93,7 +100,6 @@ def operations(settings: ShopSettings, job, campaigns_job, review_job) -> dict:
 
     return {
         "schedules": [schedule],
-        "asset_checks": freshness,
         "sensors": [freshness_sensor, notify_on_failure, review_finished_events],
         "resources": {
             "notifier": Notifier(webhook_url=os.environ.get("REGULARS_WEBHOOK_URL") or settings.operations.webhook_url)

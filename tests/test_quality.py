@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import polars as pl
 import pytest
+from dagster._core.test_utils import freeze_time  # Dagster's own clock, which the freshness checks read
 
 import assets.orders
 from checks import suites
 from pipelines.definitions import build_definitions
-from pipelines.operations import DAILY_JOB, Notifier
+from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
 from tests.conftest import shop, table
 
 DAY = date(2024, 11, 11)
@@ -152,6 +153,28 @@ def test_the_schedule_asks_for_yesterday_and_that_run_materializes_it(tmp_path):
     orders = table(settings, "staging.orders")
     assert orders["order_date"].unique().to_list() == [date(2024, 11, 11)]
     assert table(settings, "core.rfm").height > 0
+
+
+def test_freshness_flags_a_late_day_after_the_deadline_hour_and_runs_from_its_sensor_only(tmp_path):
+    settings = shop(tmp_path)  # freshness_deadline_hour 9, Asia/Shanghai
+    freshness = freshness_checks(settings)
+    by_hand = dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(*freshness))
+    defs = dg.Definitions.merge(build_definitions(settings), dg.Definitions(jobs=[by_hand]))
+    zone = ZoneInfo("Asia/Shanghai")
+    with dg.DagsterInstance.ephemeral() as instance:
+        loaded = daily_run(settings, "2024-11-11", instance)
+        checked = {e.asset_check_key for e in loaded.get_asset_check_evaluations()}
+        assert checked and not checked & {key for check in freshness for key in check.check_keys}
+
+        def fresh_at(now: datetime) -> bool:
+            with freeze_time(now):
+                result = defs.resolve_job_def("freshness").execute_in_process(instance=instance)
+            [evaluation] = result.get_asset_check_evaluations()
+            return evaluation.passed
+
+        assert fresh_at(datetime(2024, 11, 12, 10, tzinfo=zone))  # yesterday (11-11) is there
+        assert fresh_at(datetime(2024, 11, 13, 8, tzinfo=zone))  # 11-12 is not late before 9:00
+        assert not fresh_at(datetime(2024, 11, 13, 10, tzinfo=zone))  # now it is
 
 
 def test_the_notifier_posts_failures_to_the_webhook():
