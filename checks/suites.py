@@ -32,7 +32,7 @@ def parameter(name: str) -> dict:
     return {"$PARAMETER": name}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False)  # hashed by identity: the suites are module constants, cached per process
 class Suite:
     name: str
     expectations: tuple[dict, ...]  # GX expectation type and its arguments

@@ -146,9 +146,8 @@ def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
 def _failure(result) -> str:
     """What went wrong, in words: failed blocking checks with their summaries, else the step's error."""
     failed_checks = [
-        event.event_specific_data for event in result.all_events
-        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed
-        and event.event_specific_data.severity == dg.AssetCheckSeverity.ERROR
+        check for check in result.get_asset_check_evaluations()
+        if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     ]  # fmt: skip
     if failed_checks:
         lines = [f"  {c.asset_key.to_user_string()} {c.check_name}: "

@@ -9,6 +9,7 @@ from assets import CAMPAIGNS
 from assets.campaigns.goals import plan_goals
 from assets.campaigns.results import event_results
 from assets.campaigns.targets import campaign_targets
+from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import contacts_outside, opt_outs
@@ -57,7 +58,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             cap = settings.outreach.frequency_cap_days
             others = contacts_outside(conn, event.start, event.end, cap, exclude_event=event.id)
             blocked = opt_outs(settings)
-            facts_now = customer_snapshot(orders, known_until, settings).facts
+            facts_now = customer_facts(orders, known_until, [e.sprint for e in calendar])
 
             def reach(candidates: pl.DataFrame, day, earlier: pl.DataFrame) -> pl.DataFrame:
                 contacts = pl.concat([others, earlier.select("customer_id", "contact_date")], how="vertical_relaxed")

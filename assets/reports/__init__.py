@@ -7,7 +7,7 @@ from assets.campaigns import RESULTS, event_partitions
 from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM
 from pipelines.calendar import comparable
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table
 from reports.overview import overview_html
 from reports.review import review_html
 
@@ -50,7 +50,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         """The post-promotion review, from campaigns.results: one HTML file per event, in the output folder."""
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
-            results = conn.sql("SELECT * FROM campaigns.results WHERE event_id = ?", params=[event.id]).pl()
+            results = read_table(conn, "campaigns.results", event_id=event.id)
         html = review_html(
             settings.name, settings.currency, settings.reports.language, event, comparable(event, calendar), calendar,
             results,
