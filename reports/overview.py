@@ -5,6 +5,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from assets.customers.analysis import top_customers
 from assets.customers.lifecycle import STAGES
 from reports.render import bar_chart, render
 from reports.translations import CLASS_NAMES
@@ -32,14 +33,11 @@ def overview_html(
         .sort("due_date", "customer_id")
     )  # fmt: skip
     revenue = float(facts["net_revenue"].sum() or 0)
-    top = (
-        facts["net_revenue"].sort(descending=True).head(max(round(facts.height * 0.2), 1)).sum() if facts.height else 0
-    )
     summary = {
         "customers": facts.height,
         "revenue": revenue,
         "repeat_rate": float((facts["purchase_days"] >= 2).mean() or 0),
-        "top_share": float(top / revenue) if revenue else 0.0,
+        "top_share": top_customers(facts)["revenue_share"][0] or 0.0,
     }
     chart = bar_chart(
         "", classes["label"].to_list(),
