@@ -47,7 +47,7 @@ def customer_check_results(
     facts_key, rfm_key = keys
     output, docs = Path(settings.output) / "quality", settings.quality.data_docs
     facts_result = suites.validate(suites.CUSTOMER_FACTS, facts, output, run_id, data_docs=docs)
-    rfm_result = suites.validate(suites.RFM, rfm.drop("tags"), output, run_id, data_docs=docs)
+    rfm_result = suites.validate(suites.RFM, rfm, output, run_id, data_docs=docs)
     moves = class_shift(previous_rfm, rfm)
     biggest = float(moves["points"].abs().max() or 0.0)
     return [

@@ -97,8 +97,11 @@ def test_customer_facts_suite(tmp_path):
     assert {f["column"] for f in failures} == {"customer_id", "recency_days", "orders"}
 
 
-def test_rfm_suite(tmp_path):
-    rfm = pl.DataFrame({"r_score": [1, 5], "f_score": [3, 3], "m_score": [2, 4], "rfm_class": ["lost", "new"]})
+def test_rfm_suite_reads_only_its_columns(tmp_path):
+    rfm = pl.DataFrame({"r_score": [1, 5], "f_score": [3, 3], "m_score": [2, 4], "rfm_class": ["lost", "new"],
+                        "tags": [["big_spender"], []]})  # fmt: skip
+    assert suites.RFM.columns() == ["r_score", "f_score", "m_score", "rfm_class"]
+    assert suites.CLEAN_ORDERS.columns() is None  # its amount expectation reads `status` in a row condition
     assert run_suite(tmp_path, suites.RFM, rfm).success
     bad = rfm.with_columns(r_score=pl.Series([0, 6]), rfm_class=pl.Series(["lost", "vip"]))
     failures = run_suite(tmp_path, suites.RFM, bad).failures
