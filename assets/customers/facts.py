@@ -12,6 +12,13 @@ import polars as pl
 
 from pipelines.warehouse import COMPLETED
 
+# core.customer_facts
+COLUMNS = (
+    "customer_id", "as_of_date", "first_order_date", "last_order_date", "orders", "purchase_days", "net_revenue",
+    "items", "avg_order_value", "recency_days", "tenure_days", "cycle_days", "cycle_median_days", "cycle_std_days",
+    "main_category", "first_channel", "region", "acquired_on_event", "event_orders",
+)  # fmt: skip
+
 
 def orders_until(orders: pl.LazyFrame | pl.DataFrame, as_of: date) -> pl.LazyFrame:
     return orders.lazy().filter(pl.col("order_date") <= as_of)
@@ -77,25 +84,5 @@ def customer_facts(
             cycle_days=pl.when(pl.col("purchase_days") >= 2).then(span / (pl.col("purchase_days") - 1)),
             acquired_on_event=in_sprints(pl.col("first_order_date"), list(sprints)),
         )
-        .select(
-            "customer_id",
-            "as_of_date",
-            "first_order_date",
-            "last_order_date",
-            "orders",
-            "purchase_days",
-            "net_revenue",
-            "items",
-            "avg_order_value",
-            "recency_days",
-            "tenure_days",
-            "cycle_days",
-            "cycle_median_days",
-            "cycle_std_days",
-            "main_category",
-            "first_channel",
-            "region",
-            "acquired_on_event",
-            "event_orders",
-        )  # fmt: skip
+        .select(COLUMNS)
     )

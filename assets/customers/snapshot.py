@@ -10,6 +10,13 @@ from assets.customers.lifecycle import lifecycle, tags, value_tier
 from assets.customers.rfm import classify, rfm_values
 from pipelines.settings import ShopSettings
 
+# core.rfm
+RFM_COLUMNS = (
+    "customer_id", "as_of_date", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "r_high",
+    "f_high", "m_high", "rfm_class", "rfm_class_zh", "rfm_group", "cycle_used_days", "cycle_source", "stage",
+    "due_date", "expected_next_date", "value_tier", "tags",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -31,30 +38,8 @@ def customer_snapshot(orders: pl.LazyFrame | pl.DataFrame, as_of: date, settings
         classes.drop("main_category")
         .join(stages, on="customer_id")
         .join(facts.select("customer_id", "main_category"), on="customer_id")
-        .with_columns(tags=tags())
-        .select(
-            "customer_id",
-            pl.lit(as_of).alias("as_of_date"),
-            "recency_days",
-            "frequency",
-            "monetary",
-            "r_score",
-            "f_score",
-            "m_score",
-            "r_high",
-            "f_high",
-            "m_high",
-            "rfm_class",
-            "rfm_class_zh",
-            "rfm_group",
-            "cycle_used_days",
-            "cycle_source",
-            "stage",
-            "due_date",
-            "expected_next_date",
-            "value_tier",
-            "tags",
-        )  # fmt: skip
+        .with_columns(tags=tags(), as_of_date=pl.lit(as_of))
+        .select(RFM_COLUMNS)
         .sort("customer_id")
     )
     return Snapshot(facts, rfm)
