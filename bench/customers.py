@@ -32,7 +32,9 @@ def prepare(folder: Path, orders: int) -> dict:
         channel=pl.col("channel").cast(pl.String), region=pl.col("region").cast(pl.String),
         category=pl.col("category").cast(pl.String),
         status=pl.when(cancelled).then(pl.lit("cancelled")).otherwise(pl.lit("completed")),
-    ).filter(pl.col("customer_id").is_not_null() & pl.col("order_ts").is_not_null() & (pl.col("amount") >= 0))  # fmt: skip
+    ).filter(
+        pl.col("customer_id").is_not_null() & pl.col("order_ts").is_not_null() & (pl.col("amount") >= 0)
+    )  # fmt: skip
     staging.write_parquet(folder / "orders.parquet")
     return {"rows": staging.height}
 

@@ -150,8 +150,11 @@ def _failure(result) -> str:
         if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     ]  # fmt: skip
     if failed_checks:
-        lines = [f"  {c.asset_key.to_user_string()} {c.check_name}: "
-                 f"{getattr(c.metadata.get('summary'), 'value', 'see its metadata')}" for c in failed_checks]  # fmt: skip
+        lines = [
+            f"  {c.asset_key.to_user_string()} {c.check_name}: "
+            f"{getattr(c.metadata.get('summary'), 'value', 'see its metadata')}"
+            for c in failed_checks
+        ]
         return "error: data failed a blocking check, so nothing after it ran:\n" + "\n".join(lines)
     for event in result.all_events:
         if event.is_step_failure:

@@ -12,8 +12,12 @@ from pygal.style import Style
 from reports.translations import ACTIONS, TEXT
 
 TEMPLATES = Path(__file__).parent / "templates"
-CHART_STYLE = Style(background="white", plot_background="white", font_family="sans-serif",
-                    colors=("#2f6f8f", "#e07a2f", "#7a9a3a", "#9a4a7a", "#c2a23a", "#4aa3a3", "#b04a3a", "#7a7a7a"))  # fmt: skip
+CHART_STYLE = Style(
+    background="white",
+    plot_background="white",
+    font_family="sans-serif",
+    colors=("#2f6f8f", "#e07a2f", "#7a9a3a", "#9a4a7a", "#c2a23a", "#4aa3a3", "#b04a3a", "#7a7a7a"),
+)
 
 
 @cache

@@ -50,18 +50,24 @@ def review_html(
     best, worst = ranked[:shown], ranked[::-1][:shown]
 
     day_keys = sorted(days)
+
+    def revenue(kind: str) -> list:
+        return [days[d]["revenue"][kind] for d in day_keys]
+
+    series = {t["this_event"]: revenue("actual")}
+    if comparable:
+        series[t["comparable_event"].format(event=comparable.label)] = revenue("comparable")
+    series[t["goal"]] = revenue("goal")
     daily = chart(
         pygal.Line,
         [d[5:] for d in day_keys],
-        {
-            t["this_event"]: [days[d]["revenue"]["actual"] for d in day_keys],
-            **({t["comparable_event"].format(event=comparable.label): [days[d]["revenue"]["comparable"] for d in day_keys]}
-               if comparable else {}),
-            t["goal"]: [days[d]["revenue"]["goal"] for d in day_keys],
-        },
-        x_label_rotation=45, truncate_legend=-1, show_minor_x_labels=False, dots_size=2,
+        series,
+        x_label_rotation=45,
+        truncate_legend=-1,
+        show_minor_x_labels=False,
+        dots_size=2,
         x_labels_major_every=max(len(day_keys) // 10, 1),
-    )  # fmt: skip
+    )
     attained = [(t["measure_" + m], overall[m]["attainment"]) for m in HEADLINE if overall.get(m, {}).get("attainment")]
     goal_chart = (
         bar_chart("", [name for name, _ in attained], {t["of_goal"]: [value for _, value in attained]}, percent=True)

@@ -57,7 +57,9 @@ TEXT = {
         "class_at_baseline": "Class when the event began",
         "assumed_rate": "Rate the goal assumed",
         "migration": "Class migration",
-        "migration_intro": "Customers by their class when the event began (bars) and when the after-glow ended (colours).",
+        "migration_intro": (
+            "Customers by their class when the event began (bars) and when the after-glow ended (colours)."
+        ),
         "from_to": "When it began ↓ · when it ended →",
         "acquired": "Customers the event acquired",
         "acquired_intro": "{n} customers bought for the first time during the event:",
@@ -67,14 +69,19 @@ TEXT = {
         "repeat_90": "Bought again within 90 days",
         "repeat_180": "Within 180 days",
         "too_early": "too early",
-        "cohorts_note": 'A customer counts once 90 (or 180) days have passed since their first purchase; "outside events" are customers whose first purchase fell outside every event before this one.',
+        "cohorts_note": (
+            "A customer counts once 90 (or 180) days have passed since their first purchase; "
+            '"outside events" are customers whose first purchase fell outside every event before this one.'
+        ),
         "outside_events": "Outside events",
         "top_sellers": "Best sellers",
         "sku": "SKU",
         "product": "Product",
         "units": "Units",
         "data_quality": "Data quality",
-        "quality_intro": "{rows} source rows arrived for the event's days; {rejected} ({share}) were refused and kept aside:",
+        "quality_intro": (
+            "{rows} source rows arrived for the event's days; {rejected} ({share}) were refused and kept aside:"
+        ),
         "reason": "Reason",
         "rows": "Rows",
         "measure_new_buyers": "New buyers",

@@ -28,7 +28,8 @@ def test_preset_dates_by_year():
 
 def test_overrides_and_shop_events_and_comparable_events(tmp_path):
     settings = shop(tmp_path, events={
-        "overrides": {"double11-2024": {"warm_up": ["2024-10-14", "2024-11-10"], "build_up": ["2024-09-01", "2024-10-13"]}},
+        "overrides": {"double11-2024": {"warm_up": ["2024-10-14", "2024-11-10"],
+                                        "build_up": ["2024-09-01", "2024-10-13"]}},
         "custom": [{"id": "anniversary-2024", "sprint": ["2024-08-08", "2024-08-10"]}],
     })  # fmt: skip
     events = {e.id: e for e in settings.calendar()}
@@ -76,15 +77,18 @@ def test_goals_recomputed_independently_from_the_orders(two_years):
 
         first, last = SELLING["double11-2023"]
         new, returning = one("""
-            WITH first_buy AS (SELECT customer_id, min(order_date) f FROM staging.orders WHERE status='completed' GROUP BY ALL),
+            WITH first_buy AS (SELECT customer_id, min(order_date) f FROM staging.orders
+                               WHERE status='completed' GROUP BY ALL),
                  buyers AS (SELECT DISTINCT customer_id FROM staging.orders
                             WHERE status='completed' AND order_date BETWEEN ? AND ?)
-            SELECT count(*) FILTER (WHERE f >= ?), count(*) FILTER (WHERE f < ?) FROM buyers JOIN first_buy USING (customer_id)
+            SELECT count(*) FILTER (WHERE f >= ?), count(*) FILTER (WHERE f < ?)
+            FROM buyers JOIN first_buy USING (customer_id)
         """, first, last, first, first)  # fmt: skip
 
         def trailing(start):
-            return one("SELECT count(DISTINCT customer_id) FILTER (WHERE status='completed'), sum(amount) FROM staging.orders"
-                       " WHERE order_date BETWEEN ? AND ?", start - timedelta(days=90), start - timedelta(days=1))  # fmt: skip
+            return one("SELECT count(DISTINCT customer_id) FILTER (WHERE status='completed'), sum(amount)"
+                       " FROM staging.orders WHERE order_date BETWEEN ? AND ?",
+                       start - timedelta(days=90), start - timedelta(days=1))  # fmt: skip
 
         (buyers_now, _), (buyers_then, _) = trailing(BUILD_UP["double11-2024"]), trailing(BUILD_UP["double11-2023"])
         rates = dict(conn.execute("""
@@ -98,7 +102,8 @@ def test_goals_recomputed_independently_from_the_orders(two_years):
             ).fetchall()
         )
         goals = {(m, c): (g, a, json.loads(i)) for m, c, g, a, i in conn.execute(
-            "SELECT measure, rfm_class, goal, comparable_actual, inputs FROM campaigns.goals WHERE event_id = 'double11-2024'"
+            "SELECT measure, rfm_class, goal, comparable_actual, inputs FROM campaigns.goals"
+            " WHERE event_id = 'double11-2024'"
         ).fetchall()}  # fmt: skip
     assert goals[("new_buyers", None)][1] == new and goals[("returning_buyers", None)][1] == returning
     assert goals[("new_buyers", None)][0] == pytest.approx(new * buyers_now / buyers_then, abs=0.01)

@@ -157,5 +157,8 @@ def test_a_line_copied_with_a_renamed_product_is_still_a_duplicate():
         rules(fields, rows="lines", cancellation=CancellationRule(order_id_prefix="C")),
     )
     assert reasons(result) == {2: "duplicate"}
-    assert result.lines.sort("sku")["product"].to_list() == ["WHITE METAL LANTERN", "WHITE HANGING HEART T-LIGHT HOLDER"]
+    assert result.lines.sort("sku")["product"].to_list() == [
+        "WHITE METAL LANTERN",
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+    ]
     assert result.orders["amount"].to_list() == [6 * 2.55 + 8 * 2.75]

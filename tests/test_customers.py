@@ -27,7 +27,8 @@ def orders(*rows: tuple) -> pl.DataFrame:
         status = rest[0] if rest else "completed"
         category = rest[1] if len(rest) > 1 else "tea"
         records.append({
-            "order_id": f"O{n}", "customer_id": customer, "order_ts": datetime.combine(day, datetime.min.time()) + timedelta(hours=n % 24),
+            "order_id": f"O{n}", "customer_id": customer,
+            "order_ts": datetime.combine(day, datetime.min.time()) + timedelta(hours=n % 24),
             "order_date": day, "amount": float(amount), "items": 1, "channel": "app", "region": "Zhejiang",
             "category": category, "status": status,
         })  # fmt: skip

@@ -82,7 +82,8 @@ def test_every_source_row_is_kept_or_refused(warehouse):
                    (SELECT count(*) FROM staging.rejects)
         """).fetchone()
         overlap = conn.execute("""
-            SELECT count(*) FROM staging.rejects WHERE reason = 'duplicate' AND order_date BETWEEN '2010-12-01' AND '2010-12-09'
+            SELECT count(*) FROM staging.rejects
+            WHERE reason = 'duplicate' AND order_date BETWEEN '2010-12-01' AND '2010-12-09'
         """).fetchone()[0]
     assert raw == rows_in == kept + refused
     # The two sheets overlap on 2010-12-01..09: each overlapping row is refused once as a duplicate.

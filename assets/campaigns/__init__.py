@@ -82,11 +82,10 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         yield dg.MaterializeResult(
             asset_key=BASELINES, metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
         )
+        shop_goals = goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
         yield dg.MaterializeResult(asset_key=GOALS, metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
-            "goals": dg.MetadataValue.json(dict(
-                goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null()).select("measure", "goal").rows()
-            )),
+            "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
             "rows": targets.height, "outbox": dg.MetadataValue.path(str(outbox)),

@@ -110,7 +110,8 @@ def plan_goals(
             {"measure": measure, "goal": value, "basis": "settings",
              "formula": "no comparable event: events.default_goals", "inputs": "{}"}
             for measure, value in (defaults or {}).items()
-        ] or [{"measure": "none", "basis": "none", "formula": "no comparable event and no events.default_goals"}]  # fmt: skip
+        ] or [{"measure": "none", "basis": "none",
+               "formula": "no comparable event and no events.default_goals"}]  # fmt: skip
         return _frame(event, None, rows)
 
     then = event_actuals(orders, comparable)
@@ -150,7 +151,8 @@ def plan_goals(
         {"measure": "new_buyers", "goal": new_goal, "comparable_actual": then["new_buyers"],
          "formula": "comparable new buyers x buyer growth", "inputs": common},
         {"measure": "returning_buyers", "goal": returning_goal, "comparable_actual": then["returning_buyers"],
-         "formula": "sum over classes of class size now x class response rate at the comparable event", "inputs": common},
+         "formula": "sum over classes of class size now x class response rate at the comparable event",
+         "inputs": common},
         {"measure": "revenue_new", "goal": revenue_new, "comparable_actual": then["revenue_new"],
          "formula": "new buyers goal x comparable revenue per new buyer x spend growth", "inputs": common},
         {"measure": "revenue_returning", "goal": revenue_returning, "comparable_actual": then["revenue_returning"],

@@ -231,6 +231,7 @@ def rejections(rejects: pl.DataFrame, rows_in: int) -> pl.DataFrame:
     refused = rejects.height
     overall = pl.DataFrame({"all": ["all"], "rows_in": [rows_in], "rejected": [refused],
                             "rejected_share": [refused / rows_in if rows_in else 0.0]})  # fmt: skip
-    return pl.concat(
-        [_rows("quality", by_reason, "reason", ["rows"]), _rows("quality", overall, "all", ["rows_in", "rejected", "rejected_share"])]
-    )  # fmt: skip
+    return pl.concat([
+        _rows("quality", by_reason, "reason", ["rows"]),
+        _rows("quality", overall, "all", ["rows_in", "rejected", "rejected_share"]),
+    ])  # fmt: skip

@@ -53,8 +53,10 @@ def campaign_targets(
         if not plan.get(phase) or day > known_until + timedelta(days=1):
             continue
         before = orders.filter(pl.col("order_date") < day)
-        picked = [audience(name, event, baseline, before, lists).to_frame("customer_id").with_columns(audience=pl.lit(name))
-                  for name in plan[phase]]  # fmt: skip
+        picked = [
+            audience(name, event, baseline, before, lists).to_frame("customer_id").with_columns(audience=pl.lit(name))
+            for name in plan[phase]
+        ]
         candidates = pl.concat(picked).unique("customer_id", keep="first", maintain_order=True)
         chosen = reachable(candidates, day, lists).with_columns(
             event_id=pl.lit(event.id), phase=pl.lit(phase), contact_date=pl.lit(day)

@@ -20,7 +20,9 @@ RFM = dg.AssetKey(["core", "rfm"])
 SEGMENT_HISTORY = dg.AssetKey(["core", "segment_history"])
 ANALYSIS = {
     "repeat_purchase": "Repeat-purchase rate, from core.customer_facts: one row.",
-    "value_tiers": "Revenue share and repeat rate by order-value tier, from core.customer_facts and core.rfm: one row per tier.",
+    "value_tiers": (
+        "Revenue share and repeat rate by order-value tier, from core.customer_facts and core.rfm: one row per tier."
+    ),
     "top_customers": "Revenue share of the top 20% of customers, from core.customer_facts: one row.",
     "class_mix": "Class sizes and revenue shares, from core.rfm: one row per class.",
     "category_cycles": "Typical purchase cycle by main category, from core.customer_facts: one row per category.",

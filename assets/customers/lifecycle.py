@@ -61,7 +61,8 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
 
 def value_tier(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
     """'<100', '100-300', ..., '1000+' for upper bounds [100, 300, 1000]."""
-    labels = [f"<{bounds[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(bounds, bounds[1:], strict=False)] + [f"{bounds[-1]:g}+"]
+    middle = [f"{a:g}-{b:g}" for a, b in zip(bounds, bounds[1:], strict=False)]
+    labels = [f"<{bounds[0]:g}", *middle, f"{bounds[-1]:g}+"]
     return amount.cut(bounds, labels=labels, left_closed=True).cast(pl.String)
 
 

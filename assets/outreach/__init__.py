@@ -70,9 +70,14 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
 
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             chosen = reminders_for_days(
-                snapshot_on, days, opt_outs(settings), contacts_outside(conn, first, last, cap, reminders_before=first), cap,
-                settings.name, settings.outreach.language,
-            )  # fmt: skip
+                snapshot_on,
+                days,
+                opt_outs(settings),
+                contacts_outside(conn, first, last, cap, reminders_before=first),
+                cap,
+                settings.name,
+                settings.outreach.language,
+            )
             replace_days(conn, {"outreach.repurchase_reminders": chosen}, first, last, day_column="contact_date")
         return dg.MaterializeResult(metadata={
             "window": f"{first} .. {last}", "rows": chosen.height,
