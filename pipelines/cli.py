@@ -118,6 +118,9 @@ def run_steps(settings: ShopSettings, steps: list[tuple], echo=click.echo) -> bo
         }
         for key, metadata in latest.items():
             echo(_summary_line(key, metadata))
+        for check in result.get_asset_check_evaluations():
+            if not check.passed:  # a failed blocking check would have failed the run
+                echo(_warning_line(check))
         reports.extend(v.value for m in latest.values() for k, v in m.items() if k == "path")
     echo(f"Dagster runs are in {instance.root_directory}: open them with `dagster dev`.")
     for path in reports:
@@ -135,12 +138,25 @@ def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
         k: v.value for k, v in metadata.items() if not isinstance(v, dg.MarkdownMetadataValue | dg.JsonMetadataValue)
     }
     shown.pop("window", None)
-    rows = shown.pop("rows", shown.pop("dagster/row_count", ""))
+    rows = shown.pop("rows", shown.pop("dagster/row_count", None))
     extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
     counts = [v.value for v in metadata.values() if isinstance(v, dg.JsonMetadataValue) and v.value]
     if counts:
         extra += " (" + "; ".join(", ".join(f"{k} {n}" for k, n in c.items()) for c in counts) + ")"
-    return f"      {key.to_user_string():<30} {rows:>9} rows  {extra}".rstrip()
+    count = "" if rows is None else f"{rows} rows"
+    return f"      {key.to_user_string():<30} {count:>14}  {extra}".rstrip()
+
+
+def _warning_line(check: dg.AssetCheckEvaluation) -> str:
+    def shown(value) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    details = ", ".join(
+        f"{k.replace('_', ' ')} {shown(v.value)}"
+        for k, v in check.metadata.items()
+        if not isinstance(v, dg.JsonMetadataValue)
+    )
+    return f"      warning: {check.asset_key.to_user_string()} {check.check_name}: {details}"
 
 
 def _failure(result) -> str:
