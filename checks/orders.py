@@ -89,5 +89,6 @@ def order_check_results(
                             passed=share <= settings.quality.max_rejected_share,
                             metadata={"rejected_share": round(share, 4), "limit": settings.quality.max_rejected_share}),
         dg.AssetCheckResult(check_name=ORDERS_EVERY_DAY, asset_key=orders_key, severity=warn, passed=not quiet,
-                            metadata={"days_without_orders": len(quiet), "first": [str(d) for d in quiet[:5]]}),
+                            metadata={"days_without_orders": len(quiet),
+                                      "first_days": ", ".join(str(d) for d in quiet[:5])}),
     ]  # fmt: skip

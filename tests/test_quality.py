@@ -14,9 +14,10 @@ from dagster._core.test_utils import freeze_time  # Dagster's own clock, which t
 
 import assets.orders
 from checks import suites
+from checks.customers import class_shift
 from pipelines.definitions import build_definitions
 from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
-from tests.conftest import shop, table
+from tests.conftest import file_shop, ingest, shop, table
 
 DAY = date(2024, 11, 11)
 
@@ -142,6 +143,41 @@ def test_a_corrupted_day_stops_customers_and_outreach_and_says_why(tmp_path, mon
     summary = failed.metadata["summary"].value
     assert "expect_column_values_to_be_unique(order_id) failed on 2 rows" in summary
     assert "expect_column_values_to_be_between(amount) failed on 1 rows, e.g. ['-50.0']" in summary
+
+
+def test_a_quiet_day_and_many_refused_rows_warn_without_stopping_the_run(tmp_path):
+    # six orders a day through November 28th; none on the 29th; on the 30th two orders and a
+    # row with a negative amount (refused): 1 of 3 rows, over the 5% allowed
+    lines = [f"{day}-{n},c{n},2024-11-{day:02d} 1{n}:00:00,10" for day in range(1, 29) for n in range(6)]
+    lines += ["30-0,c0,2024-11-30 10:00:00,10", "30-1,c1,2024-11-30 11:00:00,10", "30-2,c2,2024-11-30 12:00:00,-10"]
+    path = tmp_path / "orders.csv"
+    path.write_text("order_no,buyer,paid_at,total\n" + "\n".join(lines) + "\n")
+    settings = file_shop(tmp_path, str(path), {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at",
+                                               "amount": "total"})  # fmt: skip
+    checks = {c.check_name: c for c in ingest(settings, "2024-11-01", "2024-11-28").get_asset_check_evaluations()}
+    assert checks["orders_every_day"].passed and checks["rejected_share"].passed
+
+    result = ingest(settings, "2024-11-29", "2024-11-30")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert result.success and table(settings, "staging.orders").height == 28 * 6 + 2
+    quiet, refused = checks["orders_every_day"], checks["rejected_share"]
+    assert not quiet.passed and quiet.severity == dg.AssetCheckSeverity.WARN
+    assert quiet.metadata["days_without_orders"].value == 1
+    assert quiet.metadata["first_days"].value == "2024-11-29"
+    assert not refused.passed and refused.severity == dg.AssetCheckSeverity.WARN
+    assert refused.metadata["rejected_share"].value == round(1 / 3, 4)
+    assert checks["rows_reconcile"].passed
+
+
+def test_class_shift_is_the_move_of_each_class_share_in_points():
+    before = pl.DataFrame({"rfm_class": ["lost", "lost", "new", "new"]})  # 50% / 50%
+    now = pl.DataFrame({"rfm_class": ["lost", "new", "new", "new", "potential"]})  # 20% / 60% / 20%
+    moves = class_shift(before, now)
+    assert moves["rfm_class"].to_list() == ["lost", "new", "potential"]
+    assert moves["before"].to_list() == pytest.approx([50, 50, 0])
+    assert moves["now"].to_list() == pytest.approx([20, 60, 20])
+    assert moves["points"].to_list() == [-30, 10, 20]
+    assert class_shift(None, now).is_empty()  # the first snapshot has nothing to move from
 
 
 def test_the_schedule_asks_for_yesterday_and_that_run_materializes_it(tmp_path):
