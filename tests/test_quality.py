@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import polars as pl
 import pytest
 from dagster._core.test_utils import freeze_time  # Dagster's own clock, which the freshness checks read
@@ -15,6 +16,7 @@ from dagster._core.test_utils import freeze_time  # Dagster's own clock, which t
 import assets.orders
 from checks import suites
 from checks.customers import class_shift
+from checks.orders import reconciliation
 from pipelines.definitions import build_definitions
 from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
 from tests.conftest import file_shop, ingest, shop, table
@@ -167,6 +169,17 @@ def test_a_quiet_day_and_many_refused_rows_warn_without_stopping_the_run(tmp_pat
     assert not refused.passed and refused.severity == dg.AssetCheckSeverity.WARN
     assert refused.metadata["rejected_share"].value == round(1 / 3, 4)
     assert checks["rows_reconcile"].passed
+
+
+def test_reconciliation_finds_the_day_whose_rows_do_not_add_up(tmp_path):
+    settings = shop(tmp_path)
+    ingest(settings, "2024-11-10", "2024-11-12")
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        assert reconciliation(conn, date(2024, 11, 10), date(2024, 11, 12)).is_empty()
+        conn.execute("DELETE FROM staging.order_lines WHERE rowid IN "
+                     "(SELECT min(rowid) FROM staging.order_lines WHERE order_date = '2024-11-11')")  # fmt: skip
+        [day] = reconciliation(conn, date(2024, 11, 10), date(2024, 11, 12)).to_dicts()
+    assert day["order_date"] == date(2024, 11, 11) and day["rows_in"] == day["kept"] + day["refused"] + 1
 
 
 def test_class_shift_is_the_move_of_each_class_share_in_points():
