@@ -19,6 +19,7 @@ from checks.customers import class_shift
 from checks.orders import reconciliation
 from pipelines.definitions import build_definitions
 from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
+from pipelines.warehouse import WAREHOUSE_POOL
 from tests.conftest import file_shop, ingest, shop, table
 
 DAY = date(2024, 11, 11)
@@ -191,6 +192,39 @@ def test_class_shift_is_the_move_of_each_class_share_in_points():
     assert moves["now"].to_list() == pytest.approx([20, 60, 20])
     assert moves["points"].to_list() == [-30, 10, 20]
     assert class_shift(None, now).is_empty()  # the first snapshot has nothing to move from
+
+
+def test_a_transient_failure_is_retried_and_a_malformed_export_is_not(tmp_path, monkeypatch):
+    real_ingest, calls = assets.orders.ingest_days, []
+
+    def busy_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError("the disk is busy")
+        return real_ingest(*args)
+
+    monkeypatch.setattr(assets.orders, "ingest_days", busy_once)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = daily_run(shop(tmp_path), "2024-11-11", instance)  # the retry waits its 30 s
+    assert result.success and len(calls) == 2
+    assert [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == ["ingest_orders"]
+
+    path = tmp_path / "orders.csv"
+    path.write_text("order_no,buyer\nA1,c1\n")  # no time or amount column
+    settings = file_shop(tmp_path, str(path), {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at",
+                                               "amount": "total"})  # fmt: skip
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = daily_run(settings, "2024-11-11", instance)
+    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert "orders.csv" in (error.cause or error).message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_every_step_that_opens_the_warehouse_is_in_its_single_writer_pool(tmp_path):
+    graph = build_definitions(shop(tmp_path)).resolve_asset_graph()
+    opening = {a.node_def.name: a.op.pool for a in graph.assets_defs if "warehouse" in a.required_resource_keys}
+    assert len(opening) >= 8  # ingest, customers, analysis, reminders, care, plan, results, the two reports
+    assert set(opening.values()) == {WAREHOUSE_POOL}, opening
 
 
 def test_the_schedule_asks_for_yesterday_and_that_run_materializes_it(tmp_path):
