@@ -194,6 +194,13 @@ def test_class_shift_is_the_move_of_each_class_share_in_points():
     assert class_shift(None, now).is_empty()  # the first snapshot has nothing to move from
 
 
+def malformed_export_shop(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("order_no,buyer\nA1,c1\n")  # no time or amount column
+    columns = {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at", "amount": "total"}
+    return file_shop(tmp_path, str(path), columns)
+
+
 def test_a_transient_failure_is_retried_and_a_malformed_export_is_not(tmp_path, monkeypatch):
     real_ingest, calls = assets.orders.ingest_days, []
 
@@ -209,10 +216,7 @@ def test_a_transient_failure_is_retried_and_a_malformed_export_is_not(tmp_path, 
     assert result.success and len(calls) == 2
     assert [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == ["ingest_orders"]
 
-    path = tmp_path / "orders.csv"
-    path.write_text("order_no,buyer\nA1,c1\n")  # no time or amount column
-    settings = file_shop(tmp_path, str(path), {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at",
-                                               "amount": "total"})  # fmt: skip
+    settings = malformed_export_shop(tmp_path)
     with dg.DagsterInstance.ephemeral() as instance:
         result = daily_run(settings, "2024-11-11", instance)
     error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
@@ -261,6 +265,26 @@ def test_freshness_flags_a_late_day_after_the_deadline_hour_and_runs_from_its_se
         assert fresh_at(datetime(2024, 11, 12, 10, tzinfo=zone))  # yesterday (11-11) is there
         assert fresh_at(datetime(2024, 11, 13, 8, tzinfo=zone))  # 11-12 is not late before 9:00
         assert not fresh_at(datetime(2024, 11, 13, 10, tzinfo=zone))  # now it is
+
+
+def test_a_failed_run_is_announced_by_the_failure_sensor(tmp_path):
+    sent = []
+
+    class Recording(Notifier):
+        def send(self, text: str, log) -> None:
+            sent.append(text)
+
+    settings = malformed_export_shop(tmp_path)
+    defs = build_definitions(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = daily_run(settings, "2024-11-11", instance)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="notify_on_failure", dagster_instance=instance, dagster_run=result.dagster_run,
+            dagster_event=result.get_run_failure_event(), resources={"notifier": Recording()},
+        ).for_run_failure()  # fmt: skip
+        defs.resolve_sensor_def("notify_on_failure")(context)
+    [message] = sent
+    assert message.startswith(f"regulars: run {result.run_id[:8]} of daily_job failed")
 
 
 def test_the_notifier_posts_failures_to_the_webhook():
