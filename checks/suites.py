@@ -104,9 +104,11 @@ class SuiteResult:
 def _gx():
     """Great Expectations, quiet: no analytics, progress bars or info logs (and a slow import)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # before the import, which logs too
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # this module sets its own logger to INFO when imported, and says where it put temporary Data Docs
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     return gx
 
 

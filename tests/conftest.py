@@ -12,7 +12,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from pipelines.definitions import CAMPAIGNS_JOB, INGEST_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import ShopSettings, parse_settings
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 ONLINE_RETAIL = SHARED_DATA / "online_retail_ii.parquet"
 
 

@@ -2,6 +2,8 @@
 after it; the schedule's run request runs; a failed run is announced."""
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,7 +22,7 @@ from checks.orders import reconciliation
 from pipelines.definitions import build_definitions
 from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
 from pipelines.warehouse import WAREHOUSE_POOL
-from tests.conftest import file_shop, ingest, shop, table
+from tests.conftest import ROOT, file_shop, ingest, shop, table
 
 DAY = date(2024, 11, 11)
 
@@ -52,6 +54,28 @@ def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_pa
     assert json.loads(result.result_file.read_text())["success"] is False
     assert (tmp_path / "data_docs" / "index.html").exists()
     assert list((tmp_path / "data_docs" / "validations" / "clean_orders" / "test-run").rglob("*.html"))
+
+
+def test_gx_stays_quiet_even_where_the_root_logger_shows_info(tmp_path):
+    # a process of its own: GX logs while it is imported, and here it was imported long ago
+    GOOD_ORDERS.write_parquet(tmp_path / "orders.parquet")
+    script = f"""
+import logging
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from checks import suites
+
+logging.basicConfig(level=logging.INFO)
+orders = pl.read_parquet(Path({str(tmp_path)!r}) / "orders.parquet")
+shop = {{**suites.days(date(2024, 11, 11), date(2024, 11, 11)), "max_amount": 1000, "currencies": ["CNY"]}}
+assert suites.validate(suites.CLEAN_ORDERS, orders, Path({str(tmp_path)!r}), "quiet", shop).success
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
 
 
 def test_a_suite_set_up_once_judges_each_run_by_its_own_parameters(tmp_path):
