@@ -1,6 +1,6 @@
 """Check overhead: how much the quality checks add to a daily run of the demo shop, and who spends it.
 
-    python bench/checks.py
+    python bench/check_overhead.py
 
 Loads the demo shop's history into a temporary warehouse and Dagster home, then times the
 daily job two ways, three times each, with the time spent on the checks measured on the side,
