@@ -148,13 +148,8 @@ def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
 
 
 def _warning_line(check: dg.AssetCheckEvaluation) -> str:
-    def shown(value) -> str:
-        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-
     details = ", ".join(
-        f"{k.replace('_', ' ')} {shown(v.value)}"
-        for k, v in check.metadata.items()
-        if not isinstance(v, dg.JsonMetadataValue)
+        f"{k.replace('_', ' ')} {v.value}" for k, v in check.metadata.items() if not isinstance(v, dg.JsonMetadataValue)
     )
     return f"      warning: {check.asset_key.to_user_string()} {check.check_name}: {details}"
 
