@@ -50,6 +50,10 @@ TEXT = {
         "of_goal": "actual / goal",
         "phases": "Phase by phase",
         "phase": "Phase",
+        "rounding_note": (
+            "Money and counts are shown in whole units, so the phases may add up to a unit or two more or "
+            "less than the summary above."
+        ),
         "daily_revenue": "Net revenue per day",
         "this_event": "this event",
         "comparable_event": "{event} (same day from the sprint)",
@@ -154,6 +158,7 @@ TEXT = {
         "of_goal": "实际 / 目标",
         "phases": "分阶段表现",
         "phase": "阶段",
+        "rounding_note": "金额与数量按整数显示，各阶段相加与上方汇总可能相差一两个单位。",
         "daily_revenue": "每日净销售额",
         "this_event": "本次活动",
         "comparable_event": "{event}（按距爆发期同一天对齐）",

@@ -191,7 +191,9 @@ def rendered(settings, language: str) -> str:
 
 
 def test_both_languages_render_and_a_missing_translation_fails(two_years, monkeypatch):
-    assert "Post-promotion review" in rendered(two_years, "en") and "大促复盘" in rendered(two_years, "zh")
+    english, chinese = rendered(two_years, "en"), rendered(two_years, "zh")
+    assert "Post-promotion review" in english and "大促复盘" in chinese
+    assert translations.TEXT["en"]["rounding_note"] in english and translations.TEXT["zh"]["rounding_note"] in chinese
     monkeypatch.delitem(translations.TEXT["zh"], "measure_orders")
     with pytest.raises((KeyError, UndefinedError), match="measure_orders"):
         rendered(two_years, "zh")
