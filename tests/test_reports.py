@@ -9,6 +9,7 @@ import pytest
 from assets.customers.rfm import CLASSES
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import CLASS_CODES, ReportSettings
+from reports.render import mask
 from reports.translations import ACTIONS, CLASS_NAMES, TEXT
 from tests.conftest import ingest, shop, table
 
@@ -80,3 +81,14 @@ def test_every_language_has_every_key(table_):
 def test_every_class_has_a_name_and_an_action():
     codes = {code for code, _, _ in CLASSES.values()}
     assert set(CLASS_NAMES["en"]) == set(ACTIONS["en"]) == set(CLASS_CODES) == codes
+
+
+def test_a_masked_id_shows_at_most_half_of_it_and_tells_a_due_list_apart():
+    assert [mask(i) for i in ("C0001234", "12346", "13812345678", "abc")] == [
+        "****1234",
+        "***46",
+        "*******5678",
+        "**c",
+    ]
+    due = ["C0000001", "C0000101", "C0002101", "C0012345"]  # the first three looked alike as 'C0****01'
+    assert len({mask(i) for i in due}) == len(due)
