@@ -65,9 +65,6 @@ class Event:
     def sprint(self) -> tuple[date, date]:
         return self.phases["sprint"]
 
-    def phase_of(self, day: date) -> str | None:
-        return next((name for name, (a, b) in self.phases.items() if a <= day <= b), None)
-
 
 def around(sprint: tuple[date, date], build_up: int, warm_up: int, after_glow: int) -> dict[str, tuple[date, date]]:
     """Consecutive phases around a sprint, with the given lengths in days."""

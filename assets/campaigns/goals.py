@@ -39,14 +39,19 @@ def selling_orders(orders: pl.DataFrame, event: Event) -> pl.DataFrame:
         .group_by("customer_id")
         .agg(first_purchase=pl.col("order_date").min())
     )
-    phase = pl.lit(None, pl.String)
-    for name, (a, b) in event.phases.items():
-        phase = pl.when(pl.col("order_date").is_between(a, b)).then(pl.lit(name)).otherwise(phase)
     return (
         orders.filter(pl.col("order_date").is_between(first, last))
         .join(first_buy, on="customer_id", how="left")
-        .with_columns(new=pl.col("first_purchase") >= first, phase=phase)
+        .with_columns(new=pl.col("first_purchase") >= first, phase=phase_of(event, pl.col("order_date")))
     )
+
+
+def phase_of(event: Event, day: pl.Expr) -> pl.Expr:
+    """The name of the event's phase a day falls in; null outside the event."""
+    phase = pl.lit(None, pl.String)
+    for name, (a, b) in event.phases.items():
+        phase = pl.when(day.is_between(a, b)).then(pl.lit(name)).otherwise(phase)
+    return phase
 
 
 def measures(window: pl.DataFrame, by: list[str]) -> pl.DataFrame:

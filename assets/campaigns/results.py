@@ -21,7 +21,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from assets.campaigns.goals import MEASURES, measures, response_rates, selling_orders, selling_window
+from assets.campaigns.goals import MEASURES, measures, phase_of, response_rates, selling_orders, selling_window
 from pipelines.calendar import PHASES, Event
 from pipelines.warehouse import COMPLETED
 
@@ -164,9 +164,7 @@ def acquisition(event: Event, calendar: list[Event], orders: pl.DataFrame, known
         )
     firsts = firsts.with_columns(cohort=acquired_by)
 
-    ours = firsts.filter(pl.col("cohort") == event.id).with_columns(
-        phase=pl.col("first").map_elements(event.phase_of, pl.String)
-    )
+    ours = firsts.filter(pl.col("cohort") == event.id).with_columns(phase=phase_of(event, pl.col("first")))
     by_phase = ours.group_by("phase").agg(customers=pl.len()).sort(pl.col("phase").replace_strict(PHASES, range(4)))
     acquired = pl.concat(
         [by_phase, pl.DataFrame({"phase": ["all"], "customers": [ours.height]})], how="vertical_relaxed"
