@@ -31,6 +31,21 @@ def shop(tmp_path: Path, **overrides) -> ShopSettings:
     return parse_settings(raw, tmp_path / "shop.yaml")
 
 
+# A small CSV export and how it maps to the warehouse's fields
+COLUMNS = {
+    "order_id": "order_no",
+    "customer_id": "buyer",
+    "order_ts": "paid_at",
+    "amount": "total",
+    "region": "province",
+}
+HEADER = "order_no,buyer,paid_at,total,province\n"
+
+
+def write_csv(path, *lines: str, encoding: str = "utf-8") -> None:
+    path.write_bytes((HEADER + "".join(line + "\n" for line in lines)).encode(encoding))
+
+
 def file_shop(tmp_path: Path, path: str, columns: dict, **source) -> ShopSettings:
     return shop(tmp_path, source={"kind": "file", "path": path, "columns": columns, **source})
 

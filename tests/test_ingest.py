@@ -3,20 +3,7 @@
 import duckdb
 import polars as pl
 
-from tests.conftest import file_shop, ingest, shop, table
-
-COLUMNS = {
-    "order_id": "order_no",
-    "customer_id": "buyer",
-    "order_ts": "paid_at",
-    "amount": "total",
-    "region": "province",
-}
-HEADER = "order_no,buyer,paid_at,total,province\n"
-
-
-def write_csv(path, *lines: str, encoding: str = "utf-8") -> None:
-    path.write_bytes((HEADER + "".join(line + "\n" for line in lines)).encode(encoding))
+from tests.conftest import COLUMNS, file_shop, ingest, shop, table, write_csv
 
 
 def counts(settings) -> dict[str, int]:

@@ -23,7 +23,7 @@ from checks.orders import reconciliation
 from pipelines.definitions import build_definitions
 from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
 from pipelines.warehouse import WAREHOUSE_POOL
-from tests.conftest import ROOT, file_shop, ingest, shop, table
+from tests.conftest import COLUMNS, ROOT, file_shop, ingest, shop, table, write_csv
 
 DAY = date(2024, 11, 11)
 
@@ -176,12 +176,12 @@ def test_a_corrupted_day_stops_customers_and_outreach_and_says_why(tmp_path, mon
 def test_a_quiet_day_and_many_refused_rows_warn_without_stopping_the_run(tmp_path):
     # six orders a day through November 28th; none on the 29th; on the 30th two orders and a
     # row with a negative amount (refused): 1 of 3 rows, over the 5% allowed
-    lines = [f"{day}-{n},c{n},2024-11-{day:02d} 1{n}:00:00,10" for day in range(1, 29) for n in range(6)]
-    lines += ["30-0,c0,2024-11-30 10:00:00,10", "30-1,c1,2024-11-30 11:00:00,10", "30-2,c2,2024-11-30 12:00:00,-10"]
+    lines = [f"{day}-{n},c{n},2024-11-{day:02d} 1{n}:00:00,10,zj" for day in range(1, 29) for n in range(6)]
+    lines += ["30-0,c0,2024-11-30 10:00:00,10,zj", "30-1,c1,2024-11-30 11:00:00,10,zj",
+              "30-2,c2,2024-11-30 12:00:00,-10,zj"]  # fmt: skip
     path = tmp_path / "orders.csv"
-    path.write_text("order_no,buyer,paid_at,total\n" + "\n".join(lines) + "\n")
-    settings = file_shop(tmp_path, str(path), {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at",
-                                               "amount": "total"})  # fmt: skip
+    write_csv(path, *lines)
+    settings = file_shop(tmp_path, str(path), COLUMNS)
     checks = {c.check_name: c for c in ingest(settings, "2024-11-01", "2024-11-28").get_asset_check_evaluations()}
     assert checks["orders_every_day"].passed and checks["rejected_share"].passed
 
@@ -221,9 +221,8 @@ def test_class_shift_is_the_move_of_each_class_share_in_points():
 
 def malformed_export_shop(tmp_path):
     path = tmp_path / "orders.csv"
-    path.write_text("order_no,buyer\nA1,c1\n")  # no time or amount column
-    columns = {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at", "amount": "total"}
-    return file_shop(tmp_path, str(path), columns)
+    path.write_text("order_no,buyer\nA1,c1\n")  # no time, amount or province column
+    return file_shop(tmp_path, str(path), COLUMNS)
 
 
 def test_a_transient_failure_is_retried_and_a_malformed_export_is_not(tmp_path, monkeypatch):
