@@ -133,13 +133,22 @@ def _quiet_logs() -> dict:
     return {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
-    shown = {
+def _plain(metadata: dict) -> dict:
+    """The metadata values a terminal line can show (not tables or JSON)."""
+    return {
         k: v.value for k, v in metadata.items() if not isinstance(v, dg.MarkdownMetadataValue | dg.JsonMetadataValue)
     }
+
+
+def _in_words(values: dict) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
+
+
+def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
+    shown = _plain(metadata)
     shown.pop("window", None)
     rows = shown.pop("rows", shown.pop("dagster/row_count", None))
-    extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
+    extra = _in_words(shown)
     counts = [v.value for v in metadata.values() if isinstance(v, dg.JsonMetadataValue) and v.value]
     if counts:
         extra += " (" + "; ".join(", ".join(f"{k} {n}" for k, n in c.items()) for c in counts) + ")"
@@ -148,10 +157,7 @@ def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
 
 
 def _warning_line(check: dg.AssetCheckEvaluation) -> str:
-    details = ", ".join(
-        f"{k.replace('_', ' ')} {v.value}" for k, v in check.metadata.items() if not isinstance(v, dg.JsonMetadataValue)
-    )
-    return f"      warning: {check.asset_key.to_user_string()} {check.check_name}: {details}"
+    return f"      warning: {check.asset_key.to_user_string()} {check.check_name}: {_in_words(_plain(check.metadata))}"
 
 
 def _failure(result) -> str:
