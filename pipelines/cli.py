@@ -27,6 +27,7 @@ from pipelines.definitions import (
     REVIEW_JOB,
     build_definitions,
 )  # fmt: skip
+from pipelines.progress import heartbeat
 from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
 from pipelines.warehouse import Warehouse, loaded_until, read_table
@@ -101,13 +102,15 @@ def run_steps(settings: ShopSettings, steps: list[tuple], echo=click.echo) -> bo
     instance = dagster_instance()
     reports = []
     for number, (title, job_name, tags, run_config) in enumerate(steps, 1):
-        echo(f"[{number}/{len(steps)}] {title} ...", nl=False)
+        echo(f"[{number}/{len(steps)}] {title} ...")
         started = time.monotonic()
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=run_config | _quiet_logs()
-        )
+        with heartbeat(title.split(":")[0]):
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, tags=tags, raise_on_error=False, run_config=run_config | _quiet_logs()
+            )
         echo(
-            f" {'done' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s (run {result.run_id[:8]})"
+            f"      {'done' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s"
+            f" (run {result.run_id[:8]})"
         )
         if not result.success:
             echo(_failure(result), err=True)
