@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
 from assets import CAMPAIGNS, CUSTOMERS, ORDERS, OUTREACH, REPORTS
@@ -28,8 +30,12 @@ REVIEW_JOB = "event_review_job"
 
 
 def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
-    """One partition per shop-local day of order, from the first day of history."""
-    return dg.DailyPartitionsDefinition(start_date=settings.history_start.isoformat(), timezone=settings.timezone)
+    """One partition per shop-local day of order, from the first day of history to `history_end`
+    (without one, to yesterday: Dagster adds each day once it is over)."""
+    end = settings.history_end and (settings.history_end + timedelta(days=1)).isoformat()  # end_date is exclusive
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.history_start.isoformat(), end_date=end, timezone=settings.timezone
+    )
 
 
 def build_definitions(settings: ShopSettings) -> dg.Definitions:

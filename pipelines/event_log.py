@@ -1,11 +1,18 @@
 """Dagster's SQLite event log, writing a run's asset events in batches.
 
 A backfill over two years records one materialization per asset and day (dagster-io/dagster#31694).
-The stock SQLite storage writes each in a transaction of its own, opening two databases every time:
-about 11 ms an event, over a minute for the demo shop's history. This storage writes a batch of
-them (Dagster hands over all materializations of one output at once) in one transaction per database,
-and records a single "planned" event per asset for a run over a range of partitions instead of one
-per partition. The tables and their rows are the stock ones: the UI reads them as usual.
+The stock SQLite storage writes each in a transaction of its own, creating an engine and opening the
+database every time: about 5-11 ms an event, over a minute for the demo shop's history. This storage
+
+- writes a batch of them (Dagster hands over all materializations of one output at once) in one
+  transaction per database;
+- records a single "planned" event per asset for a run over a range of partitions instead of one
+  per partition, and plans a check's evaluation for every day of a range in one statement;
+- keeps the index's and the current run's databases open between events, with SQLite's
+  `synchronous=NORMAL`, which in WAL mode (Dagster's) cannot corrupt the file but may lose the
+  last events on a power cut: about 2 ms an event instead of 5-11.
+
+The tables and their rows are the stock ones: the UI reads them as usual.
 
 `dagster.yaml` names it as the instance's `event_log_storage`.
 """
@@ -13,18 +20,24 @@ per partition. The tables and their rows are the stock ones: the UI reads them a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+import sqlalchemy as db
 from dagster import _check as check
 from dagster._config import Field, StringSource
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
-from dagster._serdes import ConfigurableClassData
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData, serialize_value
 
 # Dagster's run process buffers batched events only when this is set; it reads it at each event.
 BATCH_SIZE_VARIABLE, BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE", "100000"
+OPEN_DATABASES = 2  # the index and the run being written
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
@@ -39,6 +52,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 )
             base_dir = os.path.join(home, "history", "runs")
         os.environ.setdefault(BATCH_SIZE_VARIABLE, BATCH_SIZE)
+        self._engines: dict[str, db.Engine] = {}
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -48,6 +62,34 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     @classmethod
     def from_config_value(cls, inst_data, config_value):  # ty: ignore[invalid-method-override]
         return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[db.Connection]:
+        with self._db_lock:
+            engine = self._engines.get(shard) or self._open(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def _open(self, shard: str) -> db.Engine:
+        engine = db.create_engine(  # used under self._db_lock, one thread at a time
+            self.conn_string_for_shard(shard),
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        )
+        db.event.listen(engine, "connect", lambda dbapi_conn, _: dbapi_conn.execute("PRAGMA synchronous=NORMAL"))
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        while len(self._engines) >= OPEN_DATABASES:  # an older run's database: close it
+            stale = next(name for name in self._engines if name != INDEX_SHARD_NAME)
+            self._engines.pop(stale).dispose()
+        self._engines[shard] = engine
+        return engine
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+        super().dispose()
 
     @property
     def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
@@ -79,3 +121,20 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 latest[(event.dagster_event.asset_key, event.dagster_event_type)] = (event, event_id)
             for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """As the stock storage does, a row per partition, but the event serialized once and inserted
+        as one executemany (the stock code serializes it and compiles a VALUES clause per day)."""
+        planned = event.dagster_event.event_specific_data
+        keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        common = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in keys])

@@ -1,0 +1,48 @@
+"""What a run costs Dagster: partitions that end with the shop's history, and the instance's event
+log writing a backfill's per-day events in batches while the UI still sees every day loaded."""
+
+import shutil
+from datetime import date, timedelta
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from assets.orders import ORDER_LINES, RAW_ORDERS, REJECTS, STAGING_ORDERS
+from pipelines.definitions import INGEST_JOB, build_definitions, daily_partitions
+from pipelines.event_log import BatchedSqliteEventLogStorage
+from tests.conftest import COLUMNS, ROOT, shop
+
+
+def test_partitions_end_at_history_end_or_yesterday(tmp_path):
+    keys = daily_partitions(shop(tmp_path)).get_partition_keys()  # history 2024-01-01 .. 2024-12-31
+    assert (keys[0], keys[-1], len(keys)) == ("2024-01-01", "2024-12-31", 366)
+    open_ended = shop(tmp_path, history_end=None, source={"kind": "file", "path": "x.csv", "columns": COLUMNS})
+    keys = daily_partitions(open_ended).get_partition_keys()
+    assert date.fromisoformat(keys[-1]) >= date.today() - timedelta(days=2)  # yesterday in the shop's zone
+
+
+def test_a_backfill_records_every_day_of_every_order_asset_through_the_batched_event_log(tmp_path, monkeypatch):
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    settings = shop(tmp_path)
+    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: "2024-03-31"}
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
+        run = job.execute_in_process(instance=instance, tags=tags)
+        march = {f"2024-03-{day:02d}" for day in range(1, 32)}
+        for key in (RAW_ORDERS, STAGING_ORDERS, ORDER_LINES, REJECTS):
+            assert instance.get_materialized_partitions(key) == march
+        events = instance.all_logs(run.run_id)
+        planned = [e for e in events if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
+        stored = [e for e in events if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+        assert (len(planned), len(stored)) == (4, 4 * 31)  # one plan per asset for the range, one record per day
+        latest = instance.get_latest_materialization_event(STAGING_ORDERS)
+        assert (latest.run_id, latest.dagster_event.partition) == (run.run_id, "2024-03-31")
+        # re-running one day is recorded as that day's newest materialization
+        again = job.execute_in_process(instance=instance, partition_key="2024-03-05")
+        record = instance.get_latest_materialization_event(STAGING_ORDERS)
+        assert (record.run_id, record.dagster_event.partition) == (again.run_id, "2024-03-05")
+        assert instance.get_materialized_partitions(STAGING_ORDERS) == march
