@@ -85,10 +85,17 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines[shard] = engine
         return engine
 
-    def dispose(self) -> None:
+    def _close_all(self) -> None:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+    def wipe(self) -> None:  # deletes the run databases: none may stay open
+        self._close_all()
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._close_all()
         super().dispose()
 
     @property

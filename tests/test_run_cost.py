@@ -46,3 +46,17 @@ def test_a_backfill_records_every_day_of_every_order_asset_through_the_batched_e
         record = instance.get_latest_materialization_event(STAGING_ORDERS)
         assert (record.run_id, record.dagster_event.partition) == (again.run_id, "2024-03-05")
         assert instance.get_materialized_partitions(STAGING_ORDERS) == march
+
+
+def test_wiping_the_instance_closes_the_event_logs_open_databases(tmp_path):
+    storage = BatchedSqliteEventLogStorage(str(tmp_path / "runs"))
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run = instance.create_run_for_job(dg.JobDefinition(graph_def=dg.GraphDefinition("g")))
+    for _ in range(2):  # a wipe between writes: the second write goes to a new, empty run database
+        storage.store_event(
+            dg.EventLogEntry(error_info=None, level="INFO", user_message="hello", run_id=run.run_id,
+                             timestamp=1.0, step_key=None, job_name="g", dagster_event=None)
+        )  # fmt: skip
+        assert len(storage.get_records_for_run(run.run_id).records) == 1
+        storage.wipe()
+    storage.dispose()
