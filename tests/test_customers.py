@@ -10,7 +10,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from assets.customers.facts import customer_facts
-from assets.customers.lifecycle import stage, value_tier
+from assets.customers.lifecycle import lifecycle, stage, value_tier
 from assets.customers.rfm import CLASSES, GROUPS, classify, quintile
 from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import LifecycleSettings, RfmSettings
@@ -160,3 +160,15 @@ def test_raising_a_customers_spend_never_lowers_their_m_score(rows, extra):
     after = customer_snapshot(richer, date(2024, 12, 31), SETTINGS).rfm
     score = lambda rfm: rfm.filter(pl.col("customer_id") == buyer)["m_score"].item()  # noqa: E731
     assert score(after) >= score(before)
+
+
+def test_the_stage_compares_the_unrounded_cycle():
+    # Four purchase days spread over 190 days: cycle 190 / 3 = 63.33 days, at_risk beyond 1.5 x 63.33 = 95.0 days.
+    # 95 days after the last order is still due (95 > 95.0 is false); rounded to 63.3 it was 94.95: at_risk.
+    facts = pl.DataFrame({
+        "cycle_days": [190 / 3], "main_category": ["tea"], "recency_days": [95], "purchase_days": [4],
+        "last_order_date": [date(2024, 7, 9)],
+    })  # fmt: skip
+    row = lifecycle(facts, LifecycleSettings()).row(0, named=True)
+    assert (row["stage"], row["cycle_used_days"]) == ("due", 63.3)
+    assert row["due_date"] == date(2024, 7, 9) + timedelta(days=57)  # ceil(0.9 x 63.33 = 57.0)

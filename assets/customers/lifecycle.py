@@ -52,10 +52,13 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
         .when(pl.lit(shop is not None)).then(pl.lit("shop"))
         .otherwise(pl.lit("default"))
     )  # fmt: skip
-    return facts.with_columns(cycle_used_days=cycle.round(1), cycle_source=source).with_columns(
-        stage=stage(pl.col("recency_days"), pl.col("cycle_used_days"), pl.col("purchase_days"), rules),
-        due_date=pl.col("last_order_date") + pl.duration(days=(rules.due_from * pl.col("cycle_used_days")).ceil()),
-        expected_next_date=pl.col("last_order_date") + pl.duration(days=pl.col("cycle_used_days").round(0)),
+    # Thresholds compare the cycle as computed; only the column shown to people is rounded.
+    return facts.with_columns(
+        cycle_used_days=cycle.round(1),
+        cycle_source=source,
+        stage=stage(pl.col("recency_days"), cycle, pl.col("purchase_days"), rules),
+        due_date=pl.col("last_order_date") + pl.duration(days=(rules.due_from * cycle).ceil()),
+        expected_next_date=pl.col("last_order_date") + pl.duration(days=cycle.round(0)),
     )
 
 
