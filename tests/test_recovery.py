@@ -15,6 +15,7 @@ import yaml
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
+from pipelines.definitions import build_definitions
 from pipelines.progress import heartbeat
 from pipelines.recovery import BOOT_TAG, HOST_TAG, PID_TAG, clean_up_after_crashes, process_tags, waiting_for
 from pipelines.sources import order_source
@@ -158,3 +159,13 @@ def test_a_run_killed_mid_ingest_is_cleaned_up_and_the_next_run_finishes(tmp_pat
         days = conn.execute(RECONCILE).fetchall()
     assert [day for day in days if day[1] != day[2]] == []
     assert sum(day[1] for day in days) == order_source(settings).read().height
+
+
+def test_the_daemon_cleans_up_after_a_regulars_run_too(instance, tmp_path):
+    pid = _dead_pid()
+    holder = _holding_the_warehouse(instance, process_tags() | {PID_TAG: str(pid)})
+    sensor = build_definitions(shop(tmp_path)).resolve_sensor_def("clean_up_after_crashes")
+    skipped = sensor(dg.build_sensor_context(instance=instance))
+    assert skipped.skip_message.startswith(f"cleaned up run {holder.run_id[:8]} (ingest_orders_job): its process {pid}")
+    assert instance.get_run_by_id(holder.run_id).status == DagsterRunStatus.FAILURE
+    assert _holders(instance) == set()
