@@ -4,7 +4,8 @@
 machine), that process leaves its run STARTED and its step's slot in the `warehouse` pool claimed,
 and every later run would wait for the slot forever. So each run `regulars` starts carries tags
 naming its process (host, boot, pid), and before it runs anything `regulars` fails the runs of this
-machine whose process is gone and frees the slots of runs that are over. Runs launched by
+machine whose process is gone and frees the slots of runs that are over; the sensor
+`clean_up_after_crashes` does the same every minute under the daemon. Runs launched by
 `dagster dev` or the daemon are watched by Dagster itself (run monitoring in dagster.yaml).
 """
 
