@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ import click
 import dagster as dg
 from dagster import BetaWarning
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.utils import make_new_run_id
 
 from pipelines.definitions import (
     CAMPAIGNS_JOB,
@@ -28,6 +30,7 @@ from pipelines.definitions import (
     build_definitions,
 )  # fmt: skip
 from pipelines.progress import heartbeat
+from pipelines.recovery import clean_up_after_crashes, process_tags, waiting_for
 from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
 from pipelines.warehouse import Warehouse, loaded_until, read_table
@@ -100,13 +103,20 @@ def run_steps(settings: ShopSettings, steps: list[tuple], echo=click.echo) -> bo
     """Execute (title, job, tags, run config) steps in order in process; stop at the first failure."""
     defs = build_definitions(settings)
     instance = dagster_instance()
+    for line in clean_up_after_crashes(instance):
+        echo(line)
     reports = []
     for number, (title, job_name, tags, run_config) in enumerate(steps, 1):
         echo(f"[{number}/{len(steps)}] {title} ...")
         started = time.monotonic()
-        with heartbeat(title.split(":")[0]):
+        run_id = make_new_run_id()
+        with heartbeat(title.split(":")[0], waiting=partial(waiting_for, instance, run_id)):
             result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, tags=tags, raise_on_error=False, run_config=run_config | _quiet_logs()
+                instance=instance,
+                run_id=run_id,
+                tags=tags | process_tags(),
+                raise_on_error=False,
+                run_config=run_config | _quiet_logs(),
             )
         echo(
             f"      {'done' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s"

@@ -1,5 +1,6 @@
 """Daily operations: the daily job and its schedule, retries, freshness, a notifier for failed
-runs, and a sensor that reviews each sales event once its after-glow's last day is loaded."""
+runs, a sensor that reviews each sales event once its after-glow's last day is loaded, and one
+that cleans up after `regulars` runs whose process died."""
 
 import json
 import os
@@ -12,6 +13,7 @@ from assets import CUSTOMERS, ORDERS, OUTREACH, REPORTS
 from assets.campaigns import GOALS
 from assets.orders import STAGING_ORDERS
 from assets.reports import EVENT_REVIEW
+from pipelines.recovery import clean_up_after_crashes
 from pipelines.settings import ShopSettings
 
 DAILY_JOB = "daily_job"
@@ -75,7 +77,7 @@ def review_requests(instance: dg.DagsterInstance, settings: ShopSettings, campai
 
 def operations(settings: ShopSettings, job, campaigns_job, review_job, freshness) -> dict:
     """Schedule, the freshness checks' sensor, the failure sensor and its notifier, the review
-    sensor, for Definitions."""
+    sensor, the clean-up sensor, for Definitions."""
     schedule = dg.build_schedule_from_partitioned_job(
         job, hour_of_day=settings.operations.schedule_hour, default_status=dg.DefaultScheduleStatus.STOPPED
     )
@@ -98,9 +100,17 @@ def operations(settings: ShopSettings, job, campaigns_job, review_job, freshness
         """Reviews each sales event once the orders of its after-glow's last day are loaded."""
         return review_requests(context.instance, settings, campaigns_job, review_job)
 
+    @dg.sensor(
+        name="clean_up_after_crashes", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
+    )
+    def clean_up_after_crashed_runs(context: dg.SensorEvaluationContext):
+        """Fails `regulars` runs of this machine whose process died and frees their pool slots, so that
+        scheduled runs do not wait for them (run monitoring covers the runs Dagster launched)."""
+        return dg.SkipReason("; ".join(clean_up_after_crashes(context.instance)) or "no run to clean up")
+
     return {
         "schedules": [schedule],
-        "sensors": [freshness_sensor, notify_on_failure, review_finished_events],
+        "sensors": [freshness_sensor, notify_on_failure, review_finished_events, clean_up_after_crashed_runs],
         "resources": {
             "notifier": Notifier(webhook_url=os.environ.get("REGULARS_WEBHOOK_URL") or settings.operations.webhook_url)
         },

@@ -5,8 +5,8 @@ and advances it as it goes. On a terminal that is a tqdm bar; when the output is
 (a scheduler's log, CI) it is a plain line every few seconds with done of total, rate and time left.
 The run log gets the same line, less often, so `dagster dev` shows it too.
 
-`heartbeat` covers steps that have no counts of their own: a line every few seconds while they work,
-so that `regulars` never goes quiet for long.
+`heartbeat` covers steps that have no counts of their own: a line every few seconds while they work
+(or wait, saying for what), so that `regulars` never goes quiet for long.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tqdm import tqdm
@@ -95,9 +95,19 @@ class Progress:
         self.close()
 
 
+def _waiting(waiting: Callable[[], str | None] | None) -> str | None:
+    try:
+        return waiting() if waiting else None
+    except Exception:  # what we wait for is worth saying, but not worth stopping the heartbeat for
+        return None
+
+
 @contextmanager
-def heartbeat(what: str, every_seconds: float = PLAIN_EVERY_SECONDS) -> Iterator[None]:
-    """While the block runs, say it is still working whenever nothing else has shown progress for a while."""
+def heartbeat(
+    what: str, every_seconds: float = PLAIN_EVERY_SECONDS, waiting: Callable[[], str | None] | None = None
+) -> Iterator[None]:
+    """While the block runs, say it is still working whenever nothing else has shown progress for a while,
+    or what it waits for when `waiting` says."""
     global _last_output
     started = _last_output = time.monotonic()
     stop = threading.Event()
@@ -106,7 +116,7 @@ def heartbeat(what: str, every_seconds: float = PLAIN_EVERY_SECONDS) -> Iterator
         while not stop.wait(1.0):
             now = time.monotonic()
             if now - _last_output >= every_seconds:
-                _say(f"      ... {what}: still working ({_seconds(now - started)})")
+                _say(f"      ... {_waiting(waiting) or what + ': still working'} ({_seconds(now - started)})")
 
     thread = threading.Thread(target=beat, daemon=True, name="regulars-heartbeat")
     thread.start()
