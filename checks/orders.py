@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from assets.orders.cleaning import CleaningRules, parse_timestamp
 from checks import suites
 from checks.suites import SuiteResult, suite_check
 from pipelines.settings import ShopSettings
@@ -117,15 +118,11 @@ def repeated_order_ids(conn, first: date, last: date) -> dict[tuple, dict]:
 
 @dataclass
 class OrderCheckTally:
-    """What the order checks gather while a run writes its chunks: exact rule breaks (SQL), counts, and
-    samples of at most about `SAMPLE_ROWS` rows for the Great Expectations suites."""
+    """What the order checks gather while a run writes its chunks: counts and exact rule breaks (SQL)."""
 
-    sample_fraction: float
     rows_in: int = 0
     refused: int = 0
     broken: dict[tuple, dict] = field(default_factory=dict)
-    raw_samples: list[pl.DataFrame] = field(default_factory=list)
-    order_samples: list[pl.DataFrame] = field(default_factory=list)
 
     def add(self, conn, clean, days: list[date], settings: ShopSettings) -> None:
         self.rows_in += clean.raw.height
@@ -134,13 +131,20 @@ class OrderCheckTally:
             seen = self.broken.setdefault(rule, {"unexpected_count": 0, "sample": []})
             seen["unexpected_count"] += found["unexpected_count"]
             seen["sample"] = (seen["sample"] + found["sample"])[: suites.SAMPLE_SIZE]
-        self.raw_samples.append(clean.raw.sample(fraction=self.sample_fraction, seed=0))
-        self.order_samples.append(clean.orders.sample(fraction=self.sample_fraction, seed=0))
+
+
+def sample(conn, table: str, first: date, last: date) -> pl.DataFrame:
+    """At most `SAMPLE_ROWS` rows of a table's days first..last, drawn at random (the same draw each time)."""
+    return conn.sql(
+        f"SELECT * FROM (SELECT * FROM {table} WHERE order_date BETWEEN ? AND ?) "
+        f"USING SAMPLE reservoir({suites.SAMPLE_ROWS} ROWS) REPEATABLE (0)",
+        params=[first, last],
+    ).pl()
 
 
 def order_check_results(
-    conn, settings: ShopSettings, tally: OrderCheckTally, first: date, last: date, loaded: tuple[date, date],
-    run_id: str, keys: tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey],
+    conn, settings: ShopSettings, rules: CleaningRules, tally: OrderCheckTally, first: date, last: date,
+    loaded: tuple[date, date], run_id: str, keys: tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey],
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
     """The order checks of a run over first..last that wrote the days loaded[0]..loaded[1] (late days widen it),
     computed in its transaction before it commits."""
@@ -148,9 +152,11 @@ def order_check_results(
     output = Path(settings.output) / "quality"
     docs = settings.quality.data_docs
     days = suites.days(*loaded)
-    raw_result = suites.validate(suites.RAW_ORDERS, pl.concat(tally.raw_samples), output, run_id, days, docs)
+    raw = sample(conn, "raw.orders", *loaded).with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+    raw_result = suites.validate(suites.RAW_ORDERS, raw, output, run_id, days, docs)
     shop = {**days, "max_amount": settings.quality.max_order_amount, "currencies": [settings.currency]}
-    sampled = suites.validate(suites.CLEAN_ORDERS, pl.concat(tally.order_samples), output, run_id, shop, docs)
+    orders = sample(conn, "staging.orders", *loaded)
+    sampled = suites.validate(suites.CLEAN_ORDERS, orders, output, run_id, shop, docs)
     exact = tally.broken | repeated_order_ids(conn, *loaded)
     failures = [{"expectation": e, "column": c, **found} for (e, c), found in exact.items()]
     failures += [f for f in sampled.failures if (f["expectation"], f["column"]) not in exact]
