@@ -21,7 +21,8 @@ def daily_file(folder, day: date, orders: int) -> None:
 
 
 def raw_metadata(result) -> dict:
-    [raw] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw", "orders"]]
+    """The metadata of the run's raw/orders (a run over many days repeats it on each day)."""
+    raw = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw", "orders"]][-1]
     return {k: v.value for k, v in raw.materialization.metadata.items()}
 
 
