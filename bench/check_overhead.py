@@ -99,17 +99,14 @@ def instrumented_daily_run(day: str) -> dict:
 def load_history() -> tuple[str, str, str]:
     """The demo shop's orders up to three days before its last day; returns the three days left."""
     from assets.orders import ingest_days
-    from assets.orders.cleaning import CleaningRules
     from pipelines.settings import load_settings
     from pipelines.sources import order_source
     from pipelines.warehouse import Warehouse
 
     settings = load_settings()
-    source = order_source(settings)
-    rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount, settings.currency)
     last = settings.history_end
     with Warehouse(database=str(settings.warehouse)).get_connection() as conn:
-        ingest_days(source, rules, conn, settings.history_start, last - timedelta(days=3))
+        ingest_days(order_source(settings), settings, conn, settings.history_start, last - timedelta(days=3), "history")
     return tuple(str(last - timedelta(days=n)) for n in (2, 1, 0))
 
 

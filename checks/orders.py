@@ -1,16 +1,24 @@
 """Checks on the order tables, computed in the ingest step itself (they ride on it as
 `check_specs`): the raw and clean order suites and the reconciliation block what comes after;
-the rejected share and quiet days only warn."""
+the rejected share and quiet days only warn.
 
+No check holds a whole table: what must be exact (unique order ids, a customer on every order,
+amounts in range, days inside the run, the shop's currency, reconciliation) is SQL on each chunk
+a run writes or on its written days; the Great Expectations suites validate a bounded sample
+and keep its result (JSON, Data Docs) for analysts."""
+
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from assets.orders.cleaning import CleaningRules, parse_timestamp
 from checks import suites
-from checks.suites import suite_check
+from checks.suites import SuiteResult, suite_check
 from pipelines.settings import ShopSettings
+from pipelines.warehouse import COMPLETED
 
 RAW_SUITE, CLEAN_SUITE = "raw_orders_suite", "clean_orders_suite"
 RECONCILED, REJECTED_SHARE, ORDERS_EVERY_DAY = "rows_reconcile", "rejected_share", "orders_every_day"
@@ -63,27 +71,107 @@ def quiet_days(conn, first: date, last: date, min_orders: float) -> list[date]:
     return days.join(daily, on="order_date", how="anti")["order_date"].to_list()
 
 
+def broken_order_rules(conn, orders: pl.DataFrame, days: list[date], settings: ShopSettings) -> dict[tuple, dict]:
+    """Exact, in SQL on one chunk of clean orders: for each rule of the clean-orders suite but uniqueness
+    (`repeated_order_ids` checks that on the written days), the rows that break it, counted, with a sample."""
+    rules = {
+        ("expect_column_values_to_not_be_null", "customer_id"): "customer_id IS NULL",
+        ("expect_column_values_to_be_between", "amount"): "status = $completed AND NOT amount BETWEEN 0 AND $max",
+        ("expect_column_values_to_be_between", "order_date"): "NOT list_contains($days, order_date)",
+        ("expect_column_values_to_be_in_set", "currency"): "currency IS DISTINCT FROM $currency",
+    }
+    values = {"completed": COMPLETED, "max": settings.quality.max_order_amount, "days": days,
+              "currency": settings.currency}  # fmt: skip
+    conn.register("chunk_orders", orders.select("customer_id", "amount", "status", "order_date", "currency").to_arrow())
+    broken = {}
+    for (expectation, column), condition in rules.items():
+        used = {name: value for name, value in values.items() if f"${name}" in condition}
+        count, sample = conn.execute(
+            f"SELECT count(*), list(CAST({column} AS VARCHAR))[1:{suites.SAMPLE_SIZE}] FROM chunk_orders "
+            f"WHERE {condition}",
+            used,
+        ).fetchall()[0]
+        if count:
+            broken[(expectation, column)] = {"unexpected_count": count, "sample": sample}
+    conn.unregister("chunk_orders")
+    return broken
+
+
+def repeated_order_ids(conn, first: date, last: date) -> dict[tuple, dict]:
+    """Exact, in SQL: orders of days first..last whose id another order in the warehouse has too (every such row
+    counts, as in GX's uniqueness expectation), with a sample of the ids."""
+    count, sample = conn.execute(
+        f"""
+        WITH mine AS (SELECT DISTINCT order_id FROM staging.orders WHERE order_date BETWEEN $1 AND $2),
+             repeated AS (SELECT order_id, count(*) n FROM staging.orders SEMI JOIN mine USING (order_id)
+                          GROUP BY ALL HAVING count(*) > 1)
+        SELECT coalesce(sum(n), 0), list(order_id)[1:{suites.SAMPLE_SIZE}] FROM repeated
+        """,
+        [first, last],
+    ).fetchall()[0]
+    return (
+        {("expect_column_values_to_be_unique", "order_id"): {"unexpected_count": count, "sample": sample}}
+        if count
+        else {}
+    )
+
+
+@dataclass
+class OrderCheckTally:
+    """What the order checks gather while a run writes its chunks: counts and exact rule breaks (SQL)."""
+
+    rows_in: int = 0
+    refused: int = 0
+    broken: dict[tuple, dict] = field(default_factory=dict)
+
+    def add(self, conn, clean, days: list[date], settings: ShopSettings) -> None:
+        self.rows_in += clean.raw.height
+        self.refused += clean.rejects.height
+        for rule, found in broken_order_rules(conn, clean.orders, days, settings).items():
+            seen = self.broken.setdefault(rule, {"unexpected_count": 0, "sample": []})
+            seen["unexpected_count"] += found["unexpected_count"]
+            seen["sample"] = (seen["sample"] + found["sample"])[: suites.SAMPLE_SIZE]
+
+
+def sample(conn, table: str, first: date, last: date) -> pl.DataFrame:
+    """At most `SAMPLE_ROWS` rows of a table's days first..last, drawn at random (the same draw each time)."""
+    return conn.sql(
+        f"SELECT * FROM (SELECT * FROM {table} WHERE order_date BETWEEN ? AND ?) "
+        f"USING SAMPLE reservoir({suites.SAMPLE_ROWS} ROWS) REPEATABLE (0)",
+        params=[first, last],
+    ).pl()
+
+
 def order_check_results(
-    conn, settings: ShopSettings, clean, first: date, last: date, run_id: str,
-    keys: tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey],
+    conn, settings: ShopSettings, rules: CleaningRules, tally: OrderCheckTally, first: date, last: date,
+    loaded: tuple[date, date], run_id: str, keys: tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey],
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
+    """The order checks of a run over first..last that wrote the days loaded[0]..loaded[1] (late days widen it),
+    computed in its transaction before it commits."""
     raw_key, orders_key, rejects_key = keys
     output = Path(settings.output) / "quality"
     docs = settings.quality.data_docs
-    days = suites.days(first, last)
-    raw_result = suites.validate(suites.RAW_ORDERS, clean.raw, output, run_id, days, docs)
+    days = suites.days(*loaded)
+    raw = sample(conn, "raw.orders", *loaded).with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+    raw_result = suites.validate(suites.RAW_ORDERS, raw, output, run_id, days, docs)
     shop = {**days, "max_amount": settings.quality.max_order_amount, "currencies": [settings.currency]}
-    clean_result = suites.validate(suites.CLEAN_ORDERS, clean.orders, output, run_id, shop, docs)
-    mismatched = reconciliation(conn, first, last)
-    rows_in = clean.raw.height
-    share = clean.rejects.height / rows_in if rows_in else 0.0
+    orders = sample(conn, "staging.orders", *loaded)
+    sampled = suites.validate(suites.CLEAN_ORDERS, orders, output, run_id, shop, docs)
+    exact = tally.broken | repeated_order_ids(conn, *loaded)
+    failures = [{"expectation": e, "column": c, **found} for (e, c), found in exact.items()]
+    failures += [f for f in sampled.failures if (f["expectation"], f["column"]) not in exact]
+    clean_result = SuiteResult(
+        sampled.suite, not failures, tally.rows_in - tally.refused, failures, sampled.result_file
+    )
+    mismatched = reconciliation(conn, *loaded)
+    share = tally.refused / tally.rows_in if tally.rows_in else 0.0
     quiet = quiet_days(conn, first, last, settings.quality.quiet_day_min_orders)
     warn = dg.AssetCheckSeverity.WARN
     return [
         suite_check(RAW_SUITE, raw_key, raw_result),
         suite_check(CLEAN_SUITE, orders_key, clean_result),
         dg.AssetCheckResult(check_name=RECONCILED, asset_key=rejects_key, passed=mismatched.is_empty(),
-                            metadata={"days_checked": (last - first).days + 1, "days_off": mismatched.height,
+                            metadata={"days_checked": (loaded[1] - loaded[0]).days + 1, "days_off": mismatched.height,
                                       "first_days_off": dg.MetadataValue.json(mismatched.head(5).to_dicts())}),
         dg.AssetCheckResult(check_name=REJECTED_SHARE, asset_key=rejects_key, severity=warn,
                             passed=share <= settings.quality.max_rejected_share,

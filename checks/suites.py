@@ -23,6 +23,7 @@ from pipelines.settings import CLASS_CODES
 from pipelines.warehouse import COMPLETED, FIELDS
 
 SAMPLE_SIZE = 5
+SAMPLE_ROWS = 20_000  # about how many rows a suite validates when a check samples a run's rows
 # BASIC: counts and a sample of unexpected values (SUMMARY's value counts would add about half)
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE}
 

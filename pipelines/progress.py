@@ -11,6 +11,7 @@ The run log gets the same line, less often, so `dagster dev` shows it too.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-PLAIN_EVERY_SECONDS = 5.0  # plain lines on a pipe or in a file
+PLAIN_EVERY_SECONDS = 5.0  # plain lines on a pipe or in a file; REGULARS_PROGRESS_SECONDS overrides it
 LOG_EVERY_SECONDS = 15.0  # lines in the Dagster run log (each is an event the instance stores)
 _last_output = time.monotonic()  # when anything last showed progress, for the heartbeat
 
@@ -48,6 +49,7 @@ class Progress:
     def __init__(self, what: str, total: int | None, unit: str = "rows", log=None):
         self.what, self.total, self.unit, self.log = what, total, unit, log
         self.done = 0
+        self.plain_every = float(os.environ.get("REGULARS_PROGRESS_SECONDS") or PLAIN_EVERY_SECONDS)
         self.started = self._last_plain = self._last_log = time.monotonic()
         self._bar = (
             tqdm(total=total, desc=f"      {what}", unit=f" {unit}", unit_scale=True, file=sys.stderr, leave=False)
@@ -75,7 +77,7 @@ class Progress:
         if self._bar is not None:
             self._bar.update(count)
             _last_output = now
-        elif now - self._last_plain >= PLAIN_EVERY_SECONDS:
+        elif now - self._last_plain >= self.plain_every:
             self._last_plain = now
             _say(self.line())
         if self.log is not None and now - self._last_log >= LOG_EVERY_SECONDS:

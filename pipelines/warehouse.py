@@ -55,6 +55,10 @@ TABLES = {
         contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL, order_id VARCHAR NOT NULL, reason VARCHAR NOT NULL,
         channel VARCHAR, language VARCHAR, message VARCHAR
     """,
+    "raw.source_files": """
+        file VARCHAR NOT NULL, size BIGINT NOT NULL, modified_ts TIMESTAMP NOT NULL, order_date DATE,
+        rows BIGINT NOT NULL, loaded_ts TIMESTAMPTZ NOT NULL
+    """,
     "staging.rejects": f"""
         _source VARCHAR NOT NULL, _row BIGINT NOT NULL, order_date DATE NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, {SOURCE_TEXT_COLUMNS}
@@ -115,6 +119,24 @@ def replace_days(
             conn.register("incoming", frame.to_arrow())
             conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
             conn.unregister("incoming")
+
+
+def write_days(
+    conn: duckdb.DuckDBPyConnection,
+    frames: Mapping[str, pl.DataFrame],
+    days: list[date],
+    day_column: str = "order_date",
+) -> None:
+    """Make `frames` the whole content of their tables for `days`, inside the caller's transaction."""
+    for table, frame in frames.items():
+        # the range lets DuckDB skip the row groups of other days (a list alone makes it scan the table)
+        conn.execute(
+            f"DELETE FROM {table} WHERE {day_column} BETWEEN ? AND ? AND {day_column} IN (SELECT unnest(?::DATE[]))",
+            [min(days), max(days), days],
+        )
+        conn.register("incoming", frame.to_arrow())
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        conn.unregister("incoming")
 
 
 def replace_rows(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame], column: str, value) -> None:

@@ -1,18 +1,28 @@
 """Orders: a source's rows into `raw.orders`, cleaned into `staging.orders`, `staging.order_lines`
 and `staging.rejects`, one day of order (shop-local) per partition."""
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
 from assets import ORDERS, markdown_table
-from assets.orders.cleaning import CleaningRules, CleanOrders, as_raw_text, clean_orders, with_order_dates
-from checks.orders import order_check_results, order_check_specs
+from assets.orders.cleaning import (
+    NUMBER_FIELDS,
+    CleaningRules,
+    as_raw_text,
+    by_order,
+    clean_orders,
+    file_index,
+    parse_timestamp,
+)
+from checks.orders import OrderCheckTally, order_check_results, order_check_specs
+from pipelines.progress import Progress
 from pipelines.settings import ShopSettings
-from pipelines.sources import OrderSource
+from pipelines.sources import OrderSource, SourceFile
 from pipelines.sources.exports import MalformedExportError
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days
+from pipelines.warehouse import CANCELLED, WAREHOUSE_POOL, Warehouse, transaction, write_days
 
 RAW_ORDERS = dg.AssetKey(["raw", "orders"])
 STAGING_ORDERS = dg.AssetKey(["staging", "orders"])
@@ -47,63 +57,203 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
     def ingest_orders(context: dg.AssetExecutionContext, source: OrderSource, warehouse: Warehouse):
         window = context.partition_time_window
         first, last = window.start.date(), window.end.date() - timedelta(days=1)
-        rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount, settings.currency)
         context.log.info(f"Reading the source for {first} .. {last}")
         with warehouse.get_connection() as conn:
             try:
-                rows_in, clean = ingest_days(source, rules, conn, first, last)
+                ingested = ingest_days(source, settings, conn, first, last, context.run_id, context.log)
             except MalformedExportError as exc:  # not transient: retrying cannot help
                 raise dg.Failure(str(exc), allow_retries=False) from exc
-            context.log.info(f"{rows_in} rows in: {clean.lines.height} kept, {clean.rejects.height} refused")
-            checks = order_check_results(
-                conn, settings, clean, first, last, context.run_id, (RAW_ORDERS, STAGING_ORDERS, REJECTS)
-            )
-        yield from ingest_results(f"{first} .. {last}", rows_in, clean)
-        yield from checks
+        context.log.info(
+            f"{ingested.rows_in} rows in from {len(ingested.files_read)} files: "
+            f"{ingested.rows_in - ingested.refused} kept, {ingested.refused} refused"
+            + (f"; late rows reloaded {len(ingested.late_days)} earlier days" if ingested.late_days else "")
+        )
+        yield from ingest_results(f"{first} .. {last}", ingested)
+        yield from ingested.checks
 
     return ingest_orders
 
 
-def ingest_days(source: OrderSource, rules: CleaningRules, conn, first: date, last: date) -> tuple[int, CleanOrders]:
-    """Read the source, keep its rows for days first..last, clean them, replace those days."""
-    clean = clean_orders(with_order_dates(as_raw_text(source.read()), rules), rules, first, last)
-    rows_in = clean.raw.height
-    if clean.lines.height + clean.rejects.height != rows_in:  # by construction; never silently
-        raise RuntimeError(f"{rows_in} rows in, but {clean.lines.height} kept and {clean.rejects.height} refused")
-    raw = clean.raw.drop("_ts").with_columns(_loaded_ts=pl.lit(datetime.now(UTC)))
-    tables = {"raw.orders": raw, "staging.orders": clean.orders, "staging.order_lines": clean.lines,
-              "staging.rejects": clean.rejects}  # fmt: skip
-    replace_days(conn, tables, first, last)
-    return rows_in, clean
+CHUNK_ROWS = 500_000  # source rows cleaned and written at a time: what bounds a run's memory
+DUCKDB_MEMORY = "1GB"  # DuckDB's cache while the step writes (its default, 80% of the machine, is not a bound)
 
 
-def ingest_results(window: str, rows_in: int, clean: CleanOrders) -> list[dg.MaterializeResult]:
+@dataclass(frozen=True)
+class Ingested:
+    """What a run wrote: the days it replaced, from which files, and its checks' results."""
+
+    days: list[date]  # the run's window, and earlier days that new or changed files hold rows of
+    late_days: list[date]
+    files_read: list[str]
+    rows_read: int  # rows of the files read (each is indexed whole; only the days' rows are loaded)
+    rows_in: int
+    refused: int
+    orders: dict  # figures of staging.orders over the days written
+    preview: pl.DataFrame
+    by_reason: dict
+    checks: list[dg.AssetCheckResult]
+
+
+def ingest_days(
+    source: OrderSource, settings: ShopSettings, conn, first: date, last: date, run_id: str, log=None
+) -> Ingested:
+    """Replace days first..last, and the earlier days whose files changed, from the files that hold them,
+    a chunk of days at a time, all in one transaction with the checks: a failed run leaves the warehouse as it was.
+    """
+    rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount, settings.currency)
+    present = {file.name: file for file in source.files()}
+    known = conn.sql("SELECT file, size, modified_ts, order_date FROM raw.source_files").pl()
+    versions = set(known.select("file", "size", "modified_ts").iter_rows())
+    changed = [name for name, f in present.items() if (name, f.size, f.modified_ts) not in versions]
+    gone = sorted(set(known["file"]) - set(present))
+    indexes = {name: _index(source, name, rules) for name in changed}
+
+    # Late rows: a new, changed or removed file's days that the warehouse already holds are reloaded now.
+    touched = {d for index in indexes.values() for d in index["order_date"].unique()}
+    touched |= set(known.filter(pl.col("file").is_in(changed + gone))["order_date"].drop_nulls())
+    window = set(pl.date_range(first, last, eager=True))
+    held = conn.sql(
+        "SELECT DISTINCT order_date FROM raw.orders WHERE order_date IN (SELECT unnest(?::DATE[]))",
+        params=[sorted(touched - window)],
+    ).fetchall()
+    late_days = sorted(d for (d,) in held)
+    days = sorted(window | set(late_days))
+    holding = known.filter(pl.col("order_date").is_in(days) & pl.col("file").is_in(list(present)))["file"]
+    indexes |= {name: _index(source, name, rules) for name in holding.unique().sort() if name not in indexes}
+    index = by_order(
+        pl.concat([i.with_columns(_source=pl.lit(name)) for name, i in indexes.items()]) if indexes else _EMPTY_INDEX,
+        rules,
+    ).filter(pl.col("order_date").is_in(days))
+
+    rows_total = index.height
+    conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    tally = OrderCheckTally()
+    loaded_ts = datetime.now(UTC)
+    with transaction(conn), Progress("ingest", total=rows_total, unit="rows", log=log) as progress:
+        for chunk in day_chunks(index, days, CHUNK_ROWS):
+            rows = _read_chunk(source, index.filter(pl.col("order_date").is_in(chunk)), rules)
+            clean = clean_orders(rows, rules)
+            if clean.lines.height + clean.rejects.height != clean.raw.height:  # by construction; never silently
+                raise RuntimeError(
+                    f"{clean.raw.height} rows in, but {clean.lines.height} kept and {clean.rejects.height} refused"
+                )
+            raw = clean.raw.drop("_ts").with_columns(_loaded_ts=pl.lit(loaded_ts))
+            tables = {"raw.orders": raw, "staging.orders": clean.orders, "staging.order_lines": clean.lines,
+                      "staging.rejects": clean.rejects}  # fmt: skip
+            write_days(conn, tables, chunk)
+            tally.add(conn, clean, chunk, settings)
+            progress.advance(clean.raw.height)
+        _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
+        loaded = (days[0], days[-1])
+        checks = order_check_results(
+            conn, settings, rules, tally, first, last, loaded, run_id, (RAW_ORDERS, STAGING_ORDERS, REJECTS)
+        )
+        return Ingested(
+            days=days, late_days=late_days, files_read=sorted(indexes),
+            rows_read=sum(i.height for i in indexes.values()), rows_in=tally.rows_in, refused=tally.refused,
+            orders=_order_figures(conn, *loaded), preview=_preview(conn, *loaded),
+            by_reason=dict(conn.sql(
+                "SELECT reason, count(*) FROM staging.rejects WHERE order_date BETWEEN ? AND ? GROUP BY ALL ORDER BY 1",
+                params=list(loaded)).fetchall()),
+            checks=checks,
+        )  # fmt: skip
+
+
+_EMPTY_INDEX = pl.DataFrame(
+    schema={"_row": pl.Int64, "order_date": pl.Date, "_order_key": pl.UInt64, "_source": pl.String}
+)
+
+
+def _index(source: OrderSource, name: str, rules: CleaningRules) -> pl.DataFrame:
+    """Which day each row of a file belongs to: its time column (and ids and numbers, to check them) read whole."""
+    needed = [f for f in ("order_ts", "order_id", *NUMBER_FIELDS) if f in rules.layout.fields]
+    return file_index(as_raw_text(source.scan(name)).select("_source", "_row", *needed).collect(), rules)
+
+
+def day_chunks(index: pl.DataFrame, days: list[date], max_rows: int) -> list[list[date]]:
+    """`days` in order, cut into runs of days holding at most `max_rows` rows (a bigger day is a chunk alone)."""
+    per_day = dict(index.group_by("order_date").len().iter_rows())
+    chunks, rows = [[]], 0
+    for day in days:
+        if chunks[-1] and rows + per_day.get(day, 0) > max_rows:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(day)
+        rows += per_day.get(day, 0)
+    return chunks
+
+
+def _read_chunk(source: OrderSource, index: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+    """The rows the index names, from each file's stretch of rows that holds them, with `_ts`."""
+    parts = [
+        as_raw_text(source.scan(name))
+        .slice(rows["_row"].min() - 1, rows["_row"].max() - rows["_row"].min() + 1)
+        .join(rows.lazy().select("_row", "order_date", "_first_day"), on="_row")
+        for (name,), rows in index.group_by("_source")
+    ]
+    if not parts:
+        return as_raw_text(_EMPTY_INDEX.select("_source", "_row")).with_columns(
+            order_date=pl.lit(None, pl.Date), _first_day=pl.lit(None, pl.Date), _ts=pl.lit(None, pl.Datetime("us"))
+        )
+    rows = pl.concat(pl.collect_all(parts, engine="streaming"))
+    return rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+
+
+def _record_files(conn, files: list[SourceFile], indexes: dict[str, pl.DataFrame], gone: list[str], loaded_ts) -> None:
+    """Remember each file read (its version and the days it holds rows of); forget the files that are gone."""
+    names = [f.name for f in files] + gone
+    conn.execute("DELETE FROM raw.source_files WHERE file IN (SELECT unnest(?::VARCHAR[]))", [names])
+    for file in files:
+        days = indexes[file.name].group_by("order_date").len().rows() or [(None, 0)]
+        conn.executemany(
+            "INSERT INTO raw.source_files VALUES (?, ?, ?, ?, ?, ?)",
+            [[file.name, file.size, file.modified_ts, day, rows, loaded_ts] for day, rows in days],
+        )
+
+
+def _order_figures(conn, first: date, last: date) -> dict:
+    rows, customers, revenue, cancelled = conn.execute(
+        "SELECT count(*), count(DISTINCT customer_id), coalesce(sum(amount), 0), count(*) FILTER (status = ?) "
+        "FROM staging.orders WHERE order_date BETWEEN ? AND ?",
+        [CANCELLED, first, last],
+    ).fetchall()[0]
+    return {"rows": rows, "customers": customers, "net_revenue": round(float(revenue), 2),
+            "cancelled_or_returned": cancelled}  # fmt: skip
+
+
+def _preview(conn, first: date, last: date) -> pl.DataFrame:
+    return conn.sql(
+        "SELECT * FROM staging.orders WHERE order_date BETWEEN ? AND ? ORDER BY order_ts, order_id LIMIT 5",
+        params=[first, last],
+    ).pl()
+
+
+def ingest_results(window: str, ingested: Ingested) -> list[dg.MaterializeResult]:
     """Metadata for the run's whole window (a run over many days repeats it on each day)."""
-    orders = clean.orders
-    by_reason = dict(clean.rejects.group_by("reason").len().sort("reason").iter_rows())
-    reconciliation = f"{rows_in} rows in = {clean.lines.height} kept + {clean.rejects.height} refused"
+    kept = ingested.rows_in - ingested.refused
+    reconciliation = f"{ingested.rows_in} rows in = {kept} kept + {ingested.refused} refused"
     return [
-        dg.MaterializeResult(asset_key=RAW_ORDERS, metadata={"window": window, "rows": rows_in}),
         dg.MaterializeResult(
-            asset_key=STAGING_ORDERS,
+            asset_key=RAW_ORDERS,
             metadata={
-                "rows": orders.height,
-                "customers": orders["customer_id"].n_unique(),
-                "net_revenue": round(float(orders["amount"].sum()), 2),
-                "cancelled_or_returned": orders.filter(pl.col("status") == "cancelled").height,
-                "preview": dg.MetadataValue.md(markdown_table(orders.head(5))),
+                "window": window,
+                "rows": ingested.rows_in,
+                "files_read": len(ingested.files_read),
+                "rows_read": ingested.rows_read,
+                "late_days": ", ".join(str(d) for d in ingested.late_days),
             },
         ),
         dg.MaterializeResult(
-            asset_key=ORDER_LINES,
-            metadata={"rows": clean.lines.height, "reconciliation": reconciliation},
+            asset_key=STAGING_ORDERS,
+            metadata={**ingested.orders, "preview": dg.MetadataValue.md(markdown_table(ingested.preview))},
         ),
+        dg.MaterializeResult(asset_key=ORDER_LINES, metadata={"rows": kept, "reconciliation": reconciliation}),
         dg.MaterializeResult(
             asset_key=REJECTS,
             metadata={
-                "rows": clean.rejects.height,
-                "rejected_share": round(clean.rejects.height / rows_in, 4) if rows_in else 0.0,
-                "by_reason": dg.MetadataValue.json(by_reason),
+                "rows": ingested.refused,
+                "rejected_share": round(ingested.refused / ingested.rows_in, 4) if ingested.rows_in else 0.0,
+                "by_reason": dg.MetadataValue.json(ingested.by_reason),
                 "reconciliation": reconciliation,
             },
         ),

@@ -52,12 +52,13 @@ class CleanOrders:
     rejects: pl.DataFrame
 
 
-def as_raw_text(rows: pl.DataFrame) -> pl.DataFrame:
+def as_raw_text(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
     """Source rows with every field as text (absent fields null): the shape of `raw.orders`."""
+    columns = rows.collect_schema().names()
     return rows.select(
         "_source",
         "_row",
-        *(pl.col(f).cast(pl.String) if f in rows.columns else pl.lit(None, pl.String).alias(f) for f in FIELDS),
+        *(pl.col(f).cast(pl.String) if f in columns else pl.lit(None, pl.String).alias(f) for f in FIELDS),
     )
 
 
@@ -79,22 +80,46 @@ def parse_number(text: pl.Expr) -> pl.Expr:
 
 
 def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
-    """Source rows (text) with `_ts`, the parsed order time, and `order_date`, the shop-local day.
+    """Source rows (text) with `_ts`, the parsed order time, `order_date`, the shop-local day, and
+    `_order_key` and `_first_day` (see `by_order`).
 
     `order_date` decides the partition a row belongs to. A row whose time cannot be read
     takes the day of the nearest earlier readable row of its file (exports are in time
     order), or the next one, so that it is refused in exactly one partition.
     Raises `MalformedExportError` when a whole column of a file reads as the wrong type.
     """
-    rows = rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+    rows = rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules), _order_key=order_key(rules))
     _check_column_types(rows, rules)
     rows = rows.with_columns(
         order_date=pl.col("_ts").dt.date().forward_fill().backward_fill().over("_source", order_by="_row")
     )
-    if rules.layout.rows == "lines" and "order_id" in rules.layout.fields:
-        # All lines of an order land in the partition of its first line, whatever the clock says.
-        rows = rows.with_columns(order_date=pl.col("order_date").min().over("order_id"))
-    return rows
+    return by_order(rows, rules)
+
+
+def order_key(rules: CleaningRules) -> pl.Expr:
+    """The order id hashed to 64 bits: an index of a whole history holds 8 bytes a row instead of the id's text."""
+    if "order_id" not in rules.layout.fields:
+        return pl.lit(None, pl.UInt64)
+    return pl.when(pl.col("order_id").is_not_null()).then(pl.col("order_id").hash())
+
+
+def by_order(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+    """Rows with `order_date` and `_order_key` -> lines of one order moved to the day of its first line,
+    and `_first_day`, the first day its order id appears on (a later day's row repeats the id)."""
+    keyed = pl.col("_order_key").is_not_null()
+    if rules.layout.rows == "lines":
+        rows = rows.with_columns(
+            order_date=pl.when(keyed).then(pl.col("order_date").min().over("_order_key")).otherwise("order_date")
+        )
+    return rows.with_columns(
+        _first_day=pl.when(keyed).then(pl.col("order_date").min().over("_order_key")).otherwise("order_date")
+    )
+
+
+def file_index(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+    """One file's rows (text) -> `_row, order_date, _order_key`: the day each row belongs to, found
+    once per file so that a run can then read a range of days at a time."""
+    return with_order_dates(rows, rules).select("_row", "order_date", "_order_key")
 
 
 def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
@@ -148,8 +173,9 @@ def clean_orders(
     """Source rows (from `with_order_dates`) -> the raw rows, orders, order lines and rejects
     of days first..last (all days when not given).
 
-    Repeats are judged against the whole source, so that what a day keeps does not depend on
-    the range of the run that loads it.
+    Rows must hold whole days. Repeats are judged within a day (identical rows share their
+    order time, so their day), and an order id against the first day it appears on
+    (`_first_day`), so that what a day keeps does not depend on the range of the run that loads it.
     """
     has = set(rules.layout.fields)
     if "quantity" in has:
@@ -180,7 +206,7 @@ def clean_orders(
     source_fields = [f for f in FIELDS if f in has and f != "product"]
     customer_missing = pl.col("customer_id").is_null() | (pl.col("customer_id").str.strip_chars() == "")
     reason = (
-        pl.when(pl.struct(source_fields).is_first_distinct().not_())
+        pl.when(pl.struct(source_fields).is_first_distinct().over("order_date").not_())
         .then(pl.lit("duplicate"))
         .when(pl.col("_ts").is_null())
         .then(pl.lit("bad_timestamp"))
@@ -222,9 +248,12 @@ def _derived_order_id() -> pl.Expr:
 
 
 def _repeated_order_id() -> pl.Expr:
-    """An order row whose id an earlier, not refused, row already has (rows in source order)."""
+    """An order row whose id appeared on an earlier day, or on an earlier, not refused, row of its day
+    (rows in source order)."""
     alive = pl.col("reason").is_null()
-    return pl.when(alive & ~pl.when(alive).then(pl.col("order_id")).is_first_distinct()).then(pl.lit("duplicate_order"))
+    first_of_day = pl.when(alive).then(pl.col("order_id")).is_first_distinct().over("order_date")
+    repeated = (pl.col("order_date") > pl.col("_first_day")) | ~first_of_day
+    return pl.when(alive & repeated).then(pl.lit("duplicate_order"))
 
 
 def _mixed_customers() -> pl.Expr:

@@ -1,22 +1,25 @@
-"""Where orders come from: interchangeable Dagster resources with one method, `read`.
+"""Where orders come from: interchangeable Dagster resources that list their files and scan one.
 
-`read()` returns every row of the source: `_source` (which file or generator), `_row`
-(its position there, from 1) and the fields the source delivers, named as in the
-warehouse. Which fields, and how to read their times and cancellations, each source
-says itself.
+`files()` lists what the source holds now, each file with its size and modification time, so
+that a run can tell new and changed files from those it loaded before. `scan(name)` returns the
+rows of one file: `_source` (the file), `_row` (its position there, from 1) and the fields the
+source delivers, named as in the warehouse. Which fields, and how to read their times and
+cancellations, each source says itself.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from pipelines.settings import CancellationRule, FileSource, ShopSettings, SyntheticSource
-from pipelines.sources.exports import read_exports
+from pipelines.sources.exports import export_files, scan_export
 from pipelines.sources.synthetic import CANCELLED_STATUSES, generate_orders
 
 
@@ -32,10 +35,23 @@ class SourceLayout:
     columns: dict[str, str] = field(default_factory=dict)  # field -> source column, for messages
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a source, as the file system describes it: a change in size or time is a new version."""
+
+    name: str
+    size: int
+    modified_ts: datetime
+
+
 class OrderSource(dg.ConfigurableResource, ABC):
     @abstractmethod
-    def read(self) -> pl.DataFrame:
-        """Every source row: `_source`, `_row` and the delivered fields."""
+    def files(self) -> list[SourceFile]:
+        """The files the source holds now."""
+
+    @abstractmethod
+    def scan(self, name: str) -> pl.LazyFrame:
+        """The rows of one file: `_source`, `_row` and the delivered fields."""
 
     @property
     @abstractmethod
@@ -53,12 +69,15 @@ class SyntheticShop(OrderSource):
     timezone: str
     dirty_share: float = 0.005
 
-    def read(self) -> pl.DataFrame:
-        orders = generate_orders(
-            self.seed, self.customers, date.fromisoformat(self.start), date.fromisoformat(self.end), self.dirty_share
-        )
-        return orders.select(
-            pl.lit(f"synthetic(seed={self.seed})").alias("_source"),
+    def files(self) -> list[SourceFile]:
+        # One generated "file", whose settings are its version: the same settings, the same rows.
+        end = datetime.combine(date.fromisoformat(self.end), datetime.min.time())
+        return [SourceFile(f"synthetic(seed={self.seed})", self.customers, end)]
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        orders = _generated(self.seed, self.customers, self.start, self.end, self.dirty_share)
+        return orders.lazy().select(
+            pl.lit(name).alias("_source"),
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_row"),
             pl.all(),
         )
@@ -93,8 +112,19 @@ class FileExport(OrderSource):
     export: FileSource
     shop_timezone: str
 
-    def read(self) -> pl.DataFrame:
-        return read_exports(self.export)
+    def files(self) -> list[SourceFile]:
+        return [
+            SourceFile(name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None))
+            for name, path in self._paths().items()
+            for stat in [path.stat()]
+        ]
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        return scan_export(self._paths()[name], self.export, name)
+
+    def _paths(self) -> dict[str, Path]:
+        base, files = export_files(self.export.path)
+        return {str(path.relative_to(base)): path for path in files}
 
     @property
     def layout(self) -> SourceLayout:
@@ -107,6 +137,11 @@ class FileExport(OrderSource):
             cancellation=self.export.cancellation,
             columns=columns,
         )
+
+
+@lru_cache(maxsize=1)  # a run scans the generated shop once per chunk of days: generate it once
+def _generated(seed: int, customers: int, start: str, end: str, dirty_share: float) -> pl.DataFrame:
+    return generate_orders(seed, customers, date.fromisoformat(start), date.fromisoformat(end), dirty_share)
 
 
 def order_source(settings: ShopSettings) -> OrderSource:

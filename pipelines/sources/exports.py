@@ -49,31 +49,34 @@ def export_files(pattern: str) -> tuple[Path, list[Path]]:
 def read_exports(source: FileSource) -> pl.DataFrame:
     """Every row of every export file: `_source` (file), `_row`, and the mapped fields as text."""
     base, files = export_files(source.path)
-    frames = [read_export(path, source, name=str(path.relative_to(base))) for path in files]
-    return pl.concat(frames, how="vertical")
+    return pl.concat([scan_export(path, source, str(path.relative_to(base))).collect() for path in files])
 
 
-def read_export(path: Path, source: FileSource, name: str | None = None) -> pl.DataFrame:
-    name = name or path.name
+def scan_export(path: Path, source: FileSource, name: str) -> pl.LazyFrame:
+    """One export file's rows: `_source` (name), `_row`, and the mapped fields as text.
+
+    Parquet is scanned lazily, so that a filter on the rows reads only what it needs; CSV and
+    Excel have no such index and are read whole."""
     fmt = source.format if source.format != "auto" else FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise MalformedExportError(name, f"unknown file type {path.suffix!r}; set source.format")
     mapping = source.columns.mapped()
     if fmt == "csv":
-        frame = _read_csv(path, name, source)
+        frame = _read_csv(path, name, source).lazy()
     elif fmt == "parquet":
-        frame = _read_parquet(path, name, list(dict.fromkeys(mapping.values())))
+        frame = _scan_parquet(path, name)
     else:
-        frame = _read_xlsx(path, name, source.sheet)
-    missing = [column for column in mapping.values() if column not in frame.columns]
+        frame = _read_xlsx(path, name, source.sheet).lazy()
+    schema = frame.collect_schema()
+    missing = [column for column in mapping.values() if column not in schema]
     if missing:
         raise MalformedExportError(
-            name, f"mapped column not found; the file has: {', '.join(frame.columns)}", column=missing[0]
+            name, f"mapped column not found; the file has: {', '.join(schema)}", column=missing[0]
         )
-    return frame.select(
+    return frame.with_row_index("_row", offset=1).select(
         pl.lit(name).alias("_source"),
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_row"),
-        *(_as_text(frame.schema[column], pl.col(column)).alias(field) for field, column in mapping.items()),
+        pl.col("_row").cast(pl.Int64),
+        *(_as_text(schema[column], pl.col(column)).alias(field) for field, column in mapping.items()),
     )
 
 
@@ -132,10 +135,10 @@ def _decode_error(data: bytes, exc: UnicodeDecodeError, name: str, source: FileS
     )
 
 
-def _read_parquet(path: Path, name: str, columns: list[str]) -> pl.DataFrame:
+def _scan_parquet(path: Path, name: str) -> pl.LazyFrame:
     try:
-        schema = pl.read_parquet_schema(path)
-        return pl.read_parquet(path, columns=[c for c in columns if c in schema] or None)
+        pl.read_parquet_schema(path)  # a file that is not Parquet fails here, by name, not in a later collect
+        return pl.scan_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise MalformedExportError(name, f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 

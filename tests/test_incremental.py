@@ -1,0 +1,88 @@
+"""Incremental reading: a run reads the files that are new or changed and those known to hold its days;
+late rows in a changed file reload the earlier days they belong to; progress shows while it works."""
+
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import polars as pl
+import yaml
+
+from tests.conftest import COLUMNS, ROOT, file_shop, ingest, table, write_csv
+
+
+def daily_file(folder, day: date, orders: int) -> None:
+    """The export of one day: `orders` orders at 10:00, 11:00, ... (ids D<yyyymmdd>-<n>)."""
+    write_csv(
+        folder / f"{day}.csv",
+        *(f"D{day:%Y%m%d}-{n},c{n},{day} {10 + n}:00:00,{10 + n},zj" for n in range(orders)),
+    )
+
+
+def raw_metadata(result) -> dict:
+    """The metadata of the run's raw/orders (a run over many days repeats it on each day)."""
+    raw = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw", "orders"]][-1]
+    return {k: v.value for k, v in raw.materialization.metadata.items()}
+
+
+def test_a_daily_run_after_two_years_reads_only_the_new_days_file(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    first, last = date(2023, 1, 1), date(2024, 12, 30)
+    for n in range((last - first).days + 1):
+        daily_file(folder, first + timedelta(days=n), 2)
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    settings = settings.model_copy(update={"history_start": first})
+    history = raw_metadata(ingest(settings, str(first), str(last)))
+    assert (history["files_read"], history["rows_read"]) == (730, 1460)  # 730 days of 2 orders
+
+    daily_file(folder, date(2024, 12, 31), 3)
+    daily = raw_metadata(ingest(settings, "2024-12-31"))
+    assert (daily["files_read"], daily["rows_read"], daily["rows"]) == (1, 3, 3)
+    assert table(settings, "staging.orders").height == 1460 + 3
+
+
+def test_a_changed_old_file_is_read_again_and_its_day_reloaded(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for day in (1, 2, 3):
+        daily_file(folder, date(2024, 3, day), 2)
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    ingest(settings, "2024-03-01", "2024-03-03")
+
+    # The export of the 1st is sent again with a late order; the 4th arrives.
+    write_csv(folder / "2024-03-01.csv", "D20240301-0,c0,2024-03-01 10:00:00,10,zj",
+              "D20240301-1,c1,2024-03-01 11:00:00,11,zj", "LATE-1,c9,2024-03-01 23:00:00,99,zj")  # fmt: skip
+    daily_file(folder, date(2024, 3, 4), 2)
+    daily = raw_metadata(ingest(settings, "2024-03-04"))
+    assert (daily["files_read"], daily["rows_read"]) == (2, 3 + 2)  # the changed 1st and the new 4th
+    assert daily["late_days"] == "2024-03-01"
+    orders = table(settings, "staging.orders")
+    per_day = dict(orders.group_by(pl.col("order_date").dt.day()).len().iter_rows())
+    assert per_day == {1: 3, 2: 2, 3: 2, 4: 2}
+    assert "LATE-1" in orders["order_id"].to_list()
+
+    unchanged = raw_metadata(ingest(settings, "2024-03-04"))  # nothing changed since: the 4th's file alone
+    assert (unchanged["files_read"], unchanged["late_days"]) == (1, "")
+
+
+def test_regulars_run_prints_ingest_progress_when_its_output_is_not_a_terminal(tmp_path):
+    config = tmp_path / "shop.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "progress shop", "history_start": "2024-01-01", "history_end": "2024-03-31",
+        "warehouse": "warehouse.duckdb", "output": "out", "source": {"kind": "synthetic", "seed": 3, "customers": 300},
+    }))  # fmt: skip
+    env = {**os.environ, "REGULARS_PROGRESS_SECONDS": "0", "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("REGULARS_WAREHOUSE", None)
+    env.pop("REGULARS_OUTPUT", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--config", str(config), "--from", "2024-03-01",
+         "--to", "2024-03-07"],
+        capture_output=True, text=True, cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    orders_step = next(n for n, line in enumerate(lines) if "Orders: ingest" in line)
+    progress = [line for line in lines[orders_step:] if line.strip().startswith("ingest: ")]
+    assert progress and "rows" in progress[0], done.stdout
