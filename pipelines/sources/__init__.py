@@ -56,7 +56,7 @@ class OrderSource(dg.ConfigurableResource, ABC):
     @property
     @abstractmethod
     def layout(self) -> SourceLayout:
-        """How to read the rows `read` returns."""
+        """How to read the rows `scan` returns."""
 
 
 class SyntheticShop(OrderSource):
