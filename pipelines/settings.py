@@ -7,6 +7,7 @@ A wrong setting fails here, naming the key and what was expected.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from datetime import date, datetime, timedelta
@@ -15,8 +16,17 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
+import polars as pl
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from pipelines.calendar import LUNAR_NEW_YEAR, CalendarError, Event, around, check, preset, with_overrides
 
@@ -199,11 +209,60 @@ class LifecycleSettings(_Strict):
         return self
 
 
+class CustomerIds(_Strict):
+    """How a customer id is read, in the source and in opt-outs alike: trimmed (zero-width characters
+    too), case-folded unless case matters, and missing when empty or one of `missing` (in any case)."""
+
+    case_sensitive: bool = True
+    missing: list[str] = ["null", "none", "nan", "n/a", "-"]
+
+    def normalize(self, ids: pl.Expr) -> pl.Expr:
+        ids = ids.str.replace_all(ZERO_WIDTH, "").str.strip_chars()
+        return ids if self.case_sensitive else ids.str.to_lowercase()
+
+    def is_missing(self, normalized: pl.Expr) -> pl.Expr:
+        junk = [value.lower() for value in self.missing]
+        return normalized.is_null() | (normalized == "") | normalized.str.to_lowercase().is_in(junk)
+
+
+ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"
+
+
 class OutreachSettings(_Strict):
     language: Literal["en", "zh"] = "zh"
     opt_out: list[str] = []  # customer ids never to contact
     opt_out_file: Path | None = None  # a CSV with a customer_id column, relative to the settings file
-    frequency_cap_days: int = Field(7, ge=1)  # nobody is contacted twice within this many days
+    frequency_cap_days: int = Field(7, ge=1)  # nobody gets two marketing messages within this many days
+    cap_priority: Literal["campaign", "reminder"] = "campaign"  # the list that keeps a customer both would reach
+
+    def opt_out_ids(self) -> list[str]:
+        """The ids of `opt_out` and the file's, as written (read when the settings load: a bad file stops there)."""
+        return [*self.opt_out, *(_read_opt_out_file(self.opt_out_file) if self.opt_out_file else [])]
+
+
+def _read_opt_out_file(path: Path) -> list[str]:
+    """The `customer_id` column of an opt-out CSV; a wrong file or row raises, naming the row (the header is row 1)."""
+    where = f"outreach.opt_out_file: {path}"
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            rows = list(csv.reader(file))
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{where}: cannot read it (not UTF-8 text)") from None
+    header = [name.strip() for name in rows[0]] if rows else []
+    if "customer_id" not in header:
+        raise ValueError(f"{where}: no customer_id column in its first row")
+    column, ids = header.index("customer_id"), []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:  # a blank line
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{where}, row {number}: {len(row)} fields where the header has {len(header)}")
+        if not row[column].strip():
+            raise ValueError(f"{where}, row {number}: the customer_id is empty")
+        ids.append(row[column])
+    return ids
 
 
 class QualitySettings(_Strict):
@@ -239,11 +298,18 @@ class ShopSettings(_Strict):
     rfm: RfmSettings = RfmSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     order_value_tiers: list[float] = [100, 300, 1000]  # upper bounds; the last tier is open
+    customer_ids: CustomerIds = CustomerIds()
     outreach: OutreachSettings = OutreachSettings()
     reports: ReportSettings = ReportSettings()
     quality: QualitySettings = QualitySettings()
     operations: OperationsSettings = OperationsSettings()
     output: Path = DEFAULT_DATA_DIR / "out"  # reports and outbox files; REGULARS_OUTPUT overrides it
+    _opt_outs: frozenset[str] = PrivateAttr(frozenset())
+
+    @property
+    def opt_outs(self) -> frozenset[str]:
+        """Customer ids never to contact, normalized as the source's ids are."""
+        return self._opt_outs
 
     @property
     def source_timezone(self) -> str:
@@ -283,6 +349,9 @@ class ShopSettings(_Strict):
             self.calendar()
         except CalendarError as exc:
             raise ValueError(f"events: {exc}") from None
+        ids = pl.DataFrame({"id": self.outreach.opt_out_ids()}, schema={"id": pl.String})
+        normalized = ids.select(self.customer_ids.normalize(pl.col("id")))["id"]
+        self._opt_outs = frozenset(normalized.filter(normalized != ""))
         return self
 
 

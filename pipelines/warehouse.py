@@ -114,11 +114,18 @@ def replace_days(
 ) -> None:
     """Make `frames` the whole content of their tables for the days first..last, atomically."""
     with transaction(conn):
-        for table, frame in frames.items():
-            conn.execute(f"DELETE FROM {table} WHERE {day_column} BETWEEN ? AND ?", [first, last])
-            conn.register("incoming", frame.to_arrow())
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-            conn.unregister("incoming")
+        write_day_range(conn, frames, first, last, day_column)
+
+
+def write_day_range(
+    conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame], first: date, last: date, day_column: str
+) -> None:
+    """`replace_days` inside the caller's transaction."""
+    for table, frame in frames.items():
+        conn.execute(f"DELETE FROM {table} WHERE {day_column} BETWEEN ? AND ?", [first, last])
+        conn.register("incoming", frame.to_arrow())
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        conn.unregister("incoming")
 
 
 def write_days(
@@ -142,13 +149,18 @@ def write_days(
 def replace_rows(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame], column: str, value) -> None:
     """Make `frames` the rows of their tables where `column` = value (tables created as needed), atomically."""
     with transaction(conn):
-        for table, frame in frames.items():
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-            conn.register("incoming", frame.to_arrow())
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
-            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-            conn.unregister("incoming")
+        write_rows(conn, frames, column, value)
+
+
+def write_rows(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame], column: str, value) -> None:
+    """`replace_rows` inside the caller's transaction."""
+    for table, frame in frames.items():
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+        conn.register("incoming", frame.to_arrow())
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+        conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        conn.unregister("incoming")
 
 
 def replace_tables(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame]) -> None:

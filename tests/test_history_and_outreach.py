@@ -82,7 +82,7 @@ def test_opt_outs_and_the_frequency_cap_hold_across_days_and_lists():
     earlier_campaign = pl.DataFrame({"customer_id": ["x"], "contact_date": [date(2024, 4, 28)]})
     chosen = reminders_for_days(
         fake_snapshots({d1: ["a", "x", "out"], d2: ["a", "b"], d3: ["a", "x"]}), [d3, d1, d2],
-        opt_outs={"out"}, contacts=earlier_campaign, cap_days=7, shop="S", language="en",
+        opted_out=pl.col("customer_id").is_in(["out"]), contacts=earlier_campaign, cap_days=7, shop="S", language="en",
     )  # fmt: skip
     # a: 1 May, not 5 May (4 days later), again 9 May (8 days later); x: contacted 28 April, so not
     # 1 May, but 9 May; b: 5 May; "out" never.

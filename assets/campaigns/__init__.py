@@ -12,11 +12,19 @@ from assets.campaigns.targets import campaign_targets
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
-from assets.outreach import contacts_outside, opt_outs
+from assets.outreach import campaign_contacts, opted_out, reminder_contacts, withdraw, write_outbox
 from assets.outreach.reminders import reachable
 from pipelines.calendar import comparable
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, loaded_until, read_table, replace_rows
+from pipelines.warehouse import (
+    WAREHOUSE_POOL,
+    Warehouse,
+    loaded_until,
+    read_table,
+    replace_rows,
+    transaction,
+    write_rows,
+)
 from reports.messages import render_message
 
 BASELINES = dg.AssetKey(["campaigns", "baselines"])
@@ -55,14 +63,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             goals = plan_goals(event, previous, orders, baseline.rfm, baseline_then,
                                settings.events.growth_rate, settings.events.default_goals)  # fmt: skip
             known_until = orders["order_date"].max() if not orders.is_empty() else event.start
-            cap = settings.outreach.frequency_cap_days
-            others = contacts_outside(conn, event.start, event.end, cap, exclude_event=event.id)
-            blocked = opt_outs(settings)
+            cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
+            others = campaign_contacts(conn, event.start, event.end, cap, exclude_event=event.id)
+            if not campaign_first:
+                others = pl.concat([others, reminder_contacts(conn, event.start, event.end, cap)])
             facts_now = customer_facts(orders, known_until, [e.sprint for e in calendar])
 
             def reach(candidates: pl.DataFrame, day, earlier: pl.DataFrame) -> pl.DataFrame:
                 contacts = pl.concat([others, earlier.select("customer_id", "contact_date")], how="vertical_relaxed")
-                return reachable(candidates, day, blocked, contacts, cap)
+                return reachable(candidates, day, opted_out(settings), contacts, cap)
 
             def render(audience: str, row: dict) -> str:
                 return render_message("campaign", settings.outreach.language, audience, shop=settings.name,
@@ -71,14 +80,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             targets = campaign_targets(
                 event, settings.events.plan, baseline.rfm, facts_now, orders, known_until, reach, render
             )
-            replace_rows(conn, {
-                "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
-                "campaigns.goals": goals, "outreach.campaign_targets": targets,
-            }, "event_id", event.id)  # fmt: skip
-        outbox = settings.output / "outbox" / event.id
-        outbox.mkdir(parents=True, exist_ok=True)
-        targets.write_csv(outbox / "targets.csv")
-        targets.write_parquet(outbox / "targets.parquet")
+            with transaction(conn):
+                write_rows(conn, {
+                    "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
+                    "campaigns.goals": goals, "outreach.campaign_targets": targets,
+                }, "event_id", event.id)  # fmt: skip
+                withdrawn = (
+                    withdraw(conn, "outreach.repurchase_reminders", targets, cap).height if campaign_first else 0
+                )
+        outbox = write_outbox(settings.output, event.id, targets)
         yield dg.MaterializeResult(
             asset_key=BASELINES, metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
         )
@@ -89,6 +99,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
             "rows": targets.height, "outbox": dg.MetadataValue.path(str(outbox)),
+            "reminders_withdrawn": withdrawn,
             "by_phase": dg.MetadataValue.json(dict(targets.group_by("phase").len().sort("phase").iter_rows())),
         })  # fmt: skip
 

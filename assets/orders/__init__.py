@@ -100,7 +100,9 @@ def ingest_days(
     """Replace days first..last, and the earlier days whose files changed, from the files that hold them,
     a chunk of days at a time, all in one transaction with the checks: a failed run leaves the warehouse as it was.
     """
-    rules = CleaningRules(source.layout, settings.timezone, settings.rules.max_amount, settings.currency)
+    rules = CleaningRules(
+        source.layout, settings.timezone, settings.rules.max_amount, settings.currency, settings.customer_ids
+    )
     present = {file.name: file for file in source.files()}
     known = conn.sql("SELECT file, size, modified_ts, order_date FROM raw.source_files").pl()
     versions = set(known.select("file", "size", "modified_ts").iter_rows())

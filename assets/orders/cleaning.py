@@ -13,7 +13,7 @@ from datetime import date
 
 import polars as pl
 
-from pipelines.settings import CancellationRule
+from pipelines.settings import CancellationRule, CustomerIds
 from pipelines.sources import SourceLayout
 from pipelines.sources.exports import MalformedExportError
 from pipelines.warehouse import CANCELLED, COMPLETED, FIELDS
@@ -24,7 +24,7 @@ NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 REASONS = {
     "duplicate": "an identical row (product names aside) came earlier in the source",
     "bad_timestamp": "the order time is missing or not a time",
-    "missing_customer": "no customer id",
+    "missing_customer": "no customer id (empty, or a value that means none, such as NULL)",
     "bad_amount": "the amount (or quantity and unit price) is missing or not a number",
     "negative_amount": "a negative amount on a row that is not a cancellation",
     "outlier": "the amount is beyond rules.max_amount",
@@ -42,6 +42,7 @@ class CleaningRules:
     shop_timezone: str
     max_amount: float = 100_000.0
     currency: str = "CNY"
+    customer_ids: CustomerIds = CustomerIds()
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,9 @@ def clean_orders(
     else:
         quantity = pl.lit(1.0)
     amount = parse_number(pl.col("amount")) if "amount" in has else quantity * parse_number(pl.col("unit_price"))
-    rows = rows.with_columns(_quantity=quantity, _amount=amount)
+    rows = rows.with_columns(
+        _quantity=quantity, _amount=amount, _customer=rules.customer_ids.normalize(pl.col("customer_id"))
+    )
     rows = rows.with_columns(
         _void=_cancelled_orders(rules.layout.cancellation, has),
         _return=_return_documents(rules.layout.cancellation, has),
@@ -204,7 +207,7 @@ def clean_orders(
     # A product's name is a label, not part of what a row records: an export that renamed a
     # product between two copies of the same line still holds one line.
     source_fields = [f for f in FIELDS if f in has and f != "product"]
-    customer_missing = pl.col("customer_id").is_null() | (pl.col("customer_id").str.strip_chars() == "")
+    customer_missing = rules.customer_ids.is_missing(pl.col("_customer"))
     reason = (
         pl.when(pl.struct(source_fields).is_first_distinct().over("order_date").not_())
         .then(pl.lit("duplicate"))
@@ -242,7 +245,7 @@ def clean_orders(
 
 def _derived_order_id() -> pl.Expr:
     """A stable id for sources without one: customer, time, and which such row it is."""
-    base = pl.col("customer_id").fill_null("") + "-" + pl.col("_ts").dt.strftime("%Y%m%d%H%M%S").fill_null("")
+    base = pl.col("_customer").fill_null("") + "-" + pl.col("_ts").dt.strftime("%Y%m%d%H%M%S").fill_null("")
     nth = pl.int_range(pl.len()).over(base, order_by=["_source", "_row"]) + 1
     return base + "-" + nth.cast(pl.String)
 
@@ -259,7 +262,7 @@ def _repeated_order_id() -> pl.Expr:
 def _mixed_customers() -> pl.Expr:
     """The lines of an order that names different customers."""
     alive = pl.col("reason").is_null()
-    mixed = pl.col("customer_id").filter(alive).n_unique().over("order_id") > 1
+    mixed = pl.col("_customer").filter(alive).n_unique().over("order_id") > 1
     return pl.when(alive & mixed).then(pl.lit("conflicting_customer"))
 
 
@@ -268,13 +271,13 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     has = set(rules.layout.fields)
     if rules.layout.rows == "orders":  # order ids are unique among kept rows: nothing to sum
         orders = kept.select(
-            "order_id", "customer_id", "order_date", order_ts="_ts", amount=pl.col("_money").round(2),
+            "order_id", "order_date", customer_id="_customer", order_ts="_ts", amount=pl.col("_money").round(2),
             items=pl.col("_quantity") if {"quantity", "items"} & has else pl.lit(1), cancelled="_cancel",
             **{f: f for f in ("channel", "region", "category", "shipped_ts", "delivered_ts") if f in has},
         )  # fmt: skip
     else:
         orders = kept.group_by("order_id").agg(
-            customer_id=pl.col("customer_id").first(),
+            customer_id=pl.col("_customer").first(),
             order_ts=pl.col("_ts").min(),
             order_date=pl.col("order_date").min(),
             amount=pl.col("_money").sum().round(2),

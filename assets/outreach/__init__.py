@@ -2,6 +2,7 @@
 partitioned by contact day; opt-outs and the frequency cap apply across all of them."""
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -13,37 +14,59 @@ from assets.orders import STAGING_ORDERS
 from assets.outreach.care import care_moments
 from assets.outreach.reminders import reminders_for_days
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days, transaction, write_day_range
 from reports.messages import render_message
 
 REPURCHASE_REMINDERS = dg.AssetKey(["outreach", "repurchase_reminders"])
 CARE_MESSAGES = dg.AssetKey(["outreach", "care_messages"])
 
 
-def opt_outs(settings: ShopSettings) -> set[str]:
-    """Customer ids never to contact: the settings' list and the opt-out file."""
-    ids = set(settings.outreach.opt_out)
-    if settings.outreach.opt_out_file:
-        ids |= set(pl.read_csv(settings.outreach.opt_out_file, infer_schema=False)["customer_id"].drop_nulls())
-    return ids
+def opted_out(settings: ShopSettings) -> pl.Expr:
+    """Whether a row's `customer_id` is opted out, the ids compared as the source's are read (trimmed, case-folded
+    when ids are case-insensitive), so that an opt-out in another spelling still holds."""
+    return settings.customer_ids.normalize(pl.col("customer_id")).is_in(list(settings.opt_outs))
 
 
-def contacts_outside(
-    conn, first: date, last: date, cap_days: int, exclude_event: str | None = None, reminders_before: date | None = None
-) -> pl.DataFrame:
-    """Marketing contacts on record from `cap_days` before `first` to `last`, across every list, less
-    the rows a step is about to replace (one event's targets, or reminders from a day on). Care
-    messages are service, not marketing: they neither count nor are capped."""
-    since = first - timedelta(days=cap_days)
-    reminders = conn.sql(
+def reminder_contacts(conn, first: date, last: date, cap_days: int, replacing: tuple[date, date] | None = None):
+    """Repurchase reminders on record less than `cap_days` from first..last, less the days being replaced."""
+    skip = replacing or (last + timedelta(days=1), last)
+    return conn.sql(
         "SELECT customer_id, contact_date FROM outreach.repurchase_reminders WHERE contact_date BETWEEN ? AND ?"
-        " AND contact_date < ?", params=[since, last, reminders_before or last + timedelta(days=1)],
-    ).pl()  # fmt: skip
-    targets = conn.sql(
+        " AND contact_date NOT BETWEEN ? AND ?",
+        params=[first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1), *skip],
+    ).pl()
+
+
+def campaign_contacts(conn, first: date, last: date, cap_days: int, exclude_event: str | None = None):
+    """Campaign targets on record less than `cap_days` from first..last, less one event's (being replaced)."""
+    return conn.sql(
         "SELECT customer_id, contact_date FROM outreach.campaign_targets WHERE contact_date BETWEEN ? AND ?"
-        " AND event_id IS DISTINCT FROM ?", params=[since, last, exclude_event],
-    ).pl()  # fmt: skip
-    return pl.concat([reminders, targets])
+        " AND event_id IS DISTINCT FROM ?",
+        params=[first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1), exclude_event],
+    ).pl()
+
+
+def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataFrame:
+    """Delete from `table` (another list) the contacts of a customer less than `cap_days` from one of `winners`
+    (customer_id, contact_date): the list the settings give priority keeps the customer. Returns the rows deleted."""
+    conn.register("winners", winners.select("customer_id", "contact_date").to_arrow())
+    near = (
+        f"FROM {table} AS other WHERE EXISTS (SELECT 1 FROM winners WHERE winners.customer_id = other.customer_id"
+        " AND abs(date_diff('day', winners.contact_date, other.contact_date)) < ?)"
+    )
+    withdrawn = conn.sql(f"SELECT * {near}", params=[cap_days]).pl()
+    conn.execute(f"DELETE {near}", [cap_days])
+    conn.unregister("winners")
+    return withdrawn
+
+
+def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
+    """An event's target lists as CSV and Parquet, for whoever sends the messages."""
+    outbox = output / "outbox" / event_id
+    outbox.mkdir(parents=True, exist_ok=True)
+    targets.write_csv(outbox / "targets.csv")
+    targets.write_parquet(outbox / "targets.parquet")
+    return outbox
 
 
 def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -60,7 +83,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         customer and contact day, with class, channel and a message from the class's template."""
         window = context.partition_time_window
         first, last = window.start.date(), window.end.date() - timedelta(days=1)
-        cap = settings.outreach.frequency_cap_days
+        cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
         with warehouse.get_connection() as conn:
             orders = conn.sql("SELECT * FROM staging.orders WHERE order_date <= ?", params=[last]).pl()
 
@@ -69,18 +92,22 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 return snapshot.facts, snapshot.rfm
 
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+            others = reminder_contacts(conn, first, last, cap, replacing=(first, last))
+            if campaign_first:
+                others = pl.concat([others, campaign_contacts(conn, first, last, cap)])
             chosen = reminders_for_days(
-                snapshot_on,
-                days,
-                opt_outs(settings),
-                contacts_outside(conn, first, last, cap, reminders_before=first),
-                cap,
-                settings.name,
-                settings.outreach.language,
+                snapshot_on, days, opted_out(settings), others, cap, settings.name, settings.outreach.language
             )
-            replace_days(conn, {"outreach.repurchase_reminders": chosen}, first, last, day_column="contact_date")
+            withdrawn = pl.DataFrame(schema={"event_id": pl.String})
+            with transaction(conn):
+                write_day_range(conn, {"outreach.repurchase_reminders": chosen}, first, last, "contact_date")
+                if not campaign_first:
+                    withdrawn = withdraw(conn, "outreach.campaign_targets", chosen, cap)
+            for event_id in withdrawn["event_id"].unique():  # the outbox follows its table
+                targets = conn.sql("SELECT * FROM outreach.campaign_targets WHERE event_id = ?", params=[event_id])
+                write_outbox(settings.output, event_id, targets.pl())
         return dg.MaterializeResult(metadata={
-            "window": f"{first} .. {last}", "rows": chosen.height,
+            "window": f"{first} .. {last}", "rows": chosen.height, "campaign_targets_withdrawn": withdrawn.height,
             "by_class": dg.MetadataValue.json(dict(chosen.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
             "preview": dg.MetadataValue.md(markdown_table(chosen.head(5).drop("message"))),
         })  # fmt: skip
@@ -98,16 +125,14 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         moment and contact day. No promotion; opt-outs apply."""
         window = context.partition_time_window
         first, last = window.start.date(), window.end.date() - timedelta(days=1)
-        blocked, language = opt_outs(settings), settings.outreach.language
+        language = settings.outreach.language
         with warehouse.get_connection() as conn:
             orders = conn.sql(
                 "SELECT * FROM staging.orders WHERE order_date BETWEEN ? AND ?",
                 params=[first - timedelta(days=30), last],
             ).pl()
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-            moments = pl.concat([care_moments(orders, day) for day in days]).filter(
-                ~pl.col("customer_id").is_in(list(blocked))
-            )
+            moments = pl.concat([care_moments(orders, day) for day in days]).filter(~opted_out(settings))
             messages = [render_message("care", language, row["reason"], shop=settings.name, order_id=row["order_id"])
                         for row in moments.iter_rows(named=True)]  # fmt: skip
             care = moments.with_columns(language=pl.lit(language), message=pl.Series(messages, dtype=pl.String))

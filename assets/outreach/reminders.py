@@ -1,7 +1,7 @@
 """Repurchase reminders: the customers who entered their `due` window on a day, less opt-outs
-and anyone contacted inside the frequency cap. Plain Polars."""
+and anyone with another marketing contact inside the frequency cap. Plain Polars."""
 
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
@@ -16,19 +16,15 @@ def due_today(rfm: pl.DataFrame, day: date) -> pl.DataFrame:
 
 
 def reachable(
-    candidates: pl.DataFrame, day: date, opt_outs: set[str], contacts: pl.DataFrame, cap_days: int
+    candidates: pl.DataFrame, day: date, opted_out: pl.Expr, contacts: pl.DataFrame, cap_days: int
 ) -> pl.DataFrame:
-    """Candidates less opt-outs and anyone contacted within `cap_days` before `day`."""
-    recent = contacts.filter(
-        pl.col("contact_date").is_between(day - timedelta(days=cap_days - 1), day - timedelta(days=1))
-    )
-    return candidates.filter(
-        ~pl.col("customer_id").is_in(list(opt_outs)) & ~pl.col("customer_id").is_in(recent["customer_id"].implode())
-    )
+    """Candidates less opt-outs and anyone with a contact less than `cap_days` before or after `day`, or on it."""
+    near = contacts.filter((pl.col("contact_date") - pl.lit(day)).dt.total_days().abs() < cap_days)
+    return candidates.filter(~opted_out & ~pl.col("customer_id").is_in(near["customer_id"].implode()))
 
 
 def reminders_for_days(
-    snapshot_on, days: list[date], opt_outs: set[str], contacts: pl.DataFrame, cap_days: int, shop: str, language: str
+    snapshot_on, days: list[date], opted_out: pl.Expr, contacts: pl.DataFrame, cap_days: int, shop: str, language: str
 ) -> pl.DataFrame:
     """Reminders for each day in order; each day's list counts against the next days' cap.
 
@@ -37,7 +33,7 @@ def reminders_for_days(
     lists = []
     for day in sorted(days):
         facts, rfm = snapshot_on(day)
-        chosen = reachable(due_today(rfm, day), day, opt_outs, contacts, cap_days).join(
+        chosen = reachable(due_today(rfm, day), day, opted_out, contacts, cap_days).join(
             facts.select("customer_id", "main_category", "first_channel"), on="customer_id"
         )
         lists.append(chosen.with_columns(contact_date=pl.lit(day)))

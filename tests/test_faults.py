@@ -1,0 +1,147 @@
+"""Faults and bad input (#14): who is never contacted, the frequency cap, junk customer ids.
+Every case is a small hand-made export; counts are worked from the file."""
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.settings import SettingsError, load_settings
+from tests.conftest import file_shop, ingest, shop, table
+
+CLASSES = ["important_value", "important_winback", "important_develop", "important_retain",
+           "potential", "new", "general_maintain", "lost"]  # fmt: skip
+# A flash sale whose warm-up (its first list) starts on 22 January 2024.
+FLASH = {
+    "presets": [],
+    "custom": [{"id": "flash-2024", "sprint": ["2024-01-25", "2024-01-27"], "warm_up_days": 3}],
+    "plan": {"warm_up": CLASSES, "sprint": [], "after_glow": []},
+}
+
+
+def regular_buyers(path, ids: list[str], extra: list[str] = ()) -> None:
+    """Each customer buys on 1, 11 and 21 January 2024 (a 10-day cycle: due, and reminded, on 30 January),
+    each order shipped the same day (a care message that day)."""
+    lines = ["order_no,buyer,paid_at,total,shipped"]
+    for n, customer in enumerate(ids):
+        for day in (1, 11, 21):
+            lines.append(f"O{n}-{day},{customer},2024-01-{day:02d} 10:00:00,50,2024-01-{day:02d} 12:00:00")
+    path.write_text("\n".join([*lines, *extra]) + "\n")
+
+
+def buyers_shop(tmp_path, **overrides):
+    """A shop over January 2024 reading tmp_path/orders.csv, with the flash sale."""
+    columns = {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at", "amount": "total",
+               "shipped_ts": "shipped"}  # fmt: skip
+    source = {"kind": "file", "path": str(tmp_path / "orders.csv"), "columns": columns}
+    return shop(tmp_path, source=source, history_end="2024-01-31", **({"events": FLASH} | overrides))
+
+
+def run(settings, job: str, **kwargs) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert build_definitions(settings).resolve_job_def(job).execute_in_process(instance=instance, **kwargs).success
+
+
+def outreach(settings, first: str, last: str) -> None:
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    run(settings, OUTREACH_JOB, tags=tags)
+
+
+def test_opted_out_customers_in_any_spelling_are_never_contacted(tmp_path):
+    # Source ids with stray spaces; opt-outs in another case and with spaces, in the file and the settings.
+    regular_buyers(tmp_path / "orders.csv", ["a1 ", "A2", "\u200bb3", "keep"])
+    (tmp_path / "opt_outs.csv").write_text("customer_id,note\nA1,asked by mail\n  a2 ,\n")
+    settings = buyers_shop(
+        tmp_path, customer_ids={"case_sensitive": False},
+        outreach={"opt_out": ["B3 "], "opt_out_file": str(tmp_path / "opt_outs.csv")},
+    )  # fmt: skip
+    assert settings.opt_outs == {"a1", "a2", "b3"}
+    ingest(settings, "2024-01-01", "2024-01-31")
+    assert set(table(settings, "staging.orders")["customer_id"]) == {"a1", "a2", "b3", "keep"}
+    outreach(settings, "2024-01-21", "2024-01-30")
+    run(settings, CAMPAIGNS_JOB, partition_key="flash-2024")
+
+    # The four buy alike, so each list would hold all four; it holds only the one who did not opt out.
+    reminders = table(settings, "outreach.repurchase_reminders")
+    care = table(settings, "outreach.care_messages")
+    targets = table(settings, "outreach.campaign_targets")
+    outbox = pl.read_csv(settings.output / "outbox" / "flash-2024" / "targets.csv")
+    assert reminders.select("customer_id", "contact_date").rows() == [("keep", date(2024, 1, 30))]
+    assert care.select("customer_id", "contact_date").rows() == [("keep", date(2024, 1, 21))]
+    assert targets.select("customer_id", "contact_date").rows() == [("keep", date(2024, 1, 22))]
+    assert outbox["customer_id"].to_list() == ["keep"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"outreach\.opt_out_file: .*opt_outs\.csv: cannot read it"),
+        ("id\nC1\n", r"outreach\.opt_out_file: .*no customer_id column"),
+        ("customer_id,note\nC1,x\nC2,y,z\n", r"outreach\.opt_out_file: .*opt_outs\.csv, row 3: 3 fields"),
+        ("customer_id\nC1\n\n \n", r"outreach\.opt_out_file: .*row 4: the customer_id is empty"),
+    ],
+)
+def test_a_missing_or_malformed_opt_out_file_stops_at_settings_load(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "opt_outs.csv").write_text(content)
+    path = tmp_path / "shop.yaml"
+    path.write_text(
+        "name: s\nhistory_start: 2024-01-01\nhistory_end: 2024-01-31\nsource: {kind: synthetic}\n"
+        f"warehouse: {tmp_path / 'warehouse.duckdb'}\noutreach: {{opt_out_file: opt_outs.csv}}\n"
+    )
+    with pytest.raises(SettingsError, match=message):
+        load_settings(path)
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+@pytest.mark.parametrize("priority", ["campaign", "reminder"])
+@pytest.mark.parametrize("campaign_first", [False, True])
+def test_nobody_gets_a_campaign_message_and_a_reminder_inside_the_cap(tmp_path, priority, campaign_first):
+    # "r1" and "r2" are due on 30 January, the first day of a warm-up whose list takes every class of
+    # the baseline (9 January); so is "c3" (one order, 1 January), who is not due. "late" buys on
+    # 29 January, after the baseline, so that the warm-up's list can be made. The cap holds the same day.
+    extra = ["C,c3,2024-01-01 09:00:00,50,", "L,late,2024-01-29 10:00:00,50,"]
+    regular_buyers(tmp_path / "orders.csv", ["r1", "r2"], extra=extra)
+    flash = FLASH | {"custom": [{"id": "flash-2024", "sprint": ["2024-02-02", "2024-02-04"], "warm_up_days": 3}]}
+    settings = buyers_shop(tmp_path, events=flash, outreach={"cap_priority": priority})
+    ingest(settings, "2024-01-01", "2024-01-31")
+    steps = [lambda: outreach(settings, "2024-01-30", "2024-01-30"),
+             lambda: run(settings, CAMPAIGNS_JOB, partition_key="flash-2024")]  # fmt: skip
+    for step in reversed(steps) if campaign_first else steps:
+        step()
+
+    reminders = table(settings, "outreach.repurchase_reminders").select("customer_id", "contact_date")
+    targets = table(settings, "outreach.campaign_targets").select("customer_id", "contact_date")
+    outbox = pl.read_csv(settings.output / "outbox" / "flash-2024" / "targets.csv")
+    warm_up = date(2024, 1, 30)
+    if priority == "campaign":
+        assert reminders.is_empty()
+        assert targets.rows() == [("c3", warm_up), ("r1", warm_up), ("r2", warm_up)]
+    else:
+        assert reminders.rows() == [("r1", warm_up), ("r2", warm_up)]
+        assert targets.rows() == [("c3", warm_up)]
+    assert sorted(outbox["customer_id"]) == targets["customer_id"].to_list()
+
+
+def test_junk_customer_ids_are_refused_as_missing(tmp_path):
+    rows = ["NULL", "None", "nan", "-", "\u200b", " ", "", "N/A", "unknown", "C1", "null-island"]
+    path = tmp_path / "orders.csv"
+    path.write_text("order_no,buyer,paid_at,total\n" + "".join(
+        f"O{n},{buyer},2024-03-01 10:00:00,10\n" for n, buyer in enumerate(rows)))  # fmt: skip
+    columns = {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at", "amount": "total"}
+    settings = file_shop(tmp_path, str(path), columns)
+    ingest(settings, "2024-03-01")
+    rejects = table(settings, "staging.rejects")
+    # 8 null-like by default ("unknown" is an id unless the settings say otherwise)
+    assert rejects.filter(pl.col("reason") == "missing_customer").height == 8
+    assert sorted(table(settings, "staging.orders")["customer_id"]) == ["C1", "null-island", "unknown"]
+
+    custom = shop(tmp_path, source=settings.source.model_dump(), customer_ids={"missing": ["unknown"]})
+    ingest(custom, "2024-03-01")
+    # with its own list, empty ids (zero-width, blank, empty) and "unknown" are missing: 4 rows
+    assert table(custom, "staging.rejects").filter(pl.col("reason") == "missing_customer").height == 4
+    assert sorted(table(custom, "staging.orders")["customer_id"]) == [
+        "-", "C1", "N/A", "NULL", "None", "nan", "null-island"
+    ]  # fmt: skip
