@@ -2,6 +2,8 @@
 
 import polars as pl
 
+from pipelines.privacy import shown
+
 ORDERS = "orders"
 CUSTOMERS = "customers"
 OUTREACH = "outreach"
@@ -10,7 +12,10 @@ CAMPAIGNS = "campaigns"
 
 
 def markdown_table(frame: pl.DataFrame) -> str:
-    """A small frame as a Markdown table, for asset metadata."""
+    """A small frame as a Markdown table, for asset metadata: ids and contact details masked."""
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width
-    rows = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in frame.iter_rows()]
+    rows = [
+        "| " + " | ".join(shown(column, v) for column, v in zip(frame.columns, row, strict=True)) + " |"
+        for row in frame.iter_rows()
+    ]
     return "\n".join([header, *rows])

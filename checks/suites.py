@@ -19,6 +19,7 @@ import dagster as dg
 import polars as pl
 import polars.selectors as cs
 
+from pipelines.privacy import shown
 from pipelines.settings import CLASS_CODES
 from pipelines.warehouse import COMPLETED, FIELDS
 
@@ -93,12 +94,16 @@ class SuiteResult:
     failures: list[dict] = field(default_factory=list)  # expectation, column, unexpected_count, sample
     result_file: Path | None = None
 
+    def shown_failures(self) -> list[dict]:
+        """The failures as the run log and the UI show them: sampled ids and contact details masked."""
+        return [f | {"sample": [shown(f["column"], v) for v in f["sample"]]} for f in self.failures]
+
     def summary(self) -> str:
         if self.success:
             return f"{self.suite}: all expectations met on {self.rows} rows"
         return f"{self.suite}: " + "; ".join(
             f"{f['expectation']}({f['column']}) failed on {f['unexpected_count']} rows, e.g. {f['sample']}"
-            for f in self.failures
+            for f in self.shown_failures()
         )
 
 
@@ -212,6 +217,7 @@ def suite_check(check_name: str, asset: dg.AssetKey, result: SuiteResult) -> dg.
     """A suite's outcome as a Dagster check result: the summary, each failed expectation and a sample."""
     return dg.AssetCheckResult(
         check_name=check_name, asset_key=asset, passed=result.success,
-        metadata={"summary": result.summary(), "rows": result.rows, "failures": dg.MetadataValue.json(result.failures),
+        metadata={"summary": result.summary(), "rows": result.rows,
+                  "failures": dg.MetadataValue.json(result.shown_failures()),
                   "result_file": dg.MetadataValue.path(str(result.result_file))},
     )  # fmt: skip

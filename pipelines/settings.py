@@ -355,6 +355,17 @@ class ShopSettings(_Strict):
         return self
 
 
+SYSTEM_FOLDERS = tuple(Path(p) for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc",
+                                          "/run", "/sbin", "/sys", "/usr"))  # fmt: skip
+
+
+def _check_folder(key: str, path: Path) -> None:
+    """Refuse to write into the root or a system folder: a typo there would scatter files over the machine."""
+    path = path.resolve()
+    if path == Path(path.anchor) or any(path == folder or folder in path.parents for folder in SYSTEM_FOLDERS):
+        raise SettingsError(f"{key}: {path} is the root or a system folder; choose a folder of your own")
+
+
 def _where(error: dict) -> str:
     # Drop the discriminator's tag ("source.file.columns" -> "source.columns").
     parts = [str(p) for p in error["loc"] if p not in ("synthetic", "file")]
@@ -388,6 +399,8 @@ def parse_settings(raw: dict, origin: Path) -> ShopSettings:
     for key, variable in (("warehouse", "REGULARS_WAREHOUSE"), ("output", "REGULARS_OUTPUT")):
         if os.environ.get(variable):
             settings = settings.model_copy(update={key: Path(os.environ[variable])})
+    _check_folder("warehouse", settings.warehouse.parent)
+    _check_folder("output", settings.output)
     return settings
 
 

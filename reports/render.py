@@ -9,6 +9,7 @@ import pygal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pygal.style import Style
 
+from pipelines.privacy import mask
 from reports.translations import ACTIONS, TEXT
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -42,14 +43,6 @@ def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], per
     """A bar chart, values as percentages if `percent`."""
     formatter = {"value_formatter": lambda v: f"{v:.0%}"} if percent else {}
     return chart(pygal.Bar, labels, series, title=title, x_label_rotation=20, print_values=False, **formatter)
-
-
-def mask(customer_id: str) -> str:
-    """'C0001234' -> '****1234', '12346' -> '***46': the end of an id, where ids differ, and at most
-    half of it, as phone numbers are shown in China ('138****5678' keeps four digits)."""
-    text = str(customer_id)
-    shown = min(4, len(text) // 2)
-    return "*" * (len(text) - shown) + text[len(text) - shown :]
 
 
 def render(template: str, language: str, **context) -> str:

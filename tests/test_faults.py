@@ -7,9 +7,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from checks.suites import SuiteResult
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import SettingsError, load_settings
-from tests.conftest import file_shop, ingest, shop, table
+from tests.conftest import COLUMNS, file_shop, ingest, shop, table
 
 CLASSES = ["important_value", "important_winback", "important_develop", "important_retain",
            "potential", "new", "general_maintain", "lost"]  # fmt: skip
@@ -145,3 +146,36 @@ def test_junk_customer_ids_are_refused_as_missing(tmp_path):
     assert sorted(table(custom, "staging.orders")["customer_id"]) == [
         "-", "C1", "N/A", "NULL", "None", "nan", "null-island"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("output", "/"), ("output", "/etc/regulars"), ("warehouse", "/usr/local/shop.duckdb")]
+)
+def test_settings_refuse_the_root_or_a_system_folder(tmp_path, key, value):
+    path = tmp_path / "shop.yaml"
+    path.write_text(f"name: s\nhistory_start: 2024-01-01\nhistory_end: 2024-01-31\nsource: {{kind: synthetic}}\n"
+                    f"{key}: {value}\n")  # fmt: skip
+    with pytest.raises(SettingsError, match=f"{key}: .* is the root or a system folder"):
+        load_settings(path)
+
+
+def test_run_metadata_masks_customer_ids_and_contact_details(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_no,buyer,paid_at,total,province\n"
+        "A1,jane.doe@example.com,2024-03-01 10:00:00,10,call 13812345678\n"
+        "A2,C0001234,2024-03-01 11:00:00,20,Zhejiang\n"
+    )
+    settings = file_shop(tmp_path, str(path), COLUMNS)
+    result = ingest(settings, "2024-03-01")
+    shown = "".join(
+        str(event.materialization.metadata) for event in result.get_asset_materialization_events()
+    )  # every preview and figure the UI shows
+    assert "jane.doe" not in shown and "C0001234" not in shown and "13812345678" not in shown
+    assert "****1234" in shown  # the preview is there, masked as reports mask ids
+    failure = SuiteResult("s", False, 2, [{"expectation": "e", "column": "customer_id", "unexpected_count": 1,
+                                           "sample": ["C0001234"]},
+                                          {"expectation": "e", "column": "region", "unexpected_count": 1,
+                                           "sample": ["mail jane.doe@example.com"]}])  # fmt: skip
+    assert "C0001234" not in failure.summary() and "jane.doe" not in failure.summary()
+    assert [f["sample"] for f in failure.shown_failures()] == [["****1234"], ["mail ****.doe@example.com"]]
