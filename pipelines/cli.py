@@ -4,6 +4,7 @@ Runs execute in this process against the Dagster instance in `DAGSTER_HOME` (def
 `data/dagster` under the project), so they show in `dagster dev` like any other run.
 """
 
+import fcntl
 import os
 import shutil
 import sys
@@ -40,10 +41,17 @@ def dagster_instance() -> dg.DagsterInstance:
     """The instance in DAGSTER_HOME, or data/dagster; given the project's dagster.yaml if it has none."""
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DATA_DIR / "dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    # Two first runs at once would both create the home's databases, and one would fail.
+    with (home / ".create.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / "dagster.yaml").exists():
+            shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)  # creates the run, event log and schedule databases
+        instance.event_log_storage.get_pool_limits()
+        instance.all_instigator_state()
+    return instance
 
 
 def default_range(settings: ShopSettings) -> tuple[date, date]:

@@ -10,7 +10,8 @@ database every time: about 5-11 ms an event, over a minute for the demo shop's h
   per partition, and plans a check's evaluation for every day of a range in one statement;
 - keeps the index's and the current run's databases open between events, with SQLite's
   `synchronous=NORMAL`, which in WAL mode (Dagster's) cannot corrupt the file but may lose the
-  last events on a power cut: about 2 ms an event instead of 5-11.
+  last events on a power cut: about 2 ms an event instead of 5-11;
+- hands a pool slot freed while a step was queueing for it to the queue (see `claim_concurrency_slot`).
 
 The tables and their rows are the stock ones: the UI reads them as usual.
 
@@ -54,6 +55,17 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         os.environ.setdefault(BATCH_SIZE_VARIABLE, BATCH_SIZE)
         self._engines: dict[str, db.Engine] = {}
         super().__init__(base_dir, inst_data=inst_data)
+
+    def claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None):
+        """Dagster's claim, less its lost wake-up: a step that found no free slot and then queued was never
+        given the slot its holder freed in between (the holder hands slots only to steps already queued),
+        and waited forever with the slot free; 1 in 9 pairs of concurrent `regulars run`, 1 in 20 pairs of
+        tiny runs. A queued step now takes a free slot itself whenever it asks again."""
+        status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+        if not status.is_assigned and self.has_unassigned_slots(concurrency_key):
+            self.assign_pending_steps([concurrency_key])  # the first in the queue, as a freed slot would
+            status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+        return status
 
     @classmethod
     def config_type(cls):

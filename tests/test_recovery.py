@@ -175,3 +175,25 @@ def test_the_daemon_cleans_up_after_a_regulars_run_too(instance, tmp_path):
     assert skipped.skip_message.startswith(f"cleaned up run {holder.run_id[:8]} (ingest_orders_job): its process {pid}")
     assert instance.get_run_by_id(holder.run_id).status == DagsterRunStatus.FAILURE
     assert _holders(instance) == set()
+
+
+def test_two_runs_started_at_once_both_finish_every_time(tmp_path):
+    # Dagster's claim checked for a free slot and then queued; a slot freed in between went to nobody,
+    # and the step waited forever (without the fix this hung within 25 rounds here).
+    rounds, home = 60, tmp_path / "dagster"
+    env = os.environ | {"DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    logs = {name: (tmp_path / f"{name}.out", tmp_path / f"{name}.err") for name in ("a", "b")}
+    racers = [
+        subprocess.Popen([sys.executable, str(ROOT / "tests" / "pool_racer.py"), name, str(rounds), str(tmp_path)],
+                         env=env, stdout=out.open("w"), stderr=err.open("w"))
+        for name, (out, err) in logs.items()
+    ]  # fmt: skip
+    try:
+        for racer in racers:
+            racer.wait(timeout=300)
+    finally:
+        for racer in racers:
+            racer.kill()
+    for racer, (out, err) in zip(racers, logs.values(), strict=True):
+        assert racer.returncode == 0, err.read_text()[-2000:]
+        assert len(out.read_text().splitlines()) == rounds
