@@ -125,6 +125,7 @@ class FileSource(_StrictConfig):
     rows: Literal["orders", "lines"] = "orders"
     timezone: TimeZone | None = None
     timestamp_format: str | None = None
+    decimal: Literal["auto", ".", ","] = "auto"  # auto: each number tells, and one that could be either is refused
     columns: ColumnMapping
     cancellation: CancellationRule = CancellationRule()
 

@@ -1,7 +1,7 @@
 """Faults and bad input (#14): who is never contacted, the frequency cap, junk customer ids.
 Every case is a small hand-made export; counts are worked from the file."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
@@ -179,3 +179,96 @@ def test_run_metadata_masks_customer_ids_and_contact_details(tmp_path):
                                            "sample": ["mail jane.doe@example.com"]}])  # fmt: skip
     assert "C0001234" not in failure.summary() and "jane.doe" not in failure.summary()
     assert [f["sample"] for f in failure.shown_failures()] == [["****1234"], ["mail ****.doe@example.com"]]
+
+
+@pytest.mark.parametrize(
+    ("decimal", "expected"),
+    [
+        # auto: each value tells, and '1,250' (a thousand and 250, or 1.25) is refused
+        ("auto", {"A1": 12.5, "A2": 1234.5, "A3": 1234.5, "A5": 7.0, "A6": 1234567.0}),
+        # stated: '1,250' is 1.25, and '1,234.50' is read as the settings say (1.2345, stored to the cent)
+        (",", {"A1": 12.5, "A2": 1234.5, "A3": 1.23, "A4": 1.25, "A5": 7.0, "A6": 1234567.0}),
+    ],
+)
+def test_amounts_follow_the_stated_or_evident_decimal_mark(tmp_path, decimal, expected):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_no,buyer,paid_at,total,province\n"
+        'A1,c1,2024-03-01 10:00:00,"12,50",x\n'
+        'A2,c2,2024-03-01 10:00:00,"1.234,50",x\n'
+        'A3,c3,2024-03-01 10:00:00,"1,234.50",x\n'
+        'A4,c4,2024-03-01 10:00:00,"1,250",x\n'
+        "A5,c5,2024-03-01 10:00:00,¥7,x\n"
+        "A6,c6,2024-03-01 10:00:00,1.234.567,x\n"
+    )
+    source = {"kind": "file", "path": str(path), "columns": COLUMNS, "decimal": decimal}
+    settings = shop(tmp_path, source=source, rules={"max_amount": 1e7}, quality={"max_order_amount": 1e7})
+    ingest(settings, "2024-03-01")
+    assert dict(table(settings, "staging.orders").select("order_id", "amount").rows()) == expected
+    refused = table(settings, "staging.rejects").select("order_id", "reason").rows()
+    assert refused == ([("A4", "ambiguous_amount")] if decimal == "auto" else [])
+
+
+def test_a_utf8_file_declared_gbk_stops_naming_the_file_row_and_column(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("order_no,buyer,paid_at,total,province\nA1,c1,2024-03-01 10:00:00,10,浙江\n", encoding="utf-8")
+    settings = file_shop(tmp_path, str(path), COLUMNS, encoding="gbk")
+    result = ingest(settings, "2024-03-01", raise_on_error=False)
+    assert not result.success
+    failure = "".join(str(event.event_specific_data) for event in result.all_events if event.is_step_failure)
+    assert "orders.csv" in failure and "row 1" in failure and "province" in failure and "UTF-8" in failure
+    assert table(settings, "raw.orders").is_empty()
+
+
+def test_times_with_a_zone_offset_land_on_the_shops_clock(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_no,buyer,paid_at,total,province\n"
+        "A1,c1,2024-11-05T10:00:00+08:00,10,x\n"
+        "A2,c2,2024-11-05T02:00:00Z,10,x\n"
+        "A3,c3,2024-11-04T21:00:00-05:00,10,x\n"
+        "A4,c4,2024-11-05 10:00:00,10,x\n"
+    )
+    settings = file_shop(tmp_path, str(path), COLUMNS)
+    ingest(settings, "2024-11-05")
+    times = table(settings, "staging.orders")["order_ts"].to_list()
+    assert times == [datetime(2024, 11, 5, 10)] * 4  # Shanghai is UTC+8
+    parquet = tmp_path / "parquet"
+    parquet.mkdir()
+    pl.DataFrame({"order_no": ["P1"], "buyer": ["c1"], "total": [10.0], "province": ["x"],
+                  "paid_at": [datetime(2024, 11, 5, 2, tzinfo=UTC)]}).write_parquet(parquet / "o.parquet")  # fmt: skip
+    zoned = file_shop(tmp_path / "parquet", str(parquet / "o.parquet"), COLUMNS)
+    ingest(zoned, "2024-11-05")
+    assert table(zoned, "staging.orders")["order_ts"].to_list() == [datetime(2024, 11, 5, 10)]
+
+
+def test_rows_outside_history_or_without_any_readable_time_are_refused_not_lost(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "a.csv").write_text(
+        "order_no,buyer,paid_at,total,province\n"
+        "A1,c1,2024-03-01 10:00:00,10,x\n"
+        "A2,c2,2204-03-01 10:00:00,10,x\n"  # a year typed 2204
+        "A3,c3,2023-12-31 10:00:00,10,x\n"  # before history_start
+        "A4,c4,2025-01-02 10:00:00,10,x\n"  # after history_end
+        + "".join(f"G{n},g{n},2024-04-{n:02d} 10:00:00,10,x\n" for n in range(1, 21))  # 20 good rows
+    )
+    (folder / "b.csv").write_text("order_no,buyer,paid_at,total,province\nB1,c5,,10,x\nB2,c6,,20,x\n")
+    rows_in = sum(len(f.read_text().splitlines()) - 1 for f in folder.iterdir())  # 26, from the files
+    settings = file_shop(tmp_path, str(folder), COLUMNS)  # history 2024-01-01 .. 2024-12-31
+    ingest(settings, "2024-12-31")  # a daily run for the last day: the year typo and the late row land here
+    assert table(settings, "staging.rejects").select("order_id", "order_date", "reason", "order_ts").rows() == [
+        ("A2", date(2024, 12, 31), "outside_history", "2204-03-01 10:00:00"),
+        ("A4", date(2024, 12, 31), "outside_history", "2025-01-02 10:00:00"),
+    ]
+    ingest(settings, "2024-01-01", "2024-12-31")
+    rejects = table(settings, "staging.rejects").select("order_id", "order_date", "reason")
+    assert rejects.rows() == [
+        ("A2", date(2024, 12, 31), "outside_history"),
+        ("A3", date(2024, 1, 1), "outside_history"),
+        ("A4", date(2024, 12, 31), "outside_history"),
+        ("B1", date(2024, 1, 1), "bad_timestamp"),
+        ("B2", date(2024, 1, 1), "bad_timestamp"),
+    ]
+    kept = table(settings, "staging.order_lines").height
+    assert table(settings, "raw.orders").height == rows_in == kept + rejects.height == 26

@@ -101,8 +101,9 @@ def ingest_days(
     a chunk of days at a time, all in one transaction with the checks: a failed run leaves the warehouse as it was.
     """
     rules = CleaningRules(
-        source.layout, settings.timezone, settings.rules.max_amount, settings.currency, settings.customer_ids
-    )
+        source.layout, settings.timezone, settings.rules.max_amount, settings.currency, settings.customer_ids,
+        (settings.history_start, settings.last_day),
+    )  # fmt: skip
     present = {file.name: file for file in source.files()}
     known = conn.sql("SELECT file, size, modified_ts, order_date FROM raw.source_files").pl()
     versions = set(known.select("file", "size", "modified_ts").iter_rows())

@@ -24,7 +24,9 @@ NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 REASONS = {
     "duplicate": "an identical row (product names aside) came earlier in the source",
     "bad_timestamp": "the order time is missing or not a time",
+    "outside_history": "the order's day is outside the shop's history (history_start .. history_end)",
     "missing_customer": "no customer id (empty, or a value that means none, such as NULL)",
+    "ambiguous_amount": "a number such as 1,250 reads as 1250 or 1.25: set source.decimal to the export's mark",
     "bad_amount": "the amount (or quantity and unit price) is missing or not a number",
     "negative_amount": "a negative amount on a row that is not a cancellation",
     "outlier": "the amount is beyond rules.max_amount",
@@ -43,6 +45,7 @@ class CleaningRules:
     max_amount: float = 100_000.0
     currency: str = "CNY"
     customer_ids: CustomerIds = CustomerIds()
+    history: tuple[date, date] | None = None  # the shop's first and last day; rows outside it are refused
 
 
 @dataclass(frozen=True)
@@ -63,21 +66,62 @@ def as_raw_text(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFram
     )
 
 
+ZONE_OFFSET = r"\d(Z|[+-]\d{2}:?\d{2})$"  # '...10:00:00Z', '...10:00:00+08:00', '...10:00:00-0500'
+SYMBOLS = r"[\s¥￥$£€]"
+AMBIGUOUS_NUMBER = r"^[+-]?\d{1,3},\d{3}$"  # '1,250': a thousand and 250, or one and a quarter
+
+
 def parse_timestamp(text: pl.Expr, rules: CleaningRules) -> pl.Expr:
-    """Text in the source's zone -> wall-clock time in the shop's zone (null where unreadable)."""
-    parsed = text.str.strip_chars().str.to_datetime(rules.layout.timestamp_format, strict=False, time_unit="us")
+    """Text in the source's zone, or with an offset of its own (`+08:00`, `Z`) -> wall-clock time in the
+    shop's zone (null where unreadable)."""
+    text = text.str.strip_chars()
+    zoned = text.str.contains(ZONE_OFFSET)
+    # local times only: a format recognised from a zoned value would not read the others
+    local = pl.when(~zoned).then(text).str.to_datetime(rules.layout.timestamp_format, strict=False, time_unit="us")
     if rules.layout.timezone != rules.shop_timezone:
-        parsed = (
-            parsed.dt.replace_time_zone(rules.layout.timezone, ambiguous="earliest", non_existent="null")
+        local = (
+            local.dt.replace_time_zone(rules.layout.timezone, ambiguous="earliest", non_existent="null")
             .dt.convert_time_zone(rules.shop_timezone)
             .dt.replace_time_zone(None)
         )
-    return parsed
+    instant = (
+        pl.when(zoned).then(text).str.replace(r"Z$", "+00:00").str.replace("T", " ", literal=True)
+        .str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_unit="us")
+        .dt.convert_time_zone(rules.shop_timezone).dt.replace_time_zone(None)
+    )  # fmt: skip
+    return pl.coalesce(local, instant)
 
 
-def parse_number(text: pl.Expr) -> pl.Expr:
-    """'¥1,234.50' -> 1234.5; null where it is not a number."""
-    return text.str.replace_all(r"[,\s¥￥$£€]", "").cast(pl.Float64, strict=False)
+def parse_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
+    """'¥1,234.50' -> 1234.5, '1.234,50' and '12,50' -> with a decimal comma; null where it is not a number.
+
+    `decimal` "." or "," is the export's decimal mark; with "auto" each value tells: of "." and ",", the
+    last is the mark; a mark that repeats groups thousands; a lone "." is the mark (as in most exports),
+    and so is a lone "," unless three digits follow it and at most three precede it ('1,250'), which
+    could be either: NaN, refused as `ambiguous_amount` (see `ambiguous_number`)."""
+    text = text.str.replace_all(SYMBOLS, "")
+    dot_decimal = text.str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
+    comma_decimal = (
+        text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+    )
+    if decimal != "auto":
+        return dot_decimal if decimal == "." else comma_decimal
+    commas, dots = text.str.count_matches(",", literal=True), text.str.count_matches(".", literal=True)
+    comma_last = text.str.contains(r"\.[\d]*,\d*$")  # '1.234,50'
+    lone_comma = (commas == 1) & (dots == 0)  # '12,50'
+    dotted_thousands = (commas == 0) & (dots > 1)  # '1.234.567'
+    return (
+        pl.when(ambiguous_number(text, decimal)).then(float("nan"))
+        .when(comma_last | lone_comma | dotted_thousands).then(comma_decimal)
+        .otherwise(dot_decimal)
+    )  # fmt: skip
+
+
+def ambiguous_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
+    """Whether a value reads as two numbers depending on the decimal mark, which the settings do not state."""
+    if decimal != "auto":
+        return pl.lit(False)
+    return text.str.replace_all(SYMBOLS, "").str.contains(AMBIGUOUS_NUMBER).fill_null(False)
 
 
 def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
@@ -86,15 +130,17 @@ def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
 
     `order_date` decides the partition a row belongs to. A row whose time cannot be read
     takes the day of the nearest earlier readable row of its file (exports are in time
-    order), or the next one, so that it is refused in exactly one partition.
+    order), or the next one, or the first day of history in a file without a readable time,
+    so that it is refused in exactly one partition; a row outside the shop's history takes
+    its nearest day.
     Raises `MalformedExportError` when a whole column of a file reads as the wrong type.
     """
     rows = rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules), _order_key=order_key(rules))
     _check_column_types(rows, rules)
-    rows = rows.with_columns(
-        order_date=pl.col("_ts").dt.date().forward_fill().backward_fill().over("_source", order_by="_row")
-    )
-    return by_order(rows, rules)
+    day = pl.col("_ts").dt.date().forward_fill().backward_fill().over("_source", order_by="_row")
+    if rules.history:  # refused on a day the warehouse shows: the nearest of history, or its first
+        day = day.clip(*rules.history).fill_null(rules.history[0])
+    return by_order(rows.with_columns(order_date=day), rules)
 
 
 def order_key(rules: CleaningRules) -> pl.Expr:
@@ -126,7 +172,7 @@ def file_index(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
 def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
     """A file in which no value of a column parses is mapped wrong, not dirty: refuse the file."""
     checks = {"order_ts": pl.col("_ts")} | {
-        f: parse_number(pl.col(f)) for f in NUMBER_FIELDS if f in rules.layout.fields
+        f: parse_number(pl.col(f), rules.layout.decimal) for f in NUMBER_FIELDS if f in rules.layout.fields
     }
     present = {f: pl.col(f).str.strip_chars().str.len_chars() > 0 for f in checks}
     summary = rows.group_by("_source").agg(
@@ -179,15 +225,21 @@ def clean_orders(
     (`_first_day`), so that what a day keeps does not depend on the range of the run that loads it.
     """
     has = set(rules.layout.fields)
+    decimal = rules.layout.decimal
     if "quantity" in has:
-        quantity = parse_number(pl.col("quantity"))
+        quantity = parse_number(pl.col("quantity"), decimal)
     elif "items" in has:
-        quantity = parse_number(pl.col("items"))
+        quantity = parse_number(pl.col("items"), decimal)
     else:
         quantity = pl.lit(1.0)
-    amount = parse_number(pl.col("amount")) if "amount" in has else quantity * parse_number(pl.col("unit_price"))
+    price = parse_number(pl.col("unit_price"), decimal)
+    amount = parse_number(pl.col("amount"), decimal) if "amount" in has else quantity * price
+    ambiguous = pl.any_horizontal(ambiguous_number(pl.col(f), decimal) for f in NUMBER_FIELDS if f in has)
     rows = rows.with_columns(
-        _quantity=quantity, _amount=amount, _customer=rules.customer_ids.normalize(pl.col("customer_id"))
+        _quantity=quantity,
+        _amount=amount,
+        _ambiguous=ambiguous,
+        _customer=rules.customer_ids.normalize(pl.col("customer_id")),
     )
     rows = rows.with_columns(
         _void=_cancelled_orders(rules.layout.cancellation, has),
@@ -213,8 +265,12 @@ def clean_orders(
         .then(pl.lit("duplicate"))
         .when(pl.col("_ts").is_null())
         .then(pl.lit("bad_timestamp"))
+        .when(~pl.col("_ts").dt.date().is_between(*rules.history) if rules.history else pl.lit(False))
+        .then(pl.lit("outside_history"))
         .when(customer_missing)
         .then(pl.lit("missing_customer"))
+        .when(pl.col("_ambiguous"))
+        .then(pl.lit("ambiguous_amount"))
         .when(pl.col("_amount").is_null() | pl.col("_amount").is_nan())
         .then(pl.lit("bad_amount"))
         .when(~pl.col("_cancel") & (pl.col("_amount") < 0))
@@ -335,7 +391,9 @@ def _rejects(refused: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     unreadable_ts = pl.col("reason") == "bad_timestamp"
     detail = (
         pl.when(unreadable_ts)
-        .then(detail + pl.lit("; filed under the day of the nearest readable row of its file"))
+        .then(detail + pl.lit("; filed under the day of the nearest readable row of its file, or history's first"))
+        .when(pl.col("reason") == "outside_history")
+        .then(detail + pl.lit("; filed under the nearest day of history"))
         .when(pl.col("reason") == "outlier")
         .then(detail + pl.lit(f" ({rules.max_amount:g})"))
         .otherwise(detail)

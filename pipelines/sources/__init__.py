@@ -30,6 +30,7 @@ class SourceLayout:
     fields: tuple[str, ...]  # the warehouse fields the source delivers
     timezone: str  # of timestamps that carry no zone
     timestamp_format: str | None = None  # strftime-style; None: recognised from the values
+    decimal: str = "auto"  # the decimal mark of numbers: ".", ",", or "auto" (each value tells, or is refused)
     rows: str = "orders"  # "orders": a row is an order; "lines": a row is an order line
     cancellation: CancellationRule = field(default_factory=CancellationRule)
     columns: dict[str, str] = field(default_factory=dict)  # field -> source column, for messages
@@ -102,6 +103,7 @@ class SyntheticShop(OrderSource):
             ),  # fmt: skip
             timezone=self.timezone,
             timestamp_format="%Y-%m-%d %H:%M:%S",
+            decimal=".",
             cancellation=CancellationRule(status_in=list(CANCELLED_STATUSES)),
         )
 
@@ -133,6 +135,7 @@ class FileExport(OrderSource):
             fields=tuple(columns),
             timezone=self.export.timezone or self.shop_timezone,
             timestamp_format=self.export.timestamp_format,
+            decimal=self.export.decimal,
             rows=self.export.rows,
             cancellation=self.export.cancellation,
             columns=columns,

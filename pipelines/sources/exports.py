@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import io
+import re
 from pathlib import Path
 
 import polars as pl
@@ -106,6 +107,8 @@ def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
         text = data.decode(codec)
     except UnicodeDecodeError as exc:
         raise _decode_error(data, exc, name, source) from None
+    if codec != "utf-8-sig" and not data.isascii() and _is_utf8(data):
+        raise _misdecoded(data, name, source)
     try:
         return pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
@@ -118,14 +121,7 @@ def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
 
 def _decode_error(data: bytes, exc: UnicodeDecodeError, name: str, source: FileSource) -> MalformedExportError:
     """Locate an undecodable byte: its data row and the column it falls in."""
-    line_start = data.rfind(b"\n", 0, exc.start) + 1
-    row = data.count(b"\n", 0, exc.start)  # the header is line 1, so this is the data row
-    delimiter = source.delimiter.encode()
-    field_no = data[line_start : exc.start].count(delimiter)
-    header = (
-        data[: data.find(b"\n")].decode(source.encoding, errors="replace").strip("\ufeff\r").split(source.delimiter)
-    )
-    column = header[field_no].strip('"') if row and field_no < len(header) else f"#{field_no + 1}"
+    row, column = _locate(data, exc.start, source)
     return MalformedExportError(
         name,
         f"byte 0x{data[exc.start]:02x} {'in the header ' if not row else ''}is not {source.encoding}; "
@@ -133,6 +129,42 @@ def _decode_error(data: bytes, exc: UnicodeDecodeError, name: str, source: FileS
         row=row or None,
         column=column,
     )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _misdecoded(data: bytes, name: str, source: FileSource) -> MalformedExportError:
+    """A file declared GBK whose bytes are UTF-8 text: it decodes, into garbage ('浙江' reads as '娴欐睙').
+    Real GBK text with characters outside ASCII is practically never valid UTF-8."""
+    start = re.search(rb"[\x80-\xff]", data).start()
+    end = data.find(b"\n", start)
+    snippet = data[start : end if end >= 0 else len(data)][:24]
+    row, column = _locate(data, start, source)
+    as_declared = snippet.decode(source.encoding, errors="replace")
+    return MalformedExportError(
+        name,
+        f"declared {source.encoding}, but its text is UTF-8: {snippet.decode('utf-8', errors='ignore')!r} "
+        f"would read as {as_declared!r}; set source.encoding: utf-8",
+        row=row or None,
+        column=column,
+    )
+
+
+def _locate(data: bytes, offset: int, source: FileSource) -> tuple[int, str]:
+    """The data row (0: the header) and the column of the byte at `offset` of a CSV file."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    row = data.count(b"\n", 0, offset)  # the header is line 1, so this is the data row
+    field_no = data[line_start:offset].count(source.delimiter.encode())
+    header = (
+        data[: data.find(b"\n")].decode(source.encoding, errors="replace").strip("\ufeff\r").split(source.delimiter)
+    )
+    return row, header[field_no].strip('"') if row and field_no < len(header) else f"#{field_no + 1}"
 
 
 def _scan_parquet(path: Path, name: str) -> pl.LazyFrame:
