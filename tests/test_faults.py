@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from checks.suites import SuiteResult
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
@@ -272,3 +274,55 @@ def test_rows_outside_history_or_without_any_readable_time_are_refused_not_lost(
     ]
     kept = table(settings, "staging.order_lines").height
     assert table(settings, "raw.orders").height == rows_in == kept + rejects.height == 26
+
+
+CUSTOMERS = ["ann", "bo", "cy", "di"]
+SPELLINGS = st.sampled_from([str.upper, str.lower, lambda i: f" {i} ", lambda i: f"\u200b{i}", lambda i: f"{i}\t"])
+BAD_ROWS = st.sampled_from([
+    "{n},NULL,2024-01-05 10:00:00,10", "{n},-,2024-01-05 10:00:00,10", "{n},zz,not a time,10",
+    "{n},zz,2204-01-05 10:00:00,10", "{n},zz,2024-01-05 10:00:00,\"1,250\"", "{n},zz,2024-01-05 10:00:00,-5",
+    "{n},zz,2024-01-05T02:00:00Z,\"12,50\"", "{n},zz,2024-01-05 10:00:00,abc",
+])  # fmt: skip
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    spellings=st.lists(SPELLINGS, min_size=4, max_size=4),
+    opted=st.lists(st.tuples(st.sampled_from(CUSTOMERS), SPELLINGS), max_size=3),
+    bad=st.lists(BAD_ROWS, max_size=8),
+    repeats=st.lists(st.integers(0, 11), max_size=3),
+)
+def test_every_row_lands_once_and_no_opted_out_customer_is_reached(tmp_path_factory, spellings, opted, bad, repeats):
+    folder = tmp_path_factory.mktemp("mixture")
+    good = [
+        f"O{n}-{day},{spell(customer)},2024-01-{day:02d} 10:00:00,50"
+        for n, (customer, spell) in enumerate(zip(CUSTOMERS, spellings, strict=True))
+        for day in (1, 11, 21)
+    ]
+    rows = good + [good[i] for i in repeats] + [line.format(n=f"X{n}") for n, line in enumerate(bad)]
+    (folder / "orders.csv").write_text("order_no,buyer,paid_at,total\n" + "\n".join(rows) + "\n")
+    (folder / "opt_outs.csv").write_text("customer_id\n" + "".join(f"{spell(c)}\n" for c, spell in opted))
+    columns = {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at", "amount": "total"}
+    config = shop(folder, source={"kind": "file", "path": str(folder / "orders.csv"), "columns": columns},
+                  history_end="2024-01-31", events=FLASH, customer_ids={"case_sensitive": False},
+                  outreach={"opt_out_file": str(folder / "opt_outs.csv")})  # fmt: skip
+    ingest(config, "2024-01-01", "2024-01-31", raise_on_error=False)  # a blocking check may stop a bad mixture
+    outreach(config, "2024-01-21", "2024-01-30")
+    run(config, CAMPAIGNS_JOB, partition_key="flash-2024")
+
+    raw, lines, rejects = (table(config, name) for name in ("raw.orders", "staging.order_lines", "staging.rejects"))
+    if not raw.is_empty():  # every row of the file, each in exactly one place
+        assert raw.height == len(rows)
+        assert rejects.select("_source", "_row").n_unique() == rejects.height
+        assert lines.height + rejects.height == len(rows)
+        refused = set(rejects["_row"])
+        kept = raw.filter(~pl.col("_row").is_in(list(refused)))
+        assert set(kept["order_id"]) == set(lines["order_id"])
+    blocked = {c for c, _ in opted}
+    reached = set()
+    for name in ("outreach.repurchase_reminders", "outreach.campaign_targets", "outreach.care_messages"):
+        reached |= set(table(config, name)["customer_id"])
+    outbox = config.output / "outbox" / "flash-2024" / "targets.csv"
+    if outbox.exists():
+        reached |= set(pl.read_csv(outbox, schema_overrides={"customer_id": pl.String})["customer_id"])
+    assert not reached & blocked
