@@ -326,3 +326,37 @@ def test_every_row_lands_once_and_no_opted_out_customer_is_reached(tmp_path_fact
     if outbox.exists():
         reached |= set(pl.read_csv(outbox, schema_overrides={"customer_id": pl.String})["customer_id"])
     assert not reached & blocked
+
+
+def test_an_order_moved_to_another_day_is_stored_once(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    header = "order_no,buyer,paid_at,total,province\n"
+    (folder / "november.csv").write_text(
+        header + "A1,c1,2024-11-10 10:00:00,10,x\nA2,c2,2024-11-10 11:00:00,20,x\nA3,c3,2024-11-15 09:00:00,30,x\n"
+    )
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    ingest(settings, "2024-11-01", "2024-11-30")
+
+    # Re-issued in place, with A1 moved to 15 November: re-running that day alone reloads 10 November too.
+    (folder / "november.csv").write_text(
+        header + "A1,c1,2024-11-15 10:00:00,10,x\nA2,c2,2024-11-10 11:00:00,20,x\nA3,c3,2024-11-15 09:00:00,30,x\n"
+    )
+    ingest(settings, "2024-11-15")
+    stored = table(settings, "staging.orders").select("order_id", "order_date").rows()
+    assert stored == [("A1", date(2024, 11, 15)), ("A2", date(2024, 11, 10)), ("A3", date(2024, 11, 15))]
+
+    # A correction in a file of its own, the old export kept: loading its day alone would store A1 twice.
+    (folder / "correction.csv").write_text(header + "A2,c2,2024-11-16 11:00:00,20,x\n")
+    before = {name: table(settings, name) for name in ("raw.orders", "staging.orders", "staging.rejects")}
+    result = ingest(settings, "2024-11-16", raise_on_error=False)
+    failure = "".join(str(event.event_specific_data) for event in result.all_events if event.is_step_failure)
+    assert "correction.csv: row 1, column 'order_no': order A2 of 2024-11-16 is already stored on 2024-11-10" in failure
+    assert "regulars run --from 2024-11-10 --to 2024-11-16" in failure
+    assert all(table(settings, name).equals(frame) for name, frame in before.items())  # nothing written
+    ingest(settings, "2024-11-10", "2024-11-16")
+    a2 = table(settings, "staging.orders").filter(pl.col("order_id") == "A2")
+    assert a2.select("order_date").rows() == [(date(2024, 11, 10),)]
+    assert table(settings, "staging.rejects").select("_source", "reason").rows() == [
+        ("correction.csv", "duplicate_order")
+    ]

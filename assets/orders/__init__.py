@@ -146,6 +146,7 @@ def ingest_days(
             write_days(conn, tables, chunk)
             tally.add(conn, clean, chunk, settings)
             progress.advance(clean.raw.height)
+        _stored_once(conn, days, rules)
         _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
         loaded = (days[0], days[-1])
         checks = order_check_results(
@@ -200,6 +201,32 @@ def _read_chunk(source: OrderSource, index: pl.DataFrame, rules: CleaningRules) 
         )
     rows = pl.concat(pl.collect_all(parts, engine="streaming"))
     return rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+
+
+def _stored_once(conn, days: list[date], rules: CleaningRules) -> None:
+    """An order is stored once: a run that loads an order id the warehouse holds on a day outside the run
+    (an export re-issued with the order moved, the old file kept) stops, naming the row and both days."""
+    elsewhere = "order_date NOT IN (SELECT unnest($days::DATE[]))"
+    if not conn.execute(f"SELECT count(*) FROM staging.orders WHERE {elsewhere}", {"days": days}).fetchone()[0]:
+        return  # the run holds every day: the cleaning rules keep each id on one day
+    found = conn.execute(
+        f"""SELECT raw._source, raw._row, raw.order_id, raw.order_date, min(other.order_date)
+            FROM raw.orders AS raw JOIN staging.orders AS other ON other.order_id = raw.order_id
+            WHERE raw.order_date IN (SELECT unnest($days::DATE[])) AND other.{elsewhere}
+            GROUP BY ALL ORDER BY raw._source, raw._row LIMIT 1""",
+        {"days": days},
+    ).fetchone()
+    if found:
+        source, row, order_id, day, stored_on = found
+        first, last = sorted([day, stored_on])
+        raise MalformedExportError(
+            source,
+            f"order {order_id} of {day} is already stored on {stored_on}, and an order is stored once: "
+            f"load both days together (regulars run --from {first} --to {last}) to keep its first day, "
+            "or remove it from the older export",
+            row=row,
+            column=rules.layout.columns.get("order_id", "order_id"),
+        )
 
 
 def _record_files(conn, files: list[SourceFile], indexes: dict[str, pl.DataFrame], gone: list[str], loaded_ts) -> None:
