@@ -7,6 +7,7 @@ the sprint, then the after-glow; `check` refuses phases that overlap or run back
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -114,7 +115,14 @@ def with_overrides(event: Event, phases: dict[str, tuple[date, date]]) -> Event:
     return check(Event(event.id, event.kind, event.label, event.phases | phases))
 
 
-def comparable(event: Event, events: list[Event]) -> Event | None:
-    """The event to set goals from: the same kind the year before, else the closest earlier one of that kind."""
-    earlier = [e for e in events if e.kind == event.kind and e.sprint[1] < event.sprint[0]]
-    return max(earlier, key=lambda e: e.sprint[0], default=None)
+def comparable(event: Event, events: list[Event], usable: Callable[[Event], bool] = lambda e: True) -> Event | None:
+    """The event to set goals from: the latest earlier one of the same kind that is `usable` (has orders)."""
+    earlier = sorted((e for e in events if e.kind == event.kind and e.sprint[1] < event.sprint[0]),
+                     key=lambda e: e.sprint[0], reverse=True)  # fmt: skip
+    return next((e for e in earlier if usable(e)), None)
+
+
+def passed_over(event: Event, events: list[Event], chosen: Event | None) -> list[Event]:
+    """The earlier events of the kind more recent than the comparable one: not usable (no orders)."""
+    since = chosen.sprint[1] if chosen else date.min
+    return [e for e in events if e.kind == event.kind and since < e.sprint[0] and e.sprint[1] < event.sprint[0]]

@@ -160,6 +160,7 @@ class EventSettings(_Strict):
     overrides: dict[str, dict[str, tuple[date, date]]] = {}
     growth_rate: float | None = None  # e.g. 0.1 for +10%; default: measured over the trailing quarter
     default_goals: dict[str, float] = {}  # goals for an event with no comparable one before it
+    min_comparable_orders: int = Field(1, ge=1)  # an earlier event with fewer orders is never the comparable one
     # phase -> audiences to reach: RFM classes (at the event's baseline), engaged, missed, new_buyers
     plan: dict[str, list[str]] = {
         "build_up": [],  # profile and tag: core.rfm holds the classes and tags

@@ -16,7 +16,7 @@ SHOWN_BEST_WORST = 3
 
 def review_html(
     shop: str, currency: str, language: str, event: Event, comparable: Event | None, calendar: list[Event],
-    results: pl.DataFrame,
+    results: pl.DataFrame, passed_over: list[Event] = (),
 ) -> str:  # fmt: skip
     t, names = TEXT[language], CLASS_NAMES[language]
 
@@ -96,6 +96,7 @@ def review_html(
     quality = wide("quality")
     return render(
         "review.html.j2", language, shop=shop, currency=currency, event=event, comparable=comparable,
+        passed_over=", ".join(e.label for e in passed_over),
         overall=overall, headline=HEADLINE, best=best, worst=worst, phases=phases, phase_measures=PHASE_MEASURES,
         classes=[(c, names[c], classes[c]) for c in order if c in classes],
         migration=(starts, ends, moves), class_names=names,

@@ -2,11 +2,13 @@
 each phase (`outreach.campaign_targets`), and, once the after-glow is over, the results. One
 static partition per event id."""
 
+import json
+
 import dagster as dg
 import polars as pl
 
 from assets import CAMPAIGNS
-from assets.campaigns.goals import plan_goals
+from assets.campaigns.goals import event_actuals, plan_goals
 from assets.campaigns.results import event_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers.facts import customer_facts
@@ -14,7 +16,7 @@ from assets.customers.snapshot import customer_snapshot
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import campaign_contacts, opted_out, reminder_contacts, withdraw, write_outbox
 from assets.outreach.reminders import reachable
-from pipelines.calendar import comparable
+from pipelines.calendar import Event, comparable, passed_over
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
     WAREHOUSE_POOL,
@@ -55,13 +57,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(name="plan_event", specs=specs, partitions_def=event_partitions(settings), pool=WAREHOUSE_POOL)
     def plan_event(context: dg.AssetExecutionContext, warehouse: Warehouse):
         event = events[context.partition_key]
-        previous = comparable(event, calendar)
         with warehouse.get_connection() as conn:
             orders = conn.sql("SELECT * FROM staging.orders").pl()
+            # an event without orders (say, inside a gap in the data) is never the comparable one
+            enough = settings.events.min_comparable_orders
+            previous = comparable(event, calendar, lambda e: event_actuals(orders, e)["orders"] >= enough)
             baseline = customer_snapshot(orders, event.start, settings)
             baseline_then = customer_snapshot(orders, previous.start, settings).rfm if previous else None
-            goals = plan_goals(event, previous, orders, baseline.rfm, baseline_then,
-                               settings.events.growth_rate, settings.events.default_goals)  # fmt: skip
+            goals = plan_goals(event, previous, orders, baseline.rfm, baseline_then, settings.events.growth_rate,
+                               settings.events.default_goals, passed_over(event, calendar, previous))  # fmt: skip
             known_until = orders["order_date"].max() if not orders.is_empty() else event.start
             cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
             others = campaign_contacts(conn, event.start, event.end, cap, exclude_event=event.id)
@@ -95,6 +99,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         shop_goals = goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
         yield dg.MaterializeResult(asset_key=GOALS, metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
+            "passed_over": ", ".join(e.id for e in passed_over(event, calendar, previous)),
             "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
@@ -129,7 +134,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "SELECT count(*) FROM raw.orders WHERE order_date BETWEEN ? AND ?", params=days
             ).fetchall()[0][0]
             results = event_results(
-                event, comparable(event, calendar), calendar, orders, lines,
+                event, comparable_of(goals, events), calendar, orders, lines,
                 read_table(conn, "campaigns.baselines", event_id=event.id), goals,
                 customer_snapshot(orders, event.end, settings).rfm, rejects, rows_in,
             )  # fmt: skip
@@ -143,3 +148,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
 
     return [plan_event, campaign_results]
+
+
+def comparable_of(goals: pl.DataFrame, events: dict[str, Event]) -> Event | None:
+    """The event an event's goals were set from (campaigns.goals), so that results and reviews name the same one."""
+    ids = goals["comparable_event"].drop_nulls()
+    return events[ids[0]] if len(ids) else None
+
+
+def passed_over_of(goals: pl.DataFrame, events: dict[str, Event]) -> list[Event]:
+    """The events the goals passed over for having too few orders."""
+    inputs = goals["inputs"].drop_nulls()
+    return [events[i] for i in json.loads(inputs[0]).get("passed_over", [])] if len(inputs) else []

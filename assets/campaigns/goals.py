@@ -108,14 +108,17 @@ def response_rates(baseline: pl.DataFrame, orders: pl.DataFrame, event: Event) -
 def plan_goals(
     event: Event, comparable: Event | None, orders: pl.DataFrame, baseline_now: pl.DataFrame,
     baseline_then: pl.DataFrame | None, growth_rate: float | None = None, defaults: dict[str, float] | None = None,
+    passed_over: list[Event] = (),
 ) -> pl.DataFrame:  # fmt: skip
-    """One row per measure (and per class for returning buyers) with the goal and how it was reached."""
+    """One row per measure (and per class for returning buyers) with the goal and how it was reached;
+    `passed_over` are the more recent events of the kind that had too few orders to compare with."""
+    skipped = {"passed_over": [e.id for e in passed_over]} if passed_over else {}
     if comparable is None:
         rows = [
             {"measure": measure, "goal": value, "basis": "settings",
-             "formula": "no comparable event: events.default_goals", "inputs": "{}"}
+             "formula": "no comparable event: events.default_goals", "inputs": skipped}
             for measure, value in (defaults or {}).items()
-        ] or [{"measure": "none", "basis": "none",
+        ] or [{"measure": "none", "basis": "none", "inputs": skipped,
                "formula": "no comparable event and no events.default_goals"}]  # fmt: skip
         return _frame(event, None, rows)
 
@@ -151,7 +154,8 @@ def plan_goals(
     revenue_new = new_goal * per(then["revenue_new"], then["new_buyers"]) * spend_growth
     revenue_returning = returning_goal * per(then["revenue_returning"], then["returning_buyers"]) * spend_growth
     orders_goal = (new_goal + returning_goal) * per(then["orders"], then["new_buyers"] + then["returning_buyers"])
-    common = {"buyer_growth": round(buyer_growth, 4), "spend_growth": round(spend_growth, 4), **growth_inputs}
+    common = {"buyer_growth": round(buyer_growth, 4), "spend_growth": round(spend_growth, 4), **growth_inputs,
+              **skipped}  # fmt: skip
     rows = [
         {"measure": "new_buyers", "goal": new_goal, "comparable_actual": then["new_buyers"],
          "formula": "comparable new buyers x buyer growth", "inputs": common},

@@ -3,9 +3,8 @@
 import dagster as dg
 
 from assets import CAMPAIGNS, REPORTS
-from assets.campaigns import RESULTS, event_partitions
+from assets.campaigns import RESULTS, comparable_of, event_partitions, passed_over_of
 from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM
-from pipelines.calendar import comparable
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table
 from reports.overview import overview_html
@@ -51,9 +50,10 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
             results = read_table(conn, "campaigns.results", event_id=event.id)
+            goals = read_table(conn, "campaigns.goals", event_id=event.id)
         html = review_html(
-            settings.name, settings.currency, settings.reports.language, event, comparable(event, calendar), calendar,
-            results,
+            settings.name, settings.currency, settings.reports.language, event, comparable_of(goals, events), calendar,
+            results, passed_over_of(goals, events),
         )  # fmt: skip
         path = settings.output / "reports" / f"review-{event.id}.html"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,40 @@
+"""Messy real exports (#15): each case a small hand-made export that reproduces it."""
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from pipelines.definitions import CAMPAIGNS_JOB, build_definitions
+from tests.conftest import COLUMNS, ingest, shop, table
+
+
+def test_an_event_without_orders_is_never_the_comparable_one(tmp_path):
+    # Double 11 in 2015 and 2017; no orders at all in 2016 (a gap in the data).
+    lines = ["order_no,buyer,paid_at,total,province"]
+    lines += [f"A{n},c{n},2015-11-11 10:00:00,{100 + n},x" for n in range(4)]
+    lines += [f"B{n},d{n},2017-11-11 10:00:00,{200 + n},x" for n in range(6)]
+    lines += ["C1,c1,2017-12-01 10:00:00,50,x"]  # loaded past the event's after-glow: it is reviewed
+    (tmp_path / "orders.csv").write_text("\n".join(lines) + "\n")
+    settings = shop(
+        tmp_path, history_start="2015-01-01", history_end="2017-12-31", events={"presets": ["double11"]},
+        source={"kind": "file", "path": str(tmp_path / "orders.csv"), "columns": COLUMNS},
+    )  # fmt: skip
+    ingest(settings, "2015-01-01", "2017-12-31")
+    with dg.DagsterInstance.ephemeral() as instance:
+        job = build_definitions(settings).resolve_job_def(CAMPAIGNS_JOB)
+        assert job.execute_in_process(instance=instance, partition_key="double11-2017").success
+
+    goals = table(settings, "campaigns.goals").filter(pl.col("rfm_class").is_null())
+    assert set(goals["comparable_event"]) == {"double11-2015"}
+    assert {json.dumps(json.loads(i)["passed_over"]) for i in goals["inputs"]} == {'["double11-2016"]'}
+    # 4 buyers then, all new, and no growth measured before either event (no orders in the trailing quarters)
+    assert dict(goals.select("measure", "comparable_actual").rows())["new_buyers"] == 4
+    assert dict(goals.select("measure", "goal").rows())["new_buyers"] == 4
+    review = (settings.output / "reports" / "review-double11-2017.html").read_text()
+    assert "Goals were set from Double 11 双十一 2015" in review
+    assert "Not compared with Double 11 双十一 2016" in review
+    assert "no earlier event" not in review
+    results = table(settings, "campaigns.results").filter(pl.col("section") == "event")
+    new_buyers = results.filter(pl.col("measure") == "new_buyers").select("actual", "goal", "comparable").row(0)
+    assert new_buyers == (6, 4, 4)  # six new buyers against the 2015 event's four
