@@ -38,3 +38,22 @@ def test_an_event_without_orders_is_never_the_comparable_one(tmp_path):
     results = table(settings, "campaigns.results").filter(pl.col("section") == "event")
     new_buyers = results.filter(pl.col("measure") == "new_buyers").select("actual", "goal", "comparable").row(0)
     assert new_buyers == (6, 4, 4)  # six new buyers against the 2015 event's four
+
+
+def test_ids_as_people_type_them_are_one_customer_and_raw_keeps_them(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_no,buyer,paid_at,total,province\n"
+        "A1,lily_chen,2024-03-01 10:00:00,10,x\n"
+        "A2, lily_chen ,2024-03-02 10:00:00,20,x\n"
+        "A3,Lily_Chen,2024-03-03 10:00:00,30,x\n"
+    )
+    source = {"kind": "file", "path": str(path), "columns": COLUMNS}
+    exact = shop(tmp_path / "exact", source=source)
+    folded = shop(tmp_path / "folded", source=source, customer_ids={"case_sensitive": False})
+    for settings in (exact, folded):
+        ingest(settings, "2024-03-01", "2024-03-03")
+    # trimmed always: A1 and A2 are one customer; case matters unless the settings say otherwise
+    assert sorted(table(exact, "staging.orders")["customer_id"]) == ["Lily_Chen", "lily_chen", "lily_chen"]
+    assert set(table(folded, "staging.orders")["customer_id"]) == {"lily_chen"}
+    assert sorted(table(folded, "raw.orders")["customer_id"]) == [" lily_chen ", "Lily_Chen", "lily_chen"]
