@@ -126,6 +126,7 @@ class FileSource(_StrictConfig):
     timezone: TimeZone | None = None
     timestamp_format: str | None = None
     decimal: Literal["auto", ".", ","] = "auto"  # auto: each number tells, and one that could be either is refused
+    duplicates: Literal["auto", "keep", "drop"] = "auto"  # identical rows of a day; auto: drop with an order id
     columns: ColumnMapping
     cancellation: CancellationRule = CancellationRule()
 

@@ -57,3 +57,26 @@ def test_ids_as_people_type_them_are_one_customer_and_raw_keeps_them(tmp_path):
     assert sorted(table(exact, "staging.orders")["customer_id"]) == ["Lily_Chen", "lily_chen", "lily_chen"]
     assert set(table(folded, "staging.orders")["customer_id"]) == {"lily_chen"}
     assert sorted(table(folded, "raw.orders")["customer_id"]) == [" lily_chen ", "Lily_Chen", "lily_chen"]
+
+
+def test_identical_rows_without_an_order_id_are_purchases_unless_the_settings_drop_them(tmp_path):
+    # One row per purchase, no order id: bo bought the same thing twice on 1 March.
+    path = tmp_path / "purchases.csv"
+    path.write_text(
+        "customer,date,qty,total\n"
+        "ann,2024-03-01 00:00:00,1,10\nbo,2024-03-01 00:00:00,2,25\nbo,2024-03-01 00:00:00,2,25\n"
+        "bo,2024-03-02 00:00:00,2,25\n"
+    )
+    columns = {"customer_id": "customer", "order_ts": "date", "items": "qty", "amount": "total"}
+    kept = shop(tmp_path / "keep", source={"kind": "file", "path": str(path), "columns": columns})
+    dropped = shop(tmp_path / "drop", source={"kind": "file", "path": str(path), "columns": columns,
+                                              "duplicates": "drop"})  # fmt: skip
+    result = ingest(kept, "2024-03-01", "2024-03-02")
+    ingest(dropped, "2024-03-01", "2024-03-02")
+    bo = pl.col("customer_id") == "bo"
+    assert table(kept, "staging.orders").filter(bo).height == 3  # two purchases on 1 March, one on 2 March
+    assert table(kept, "staging.rejects").is_empty()
+    assert table(dropped, "staging.orders").filter(bo).height == 2
+    assert table(dropped, "staging.rejects").select("reason").rows() == [("duplicate",)]
+    lines = next(e for e in result.get_asset_materialization_events() if e.asset_key.path == ["staging", "order_lines"])
+    assert lines.materialization.metadata["identical_rows"].value == 1  # the run says how many it saw

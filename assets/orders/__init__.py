@@ -67,6 +67,12 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
             f"{ingested.rows_in} rows in from {len(ingested.files_read)} files: "
             f"{ingested.rows_in - ingested.refused} kept, {ingested.refused} refused"
             + (f"; late rows reloaded {len(ingested.late_days)} earlier days" if ingested.late_days else "")
+            + (
+                f"; {ingested.identical_rows} rows identical to an earlier row of their day, "
+                f"{'kept as purchases' if source.layout.duplicates == 'keep' else 'refused'}"
+                if ingested.identical_rows
+                else ""
+            )
         )
         yield from ingest_results(f"{first} .. {last}", ingested)
         yield from ingested.checks
@@ -88,6 +94,7 @@ class Ingested:
     rows_read: int  # rows of the files read (each is indexed whole; only the days' rows are loaded)
     rows_in: int
     refused: int
+    identical_rows: int  # rows identical to an earlier row of their day (refused or kept, as the source says)
     orders: dict  # figures of staging.orders over the days written
     preview: pl.DataFrame
     by_reason: dict
@@ -132,6 +139,7 @@ def ingest_days(
     conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
     tally = OrderCheckTally()
     loaded_ts = datetime.now(UTC)
+    identical_rows = 0
     with transaction(conn), Progress("ingest", total=rows_total, unit="rows", log=log) as progress:
         for chunk in day_chunks(index, days, CHUNK_ROWS):
             rows = _read_chunk(source, index.filter(pl.col("order_date").is_in(chunk)), rules)
@@ -145,6 +153,7 @@ def ingest_days(
                       "staging.rejects": clean.rejects}  # fmt: skip
             write_days(conn, tables, chunk)
             tally.add(conn, clean, chunk, settings)
+            identical_rows += clean.identical_rows
             progress.advance(clean.raw.height)
         _stored_once(conn, days, rules)
         _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
@@ -155,6 +164,7 @@ def ingest_days(
         return Ingested(
             days=days, late_days=late_days, files_read=sorted(indexes),
             rows_read=sum(i.height for i in indexes.values()), rows_in=tally.rows_in, refused=tally.refused,
+            identical_rows=identical_rows,
             orders=_order_figures(conn, *loaded), preview=_preview(conn, *loaded),
             by_reason=dict(conn.sql(
                 "SELECT reason, count(*) FROM staging.rejects WHERE order_date BETWEEN ? AND ? GROUP BY ALL ORDER BY 1",
@@ -277,7 +287,10 @@ def ingest_results(window: str, ingested: Ingested) -> list[dg.MaterializeResult
             asset_key=STAGING_ORDERS,
             metadata={**ingested.orders, "preview": dg.MetadataValue.md(markdown_table(ingested.preview))},
         ),
-        dg.MaterializeResult(asset_key=ORDER_LINES, metadata={"rows": kept, "reconciliation": reconciliation}),
+        dg.MaterializeResult(
+            asset_key=ORDER_LINES,
+            metadata={"rows": kept, "reconciliation": reconciliation, "identical_rows": ingested.identical_rows},
+        ),
         dg.MaterializeResult(
             asset_key=REJECTS,
             metadata={

@@ -54,6 +54,7 @@ class CleanOrders:
     orders: pl.DataFrame
     lines: pl.DataFrame
     rejects: pl.DataFrame
+    identical_rows: int = 0  # rows identical to an earlier one of their day: refused, or kept by the rule
 
 
 def as_raw_text(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
@@ -260,8 +261,9 @@ def clean_orders(
     # product between two copies of the same line still holds one line.
     source_fields = [f for f in FIELDS if f in has and f != "product"]
     customer_missing = rules.customer_ids.is_missing(pl.col("_customer"))
+    rows = rows.with_columns(_identical=pl.struct(source_fields).is_first_distinct().over("order_date").not_())
     reason = (
-        pl.when(pl.struct(source_fields).is_first_distinct().over("order_date").not_())
+        pl.when(pl.col("_identical") & (rules.layout.duplicates == "drop"))
         .then(pl.lit("duplicate"))
         .when(pl.col("_ts").is_null())
         .then(pl.lit("bad_timestamp"))
@@ -296,6 +298,7 @@ def clean_orders(
         orders=_orders(kept, rules),
         lines=_lines(kept),
         rejects=_rejects(rejects, rules),
+        identical_rows=int(rows["_identical"].sum()),
     )
 
 

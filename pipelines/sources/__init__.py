@@ -31,6 +31,7 @@ class SourceLayout:
     timezone: str  # of timestamps that carry no zone
     timestamp_format: str | None = None  # strftime-style; None: recognised from the values
     decimal: str = "auto"  # the decimal mark of numbers: ".", ",", or "auto" (each value tells, or is refused)
+    duplicates: str = "drop"  # a row identical to an earlier one of its day: "drop" (refused) or "keep" (a purchase)
     rows: str = "orders"  # "orders": a row is an order; "lines": a row is an order line
     cancellation: CancellationRule = field(default_factory=CancellationRule)
     columns: dict[str, str] = field(default_factory=dict)  # field -> source column, for messages
@@ -136,6 +137,10 @@ class FileExport(OrderSource):
             timezone=self.export.timezone or self.shop_timezone,
             timestamp_format=self.export.timestamp_format,
             decimal=self.export.decimal,
+            # without an order id, two identical rows are two purchases (the same thing bought twice that day)
+            duplicates=("drop" if "order_id" in columns else "keep")
+            if self.export.duplicates == "auto"
+            else self.export.duplicates,
             rows=self.export.rows,
             cancellation=self.export.cancellation,
             columns=columns,
