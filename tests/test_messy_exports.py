@@ -80,3 +80,26 @@ def test_identical_rows_without_an_order_id_are_purchases_unless_the_settings_dr
     assert table(dropped, "staging.rejects").select("reason").rows() == [("duplicate",)]
     lines = next(e for e in result.get_asset_materialization_events() if e.asset_key.path == ["staging", "order_lines"])
     assert lines.materialization.metadata["identical_rows"].value == 1  # the run says how many it saw
+
+
+def test_ragged_rows_are_refused_and_a_cut_last_line_is_named(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_bytes(
+        b"order_no,buyer,paid_at,total,province\n"
+        b"A1,c1,2024-03-01 10:00:00,10,x\n"
+        b"A2,c2,2024-03-01 11:00:00,20\n"  # a field short
+        b'A3,c3,2024-03-01 12:00:00,30,"Zhejiang, Hangzhou",extra\n'  # one too many (the quoted comma is one field)
+        b'A4,c4,2024-03-01 13:00:00,40,"Zhejiang, Hangzhou"\n'
+        b"A5,c5,2024-03-01 14:00:00,5"  # cut off in its last field, no line end
+    )
+    settings = shop(tmp_path, source={"kind": "file", "path": str(path), "columns": COLUMNS})
+    ingest(settings, "2024-03-01")
+    rejects = table(settings, "staging.rejects").select("order_id", "reason", "detail").rows()
+    assert [(order, reason) for order, reason, _ in rejects] == [
+        ("A2", "ragged_row"), ("A3", "ragged_row"), ("A5", "ragged_row")
+    ]  # fmt: skip
+    details = {order: detail for order, _, detail in rejects}
+    assert "4 fields where the header has 5" in details["A2"] and "6 fields" in details["A3"]
+    assert "possibly cut off" in details["A5"]
+    assert sorted(table(settings, "staging.orders")["order_id"]) == ["A1", "A4"]
+    assert table(settings, "raw.orders").height == 5  # 5 rows in = 2 kept + 3 refused

@@ -22,6 +22,7 @@ NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 
 # Why a row is refused, in the order they are looked for: a row gets the first that applies.
 REASONS = {
+    "ragged_row": "the row has fewer or more fields than the header",
     "duplicate": "an identical row (product names aside) came earlier in the source",
     "bad_timestamp": "the order time is missing or not a time",
     "outside_history": "the order's day is outside the shop's history (history_start .. history_end)",
@@ -58,12 +59,13 @@ class CleanOrders:
 
 
 def as_raw_text(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
-    """Source rows with every field as text (absent fields null): the shape of `raw.orders`."""
+    """Source rows with every field as text (absent fields null): the shape of `raw.orders`, and `_shape`,
+    what is wrong with a row's number of fields (null when nothing is, or the format cannot tell)."""
     columns = rows.collect_schema().names()
     return rows.select(
         "_source",
         "_row",
-        *(pl.col(f).cast(pl.String) if f in columns else pl.lit(None, pl.String).alias(f) for f in FIELDS),
+        *(pl.col(f).cast(pl.String) if f in columns else pl.lit(None, pl.String).alias(f) for f in (*FIELDS, "_shape")),
     )
 
 
@@ -263,7 +265,9 @@ def clean_orders(
     customer_missing = rules.customer_ids.is_missing(pl.col("_customer"))
     rows = rows.with_columns(_identical=pl.struct(source_fields).is_first_distinct().over("order_date").not_())
     reason = (
-        pl.when(pl.col("_identical") & (rules.layout.duplicates == "drop"))
+        pl.when(pl.col("_shape").is_not_null())
+        .then(pl.lit("ragged_row"))
+        .when(pl.col("_identical") & (rules.layout.duplicates == "drop"))
         .then(pl.lit("duplicate"))
         .when(pl.col("_ts").is_null())
         .then(pl.lit("bad_timestamp"))
@@ -395,6 +399,8 @@ def _rejects(refused: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     detail = (
         pl.when(unreadable_ts)
         .then(detail + pl.lit("; filed under the day of the nearest readable row of its file, or history's first"))
+        .when(pl.col("reason") == "ragged_row")
+        .then(detail + pl.lit(": ") + pl.col("_shape"))
         .when(pl.col("reason") == "outside_history")
         .then(detail + pl.lit("; filed under the nearest day of history"))
         .when(pl.col("reason") == "outlier")

@@ -8,12 +8,14 @@ Rows are numbered from 1 at the first data row; the header is not counted.
 
 from __future__ import annotations
 
+import csv
 import glob
 import io
 import re
 from pathlib import Path
 
 import polars as pl
+from dagster import get_dagster_logger
 
 from pipelines.settings import FileSource
 
@@ -78,6 +80,7 @@ def scan_export(path: Path, source: FileSource, name: str) -> pl.LazyFrame:
         pl.lit(name).alias("_source"),
         pl.col("_row").cast(pl.Int64),
         *(_as_text(schema[column], pl.col(column)).alias(field) for field, column in mapping.items()),
+        pl.col("_shape") if "_shape" in schema else pl.lit(None, pl.String).alias("_shape"),
     )
 
 
@@ -110,13 +113,30 @@ def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
     if codec != "utf-8-sig" and not data.isascii() and _is_utf8(data):
         raise _misdecoded(data, name, source)
     try:
-        return pl.read_csv(
+        frame = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
             separator=source.delimiter,
             infer_schema=False,
+            truncate_ragged_lines=True,
         )
     except pl.exceptions.PolarsError as exc:
         raise MalformedExportError(name, f"not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    return frame.with_columns(_shape=_ragged(text, name, source.delimiter, frame.height))
+
+
+def _ragged(text: str, name: str, delimiter: str, rows: int) -> pl.Series:
+    """Per data row, what is wrong with its shape ("2 fields where the header has 5"), else null. Polars pads
+    or cuts such a row silently; the csv module counts each record's fields, quotes and all."""
+    header, *counts = (len(record) for record in csv.reader(io.StringIO(text), delimiter=delimiter))
+    if len(counts) != rows:  # records and rows disagree only if the file is not CSV as polars reads it
+        return pl.Series([None] * rows, dtype=pl.String)
+    shapes = [None if n == header else f"{n} fields where the header has {header}" for n in counts]
+    if shapes and not text.endswith(("\n", "\r")):
+        if shapes[-1]:
+            shapes[-1] += "; the file ends in this row without a line end: possibly cut off"
+        else:
+            get_dagster_logger().warning(f"{name}: the last line has no line end; the file may be incomplete")
+    return pl.Series(shapes, dtype=pl.String)
 
 
 def _decode_error(data: bytes, exc: UnicodeDecodeError, name: str, source: FileSource) -> MalformedExportError:
