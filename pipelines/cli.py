@@ -6,6 +6,7 @@ Runs execute in this process against the Dagster instance in `DAGSTER_HOME` (def
 
 import fcntl
 import os
+import re
 import shutil
 import sys
 import time
@@ -181,6 +182,9 @@ def _warning_line(check: dg.AssetCheckEvaluation) -> str:
     return f"      warning: {check.asset_key.to_user_string()} {check.check_name}: {_in_words(_plain(check.metadata))}"
 
 
+CLASS_PREFIX = re.compile(r"^[\w.]+(Error|Exception|Failure): ")  # 'dagster._core....Failure: ' before a message
+
+
 def _failure(result) -> str:
     """What went wrong, in words: failed blocking checks with their summaries, else the step's error."""
     failed_checks = [
@@ -199,8 +203,22 @@ def _failure(result) -> str:
             error = event.step_failure_data.error
             while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
                 error = error.cause
-            return f"error: {error.message.strip()}"
+            return "error: " + CLASS_PREFIX.sub("", error.message.strip())
     return "error: the run failed (see `dagster dev` for its logs)"
+
+
+def _with_config(config: str | None, echo=click.echo):
+    """`echo`, with the `--config` the user gave added to every command it suggests."""
+
+    def echo_with_config(message: str = "", **kwargs) -> None:
+        echo(with_config(message, config), **kwargs)
+
+    return echo_with_config
+
+
+def with_config(message: str, config: str | None) -> str:
+    """A suggested `regulars run ...` or `regulars report ...` with the user's `--config`."""
+    return re.sub(r"\bregulars (run|report)\b", rf"\g<0> --config {config}", message) if config else message
 
 
 def _check_config(config: str | None) -> ShopSettings:
@@ -227,9 +245,10 @@ def run(config: str | None, first: datetime | None, last: datetime | None) -> No
     settings = _check_config(config)
     default_first, default_last = default_range(settings)
     try:
-        ok = run_range(settings, first.date() if first else default_first, last.date() if last else default_last)
+        ok = run_range(settings, first.date() if first else default_first, last.date() if last else default_last,
+                       echo=_with_config(config))  # fmt: skip
     except MalformedExportError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(with_config(str(exc), config)) from None
     sys.exit(0 if ok else 1)
 
 
@@ -240,7 +259,11 @@ def run(config: str | None, first: datetime | None, last: datetime | None) -> No
 )
 def report(event_id: str, config: str | None) -> None:
     """Render the post-promotion review of EVENT (an event id such as double11-2025)."""
-    sys.exit(0 if run_event_review(_check_config(config), event_id) else 1)
+    try:
+        ok = run_event_review(_check_config(config), event_id, echo=_with_config(config))
+    except click.ClickException as exc:
+        raise click.ClickException(with_config(exc.message, config)) from None
+    sys.exit(0 if ok else 1)
 
 
 @main.command()

@@ -8,6 +8,7 @@ A wrong setting fails here, naming the key and what was expected.
 from __future__ import annotations
 
 import csv
+import difflib
 import os
 import re
 from datetime import date, datetime, timedelta
@@ -378,7 +379,34 @@ def _where(error: dict) -> str:
 def _message(error: dict) -> str:
     if error["type"] == "missing" or (error["type"].endswith("_type") and error.get("input") is None):
         return "required, but missing"
+    if error["type"].startswith("date") and "outside expected range" in error["msg"]:
+        return f"{error['input']} is an impossible date"
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(error["loc"][-1]), _setting_names(ShopSettings), n=1, cutoff=0.7)
+        return "not a setting" + (f"; did you mean {close[0]!r}?" if close else "")
     return error["msg"].removeprefix("Value error, ")
+
+
+def _setting_names(model: type[BaseModel]) -> set[str]:
+    """Every key a settings file may use, at any depth."""
+    names = set()
+    for name, field in model.model_fields.items():
+        names.add(name)
+        for kind in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            for inner in (kind, *getattr(kind, "__args__", ())):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    names |= _setting_names(inner)
+    return names
+
+
+class _TextDates(yaml.SafeLoader):
+    """YAML without its own date parsing: `2025-11-31` reaches validation as text, which names the key."""
+
+
+_TextDates.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def parse_settings(raw: dict, origin: Path) -> ShopSettings:
@@ -415,7 +443,7 @@ def load_settings(path: str | Path | None = None) -> ShopSettings:
     except OSError as exc:
         raise SettingsError(f"{origin}: cannot read the settings file ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_TextDates)  # a SafeLoader: no tags that run code
     except yaml.YAMLError as exc:
         raise SettingsError(f"{origin}: not valid YAML: {exc}") from None
     return parse_settings(raw, origin)

@@ -33,8 +33,8 @@ def test_a_gbk_csv_reads_as_text_in_warehouse_names(tmp_path):
     path = tmp_path / "淘宝导出.csv"
     path.write_bytes((CN_HEADER + CN_ROWS).encode("gbk"))
     frame = read_exports(source(path, encoding="gbk"))
-    assert frame.columns == ["_source", "_row", "order_id", "customer_id", "order_ts", "amount", "region"]
-    assert frame.row(0) == ("淘宝导出.csv", 1, "T001", "张三", "2024-11-11 00:05:00", "199.00", "浙江")
+    assert frame.columns == ["_source", "_row", "order_id", "customer_id", "order_ts", "amount", "region", "_shape"]
+    assert frame.row(0) == ("淘宝导出.csv", 1, "T001", "张三", "2024-11-11 00:05:00", "199.00", "浙江", None)
 
 
 def test_a_gbk_csv_read_as_utf8_names_the_row_and_column(tmp_path):

@@ -4,8 +4,13 @@ import json
 
 import dagster as dg
 import polars as pl
+import pytest
+from click.testing import CliRunner
 
+from pipelines.cli import main
 from pipelines.definitions import CAMPAIGNS_JOB, build_definitions
+from pipelines.settings import SettingsError, load_settings
+from pipelines.sources.exports import MalformedExportError, read_exports
 from tests.conftest import COLUMNS, ingest, shop, table
 
 
@@ -103,3 +108,48 @@ def test_ragged_rows_are_refused_and_a_cut_last_line_is_named(tmp_path):
     assert "possibly cut off" in details["A5"]
     assert sorted(table(settings, "staging.orders")["order_id"]) == ["A1", "A4"]
     assert table(settings, "raw.orders").height == 5  # 5 rows in = 2 kept + 3 refused
+
+
+def test_messages_say_what_went_wrong_in_the_users_terms(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    header = "order_no,buyer,paid_at,total,province\n"
+    (exports / "november.csv").write_text(header + "A1,c1,2024-11-10 10:00:00,10,x\nA2,c2,2024-11-10 11:00:00,20,x\n")
+    config = tmp_path / "my shop.yaml"
+    config.write_text(
+        "name: s\nhistory_start: 2024-11-01\nhistory_end: 2024-11-30\nevents: {presets: []}\n"
+        "warehouse: warehouse.duckdb\noutput: out\n"
+        "source: {kind: file, path: exports, columns: {order_id: order_no, customer_id: buyer, order_ts: paid_at,"
+        " amount: total, region: province}}\n"
+    )
+    runner = CliRunner()
+    first = runner.invoke(main, ["run", "--config", str(config), "--from", "2024-11-01", "--to", "2024-11-30"])
+    assert first.exit_code == 0, first.output
+    refused = next(line for line in first.output.splitlines() if "staging/rejects" in line)
+    assert "kept in staging.rejects" in refused and "rejects-2024-11-01_2024-11-30.csv" in refused
+    assert (tmp_path / "out" / "rejects" / "rejects-2024-11-01_2024-11-30.csv").exists()
+
+    (exports / "correction.csv").write_text(header + "A2,c2,2024-11-16 11:00:00,20,x\n")
+    second = runner.invoke(main, ["run", "--config", str(config), "--from", "2024-11-16", "--to", "2024-11-16"])
+    assert second.exit_code == 1
+    error = next(line for line in second.output.splitlines() if line.startswith("error:"))
+    assert error.startswith("error: correction.csv: row 1, column 'order_no': order A2")  # no class name first
+    assert f"regulars run --config {config} --from 2024-11-10 --to 2024-11-16" in error  # their --config kept
+
+
+def test_settings_messages_name_impossible_dates_and_near_misses(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text("name: s\nhistory_strat: 2024-01-01\nhistory_end: 2025-11-31\nsource: {kind: synthetic}\n")
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    assert "history_end: 2025-11-31 is an impossible date" in str(error.value)
+    assert "history_strat: not a setting; did you mean 'history_start'?" in str(error.value)
+
+
+def test_an_undecodable_header_says_so_without_a_made_up_column(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_bytes("订单号,buyer,paid_at,total,province\nA1,c1,2024-03-01 10:00:00,10,x\n".encode("gbk"))
+    with pytest.raises(MalformedExportError) as error:
+        read_exports(shop(tmp_path, source={"kind": "file", "path": str(path), "columns": COLUMNS}).source)
+    assert "in the header is not utf-8" in str(error.value) and "#1" not in str(error.value)

@@ -3,6 +3,7 @@ and `staging.rejects`, one day of order (shop-local) per partition."""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -63,6 +64,7 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
                 ingested = ingest_days(source, settings, conn, first, last, context.run_id, context.log)
             except MalformedExportError as exc:  # not transient: retrying cannot help
                 raise dg.Failure(str(exc), allow_retries=False) from exc
+            refused_csv = _refused_rows_csv(conn, settings.output, ingested.days[0], ingested.days[-1])
         context.log.info(
             f"{ingested.rows_in} rows in from {len(ingested.files_read)} files: "
             f"{ingested.rows_in - ingested.refused} kept, {ingested.refused} refused"
@@ -74,7 +76,7 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
                 else ""
             )
         )
-        yield from ingest_results(f"{first} .. {last}", ingested)
+        yield from ingest_results(f"{first} .. {last}", ingested, refused_csv)
         yield from ingested.checks
 
     return ingest_orders
@@ -268,7 +270,17 @@ def _preview(conn, first: date, last: date) -> pl.DataFrame:
     ).pl()
 
 
-def ingest_results(window: str, ingested: Ingested) -> list[dg.MaterializeResult]:
+def _refused_rows_csv(conn, output: Path, first: date, last: date) -> Path:
+    """The run's refused rows, with reasons, as a CSV in the output folder for people who fix exports."""
+    path = output / "rejects" / f"rejects-{first}_{last}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn.sql(
+        "SELECT * FROM staging.rejects WHERE order_date BETWEEN ? AND ? ORDER BY _source, _row", params=[first, last]
+    ).pl().write_csv(path)
+    return path
+
+
+def ingest_results(window: str, ingested: Ingested, refused_csv: Path) -> list[dg.MaterializeResult]:
     """Metadata for the run's whole window (a run over many days repeats it on each day)."""
     kept = ingested.rows_in - ingested.refused
     reconciliation = f"{ingested.rows_in} rows in = {kept} kept + {ingested.refused} refused"
@@ -297,6 +309,8 @@ def ingest_results(window: str, ingested: Ingested) -> list[dg.MaterializeResult
                 "rows": ingested.refused,
                 "rejected_share": round(ingested.refused / ingested.rows_in, 4) if ingested.rows_in else 0.0,
                 "by_reason": dg.MetadataValue.json(ingested.by_reason),
+                "kept_in": "staging.rejects",
+                "csv": dg.MetadataValue.path(str(refused_csv)),
                 "reconciliation": reconciliation,
             },
         ),

@@ -50,13 +50,14 @@ def export_files(pattern: str) -> tuple[Path, list[Path]]:
 
 
 def read_exports(source: FileSource) -> pl.DataFrame:
-    """Every row of every export file: `_source` (file), `_row`, and the mapped fields as text."""
+    """Every row of every export file: `_source` (file), `_row`, the mapped fields as text, and `_shape`."""
     base, files = export_files(source.path)
     return pl.concat([scan_export(path, source, str(path.relative_to(base))).collect() for path in files])
 
 
 def scan_export(path: Path, source: FileSource, name: str) -> pl.LazyFrame:
-    """One export file's rows: `_source` (name), `_row`, and the mapped fields as text.
+    """One export file's rows: `_source` (name), `_row`, the mapped fields as text, and `_shape`, what is
+    wrong with a CSV row's number of fields (null when nothing is).
 
     Parquet is scanned lazily, so that a filter on the rows reads only what it needs; CSV and
     Excel have no such index and are read whole."""
@@ -147,7 +148,7 @@ def _decode_error(data: bytes, exc: UnicodeDecodeError, name: str, source: FileS
         f"byte 0x{data[exc.start]:02x} {'in the header ' if not row else ''}is not {source.encoding}; "
         "set source.encoding (utf-8, gb18030 or gbk) to the file's encoding",
         row=row or None,
-        column=column,
+        column=column if row else None,  # the header's own names are what cannot be read
     )
 
 
