@@ -46,8 +46,9 @@ def review_html(
         if measures["response_rate"]["attainment"] is not None
     ]  # fmt: skip
     ranked = sorted(candidates, key=lambda item: item[1]["attainment"], reverse=True)
-    shown = min(SHOWN_BEST_WORST, len(ranked) // 2)
-    best, worst = ranked[:shown], ranked[::-1][:shown]
+    # best: only what reached its goal; worst: only what fell short
+    best = [item for item in ranked if item[1]["attainment"] >= 1][:SHOWN_BEST_WORST]
+    worst = [item for item in ranked[::-1] if item[1]["attainment"] < 1][:SHOWN_BEST_WORST]
 
     day_keys = sorted(days)
 
@@ -97,7 +98,8 @@ def review_html(
     return render(
         "review.html.j2", language, shop=shop, currency=currency, event=event, comparable=comparable,
         passed_over=", ".join(e.label for e in passed_over),
-        overall=overall, headline=HEADLINE, best=best, worst=worst, phases=phases, phase_measures=PHASE_MEASURES,
+        overall=overall, headline=HEADLINE, best=best, worst=worst, ranked=bool(ranked),
+        phases=phases, phase_measures=PHASE_MEASURES,
         classes=[(c, names[c], classes[c]) for c in order if c in classes],
         migration=(starts, ends, moves), class_names=names,
         acquired={r["dimension"]: int(r["actual"]) for r in section("acquired").iter_rows(named=True)},

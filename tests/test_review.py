@@ -222,3 +222,21 @@ def test_the_review_opens_in_headless_chromium_without_errors_or_requests(two_ye
         browser.close()
     assert errors == [] and requests == [path.as_uri()]
     assert charts >= 3 and height > 2000 and (tmp_path / "review.png").stat().st_size > 50_000
+
+
+def test_best_lists_only_what_reached_its_goal_and_worst_only_what_fell_short(two_years):
+    event = {e.id: e for e in two_years.calendar()}["double11-2024"]
+    results = table(two_years, "campaigns.results").filter(pl.col("event_id") == event.id)
+    # every ranked figure set by hand: revenue 120% of goal, orders 80%, new buyers 50%, the rest without a goal
+    goals = {"revenue": 1.2, "orders": 0.8, "new_buyers": 0.5}
+    results = results.with_columns(
+        goal=pl.when(pl.col("section") != "event").then(None)
+        .when(pl.col("measure").is_in(list(goals))).then(pl.col("actual") / pl.col("measure").replace_strict(
+            goals, default=None, return_dtype=pl.Float64))
+        .otherwise(None)
+    )  # fmt: skip
+    html = review.review_html("shop", "CNY", "en", event, None, two_years.calendar(), results)
+    best = html.split("What went best")[1].split("What went worst")[0]
+    worst = html.split("What went worst")[1].split("</div>")[0]
+    assert "Net revenue" in best and "Orders" not in best and "New buyers" not in best
+    assert worst.index("New buyers") < worst.index("Orders") and "Net revenue" not in worst
