@@ -1,6 +1,7 @@
 """Ingest benchmark: the synthetic shop at 20 million orders, exported to Parquet, then
 ingested through the file-export source as the asset runs it (read a chunk of days at a time,
-clean, write raw + staging + rejects, the quality checks, one transaction) beside a bare
+clean, write raw + staging + rejects into incoming tables, then publish them with the quality
+checks in one transaction) beside a bare
 DuckDB `CREATE TABLE ... AS SELECT` of the same Parquet files, in the same run.
 
     python bench/ingest.py [--orders 20000000]
