@@ -2,12 +2,14 @@
 
 Asset key prefix = schema. Every table partitioned by day has an `order_date` column;
 replacing a partition deletes its days and inserts the new rows, for all the tables a
-step writes at once, so that a failed step leaves the warehouse as it was.
+step writes at once, so that a failed step leaves the warehouse as it was. The ingest,
+too big for one open transaction, writes into incoming copies of its tables first and
+publishes them in one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -128,22 +130,53 @@ def write_day_range(
         conn.unregister("incoming")
 
 
-def write_days(
-    conn: duckdb.DuckDBPyConnection,
-    frames: Mapping[str, pl.DataFrame],
-    days: list[date],
-    day_column: str = "order_date",
-) -> None:
-    """Make `frames` the whole content of their tables for `days`, inside the caller's transaction."""
+def incoming(table: str) -> str:
+    """The name of a table's incoming copy, in its schema: where an ingest writes before it publishes."""
+    schema, name = table.split(".")
+    return f"{schema}._incoming_{name}"
+
+
+def create_incoming(conn: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> None:
+    """Empty incoming copies of `tables` (replacing any a killed run left behind)."""
+    for table in tables:
+        conn.execute(f"CREATE OR REPLACE TABLE {incoming(table)} ({TABLES[table]})")
+
+
+def drop_incoming(conn: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> None:
+    for table in tables:
+        conn.execute(f"DROP TABLE IF EXISTS {incoming(table)}")
+
+
+def append(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame]) -> None:
+    """Add `frames` to their tables' incoming copies; each in a transaction of its own."""
     for table, frame in frames.items():
-        # the range lets DuckDB skip the row groups of other days (a list alone makes it scan the table)
-        conn.execute(
-            f"DELETE FROM {table} WHERE {day_column} BETWEEN ? AND ? AND {day_column} IN (SELECT unnest(?::DATE[]))",
-            [min(days), max(days), days],
-        )
-        conn.register("incoming", frame.to_arrow())
-        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-        conn.unregister("incoming")
+        conn.register("frame", frame.to_arrow())
+        conn.execute(f"INSERT INTO {incoming(table)} BY NAME SELECT * FROM frame")
+        conn.unregister("frame")
+
+
+def publish_days(
+    conn: duckdb.DuckDBPyConnection, tables: Iterable[str], days: list[date], day_column: str = "order_date"
+) -> None:
+    """Inside the caller's transaction: make each table's incoming copy its whole content for `days`.
+
+    Whichever moves fewer rows: the table's other days are copied into the incoming copy, which then
+    takes the table's place (a load of a whole history), or the days are deleted from the table and
+    the incoming rows inserted (a daily run)."""
+    # the range lets DuckDB skip the row groups of other days (a list alone makes it scan the table)
+    in_days = f"({day_column} BETWEEN $first AND $last AND {day_column} IN (SELECT unnest($days::DATE[])))"
+    window = {"first": min(days), "last": max(days), "days": days}
+    for table in tables:
+        new = incoming(table)
+        others = conn.execute(f"SELECT count(*) FROM {table} WHERE NOT {in_days}", window).fetchone()[0]
+        if others <= conn.execute(f"SELECT count(*) FROM {new}").fetchone()[0]:
+            conn.execute(f"INSERT INTO {new} BY NAME SELECT * FROM {table} WHERE NOT {in_days}", window)
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"ALTER TABLE {new} RENAME TO {table.split('.')[1]}")
+        else:
+            conn.execute(f"DELETE FROM {table} WHERE {in_days}", window)
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {new}")
+            conn.execute(f"DROP TABLE {new}")
 
 
 def replace_rows(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame], column: str, value) -> None:

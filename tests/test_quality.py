@@ -159,13 +159,10 @@ def test_a_corrupted_day_stops_customers_and_outreach_and_says_why(tmp_path, mon
         checks = {e.event_specific_data.check_name: e.event_specific_data
                   for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
     assert not result.success
-    assert "staging/orders" in materialized
-    assert not materialized & {
-        "core/rfm",
-        "core/customer_facts",
-        "outreach/repurchase_reminders",
-        "reports/shop_overview",
-    }
+    assert not materialized  # the day's orders are not written, and nothing after them runs
+    rows = warehouse_rows(settings)
+    assert all(rows[name].is_empty() for name in INGESTED)
+    assert not rows["tables"].filter(pl.col("table_name").str.starts_with("_incoming")).height
     failed = checks["clean_orders_suite"]
     assert not failed.passed
     summary = failed.metadata["summary"].value
@@ -173,12 +170,62 @@ def test_a_corrupted_day_stops_customers_and_outreach_and_says_why(tmp_path, mon
     assert "expect_column_values_to_be_between(amount) failed on 1 rows, e.g. ['-50.0']" in summary
 
 
-def test_a_quiet_day_and_many_refused_rows_warn_without_stopping_the_run(tmp_path):
-    # six orders a day through November 28th; none on the 29th; on the 30th two orders and a
-    # row with a negative amount (refused): 1 of 3 rows, over the 5% allowed
+INGESTED = ("raw.orders", "staging.orders", "staging.order_lines", "staging.rejects", "raw.source_files")
+
+
+def warehouse_rows(settings) -> dict[str, pl.DataFrame]:
+    """Every table the ingest writes, whole, load times included, in a stable order; and the warehouse's table
+    names (a run leaves none of its own behind)."""
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        rows = {name: conn.sql(f"SELECT * FROM {name}").pl().sort(pl.all()) for name in INGESTED}
+        rows["tables"] = conn.sql("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").pl()
+    return rows
+
+
+def test_a_failed_blocking_check_leaves_the_warehouse_as_it_was_and_a_fixed_file_loads(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_csv(folder / "2024-11-11.csv", "A1,c1,2024-11-11 10:00:00,10,zj", "A2,c2,2024-11-11 11:00:00,20,zj",
+              "A3,c3,2024-11-11 12:00:00,30,zj")  # fmt: skip
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    assert ingest(settings, "2024-11-11").success
+    before = warehouse_rows(settings)
+    assert before["raw.orders"].height == 3 and before["raw.source_files"].height == 1
+
+    # The 12th's export reuses order id A2, which the 11th holds. The run reads the 12th's file alone
+    # (the 11th's is unchanged and holds no row of the 12th), so cleaning cannot see the repeat; the
+    # clean-orders check, which looks across the warehouse, finds both A2 rows.
+    write_csv(folder / "2024-11-12.csv", "B1,c4,2024-11-12 10:00:00,40,zj", "A2,c5,2024-11-12 11:00:00,50,zj",
+              "B3,c6,2024-11-12 12:00:00,60,zj")  # fmt: skip
+    result = ingest(settings, "2024-11-12", raise_on_error=False)
+    assert not result.success
+    assert not result.get_asset_materialization_events()
+    failed = {c.check_name: c for c in result.get_asset_check_evaluations() if not c.passed}
+    assert set(failed) == {"clean_orders_suite"}
+    assert "expect_column_values_to_be_unique(order_id) failed on 2 rows, e.g. ['A2']" in (
+        failed["clean_orders_suite"].metadata["summary"].value
+    )
+    after = warehouse_rows(settings)
+    for name, rows in before.items():
+        assert after[name].equals(rows), name
+
+    write_csv(folder / "2024-11-12.csv", "B1,c4,2024-11-12 10:00:00,40,zj", "B2,c5,2024-11-12 11:00:00,50,zj",
+              "B3,c6,2024-11-12 12:00:00,60,zj")  # fmt: skip
+    assert ingest(settings, "2024-11-12").success
+    fixed = warehouse_rows(settings)
+    assert fixed["staging.orders"]["order_id"].to_list() == ["A1", "A2", "A3", "B1", "B2", "B3"]
+    heights = [fixed[name].height for name in ("raw.orders", "staging.order_lines", "staging.rejects")]
+    assert heights == [6, 6, 0]
+    assert fixed["raw.source_files"].select("file", "rows").rows() == [("2024-11-11.csv", 3), ("2024-11-12.csv", 3)]
+    assert fixed["tables"].equals(before["tables"])
+
+
+def test_one_bad_row_on_a_quiet_day_is_refused_like_any_other_and_the_day_loads(tmp_path):
+    # six orders a day through November 28th; none on the 29th; on the 30th three rows, the last with a
+    # time that cannot be read: 1 of 3 rows, a third of the day, but one row of the run
     lines = [f"{day}-{n},c{n},2024-11-{day:02d} 1{n}:00:00,10,zj" for day in range(1, 29) for n in range(6)]
     lines += ["30-0,c0,2024-11-30 10:00:00,10,zj", "30-1,c1,2024-11-30 11:00:00,10,zj",
-              "30-2,c2,2024-11-30 12:00:00,-10,zj"]  # fmt: skip
+              "30-2,c2,2024-11-30 25:61:00,10,zj"]  # fmt: skip
     path = tmp_path / "orders.csv"
     write_csv(path, *lines)
     settings = file_shop(tmp_path, str(path), COLUMNS)
@@ -188,13 +235,49 @@ def test_a_quiet_day_and_many_refused_rows_warn_without_stopping_the_run(tmp_pat
     result = ingest(settings, "2024-11-29", "2024-11-30")
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert result.success and table(settings, "staging.orders").height == 28 * 6 + 2
-    quiet, refused = checks["orders_every_day"], checks["rejected_share"]
+    [refused] = table(settings, "staging.rejects").to_dicts()
+    assert (refused["order_id"], refused["reason"]) == ("30-2", "bad_timestamp")
+    assert refused["order_date"] == date(2024, 11, 30)
+    # 1 unreadable time and 1 refused row of 3, judged over 100 rows: within 10% (the raw suite) and 5%
+    assert checks["raw_orders_suite"].passed and checks["rows_reconcile"].passed
+    refused_share = checks["rejected_share"]
+    assert refused_share.passed
+    assert refused_share.metadata["rejected_share"].value == round(1 / 3, 4)
+    assert refused_share.metadata["judged_over_rows"].value == 100
+    quiet = checks["orders_every_day"]
     assert not quiet.passed and quiet.severity == dg.AssetCheckSeverity.WARN
     assert quiet.metadata["days_without_orders"].value == 1
     assert quiet.metadata["first_days"].value == "2024-11-29"
+
+
+def test_many_refused_rows_warn_and_many_unreadable_times_stop_the_run(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    # 120 rows on December 1st, 10 of them negative amounts: 10 refused > 5% of 120 (6)
+    write_csv(folder / "2024-12-01.csv", *(f"D1-{n},c{n},2024-12-01 {10 + n // 60}:{n % 60:02d}:00,"
+                                           f"{-10 if n < 10 else 10},zj" for n in range(120)))  # fmt: skip
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    result = ingest(settings, "2024-12-01")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert result.success and table(settings, "staging.orders").height == 110
+    refused = checks["rejected_share"]
     assert not refused.passed and refused.severity == dg.AssetCheckSeverity.WARN
-    assert refused.metadata["rejected_share"].value == round(1 / 3, 4)
-    assert checks["rows_reconcile"].passed
+    assert refused.metadata["rejected_share"].value == round(10 / 120, 4)
+    before = warehouse_rows(settings)
+
+    # 120 rows on December 2nd, the last 13 with an hour of 24: 13 unreadable > 10% of 120 (12) blocks
+    write_csv(folder / "2024-12-02.csv", *(f"D2-{n},c{n},2024-12-02 {24 if n >= 107 else 10 + n // 60}:{n % 60:02d}:00,"
+                                           f"10,zj" for n in range(120)))  # fmt: skip
+    result = ingest(settings, "2024-12-02", raise_on_error=False)
+    assert not result.success
+    failed = {c.check_name: c for c in result.get_asset_check_evaluations()}["raw_orders_suite"]
+    assert not failed.passed
+    assert "expect_column_values_to_not_be_null(_ts) failed on 13 rows, e.g. ['2024-12-02 24:47:00'" in (
+        failed.metadata["summary"].value
+    )
+    after = warehouse_rows(settings)
+    for name, rows in before.items():
+        assert after[name].equals(rows), name
 
 
 def test_reconciliation_finds_the_day_whose_rows_do_not_add_up(tmp_path):

@@ -1,6 +1,7 @@
 """Orders: a source's rows into `raw.orders`, cleaned into `staging.orders`, `staging.order_lines`
 and `staging.rejects`, one day of order (shop-local) per partition."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,12 +19,22 @@ from assets.orders.cleaning import (
     file_index,
     parse_timestamp,
 )
-from checks.orders import OrderCheckTally, order_check_results, order_check_specs
+from checks.orders import BLOCKING, OrderCheckTally, broken_order_rules, order_check_results, order_check_specs
 from pipelines.progress import Progress
 from pipelines.settings import ShopSettings
 from pipelines.sources import OrderSource, SourceFile
 from pipelines.sources.exports import MalformedExportError
-from pipelines.warehouse import CANCELLED, WAREHOUSE_POOL, Warehouse, transaction, write_days
+from pipelines.warehouse import (
+    CANCELLED,
+    WAREHOUSE_POOL,
+    Warehouse,
+    append,
+    create_incoming,
+    drop_incoming,
+    incoming,
+    publish_days,
+    transaction,
+)
 
 RAW_ORDERS = dg.AssetKey(["raw", "orders"])
 STAGING_ORDERS = dg.AssetKey(["staging", "orders"])
@@ -64,6 +75,9 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
                 ingested = ingest_days(source, settings, conn, first, last, context.run_id, context.log)
             except MalformedExportError as exc:  # not transient: retrying cannot help
                 raise dg.Failure(str(exc), allow_retries=False) from exc
+            except ChecksFailed as exc:  # neither is data that fails its checks
+                yield from exc.checks
+                raise dg.Failure(str(exc), allow_retries=False) from exc
             refused_csv = _refused_rows_csv(conn, settings.output, ingested.days[0], ingested.days[-1])
         context.log.info(
             f"{ingested.rows_in} rows in from {len(ingested.files_read)} files: "
@@ -82,6 +96,7 @@ def order_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) ->
     return ingest_orders
 
 
+WRITTEN = ("raw.orders", "staging.orders", "staging.order_lines", "staging.rejects")
 CHUNK_ROWS = 500_000  # source rows cleaned and written at a time: what bounds a run's memory
 DUCKDB_MEMORY = "1GB"  # DuckDB's cache while the step writes (its default, 80% of the machine, is not a bound)
 
@@ -106,9 +121,11 @@ class Ingested:
 def ingest_days(
     source: OrderSource, settings: ShopSettings, conn, first: date, last: date, run_id: str, log=None
 ) -> Ingested:
-    """Replace days first..last, and the earlier days whose files changed, from the files that hold them,
-    a chunk of days at a time, all in one transaction with the checks: a failed run leaves the warehouse as it was.
-    """
+    """Replace days first..last, and the earlier days whose files changed, from the files that hold them.
+
+    The days are cleaned a chunk at a time into incoming copies of the tables, each chunk committed (DuckDB
+    holds no run-long transaction), then published and checked in one transaction that a failed blocking
+    check rolls back: a failed or killed run leaves the warehouse as it was."""
     rules = CleaningRules(
         source.layout, settings.timezone, settings.rules.max_amount, settings.currency, settings.customer_ids,
         (settings.history_start, settings.last_day),
@@ -137,12 +154,65 @@ def ingest_days(
         rules,
     ).filter(pl.col("order_date").is_in(days))
 
-    rows_total = index.height
     conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
     tally = OrderCheckTally()
     loaded_ts = datetime.now(UTC)
-    identical_rows = 0
-    with transaction(conn), Progress("ingest", total=rows_total, unit="rows", log=log) as progress:
+    create_incoming(conn, WRITTEN)
+    try:
+        with Progress("ingest", total=index.height, unit="rows", log=log) as progress:
+            identical_rows = _write_chunks(conn, source, rules, index, days, tally, loaded_ts, progress)
+        loaded = (days[0], days[-1])
+        broken = broken_order_rules(conn, incoming("staging.orders"), days, settings)
+        with transaction(conn):
+            publish_days(conn, WRITTEN, days)
+            _stored_once(conn, days, rules)
+            _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
+            checks = order_check_results(
+                conn, settings, rules, tally, broken, first, last, loaded, run_id, (RAW_ORDERS, STAGING_ORDERS, REJECTS)
+            )
+            if any(not check.passed for check in checks if check.check_name in BLOCKING):
+                raise ChecksFailed(checks)  # rolls the run back
+            return Ingested(
+                days=days, late_days=late_days, files_read=sorted(indexes),
+                rows_read=sum(i.height for i in indexes.values()), rows_in=tally.rows_in, refused=tally.refused,
+                identical_rows=identical_rows, orders=_order_figures(conn, *loaded), preview=_preview(conn, *loaded),
+                by_reason=dict(conn.sql(
+                    "SELECT reason, count(*) FROM staging.rejects WHERE order_date BETWEEN ? AND ? "
+                    "GROUP BY ALL ORDER BY 1", params=list(loaded)).fetchall()),
+                checks=checks,
+            )  # fmt: skip
+    finally:
+        drop_incoming(conn, WRITTEN)
+
+
+class ChecksFailed(Exception):
+    """A blocking check failed: the run wrote nothing."""
+
+    def __init__(self, checks: list[dg.AssetCheckResult]):
+        self.checks = checks
+        failed = [check for check in checks if check.check_name in BLOCKING and not check.passed]
+        super().__init__(
+            "Blocking checks failed, nothing was written: "
+            + "; ".join(
+                check.metadata["summary"].value
+                if "summary" in check.metadata
+                else f"{check.check_name}: " + ", ".join(f"{k} {v.value}" for k, v in check.metadata.items())
+                for check in failed
+            )
+        )
+
+
+def _write_chunks(
+    conn, source: OrderSource, rules: CleaningRules, index: pl.DataFrame, days: list[date], tally: OrderCheckTally,
+    loaded_ts: datetime, progress: Progress,
+) -> int:  # fmt: skip
+    """Read and clean the days a chunk at a time and add them to the incoming tables: DuckDB writes a chunk
+    while Polars reads and cleans the next, raw.orders and the staging tables side by side (in threads, each
+    through a cursor of its own: a DuckDB insert works on one core)."""
+    with ThreadPoolExecutor(max_workers=2) as writers, conn.cursor() as raw_cursor, conn.cursor() as staging_cursor:
+        for cursor in (raw_cursor, staging_cursor):  # rows of a table have no order: a faster insert
+            cursor.execute("SET preserve_insertion_order = false")
+        written, identical_rows = [], 0
         for chunk in day_chunks(index, days, CHUNK_ROWS):
             rows = _read_chunk(source, index.filter(pl.col("order_date").is_in(chunk)), rules)
             clean = clean_orders(rows, rules)
@@ -150,29 +220,22 @@ def ingest_days(
                 raise RuntimeError(
                     f"{clean.raw.height} rows in, but {clean.lines.height} kept and {clean.rejects.height} refused"
                 )
+            tally.add(clean)
             raw = clean.raw.drop("_ts").with_columns(_loaded_ts=pl.lit(loaded_ts))
-            tables = {"raw.orders": raw, "staging.orders": clean.orders, "staging.order_lines": clean.lines,
-                      "staging.rejects": clean.rejects}  # fmt: skip
-            write_days(conn, tables, chunk)
-            tally.add(conn, clean, chunk, settings)
+            for done in written:
+                done.result()
+            written = [
+                writers.submit(append, raw_cursor, {"raw.orders": raw}),
+                writers.submit(append, staging_cursor, {
+                    "staging.orders": clean.orders, "staging.order_lines": clean.lines,
+                    "staging.rejects": clean.rejects,
+                }),
+            ]  # fmt: skip
             identical_rows += clean.identical_rows
             progress.advance(clean.raw.height)
-        _stored_once(conn, days, rules)
-        _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
-        loaded = (days[0], days[-1])
-        checks = order_check_results(
-            conn, settings, rules, tally, first, last, loaded, run_id, (RAW_ORDERS, STAGING_ORDERS, REJECTS)
-        )
-        return Ingested(
-            days=days, late_days=late_days, files_read=sorted(indexes),
-            rows_read=sum(i.height for i in indexes.values()), rows_in=tally.rows_in, refused=tally.refused,
-            identical_rows=identical_rows,
-            orders=_order_figures(conn, *loaded), preview=_preview(conn, *loaded),
-            by_reason=dict(conn.sql(
-                "SELECT reason, count(*) FROM staging.rejects WHERE order_date BETWEEN ? AND ? GROUP BY ALL ORDER BY 1",
-                params=list(loaded)).fetchall()),
-            checks=checks,
-        )  # fmt: skip
+        for done in written:
+            done.result()
+    return identical_rows
 
 
 _EMPTY_INDEX = pl.DataFrame(
@@ -200,13 +263,16 @@ def day_chunks(index: pl.DataFrame, days: list[date], max_rows: int) -> list[lis
 
 
 def _read_chunk(source: OrderSource, index: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
-    """The rows the index names, from each file's stretch of rows that holds them, with `_ts`."""
-    parts = [
-        as_raw_text(source.scan(name))
-        .slice(rows["_row"].min() - 1, rows["_row"].max() - rows["_row"].min() + 1)
-        .join(rows.lazy().select("_row", "order_date", "_first_day"), on="_row")
-        for (name,), rows in index.group_by("_source")
-    ]
+    """The rows the index names, in source order, from each file's stretch of rows that holds them, with `_ts`."""
+    parts = []
+    for (name,), rows in sorted(index.partition_by("_source", as_dict=True).items()):
+        first, last = rows["_row"].min(), rows["_row"].max()
+        stretch = as_raw_text(source.scan(name)).slice(first - 1, last - first + 1)
+        days = rows.lazy().select("_row", "order_date", "_first_day")
+        if rows.height == last - first + 1 and rows["_row"].is_sorted():  # all of it (a file in time order)
+            parts.append(pl.concat([stretch, days.drop("_row")], how="horizontal"))
+        else:
+            parts.append(stretch.join(days, on="_row", maintain_order="left"))
     if not parts:
         return as_raw_text(_EMPTY_INDEX.select("_source", "_row")).with_columns(
             order_date=pl.lit(None, pl.Date), _first_day=pl.lit(None, pl.Date), _ts=pl.lit(None, pl.Datetime("us"))
@@ -245,12 +311,21 @@ def _record_files(conn, files: list[SourceFile], indexes: dict[str, pl.DataFrame
     """Remember each file read (its version and the days it holds rows of); forget the files that are gone."""
     names = [f.name for f in files] + gone
     conn.execute("DELETE FROM raw.source_files WHERE file IN (SELECT unnest(?::VARCHAR[]))", [names])
-    for file in files:
-        days = indexes[file.name].group_by("order_date").len().rows() or [(None, 0)]
-        conn.executemany(
-            "INSERT INTO raw.source_files VALUES (?, ?, ?, ?, ?, ?)",
-            [[file.name, file.size, file.modified_ts, day, rows, loaded_ts] for day, rows in days],
-        )
+    if not files:
+        return
+    recorded = pl.concat(
+        [
+            pl.DataFrame(
+                indexes[file.name].group_by("order_date").len("rows").rows() or [(None, 0)],
+                schema={"order_date": pl.Date, "rows": pl.Int64},
+                orient="row",
+            ).with_columns(file=pl.lit(file.name), size=pl.lit(file.size), modified_ts=pl.lit(file.modified_ts))
+            for file in files
+        ]
+    ).with_columns(loaded_ts=pl.lit(loaded_ts))
+    conn.register("recorded", recorded.to_arrow())
+    conn.execute("INSERT INTO raw.source_files BY NAME SELECT * FROM recorded")
+    conn.unregister("recorded")
 
 
 def _order_figures(conn, first: date, last: date) -> dict:

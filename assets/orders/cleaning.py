@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+import polars.selectors as cs
 
 from pipelines.settings import CancellationRule, CustomerIds
 from pipelines.sources import SourceLayout
@@ -178,12 +179,18 @@ def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
         f: parse_number(pl.col(f), rules.layout.decimal) for f in NUMBER_FIELDS if f in rules.layout.fields
     }
     present = {f: pl.col(f).str.strip_chars().str.len_chars() > 0 for f in checks}
-    summary = rows.group_by("_source").agg(
-        *(pl.col("_row").filter(present[f]).first().alias(f"{f}_first_row") for f in checks),
-        *(pl.col(f).filter(present[f]).first().alias(f"{f}_first_value") for f in checks),
-        *(parsed.is_not_null().any().alias(f"{f}_any") for f, parsed in checks.items()),
-    )
-    for row in summary.iter_rows(named=True):
+
+    def summary(rows: pl.DataFrame) -> pl.DataFrame:
+        return rows.group_by("_source").agg(
+            *(pl.col("_row").filter(present[f]).first().alias(f"{f}_first_row") for f in checks),
+            *(pl.col(f).filter(present[f]).first().alias(f"{f}_first_value") for f in checks),
+            *(parsed.is_not_null().any().alias(f"{f}_any") for f, parsed in checks.items()),
+        )
+
+    # a value that reads among each file's first rows settles it: the whole file is read only when none does
+    if summary(rows.group_by("_source").head(1000)).select(pl.all_horizontal(cs.ends_with("_any"))).to_series().all():
+        return
+    for row in summary(rows).iter_rows(named=True):
         for f in checks:
             if row[f"{f}_first_row"] is not None and not row[f"{f}_any"]:
                 kind = "time" if f == "order_ts" else "number"
@@ -287,7 +294,7 @@ def clean_orders(
     if "currency" in has:  # a row without a currency is in the shop's
         currency = pl.col("currency").str.strip_chars().str.to_uppercase().fill_null(rules.currency)
         reason = reason.when(currency != rules.currency).then(pl.lit("other_currency"))
-    rows = rows.sort("_source", "_row").with_columns(reason=reason)
+    rows = in_source_order(rows).with_columns(reason=reason)
     if rules.layout.rows == "orders":
         rows = rows.with_columns(reason=pl.coalesce("reason", _repeated_order_id()))
     if first is not None and last is not None:
@@ -304,6 +311,14 @@ def clean_orders(
         rejects=_rejects(rejects, rules),
         identical_rows=int(rows["_identical"].sum()),
     )
+
+
+def in_source_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows by `_source`, `_row`; sorted only when they are not in that order already (a sort of a chunk's
+    text costs a third of its cleaning)."""
+    source, row = pl.col("_source"), pl.col("_row")
+    follows = (source > source.shift()) | ((source == source.shift()) & (row > row.shift()))
+    return rows if rows.select(follows.slice(1).all()).item() else rows.sort("_source", "_row")
 
 
 def _derived_order_id() -> pl.Expr:
