@@ -187,22 +187,22 @@ def test_a_failed_blocking_check_leaves_the_warehouse_as_it_was_and_a_fixed_file
     folder.mkdir()
     write_csv(folder / "2024-11-11.csv", "A1,c1,2024-11-11 10:00:00,10,zj", "A2,c2,2024-11-11 11:00:00,20,zj",
               "A3,c3,2024-11-11 12:00:00,30,zj")  # fmt: skip
-    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    source = {"kind": "file", "path": str(folder), "columns": COLUMNS}
+    settings = shop(tmp_path, source=source, quality={"max_order_amount": 1000})
     assert ingest(settings, "2024-11-11").success
     before = warehouse_rows(settings)
     assert before["raw.orders"].height == 3 and before["raw.source_files"].height == 1
 
-    # The 12th's export reuses order id A2, which the 11th holds. The run reads the 12th's file alone
-    # (the 11th's is unchanged and holds no row of the 12th), so cleaning cannot see the repeat; the
-    # clean-orders check, which looks across the warehouse, finds both A2 rows.
-    write_csv(folder / "2024-11-12.csv", "B1,c4,2024-11-12 10:00:00,40,zj", "A2,c5,2024-11-12 11:00:00,50,zj",
+    # The 12th's export holds an order worth 5,000, where the settings say no order is worth over 1,000
+    # (below rules.max_amount, so cleaning keeps it): the clean-orders check fails, and nothing is written.
+    write_csv(folder / "2024-11-12.csv", "B1,c4,2024-11-12 10:00:00,40,zj", "B2,c5,2024-11-12 11:00:00,5000,zj",
               "B3,c6,2024-11-12 12:00:00,60,zj")  # fmt: skip
     result = ingest(settings, "2024-11-12", raise_on_error=False)
     assert not result.success
     assert not result.get_asset_materialization_events()
     failed = {c.check_name: c for c in result.get_asset_check_evaluations() if not c.passed}
     assert set(failed) == {"clean_orders_suite"}
-    assert "expect_column_values_to_be_unique(order_id) failed on 2 rows, e.g. ['A2']" in (
+    assert "expect_column_values_to_be_between(amount) failed on 1 rows" in (
         failed["clean_orders_suite"].metadata["summary"].value
     )
     after = warehouse_rows(settings)
