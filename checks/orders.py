@@ -160,9 +160,11 @@ def sample(conn, table: str, first: date, last: date) -> pl.DataFrame:
 def order_check_results(
     conn, settings: ShopSettings, rules: CleaningRules, tally: OrderCheckTally, broken: dict[tuple, dict],
     first: date, last: date, loaded: tuple[date, date], run_id: str, keys: tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey],
+    rows_read: int,
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
     """The order checks of a run over first..last that wrote the days loaded[0]..loaded[1] (late days widen it),
-    computed in its transaction before it commits; `broken` are the rule breaks `broken_order_rules` found."""
+    computed in its transaction before it commits; `broken` are the rule breaks `broken_order_rules` found, and
+    `rows_read` the source rows of the days written, counted from the files, which every row in must match."""
     raw_key, orders_key, rejects_key = keys
     output = Path(settings.output) / "quality"
     docs = settings.quality.data_docs
@@ -192,8 +194,10 @@ def order_check_results(
     return [
         suite_check(RAW_SUITE, raw_key, raw_result),
         suite_check(CLEAN_SUITE, orders_key, clean_result),
-        dg.AssetCheckResult(check_name=RECONCILED, asset_key=rejects_key, passed=mismatched.is_empty(),
-                            metadata={"days_checked": (loaded[1] - loaded[0]).days + 1, "days_off": mismatched.height,
+        dg.AssetCheckResult(check_name=RECONCILED, asset_key=rejects_key,
+                            passed=mismatched.is_empty() and tally.rows_in == rows_read,
+                            metadata={"rows_read_from_source": rows_read, "rows_in": tally.rows_in,
+                                      "days_checked": (loaded[1] - loaded[0]).days + 1, "days_off": mismatched.height,
                                       "first_days_off": dg.MetadataValue.json(mismatched.head(5).to_dicts())}),
         dg.AssetCheckResult(check_name=REJECTED_SHARE, asset_key=rejects_key, severity=warn,
                             passed=within_share(tally.refused, tally.rows_in, limit),

@@ -263,7 +263,9 @@ def test_rows_outside_history_or_without_any_readable_time_are_refused_not_lost(
         ("A2", date(2024, 12, 31), "outside_history", "2204-03-01 10:00:00"),
         ("A4", date(2024, 12, 31), "outside_history", "2025-01-02 10:00:00"),
     ]
-    ingest(settings, "2024-01-01", "2024-12-31")
+    result = ingest(settings, "2024-01-01", "2024-12-31")
+    reconciled = next(c for c in result.get_asset_check_evaluations() if c.check_name == "rows_reconcile")
+    assert reconciled.passed and reconciled.metadata["rows_read_from_source"].value == rows_in  # read, not written
     rejects = table(settings, "staging.rejects").select("order_id", "order_date", "reason")
     assert rejects.rows() == [
         ("A2", date(2024, 12, 31), "outside_history"),

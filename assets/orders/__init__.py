@@ -168,7 +168,17 @@ def ingest_days(
             _stored_once(conn, days, rules)
             _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
             checks = order_check_results(
-                conn, settings, rules, tally, broken, first, last, loaded, run_id, (RAW_ORDERS, STAGING_ORDERS, REJECTS)
+                conn,
+                settings,
+                rules,
+                tally,
+                broken,
+                first,
+                last,
+                loaded,
+                run_id,
+                (RAW_ORDERS, STAGING_ORDERS, REJECTS),
+                rows_read=index.height,
             )
             if any(not check.passed for check in checks if check.check_name in BLOCKING):
                 raise ChecksFailed(checks)  # rolls the run back
