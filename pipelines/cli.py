@@ -261,8 +261,9 @@ def report(event_id: str, config: str | None) -> None:
     """Render the post-promotion review of EVENT (an event id such as double11-2025)."""
     try:
         ok = run_event_review(_check_config(config), event_id, echo=_with_config(config))
-    except click.ClickException as exc:
-        raise click.ClickException(with_config(exc.message, config)) from None
+    except click.ClickException as exc:  # keeps its kind (and exit code), with the user's --config
+        exc.message = with_config(exc.message, config)
+        raise
     sys.exit(0 if ok else 1)
 
 
