@@ -4,10 +4,12 @@ shop analysis (`analysis.*`). Unpartitioned: each materialization is the latest 
 from datetime import date, timedelta
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
+from assets.customers.facts import ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild
 from assets.customers.snapshot import customer_snapshot
 from assets.orders import STAGING_ORDERS
@@ -54,7 +56,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     )
     def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig, warehouse: Warehouse):
         with warehouse.get_connection() as conn:
-            orders = conn.sql("SELECT * FROM staging.orders").pl()
+            orders = read_orders(conn)
             history = read_table(conn, "core.segment_history")
             previous = read_table(conn, "core.customer_facts")
             previous_rfm = read_table(conn, "core.rfm")
@@ -127,6 +129,16 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             )
 
     return [customer_snapshot_asset, shop_analysis]
+
+
+def read_orders(conn: duckdb.DuckDBPyConnection, batch_rows: int = 1_000_000) -> pl.DataFrame:
+    """The columns of staging.orders the customer step reads, fetched in Arrow batches that are made compact
+    (`facts.needed_columns`) one at a time, so that memory follows the compact rows, not the table's text."""
+    batches = conn.sql(f"SELECT {', '.join(ORDER_COLUMNS)} FROM staging.orders").fetch_record_batch(batch_rows)
+    return pl.concat(
+        [needed_columns(pl.from_arrow(batch)).collect() for batch in batches]
+        or [needed_columns(pl.from_arrow(batches.schema.empty_table())).collect()]
+    )
 
 
 def _history_since(config: SnapshotConfig, previous, history, orders: pl.DataFrame, as_of: date) -> date:
