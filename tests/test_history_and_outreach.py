@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.customers.history import migration
+from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
 from assets.customers.rfm import CLASSES
 from assets.customers.snapshot import customer_snapshot
 from assets.outreach.reminders import reminders_for_days
@@ -106,3 +106,27 @@ def test_every_class_has_a_message_in_both_languages(language):
 def test_a_class_without_a_message_is_an_error_not_a_blank():
     with pytest.raises(KeyError, match="no message for 'vip'"):
         render_message("repurchase", "en", "vip", shop="S", category="tea", expected_next_date=date(2024, 1, 2))
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [{}, {"rfm": {"threshold": "fixed", "active_window_days": {"apparel": 120}, "same_day_orders_once": False,
+                  "monetary_measure": "average"}},
+     {"rfm": {"threshold": "median"}, "lifecycle": {"due_from": 0.8}}],
+)  # fmt: skip
+def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules):
+    settings = demo.model_copy(update={name: type(getattr(demo, name))(**value) for name, value in rules.items()})
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    first, middle, last = date(2024, 9, 1), date(2024, 10, 20), date(2024, 11, 30)
+    day_by_day = empty_history()
+    for day in pl.date_range(first, last, eager=True):
+        state = customer_snapshot(orders, day, settings).rfm.select("customer_id", *STATE, "expected_next_date")
+        day_by_day = record(day_by_day, state, day)
+        if day == middle:
+            until_middle = day_by_day
+    day_by_day = day_by_day.sort("customer_id", "valid_from")
+    assert rebuild_from_orders(empty_history(), orders, first, last, settings).equals(day_by_day)
+    # from the middle on, on top of the history recorded until then
+    assert rebuild_from_orders(until_middle, orders, middle, last, settings).equals(day_by_day)
+    assert day_by_day.filter(pl.col("valid_from") > first).height > 100  # customers do move

@@ -137,8 +137,13 @@ def customer_summary(
             **windowed(window_purchase_days=in_window.sum().cast(pl.Int64)),
         )
     )
-    spend = purchases.filter(pl.col("category").is_not_null()).group_by(KEY, "category").agg(pl.col("amount").sum())
-    # the category with the most spend; on a tie, the first by name
+    # the category with the most spend (in whole cents, whatever order the amounts were added in); on a tie,
+    # the first by name
+    spend = (
+        purchases.filter(pl.col("category").is_not_null())
+        .group_by(KEY, "category")
+        .agg(pl.col("amount").sum().round(2))
+    )
     main_category = (
         spend.filter(pl.col("amount") == pl.col("amount").max().over(KEY))
         .group_by(KEY)

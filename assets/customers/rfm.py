@@ -35,16 +35,22 @@ GROUP_GRID = {
 GROUPS = {f"{r}{fm}": GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
 
 
+def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Expr, rules: RfmSettings):
+    """F and M from a customer's orders, purchase days and net spend (inside the look-back window)."""
+    frequency = purchase_days if rules.same_day_orders_once else orders
+    monetary = spend.round(2)  # whole cents, whatever order the amounts were added in
+    if rules.monetary_measure == "average":
+        monetary = pl.when(frequency > 0).then(monetary / frequency).otherwise(0.0)
+    return frequency, monetary.round(2)
+
+
 def rfm_values(summary: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     """Recency (all history), frequency and monetary (inside the look-back window) per customer, from the
     customer summary (`facts.customer_summary`)."""
-    frequency = pl.col("window_purchase_days" if rules.same_day_orders_once else "window_orders")
-    monetary = pl.col("window_spend").round(2)  # whole cents, whatever order the amounts were added in
-    if rules.monetary_measure == "average":
-        monetary = pl.when(frequency > 0).then(monetary / frequency).otherwise(0.0)
-    return summary.select(
-        "customer_id", "recency_days", "main_category", frequency=frequency, monetary=monetary.round(2)
+    frequency, monetary = frequency_and_monetary(
+        pl.col("window_orders"), pl.col("window_purchase_days"), pl.col("window_spend"), rules
     )
+    return summary.select("customer_id", "recency_days", "main_category", frequency=frequency, monetary=monetary)
 
 
 def quintile(goodness: pl.Expr) -> pl.Expr:
