@@ -130,3 +130,19 @@ def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules):
     # from the middle on, on top of the history recorded until then
     assert rebuild_from_orders(until_middle, orders, middle, last, settings).equals(day_by_day)
     assert day_by_day.filter(pl.col("valid_from") > first).height > 100  # customers do move
+
+
+def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):
+    settings = shop(tmp_path)
+    ingest(settings, "2024-01-01", "2024-12-31")
+    job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
+    with dg.DagsterInstance.ephemeral() as instance:
+        for day in ("2024-12-30", "2024-12-31"):  # the second starts from the first's facts
+            config = {"ops": {"customer_snapshot": {"config": {"as_of": day}}}}
+            assert job.execute_in_process(instance=instance, run_config=config).success
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    full = customer_snapshot(orders, LAST, settings)
+    assert table(settings, "core.customer_facts").equals(full.facts.sort(pl.all()))
+    assert table(settings, "core.rfm").equals(full.rfm.sort(pl.all()))
+    assert orders.filter(pl.col("order_date") == LAST).height > 0

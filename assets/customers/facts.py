@@ -69,8 +69,8 @@ def customer_keys(orders: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]:
 def _for_keys(per_customer: pl.DataFrame, keys: pl.Series, customers: int) -> list[pl.Series]:
     """The columns of a frame with a row for some customers, as values for `keys` (nulls where it has none)."""
     return [
-        pl.Series(name, [None], per_customer[name].dtype)
-        .extend_constant(None, customers - 1)
+        pl.repeat(None, customers, dtype=per_customer[name].dtype, eager=True)
+        .alias(name)
         .scatter(per_customer[KEY], per_customer[name])
         .gather(keys)
         for name in per_customer.columns

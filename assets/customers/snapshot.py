@@ -5,7 +5,7 @@ from datetime import date
 
 import polars as pl
 
-from assets.customers.facts import customer_summary, facts_of
+from assets.customers.facts import COLUMNS, customer_summary, facts_of
 from assets.customers.lifecycle import lifecycle, tags, value_tier
 from assets.customers.rfm import classify, rfm_values
 from pipelines.settings import ShopSettings
@@ -46,3 +46,30 @@ def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
         .select(RFM_COLUMNS)
     )
     return Snapshot(facts, rfm)
+
+
+def next_day_snapshot(
+    previous: pl.DataFrame, new_orders: pl.DataFrame, customers_orders: pl.DataFrame, as_of: date,
+    settings: ShopSettings,
+) -> Snapshot:  # fmt: skip
+    """The snapshot as of `as_of` from the previous one's facts (core.customer_facts),
+    the orders placed after it (`new_orders`) and all orders of the customers who placed them
+    (`customers_orders`): their summaries are computed again; everyone else's facts only age. Without a
+    look-back window; equals `customer_snapshot` on all orders."""
+    sprints = [event.sprint for event in settings.calendar()]
+    changed = customer_summary(customers_orders, as_of, sprints)
+    if not previous["customer_id"].is_sorted():
+        previous = previous.sort("customer_id")
+    aged = (
+        previous.filter(~pl.col("customer_id").is_in(new_orders["customer_id"].unique().implode()))
+        .with_columns(
+            as_of_date=pl.lit(as_of),
+            recency_days=(pl.lit(as_of) - pl.col("last_order_date")).dt.total_days(),
+            tenure_days=(pl.lit(as_of) - pl.col("first_order_date")).dt.total_days(),
+        )
+        .select(COLUMNS)
+    )
+    summary = aged.merge_sorted(changed.select(COLUMNS), key="customer_id").with_columns(
+        window_orders=pl.col("orders"), window_purchase_days=pl.col("purchase_days"), window_spend=pl.col("net_revenue")
+    )
+    return snapshot_of(summary, settings)
