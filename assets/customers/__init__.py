@@ -11,7 +11,7 @@ from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
 from assets.customers.facts import ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
-from assets.customers.snapshot import customer_snapshot, next_day_snapshot
+from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
 from pipelines.settings import ShopSettings
@@ -68,12 +68,9 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             since = _history_since(config, previous, history, first_day, as_of)
             context.log.info(f"Customers as of {as_of}; history from {since}")
             history = history if history is not None else empty_history()
-            if since == as_of and _facts_still_hold(conn, previous, as_of, settings):
-                previous_day = previous["as_of_date"].max()
-                new_orders = read_orders(conn, as_of, after=previous_day)
-                buyers = new_orders.select(pl.col("customer_id").unique())
-                context.log.info(f"Updating {previous.height:,} customers' facts with {new_orders.height:,} orders")
-                snapshot = next_day_snapshot(previous, new_orders, read_orders(conn, as_of, buyers), as_of, settings)
+            if since == as_of and facts_still_hold(conn, previous, as_of, settings):
+                context.log.info(f"Customers as of {as_of} from the facts of {previous['as_of_date'].max()}")
+                snapshot = snapshot_after(conn, previous, as_of, settings)
             else:
                 orders = read_orders(conn, as_of)
                 snapshot = customer_snapshot(orders, as_of, settings)
@@ -158,7 +155,16 @@ def read_orders(
     return pl.concat(frames) if frames else needed_columns(pl.from_arrow(batches.schema.empty_table())).collect()
 
 
-def _facts_still_hold(conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame | None, as_of: date, settings) -> bool:
+def snapshot_after(
+    conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame, as_of: date, settings: ShopSettings
+) -> Snapshot:
+    """The snapshot as of `as_of` from the previous facts and the orders placed since (`next_day_snapshot`)."""
+    new_orders = read_orders(conn, as_of, after=previous["as_of_date"].max())
+    buyers = new_orders.select(pl.col("customer_id").unique())
+    return next_day_snapshot(previous, new_orders, read_orders(conn, as_of, buyers), as_of, settings)
+
+
+def facts_still_hold(conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame | None, as_of: date, settings) -> bool:
     """Whether the day's snapshot can start from the previous one's facts: they are from an earlier day, RFM has
     no sliding window, and the orders up to their day are still the ones they were computed from (completed
     orders and items add up; a reload of an earlier day changes them)."""
