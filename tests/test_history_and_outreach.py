@@ -119,16 +119,22 @@ def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules):
     with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
         orders = conn.sql("SELECT * FROM staging.orders").pl()
     first, middle, last = date(2024, 9, 1), date(2024, 10, 20), date(2024, 11, 30)
-    day_by_day = empty_history()
+    day_by_day, weekly = empty_history(), empty_history()
     for day in pl.date_range(first, last, eager=True):
         state = customer_snapshot(orders, day, settings).rfm.select("customer_id", *STATE, "expected_next_date")
         day_by_day = record(day_by_day, state, day)
+        if (day - first).days % 7 == 0 or day == last:
+            weekly = record(weekly, state, day)
         if day == middle:
             until_middle = day_by_day
     day_by_day = day_by_day.sort("customer_id", "valid_from")
     assert rebuild_from_orders(empty_history(), orders, first, last, settings).equals(day_by_day)
     # from the middle on, on top of the history recorded until then
     assert rebuild_from_orders(until_middle, orders, middle, last, settings).equals(day_by_day)
+    # a state every 7 days, as a range run records by default
+    assert rebuild_from_orders(empty_history(), orders, first, last, settings, 7).equals(
+        weekly.sort("customer_id", "valid_from")
+    )
     assert day_by_day.filter(pl.col("valid_from") > first).height > 100  # customers do move
 
 

@@ -75,7 +75,8 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 orders = read_orders(conn, as_of)
                 snapshot = customer_snapshot(orders, as_of, settings)
                 if since < as_of:
-                    history = rebuild_from_orders(history, orders, since, as_of, settings)
+                    step = settings.lifecycle.history_step_days
+                    history = rebuild_from_orders(history, orders, since, as_of, settings, step)
             if since == as_of:
                 state = snapshot.rfm.select("customer_id", "rfm_class", "stage", "expected_next_date")
                 history = rebuild(history, lambda _: state, as_of, as_of)

@@ -68,13 +68,18 @@ def migration(history: pl.DataFrame, start: date, end: date, by: str = "rfm_clas
 
 
 def rebuild_from_orders(
-    history: pl.DataFrame, orders: pl.LazyFrame | pl.DataFrame, since: date, until: date, settings: ShopSettings
+    history: pl.DataFrame,
+    orders: pl.LazyFrame | pl.DataFrame,
+    since: date,
+    until: date,
+    settings: ShopSettings,
+    step_days: int = 1,
 ) -> pl.DataFrame:
-    """`rebuild` with the state of every day since..until, from `staging.orders` (or rows of its shape) in
-    one pass: each customer's values change only on their order days (`_episodes`), so a day costs a few
-    comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
+    """`rebuild` with the states of since..until (every `step_days`, and `until` itself) from `staging.orders`
+    (or rows of its shape) in one pass: each customer's values change only on their order days (`_episodes`),
+    so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
     if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
-        return rebuild(history, _snapshot_states(orders, settings), since, until, settings.lifecycle.history_step_days)
+        return rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
     kept = history.filter(pl.col("valid_from") < since).with_columns(
         valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
     )
@@ -83,7 +88,8 @@ def rebuild_from_orders(
     days = DayStates(episodes, categories, customers.height, settings)
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
-    changes = [days.advance(day, previous) for day in pl.date_range(since, until, eager=True)]
+    steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
+    changes = [days.advance(day, previous) for day in sorted({*steps, until})]
     opened = pl.concat(changes)
     opened = opened.join(customers, on=KEY).select(
         "customer_id", *STATE, "expected_next_date", "valid_from", valid_to=pl.lit(None, pl.Date)
@@ -104,46 +110,84 @@ def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, li
     """Each customer's values from each of their order days on (one row per customer and order day, in order
     of day): last purchase, purchase days, F, M, own cycle and main category (as a number into the returned
     categories), computed as a snapshot computes them from the orders up to that day."""
+    # one number per customer and day (customer_key, then the day): grouped and sorted as one column
+    customer_day = pl.col(KEY).cast(pl.UInt64) * 2**32 + (pl.col("order_date").cast(pl.Int64) + 2**31)
     per_day = (
-        keyed.group_by(KEY, "order_date")
+        keyed.group_by(customer_day.alias("customer_day"))
         .agg(orders=pl.col("purchase").sum(), bought=pl.col("purchase").any(), amount=pl.col("amount").sum())
-        .sort(KEY, "order_date")
+        .sort("customer_day")
+        .with_columns(
+            (pl.col("customer_day") // 2**32).cast(pl.UInt32).alias(KEY),
+            order_date=((pl.col("customer_day") % 2**32).cast(pl.Int64) - 2**31).cast(pl.Int32).cast(pl.Date),
+        )
     )
-    purchase_day = pl.when("bought").then(pl.col("order_date"))
+    first_row = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
+
+    def so_far(value: pl.Expr) -> pl.Expr:
+        """A customer's running total (rows in customer order): the shop's, less where the customer began.
+        Money comes out within far less than a cent of its sum, and is rounded to cents."""
+        running = value.cum_sum()
+        return running - pl.when(first_row).then(running - value).forward_fill()
+
+    purchase_days = pl.col("purchase_days")
     running = per_day.with_columns(
-        orders=pl.col("orders").cum_sum().over(KEY),
-        purchase_days=pl.col("bought").cast(pl.Int64).cum_sum().over(KEY),
-        net=pl.col("amount").cum_sum().over(KEY),
-        last_purchase=purchase_day.forward_fill().over(KEY),
-        first_purchase=purchase_day.min().over(KEY),
+        orders=so_far(pl.col("orders")),
+        purchase_days=so_far(pl.col("bought").cast(pl.Int64)),
+        net=so_far(pl.col("amount")).round(2),
+    ).with_columns(
+        last_purchase=pl.when(purchase_days > 0).then(pl.when("bought").then(pl.col("order_date")).forward_fill()),
+        first_purchase=pl.when(purchase_days > 0).then(
+            pl.when(pl.col("bought") & (purchase_days == 1)).then(pl.col("order_date")).forward_fill()
+        ),
     )
-    frequency, monetary = frequency_and_monetary(pl.col("orders"), pl.col("purchase_days"), pl.col("net"), rules)
+    frequency, monetary = frequency_and_monetary(pl.col("orders"), purchase_days, pl.col("net"), rules)
     span = (pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days()
     values = running.select(
         KEY, "order_date", "last_purchase", "purchase_days", frequency=frequency, monetary=monetary,
-        cycle=pl.when(pl.col("purchase_days") >= 2).then(span / (pl.col("purchase_days") - 1)),
-    )  # fmt: skip
-    # main category as of each order day: the category with the most spend so far (in cents), first by name
+        cycle=pl.when(purchase_days >= 2).then(span / (purchase_days - 1)),
+    ).collect()  # fmt: skip
     spend = (
         keyed.filter(pl.col("purchase") & pl.col("category").is_not_null())
-        .group_by(KEY, pl.col("category").cast(pl.String), "order_date")
+        .group_by(KEY, "category", "order_date")
         .agg(pl.col("amount").sum())
-        .sort(KEY, "category", "order_date")
-        .with_columns(spent=pl.col("amount").cum_sum().over(KEY, "category").round(2))
+        .collect()
     )
-    bought_categories = spend.group_by(KEY, "category").agg(since=pl.col("order_date").min())
-    main_category = (
-        values.select(KEY, "order_date")
-        .join(bought_categories, on=KEY)
+    bought = spend.group_by(KEY).agg(
+        only=pl.when(pl.col("category").n_unique() == 1).then(pl.col("category").first()),
+        since=pl.col("order_date").min(),
+    )
+    # main category as of each order day: the category with the most spend so far (in cents), first by name;
+    # for a customer of one category, that one from its first purchase on
+    several = spend.join(bought.filter(pl.col("only").is_null()), on=KEY, how="semi")
+    running_spend = several.sort(KEY, "category", "order_date").with_columns(
+        spent=pl.col("amount").cum_sum().over(KEY, "category").round(2)
+    )
+    categories_since = running_spend.group_by(KEY, "category").agg(since=pl.col("order_date").min())
+    of_several = (
+        values.lazy()
+        .select(KEY, "order_date")
+        .join(categories_since.lazy(), on=KEY)
         .filter(pl.col("since") <= pl.col("order_date"))
         .sort("order_date")
-        .join_asof(spend.select(KEY, "category", "order_date", "spent").sort("order_date"), on="order_date",
-                   by=[KEY, "category"], check_sortedness=False)
+        .join_asof(running_spend.lazy().select(KEY, "category", "order_date", "spent").sort("order_date"),
+                   on="order_date", by=[KEY, "category"], check_sortedness=False)
         .sort(KEY, "order_date", pl.col("spent"), "category", descending=[False, False, True, False])
         .group_by(KEY, "order_date", maintain_order=True)
-        .agg(main_category=pl.col("category").first())
+        .agg(several=pl.col("category").first())
     )  # fmt: skip
-    episodes = values.join(main_category, on=[KEY, "order_date"], how="left").sort("order_date").collect()
+    episodes = (
+        values.lazy()
+        .join(bought.lazy(), on=KEY, how="left")
+        .join(of_several, on=[KEY, "order_date"], how="left")
+        .with_columns(
+            main_category=pl.coalesce(pl.when(pl.col("since") <= pl.col("order_date")).then("only"), "several").cast(
+                pl.String
+            )
+        )
+        .drop("only", "since", "several")
+        .sort("order_date")
+        .collect()
+    )
     categories = episodes["main_category"].drop_nulls().unique().sort().to_list()
     return episodes.with_columns(
         category=pl.col("main_category").replace_strict(categories, range(len(categories)), default=-1)
