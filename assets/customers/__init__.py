@@ -149,7 +149,7 @@ def read_orders(
         conn.register("customers", customers.to_arrow())
         where.append("customer_id IN (SELECT customer_id FROM customers)")
     query = f"SELECT {', '.join(ORDER_COLUMNS)} FROM staging.orders WHERE {' AND '.join(where)}"
-    batches = conn.execute(query, params).to_arrow_reader(1_000_000)
+    batches = conn.sql(query, params=params).to_arrow_reader(1_000_000)
     frames = [needed_columns(pl.from_arrow(batch)).collect() for batch in batches]
     if customers is not None:
         conn.unregister("customers")
