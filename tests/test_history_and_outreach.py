@@ -152,3 +152,19 @@ def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):
     assert table(settings, "core.customer_facts").equals(full.facts.sort(pl.all()))
     assert table(settings, "core.rfm").equals(full.rfm.sort(pl.all()))
     assert orders.filter(pl.col("order_date") == LAST).height > 0
+
+
+def test_a_history_rebuilt_before_anyone_bought_twice_uses_the_default_cycle(tmp_path):
+    settings = shop(tmp_path)
+    orders = pl.DataFrame({
+        "order_id": ["O1", "O2"], "customer_id": ["a", "b"], "order_date": [date(2024, 1, 1), date(2024, 2, 1)],
+        "amount": [10.0, 20.0], "items": [1, 1], "channel": ["app", "web"], "region": ["Zhejiang"] * 2,
+        "category": ["tea", None], "status": ["completed"] * 2,
+    }).with_columns(order_ts=pl.col("order_date").cast(pl.Datetime))  # fmt: skip
+    history = rebuild_from_orders(empty_history(), orders, date(2024, 1, 1), date(2024, 4, 1), settings)
+    # a: new, due from 0.9 x 60 = 54 days (2024-02-24), at risk beyond 90 days (2024-03-31 is day 90)
+    assert history.filter(pl.col("customer_id") == "a").select("stage", "valid_from").rows() == [
+        ("new", date(2024, 1, 1)),
+        ("due", date(2024, 2, 24)),
+        ("at_risk", date(2024, 4, 1)),
+    ]

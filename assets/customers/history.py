@@ -244,12 +244,13 @@ class DayStates:
 
     def _typical_cycles(self) -> np.ndarray:
         """Median cycle of repeat buyers by category (NaN where none), the last: of the shop."""
+        if not len(self.cycle_values):  # nobody has bought twice yet
+            return np.full(len(self.cycle_counts), np.nan)
         counts = self.cycle_counts.sum(axis=1)
         running = self.cycle_counts.cumsum(axis=1)
         below = np.argmax(running > ((counts - 1) // 2)[:, None], axis=1)
         above = np.argmax(running > (counts // 2)[:, None], axis=1)
-        values = self.cycle_values if len(self.cycle_values) else np.zeros(1)
-        return np.where(counts > 0, (values[below] + values[above]) / 2, np.nan)
+        return np.where(counts > 0, (self.cycle_values[below] + self.cycle_values[above]) / 2, np.nan)
 
     def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
         """The customers whose class or stage on `day` differs from `previous` (updated in place)."""
