@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from assets.customers.facts import customer_facts
 from assets.customers.lifecycle import lifecycle, stage, value_tier
 from assets.customers.rfm import CLASSES, GROUPS, classify, quintile
-from assets.customers.snapshot import customer_snapshot
+from assets.customers.snapshot import customer_snapshot, next_day_snapshot
 from pipelines.settings import LifecycleSettings, RfmSettings
 from tests.conftest import shop
 
@@ -160,6 +160,20 @@ def test_raising_a_customers_spend_never_lowers_their_m_score(rows, extra):
     after = customer_snapshot(richer, date(2024, 12, 31), SETTINGS).rfm
     score = lambda rfm: rfm.filter(pl.col("customer_id") == buyer)["m_score"].item()  # noqa: E731
     assert score(after) >= score(before)
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(order_rows, st.integers(0, 3))
+def test_the_next_days_snapshot_from_the_previous_facts_equals_a_full_one(rows, later):
+    frame = orders(*rows)
+    day = rows[0][1] + timedelta(days=later)  # a day with orders, or a few days after one
+    previous = customer_snapshot(frame, day - timedelta(days=1), SETTINGS).facts
+    new = frame.filter(pl.col("order_date") == day)
+    theirs = frame.filter(pl.col("customer_id").is_in(new["customer_id"].implode()) & (pl.col("order_date") <= day))
+    expected = customer_snapshot(frame, day, SETTINGS)
+    updated = next_day_snapshot(previous.sample(fraction=1.0, shuffle=True, seed=1), new, theirs, day, SETTINGS)
+    assert updated.facts.equals(expected.facts)
+    assert updated.rfm.equals(expected.rfm)
 
 
 def test_the_stage_compares_the_unrounded_cycle():

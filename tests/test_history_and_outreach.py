@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.customers.history import migration
+from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
 from assets.customers.rfm import CLASSES
 from assets.customers.snapshot import customer_snapshot
 from assets.outreach.reminders import reminders_for_days
@@ -106,3 +106,65 @@ def test_every_class_has_a_message_in_both_languages(language):
 def test_a_class_without_a_message_is_an_error_not_a_blank():
     with pytest.raises(KeyError, match="no message for 'vip'"):
         render_message("repurchase", "en", "vip", shop="S", category="tea", expected_next_date=date(2024, 1, 2))
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [{}, {"rfm": {"threshold": "fixed", "active_window_days": {"apparel": 120}, "same_day_orders_once": False,
+                  "monetary_measure": "average"}},
+     {"rfm": {"threshold": "median"}, "lifecycle": {"due_from": 0.8}}],
+)  # fmt: skip
+def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules):
+    settings = demo.model_copy(update={name: type(getattr(demo, name))(**value) for name, value in rules.items()})
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    first, middle, last = date(2024, 9, 1), date(2024, 10, 20), date(2024, 11, 30)
+    day_by_day, weekly = empty_history(), empty_history()
+    for day in pl.date_range(first, last, eager=True):
+        state = customer_snapshot(orders, day, settings).rfm.select("customer_id", *STATE, "expected_next_date")
+        day_by_day = record(day_by_day, state, day)
+        if (day - first).days % 7 == 0 or day == last:
+            weekly = record(weekly, state, day)
+        if day == middle:
+            until_middle = day_by_day
+    day_by_day = day_by_day.sort("customer_id", "valid_from")
+    assert rebuild_from_orders(empty_history(), orders, first, last, settings).equals(day_by_day)
+    # from the middle on, on top of the history recorded until then
+    assert rebuild_from_orders(until_middle, orders, middle, last, settings).equals(day_by_day)
+    # a state every 7 days, as a range run records by default
+    assert rebuild_from_orders(empty_history(), orders, first, last, settings, 7).equals(
+        weekly.sort("customer_id", "valid_from")
+    )
+    assert day_by_day.filter(pl.col("valid_from") > first).height > 100  # customers do move
+
+
+def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):
+    settings = shop(tmp_path)
+    ingest(settings, "2024-01-01", "2024-12-31")
+    job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
+    with dg.DagsterInstance.ephemeral() as instance:
+        for day in ("2024-12-30", "2024-12-31"):  # the second starts from the first's facts
+            config = {"ops": {"customer_snapshot": {"config": {"as_of": day}}}}
+            assert job.execute_in_process(instance=instance, run_config=config).success
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    full = customer_snapshot(orders, LAST, settings)
+    assert table(settings, "core.customer_facts").equals(full.facts.sort(pl.all()))
+    assert table(settings, "core.rfm").equals(full.rfm.sort(pl.all()))
+    assert orders.filter(pl.col("order_date") == LAST).height > 0
+
+
+def test_a_history_rebuilt_before_anyone_bought_twice_uses_the_default_cycle(tmp_path):
+    settings = shop(tmp_path)
+    orders = pl.DataFrame({
+        "order_id": ["O1", "O2"], "customer_id": ["a", "b"], "order_date": [date(2024, 1, 1), date(2024, 2, 1)],
+        "amount": [10.0, 20.0], "items": [1, 1], "channel": ["app", "web"], "region": ["Zhejiang"] * 2,
+        "category": ["tea", None], "status": ["completed"] * 2,
+    }).with_columns(order_ts=pl.col("order_date").cast(pl.Datetime))  # fmt: skip
+    history = rebuild_from_orders(empty_history(), orders, date(2024, 1, 1), date(2024, 4, 1), settings)
+    # a: new, due from 0.9 x 60 = 54 days (2024-02-24), at risk beyond 90 days (2024-03-31 is day 90)
+    assert history.filter(pl.col("customer_id") == "a").select("stage", "valid_from").rows() == [
+        ("new", date(2024, 1, 1)),
+        ("due", date(2024, 2, 24)),
+        ("at_risk", date(2024, 4, 1)),
+    ]

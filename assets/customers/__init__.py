@@ -4,16 +4,18 @@ shop analysis (`analysis.*`). Unpartitioned: each materialization is the latest 
 from datetime import date, timedelta
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
-from assets.customers.history import empty_history, rebuild
-from assets.customers.snapshot import customer_snapshot
+from assets.customers.facts import ORDER_COLUMNS, needed_columns
+from assets.customers.history import empty_history, rebuild, rebuild_from_orders
+from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table, replace_tables
+from pipelines.warehouse import COMPLETED, WAREHOUSE_POOL, Warehouse, read_table, replace_tables
 
 CUSTOMER_FACTS = dg.AssetKey(["core", "customer_facts"])
 RFM = dg.AssetKey(["core", "rfm"])
@@ -42,7 +44,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                      description="RFM scores, class, group, lifecycle stage and tags from staging.orders: "
                                  "one row per customer as of the run's date."),
         dg.AssetSpec(SEGMENT_HISTORY, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
-                     description="Class and lifecycle stretches from core.rfm snapshots: one row per customer "
+                     description="Class and lifecycle stretches, day by day from staging.orders: one row per customer "
                                  "and stretch of time in one class and stage (valid_to exclusive)."),
     ]  # fmt: skip
 
@@ -54,25 +56,30 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     )
     def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig, warehouse: Warehouse):
         with warehouse.get_connection() as conn:
-            orders = conn.sql("SELECT * FROM staging.orders").pl()
+            first_day, last_day = conn.execute(
+                "SELECT min(order_date), max(order_date) FROM staging.orders"
+            ).fetchall()[0]
             history = read_table(conn, "core.segment_history")
             previous = read_table(conn, "core.customer_facts")
             previous_rfm = read_table(conn, "core.rfm")
-            if orders.is_empty():
+            if last_day is None:
                 raise dg.Failure("staging.orders is empty: ingest orders before building customers")
-            as_of = date.fromisoformat(config.as_of) if config.as_of else orders["order_date"].max()
-            since = _history_since(config, previous, history, orders, as_of)
+            as_of = date.fromisoformat(config.as_of) if config.as_of else last_day
+            since = _history_since(config, previous, history, first_day, as_of)
             context.log.info(f"Customers as of {as_of}; history from {since}")
-            snapshot = customer_snapshot(orders, as_of, settings)
-
-            def state_on(day: date) -> pl.DataFrame:
-                rfm = snapshot.rfm if day == as_of else customer_snapshot(orders, day, settings).rfm
-                return rfm.select("customer_id", "rfm_class", "stage", "expected_next_date")
-
-            history = rebuild(
-                history if history is not None else empty_history(), state_on, since, as_of,
-                settings.lifecycle.history_step_days if since < as_of else 1,
-            )  # fmt: skip
+            history = history if history is not None else empty_history()
+            if since == as_of and facts_still_hold(conn, previous, as_of, settings):
+                context.log.info(f"Customers as of {as_of} from the facts of {previous['as_of_date'].max()}")
+                snapshot = snapshot_after(conn, previous, as_of, settings)
+            else:
+                orders = read_orders(conn, as_of)
+                snapshot = customer_snapshot(orders, as_of, settings)
+                if since < as_of:
+                    step = settings.lifecycle.history_step_days
+                    history = rebuild_from_orders(history, orders, since, as_of, settings, step)
+            if since == as_of:
+                state = snapshot.rfm.select("customer_id", "rfm_class", "stage", "expected_next_date")
+                history = rebuild(history, lambda _: state, as_of, as_of)
             replace_tables(
                 conn, {"core.customer_facts": snapshot.facts, "core.rfm": snapshot.rfm, "core.segment_history": history}
             )
@@ -129,11 +136,56 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     return [customer_snapshot_asset, shop_analysis]
 
 
-def _history_since(config: SnapshotConfig, previous, history, orders: pl.DataFrame, as_of: date) -> date:
+def read_orders(
+    conn: duckdb.DuckDBPyConnection, until: date, customers: pl.DataFrame | None = None, after: date | None = None
+) -> pl.DataFrame:
+    """The columns of staging.orders the customer step reads, up to `until` (after `after`; of `customers` only),
+    fetched in Arrow batches that are made compact (`facts.needed_columns`) one at a time, so that memory follows
+    the compact rows, not the table's text."""
+    where, params = ["order_date <= ?"], [until]
+    if after is not None:
+        where, params = [*where, "order_date > ?"], [*params, after]
+    if customers is not None:
+        conn.register("customers", customers.to_arrow())
+        where.append("customer_id IN (SELECT customer_id FROM customers)")
+    query = f"SELECT {', '.join(ORDER_COLUMNS)} FROM staging.orders WHERE {' AND '.join(where)}"
+    batches = conn.sql(query, params=params).to_arrow_reader(1_000_000)
+    frames = [needed_columns(pl.from_arrow(batch)).collect() for batch in batches]
+    if customers is not None:
+        conn.unregister("customers")
+    return pl.concat(frames) if frames else needed_columns(pl.from_arrow(batches.schema.empty_table())).collect()
+
+
+def snapshot_after(
+    conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame, as_of: date, settings: ShopSettings
+) -> Snapshot:
+    """The snapshot as of `as_of` from the previous facts and the orders placed since (`next_day_snapshot`)."""
+    new_orders = read_orders(conn, as_of, after=previous["as_of_date"].max())
+    buyers = new_orders.select(pl.col("customer_id").unique())
+    return next_day_snapshot(previous, new_orders, read_orders(conn, as_of, buyers), as_of, settings)
+
+
+def facts_still_hold(conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame | None, as_of: date, settings) -> bool:
+    """Whether the day's snapshot can start from the previous one's facts: they are from an earlier day, RFM has
+    no sliding window, and the orders up to their day are still the ones they were computed from (completed
+    orders and items add up; a reload of an earlier day changes them)."""
+    if previous is None or previous.is_empty() or settings.rfm.lookback_days:
+        return False
+    previous_day = previous["as_of_date"].max()
+    if previous_day >= as_of:
+        return False
+    completed, items = conn.execute(
+        "SELECT count(*), coalesce(sum(items), 0) FROM staging.orders WHERE order_date <= ? AND status = ?",
+        [previous_day, COMPLETED],
+    ).fetchall()[0]
+    return (completed, items) == (previous["orders"].sum(), previous["items"].sum())
+
+
+def _history_since(config: SnapshotConfig, previous, history, first_day: date, as_of: date) -> date:
     """Where history needs recomputing: as asked, else right after the last snapshot, else from the first order."""
     if config.history_since:
         return date.fromisoformat(config.history_since)
     if history is not None and previous is not None and not previous.is_empty():
         last = previous["as_of_date"].max()
         return min(last + timedelta(days=1), as_of) if last < as_of else as_of
-    return orders["order_date"].min()
+    return first_day

@@ -4,9 +4,13 @@ backfills all call. Plain Polars, no Dagster.
 A purchase is a completed order; money is net (a return counts against its customer). A
 customer's purchase cycle is the mean interval between their purchase *days*: two orders on
 one day make a one-time buyer, not a zero-day cycle.
+
+Inside, customers are grouped and joined on `customer_key`, the 64-bit hash of their id
+(checked to be unique among the snapshot's customers), and short texts are categoricals; the
+id itself is carried once per customer, from the one group-by that reads it.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -18,6 +22,12 @@ COLUMNS = (
     "items", "avg_order_value", "recency_days", "tenure_days", "cycle_days", "cycle_median_days", "cycle_std_days",
     "main_category", "first_channel", "region", "acquired_on_event", "event_orders",
 )  # fmt: skip
+# the staging.orders columns the customer step reads
+ORDER_COLUMNS = ("customer_id", "order_ts", "order_date", "amount", "items", "channel", "region", "category", "status")
+# what RFM reads besides the facts: frequency and spend inside the look-back window
+WINDOW_COLUMNS = ("window_orders", "window_purchase_days", "window_spend")
+KEY = "customer_key"
+_LABELS = ("channel", "region", "category")
 
 
 def orders_until(orders: pl.LazyFrame | pl.DataFrame, as_of: date) -> pl.LazyFrame:
@@ -29,60 +39,158 @@ def in_sprints(day: pl.Expr, sprints: list[tuple[date, date]]) -> pl.Expr:
     return pl.any_horizontal([day.is_between(first, last) for first, last in sprints]) if sprints else pl.lit(False)
 
 
-def customer_facts(
-    orders: pl.LazyFrame | pl.DataFrame, as_of: date, sprints: list[tuple[date, date]] = ()
+def needed_columns(orders: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The columns of staging.orders the customer step reads, short texts as categoricals and the status as
+    a purchase flag (as is, if they are so already); the order a customer's orders come in does not matter."""
+    orders = orders.lazy()
+    if "purchase" in orders.collect_schema():
+        return orders
+    return orders.select(
+        "customer_id", "order_ts", "order_date", "amount", "items",
+        pl.col(*_LABELS).cast(pl.String).cast(pl.Categorical), purchase=pl.col("status") == COMPLETED,
+    )  # fmt: skip
+
+
+def customer_keys(orders: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]:
+    """Every customer of `orders` in id order with `customer_key` 0, 1, 2 ..., and the orders keyed so (their
+    ids left out). Ids are matched on a 64-bit hash, with a new seed in the rare case (about one in 400,000 at
+    ten million customers) that two ids share one."""
+    customers = orders.select(pl.col("customer_id").unique()).sort("customer_id")
+    for seed in range(8):
+        id_hash = pl.col("customer_id").hash(seed).alias("id_hash")
+        hashed = customers.with_columns(id_hash)
+        if hashed["id_hash"].n_unique() == hashed.height:
+            keys = hashed.with_row_index(KEY).lazy().select("id_hash", KEY)
+            keyed = orders.lazy().with_columns(id_hash).join(keys, on="id_hash").drop("id_hash", "customer_id")
+            return customers.with_row_index(KEY), keyed
+    raise ValueError("customer ids: no collision-free hash in 8 seeds")
+
+
+def _for_keys(per_customer: pl.DataFrame, keys: pl.Series, customers: int) -> list[pl.Series]:
+    """The columns of a frame with a row for some customers, as values for `keys` (nulls where it has none)."""
+    return [
+        pl.repeat(None, customers, dtype=per_customer[name].dtype, eager=True)
+        .alias(name)
+        .scatter(per_customer[KEY], per_customer[name])
+        .gather(keys)
+        for name in per_customer.columns
+        if name != KEY
+    ]
+
+
+def customer_summary(
+    orders: pl.LazyFrame | pl.DataFrame,
+    as_of: date,
+    sprints: list[tuple[date, date]] = (),
+    lookback_days: int | None = None,
 ) -> pl.DataFrame:
-    """One row per customer with a purchase on or before `as_of` (from `staging.orders`)."""
-    orders = orders_until(orders, as_of).collect()
-    purchases = orders.filter(pl.col("status") == COMPLETED).sort("order_ts")
-    facts = purchases.group_by("customer_id").agg(
-        first_order_date=pl.col("order_date").min(),
-        last_order_date=pl.col("order_date").max(),
-        orders=pl.len().cast(pl.Int64),
-        purchase_days=pl.col("order_date").n_unique().cast(pl.Int64),
-        items=pl.col("items").sum().cast(pl.Int64),
-        first_channel=pl.col("channel").first(),
-        region=pl.col("region").last(),
-        event_orders=in_sprints(pl.col("order_date"), list(sprints)).sum().cast(pl.Int64),
-    )
-    # net of returns and cancellations, which are orders of their own
-    net = orders.group_by("customer_id").agg(net_revenue=pl.col("amount").sum().round(2))
-    gaps = (
-        purchases.select("customer_id", "order_date")
-        .unique()
-        .sort("customer_id", "order_date")
-        # rows are in customer order: a gap is only a gap between two days of one customer
-        .with_columns(
-            gap=pl.when(pl.col("customer_id") == pl.col("customer_id").shift(1)).then(
-                pl.col("order_date").diff().dt.total_days()
-            )
-        )
-        .group_by("customer_id")
+    """One row per customer with a purchase on or before `as_of` (from `staging.orders` or rows of its shape),
+    in customer_id order: the facts' columns, `customer_key`, and the orders, purchase days and net spend inside
+    RFM's look-back window (`window_*`)."""
+    customers, orders = customer_keys(needed_columns(orders).filter(pl.col("order_date") <= as_of).collect())
+    purchases = orders.filter("purchase")
+    in_window = pl.col("order_date") > as_of - timedelta(days=lookback_days or 0)
+
+    def windowed(**aggregations: pl.Expr) -> dict[str, pl.Expr]:
+        """Aggregations over the look-back window, when there is one (else the all-history ones stand in)."""
+        return aggregations if lookback_days else {}
+
+    bought = (
+        purchases.group_by(KEY)
         .agg(
+            first_order_date=pl.col("order_date").min(),
+            last_order_date=pl.col("order_date").max(),
+            orders=pl.len().cast(pl.Int64),
+            items=pl.col("items").sum().cast(pl.Int64),
+            first_channel=pl.col("channel").min_by("order_ts"),
+            region=pl.col("region").max_by("order_ts"),
+            event_orders=in_sprints(pl.col("order_date"), list(sprints)).sum().cast(pl.Int64),
+            net=pl.col("amount").sum(),
+            **windowed(
+                window_orders=in_window.sum().cast(pl.Int64), window_spend=pl.col("amount").filter(in_window).sum()
+            ),
+        )
+        .sort(KEY)
+    )
+    # returns and cancellations are orders of their own, with nothing or less than nothing to pay
+    refunds = (
+        orders.filter(~pl.col("purchase"))
+        .group_by(KEY)
+        .agg(refunded=pl.col("amount").sum(), **windowed(window_refunded=pl.col("amount").filter(in_window).sum()))
+    )
+    # each purchase day as one number, customer_key then day: sorted, a customer's days are together and in order
+    day_number = pl.col("order_date").cast(pl.Int64) + 2**31
+    customer_day = (pl.col(KEY).cast(pl.UInt64) * 2**32 + day_number.cast(pl.UInt64)).unique().sort()
+    days = purchases.select(customer_day.alias("customer_day")).select(
+        (pl.col("customer_day") // 2**32).cast(pl.UInt32).alias(KEY),
+        order_date=((pl.col("customer_day") % 2**32).cast(pl.Int64) - 2**31).cast(pl.Int32).cast(pl.Date),
+    )
+    gap = pl.when(pl.col(KEY) == pl.col(KEY).shift(1)).then(pl.col("order_date").diff().dt.total_days())
+    cycles = (
+        days.set_sorted(KEY)
+        .with_columns(gap=gap)
+        .group_by(KEY, maintain_order=True)
+        .agg(
+            purchase_days=pl.len().cast(pl.Int64),
             cycle_median_days=pl.when(pl.len() >= 3).then(pl.col("gap").median()),
             cycle_std_days=pl.when(pl.len() >= 3).then(pl.col("gap").std()),
+            **windowed(window_purchase_days=in_window.sum().cast(pl.Int64)),
         )
     )
-    category = (
+    # the category with the most spend (in whole cents, whatever order the amounts were added in); on a tie,
+    # the first by name
+    spend = (
         purchases.filter(pl.col("category").is_not_null())
-        .group_by("customer_id", "category")
-        .agg(pl.col("amount").sum())
-        .sort("customer_id", pl.col("amount"), "category", descending=[False, True, False])
-        .group_by("customer_id", maintain_order=True)
-        .agg(main_category=pl.col("category").first())
+        .group_by(KEY, "category")
+        .agg(pl.col("amount").sum().round(2))
     )
+    main_category = (
+        spend.filter(pl.col("amount") == pl.col("amount").max().over(KEY))
+        .group_by(KEY)
+        .agg(main_category=pl.col("category").min())
+    )
+    bought, cycles, main_category, refunds = pl.collect_all([bought, cycles, main_category, refunds])
+    keys = bought[KEY]
+    summary = pl.DataFrame(
+        [
+            customers["customer_id"].gather(keys),
+            *bought,
+            *cycles.drop(KEY),
+            *_for_keys(main_category, keys, customers.height),
+            *_for_keys(refunds, keys, customers.height),
+        ]
+    ).with_columns(net=pl.col("net") + pl.col("refunded").fill_null(0.0))
+    if lookback_days:
+        summary = summary.with_columns(pl.col("window_spend") + pl.col("window_refunded").fill_null(0.0))
+    else:
+        summary = summary.with_columns(
+            window_orders=pl.col("orders"), window_purchase_days=pl.col("purchase_days"), window_spend=pl.col("net")
+        )
     span = (pl.col("last_order_date") - pl.col("first_order_date")).dt.total_days()
     return (
-        facts.join(net, on="customer_id", how="left")
-        .join(gaps, on="customer_id", how="left")
-        .join(category, on="customer_id", how="left")
-        .with_columns(
+        summary.with_columns(
             as_of_date=pl.lit(as_of),
-            avg_order_value=(pl.col("net_revenue") / pl.col("orders")).round(2),
+            net_revenue=pl.col("net").round(2),
             recency_days=(pl.lit(as_of) - pl.col("last_order_date")).dt.total_days(),
             tenure_days=(pl.lit(as_of) - pl.col("first_order_date")).dt.total_days(),
             cycle_days=pl.when(pl.col("purchase_days") >= 2).then(span / (pl.col("purchase_days") - 1)),
             acquired_on_event=in_sprints(pl.col("first_order_date"), list(sprints)),
+            first_channel=pl.col("first_channel").cast(pl.String),
+            region=pl.col("region").cast(pl.String),
+            main_category=pl.col("main_category").cast(pl.String),
         )
-        .select(COLUMNS)
+        .with_columns(avg_order_value=(pl.col("net_revenue") / pl.col("orders")).round(2))
+        .select(*COLUMNS, KEY, *WINDOW_COLUMNS)
     )
+
+
+def facts_of(summary: pl.DataFrame) -> pl.DataFrame:
+    """core.customer_facts from a customer summary."""
+    return summary.select(COLUMNS)
+
+
+def customer_facts(
+    orders: pl.LazyFrame | pl.DataFrame, as_of: date, sprints: list[tuple[date, date]] = ()
+) -> pl.DataFrame:
+    """One row per customer with a purchase on or before `as_of` (from `staging.orders`)."""
+    return facts_of(customer_summary(orders, as_of, sprints))

@@ -9,7 +9,14 @@ two dates is one self-join of the table (see `migration`).
 from collections.abc import Callable
 from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
+
+from assets.customers.facts import KEY, customer_keys, needed_columns
+from assets.customers.lifecycle import STAGES
+from assets.customers.rfm import CLASSES, frequency_and_monetary
+from assets.customers.snapshot import customer_snapshot
+from pipelines.settings import RfmSettings, ShopSettings
 
 STATE = ("rfm_class", "stage")
 HISTORY_SCHEMA = {
@@ -58,3 +65,258 @@ def migration(history: pl.DataFrame, start: date, end: date, by: str = "rfm_clas
     before = state_at(history, start).select("customer_id", pl.col(by).alias("from"))
     after = state_at(history, end).select("customer_id", pl.col(by).alias("to"))
     return before.join(after, on="customer_id").group_by("from", "to").len("customers").sort("from", "to")
+
+
+def rebuild_from_orders(
+    history: pl.DataFrame,
+    orders: pl.LazyFrame | pl.DataFrame,
+    since: date,
+    until: date,
+    settings: ShopSettings,
+    step_days: int = 1,
+) -> pl.DataFrame:
+    """`rebuild` with the states of since..until (every `step_days`, and `until` itself) from `staging.orders`
+    (or rows of its shape) in one pass: each customer's values change only on their order days (`_episodes`),
+    so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
+    if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
+        return rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
+    kept = history.filter(pl.col("valid_from") < since).with_columns(
+        valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
+    )
+    customers, keyed = customer_keys(needed_columns(orders).filter(pl.col("order_date") <= until).collect())
+    episodes, categories = _episodes(keyed, settings.rfm)
+    days = DayStates(episodes, categories, customers.height, settings)
+    open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
+    previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
+    steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
+    changes = [days.advance(day, previous) for day in sorted({*steps, until})]
+    opened = pl.concat(changes)
+    opened = opened.join(customers, on=KEY).select(
+        "customer_id", *STATE, "expected_next_date", "valid_from", valid_to=pl.lit(None, pl.Date)
+    )
+    return (
+        pl.concat([kept, opened])
+        .sort("customer_id", "valid_from")
+        .with_columns(valid_to=pl.col("valid_from").shift(-1).over("customer_id"))
+    )
+
+
+def _snapshot_states(orders: pl.LazyFrame | pl.DataFrame, settings: ShopSettings) -> Callable[[date], pl.DataFrame]:
+    orders = needed_columns(orders).collect()
+    return lambda day: customer_snapshot(orders, day, settings).rfm.select("customer_id", *STATE, "expected_next_date")
+
+
+def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
+    """Each customer's values from each of their order days on (one row per customer and order day, in order
+    of day): last purchase, purchase days, F, M, own cycle and main category (as a number into the returned
+    categories), computed as a snapshot computes them from the orders up to that day."""
+    # one number per customer and day (customer_key, then the day): grouped and sorted as one column
+    customer_day = pl.col(KEY).cast(pl.UInt64) * 2**32 + (pl.col("order_date").cast(pl.Int64) + 2**31)
+    per_day = (
+        keyed.group_by(customer_day.alias("customer_day"))
+        .agg(orders=pl.col("purchase").sum(), bought=pl.col("purchase").any(), amount=pl.col("amount").sum())
+        .sort("customer_day")
+        .with_columns(
+            (pl.col("customer_day") // 2**32).cast(pl.UInt32).alias(KEY),
+            order_date=((pl.col("customer_day") % 2**32).cast(pl.Int64) - 2**31).cast(pl.Int32).cast(pl.Date),
+        )
+    )
+    first_row = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
+
+    def so_far(value: pl.Expr) -> pl.Expr:
+        """A customer's running total (rows in customer order): the shop's, less where the customer began.
+        Money comes out within far less than a cent of its sum, and is rounded to cents."""
+        running = value.cum_sum()
+        return running - pl.when(first_row).then(running - value).forward_fill()
+
+    purchase_days = pl.col("purchase_days")
+    running = per_day.with_columns(
+        orders=so_far(pl.col("orders")),
+        purchase_days=so_far(pl.col("bought").cast(pl.Int64)),
+        net=so_far(pl.col("amount")).round(2),
+    ).with_columns(
+        last_purchase=pl.when(purchase_days > 0).then(pl.when("bought").then(pl.col("order_date")).forward_fill()),
+        first_purchase=pl.when(purchase_days > 0).then(
+            pl.when(pl.col("bought") & (purchase_days == 1)).then(pl.col("order_date")).forward_fill()
+        ),
+    )
+    frequency, monetary = frequency_and_monetary(pl.col("orders"), purchase_days, pl.col("net"), rules)
+    span = (pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days()
+    values = running.select(
+        KEY, "order_date", "last_purchase", "purchase_days", frequency=frequency, monetary=monetary,
+        cycle=pl.when(purchase_days >= 2).then(span / (purchase_days - 1)),
+    ).collect()  # fmt: skip
+    spend = (
+        keyed.filter(pl.col("purchase") & pl.col("category").is_not_null())
+        .group_by(KEY, "category", "order_date")
+        .agg(pl.col("amount").sum())
+        .collect()
+    )
+    bought = spend.group_by(KEY).agg(
+        only=pl.when(pl.col("category").n_unique() == 1).then(pl.col("category").first()),
+        since=pl.col("order_date").min(),
+    )
+    # main category as of each order day: the category with the most spend so far (in cents), first by name;
+    # for a customer of one category, that one from its first purchase on
+    several = spend.join(bought.filter(pl.col("only").is_null()), on=KEY, how="semi")
+    running_spend = several.sort(KEY, "category", "order_date").with_columns(
+        spent=pl.col("amount").cum_sum().over(KEY, "category").round(2)
+    )
+    categories_since = running_spend.group_by(KEY, "category").agg(since=pl.col("order_date").min())
+    of_several = (
+        values.lazy()
+        .select(KEY, "order_date")
+        .join(categories_since.lazy(), on=KEY)
+        .filter(pl.col("since") <= pl.col("order_date"))
+        .sort("order_date")
+        .join_asof(running_spend.lazy().select(KEY, "category", "order_date", "spent").sort("order_date"),
+                   on="order_date", by=[KEY, "category"], check_sortedness=False)
+        .sort(KEY, "order_date", pl.col("spent"), "category", descending=[False, False, True, False])
+        .group_by(KEY, "order_date", maintain_order=True)
+        .agg(several=pl.col("category").first())
+    )  # fmt: skip
+    episodes = (
+        values.lazy()
+        .join(bought.lazy(), on=KEY, how="left")
+        .join(of_several, on=[KEY, "order_date"], how="left")
+        .with_columns(
+            main_category=pl.coalesce(pl.when(pl.col("since") <= pl.col("order_date")).then("only"), "several").cast(
+                pl.String
+            )
+        )
+        .drop("only", "since", "several")
+        .sort("order_date")
+        .collect()
+    )
+    categories = episodes["main_category"].drop_nulls().unique().sort().to_list()
+    return episodes.with_columns(
+        category=pl.col("main_category").replace_strict(categories, range(len(categories)), default=-1)
+    ), categories
+
+
+class DayStates:
+    """Every customer's class and stage day after day: the episodes of each day update the customers' values,
+    then the day's thresholds (means or medians, typical cycles) classify everyone, as a snapshot would."""
+
+    def __init__(self, episodes: pl.DataFrame, categories: list[str], customers: int, settings: ShopSettings):
+        self.rfm, self.rules = settings.rfm, settings.lifecycle
+        days = episodes["order_date"].cast(pl.Int32).to_numpy()
+        self.next_episode, self.episode_days = 0, days
+        self.episode = {
+            "key": episodes[KEY].to_numpy(),
+            "last": episodes["last_purchase"].cast(pl.Int32).fill_null(0).to_numpy(),
+            "purchase_days": episodes["purchase_days"].to_numpy(),
+            "frequency": episodes["frequency"].to_numpy(),
+            "monetary": episodes["monetary"].to_numpy(),
+            "cycle": episodes["cycle"].fill_null(np.nan).to_numpy(),
+            "category": episodes["category"].to_numpy(),
+        }
+        self.last = np.zeros(customers, np.int32)
+        self.purchase_days = np.zeros(customers, np.int64)
+        self.frequency = np.zeros(customers, np.int64)
+        self.monetary = np.zeros(customers, np.float64)
+        self.cycle = np.full(customers, np.nan)
+        self.category = np.full(customers, -1, np.int64)
+        self.categories = categories
+        # repeat buyers' cycles counted by category (the last row: the whole shop), for the typical cycles
+        cycles = self.episode["cycle"]
+        self.cycle_values = np.unique(cycles[~np.isnan(cycles)])
+        self.cycle_counts = np.zeros((len(categories) + 1, len(self.cycle_values)), np.int64)
+        windows = [settings.rfm.active_window_days.get(name, settings.rfm.recency_days) for name in categories]
+        self.active_window = np.array([*windows, settings.rfm.recency_days])  # by category, the last: none
+
+    def code_of(self, keys: pl.Series, classes: pl.Series, stages: pl.Series) -> np.ndarray:
+        """Per customer, the code of a class and stage (-1: none)."""
+        class_codes = {code: n for n, code in enumerate(_CLASS_BY_HIGHS)}
+        codes = np.full(len(self.last), -1, np.int64)
+        codes[keys.to_numpy()] = (
+            classes.replace_strict(class_codes).to_numpy() * len(STAGES)
+            + stages.replace_strict({name: n for n, name in enumerate(STAGES)}).to_numpy()
+        )
+        return codes
+
+    def _count_cycles(self, keys: np.ndarray, sign: int) -> None:
+        repeat = keys[~np.isnan(self.cycle[keys])]
+        ranks = np.searchsorted(self.cycle_values, self.cycle[repeat])
+        np.add.at(self.cycle_counts, (self.category[repeat], ranks), sign)  # -1 (no category) is the shop row
+        with_category = self.category[repeat] >= 0
+        np.add.at(self.cycle_counts[-1], ranks[with_category], sign)
+
+    def _typical_cycles(self) -> np.ndarray:
+        """Median cycle of repeat buyers by category (NaN where none), the last: of the shop."""
+        if not len(self.cycle_values):  # nobody has bought twice yet
+            return np.full(len(self.cycle_counts), np.nan)
+        counts = self.cycle_counts.sum(axis=1)
+        running = self.cycle_counts.cumsum(axis=1)
+        below = np.argmax(running > ((counts - 1) // 2)[:, None], axis=1)
+        above = np.argmax(running > (counts // 2)[:, None], axis=1)
+        return np.where(counts > 0, (self.cycle_values[below] + self.cycle_values[above]) / 2, np.nan)
+
+    def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
+        """The customers whose class or stage on `day` differs from `previous` (updated in place)."""
+        today = (day - date(1970, 1, 1)).days
+        end = np.searchsorted(self.episode_days, today, side="right")
+        if end > self.next_episode:
+            # each customer's latest episode up to today (the first call may cover many days)
+            keys = self.episode["key"][self.next_episode : end][::-1]
+            keys, latest = np.unique(keys, return_index=True)
+            rows = end - 1 - latest
+            self._count_cycles(keys, -1)
+            for name in ("last", "purchase_days", "frequency", "monetary", "cycle", "category"):
+                getattr(self, name)[keys] = self.episode[name][rows]
+            self._count_cycles(keys, 1)
+            self.next_episode = end
+        known = self.purchase_days > 0
+        recency = today - self.last
+        r_high, f_high, m_high = self._highs(recency, known)
+        typical = self._typical_cycles()
+        own = self.cycle
+        shop = typical[-1] if not np.isnan(typical[-1]) else self.rules.default_cycle_days
+        by_category = np.where(self.category >= 0, typical[self.category], np.nan)
+        cycle = np.where(np.isnan(own), np.where(np.isnan(by_category), shop, by_category), own)
+        rules = self.rules
+        stage = np.select(
+            [
+                (recency > rules.churned_after * cycle) | (recency > rules.churned_after_days),
+                recency > rules.at_risk_after * cycle,
+                recency >= rules.due_from * cycle,
+                self.purchase_days <= 1,
+            ],
+            [4, 3, 2, 0],
+            1,
+        )
+        code = (4 * r_high + 2 * f_high + m_high) * len(STAGES) + stage
+        changed = np.flatnonzero(known & (code != previous))
+        previous[changed] = code[changed]
+        expected = self.last[changed] + np.rint(cycle[changed]).astype(np.int64)
+        return pl.DataFrame(
+            {
+                KEY: changed.astype(np.uint32),
+                "rfm_class": pl.Series(code[changed] // len(STAGES)).replace_strict(
+                    dict(enumerate(_CLASS_BY_HIGHS)), return_dtype=pl.String
+                ),
+                "stage": pl.Series(code[changed] % len(STAGES)).replace_strict(
+                    dict(enumerate(STAGES)), return_dtype=pl.String
+                ),
+                "expected_next_date": pl.Series(expected, dtype=pl.Int32).cast(pl.Date),
+                "valid_from": pl.repeat(day, len(changed), dtype=pl.Date, eager=True),
+            }
+        )
+
+    def _highs(self, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rules = self.rfm
+        if rules.threshold == "fixed":
+            window = self.active_window[self.category]
+            return recency <= window, self.frequency >= rules.frequency, self.monetary >= rules.monetary
+        center = np.mean if rules.threshold == "mean" else np.median
+        if not known.any():
+            return known, known, known
+        return (
+            recency < center(recency[known]),
+            self.frequency > center(self.frequency[known]),
+            self.monetary > center(self.monetary[known]),
+        )
+
+
+# class codes in the order `classify` numbers them: 4 x R high + 2 x F high + M high
+_CLASS_BY_HIGHS = [CLASSES[(bool(n & 4), bool(n & 2), bool(n & 1))][0] for n in range(8)]

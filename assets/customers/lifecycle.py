@@ -43,7 +43,7 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
     """facts + the cycle used (and where it came from), stage, due date and expected next purchase."""
     by_category, shop = typical_cycles(facts)
     category_cycle = pl.col("main_category").replace_strict(by_category, default=None, return_dtype=pl.Float64)
-    cycle = pl.coalesce(
+    cycle_or_typical = pl.coalesce(
         pl.col("cycle_days"), category_cycle, pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
     )
     source = (
@@ -53,12 +53,16 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
         .otherwise(pl.lit("default"))
     )  # fmt: skip
     # Thresholds compare the cycle as computed; only the column shown to people is rounded.
-    return facts.with_columns(
-        cycle_used_days=cycle.round(1),
-        cycle_source=source,
-        stage=stage(pl.col("recency_days"), cycle, pl.col("purchase_days"), rules),
-        due_date=pl.col("last_order_date") + pl.duration(days=(rules.due_from * cycle).ceil()),
-        expected_next_date=pl.col("last_order_date") + pl.duration(days=cycle.round(0)),
+    cycle = pl.col("cycle")
+    return (
+        facts.with_columns(cycle=cycle_or_typical, cycle_source=source)
+        .with_columns(
+            cycle_used_days=cycle.round(1),
+            stage=stage(pl.col("recency_days"), cycle, pl.col("purchase_days"), rules),
+            due_date=pl.col("last_order_date") + pl.duration(days=(rules.due_from * cycle).ceil()),
+            expected_next_date=pl.col("last_order_date") + pl.duration(days=cycle.round(0)),
+        )
+        .drop("cycle")
     )
 
 

@@ -7,13 +7,9 @@ above); or fixed values, where high means at least the value (and an order withi
 active window, per main category where set).
 """
 
-from datetime import date, timedelta
-
 import polars as pl
 
-from assets.customers.facts import orders_until
 from pipelines.settings import RfmSettings
-from pipelines.warehouse import COMPLETED
 
 # (R high, F high, M high) -> class, 中文, what to do
 CLASSES = {
@@ -39,26 +35,22 @@ GROUP_GRID = {
 GROUPS = {f"{r}{fm}": GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
 
 
-def rfm_values(
-    orders: pl.LazyFrame | pl.DataFrame, facts: pl.DataFrame, as_of: date, rules: RfmSettings
-) -> pl.DataFrame:
-    """Recency (all history), frequency and monetary (inside the look-back window), per customer of `facts`."""
-    window = orders_until(orders, as_of)
-    if rules.lookback_days:
-        window = window.filter(pl.col("order_date") > as_of - timedelta(days=rules.lookback_days))
-    purchases = pl.col("status") == COMPLETED
-    counted = pl.col("order_date").filter(purchases).n_unique() if rules.same_day_orders_once else purchases.sum()
-    per_customer = window.group_by("customer_id").agg(frequency=counted.cast(pl.Int64), spend=pl.col("amount").sum())
-    values = (
-        facts.lazy()
-        .select("customer_id", "recency_days", "main_category")
-        .join(per_customer, on="customer_id", how="left")
-        .with_columns(pl.col("frequency").fill_null(0), pl.col("spend").fill_null(0.0))
-    )
-    monetary = pl.col("spend")
+def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Expr, rules: RfmSettings):
+    """F and M from a customer's orders, purchase days and net spend (inside the look-back window)."""
+    frequency = purchase_days if rules.same_day_orders_once else orders
+    monetary = spend.round(2)  # whole cents, whatever order the amounts were added in
     if rules.monetary_measure == "average":
-        monetary = pl.when(pl.col("frequency") > 0).then(monetary / pl.col("frequency")).otherwise(0.0)
-    return values.with_columns(monetary=monetary.round(2)).drop("spend").collect()
+        monetary = pl.when(frequency > 0).then(monetary / frequency).otherwise(0.0)
+    return frequency, monetary.round(2)
+
+
+def rfm_values(summary: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
+    """Recency (all history), frequency and monetary (inside the look-back window) per customer, from the
+    customer summary (`facts.customer_summary`)."""
+    frequency, monetary = frequency_and_monetary(
+        pl.col("window_orders"), pl.col("window_purchase_days"), pl.col("window_spend"), rules
+    )
+    return summary.select("customer_id", "recency_days", "main_category", frequency=frequency, monetary=monetary)
 
 
 def quintile(goodness: pl.Expr) -> pl.Expr:
@@ -78,14 +70,10 @@ def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
 
 
 def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
-    """Scores, high/low, the eight classes and the named groups for every customer of `values`."""
+    """Scores, high/low, the eight classes and the named groups for every customer of `values`, row for row."""
     r_high, f_high, m_high = _highs(rules)
-    codes = pl.DataFrame(
-        [
-            {"r_high": r, "f_high": f, "m_high": m, "rfm_class": code, "rfm_class_zh": zh}
-            for (r, f, m), (code, zh, _) in CLASSES.items()
-        ]  # fmt: skip
-    )
+    by_highs = {4 * r + 2 * f + m: (code, zh) for (r, f, m), (code, zh, _) in CLASSES.items()}
+    highs = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
     scored = values.with_columns(
         r_score=quintile(-pl.col("recency_days")),
         f_score=quintile(pl.col("frequency")),
@@ -95,6 +83,8 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
         m_high=m_high.fill_null(False),
     )
     fm = ((pl.col("f_score") + pl.col("m_score")) / 2).round(0, mode="half_away_from_zero").cast(pl.Int8)
-    return scored.join(codes, on=["r_high", "f_high", "m_high"], how="left").with_columns(
-        rfm_group=pl.concat_str(pl.col("r_score"), fm).replace_strict(GROUPS)
+    return scored.with_columns(
+        rfm_class=highs.replace_strict({n: code for n, (code, _) in by_highs.items()}, return_dtype=pl.String),
+        rfm_class_zh=highs.replace_strict({n: zh for n, (_, zh) in by_highs.items()}, return_dtype=pl.String),
+        rfm_group=pl.concat_str(pl.col("r_score"), fm).replace_strict(GROUPS),
     )

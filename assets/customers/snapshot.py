@@ -5,7 +5,7 @@ from datetime import date
 
 import polars as pl
 
-from assets.customers.facts import customer_facts
+from assets.customers.facts import COLUMNS, customer_summary, facts_of
 from assets.customers.lifecycle import lifecycle, tags, value_tier
 from assets.customers.rfm import classify, rfm_values
 from pipelines.settings import ShopSettings
@@ -25,21 +25,51 @@ class Snapshot:
 
 
 def customer_snapshot(orders: pl.LazyFrame | pl.DataFrame, as_of: date, settings: ShopSettings) -> Snapshot:
-    """Every customer with a purchase on or before `as_of`, from `staging.orders`."""
-    orders = orders.lazy().filter(pl.col("order_date") <= as_of).collect()  # read the orders once
-    facts = customer_facts(orders, as_of, [event.sprint for event in settings.calendar()])
-    classes = classify(rfm_values(orders, facts, as_of, settings.rfm), settings.rfm)
+    """Every customer with a purchase on or before `as_of`, from `staging.orders`: one pass over the orders."""
+    sprints = [event.sprint for event in settings.calendar()]
+    return snapshot_of(customer_summary(orders, as_of, sprints, settings.rfm.lookback_days), settings)
+
+
+def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
+    """Facts and RFM from a customer summary in customer_id order (`facts.customer_summary`): what depends
+    on every customer (means, quintiles, typical cycles) is computed here."""
+    facts = facts_of(summary)
+    classes = classify(rfm_values(summary, settings.rfm), settings.rfm)
     stages = lifecycle(facts, settings.lifecycle).select(
-        "customer_id", "cycle_used_days", "cycle_source", "stage", "due_date", "expected_next_date",
-        "acquired_on_event", "event_orders", "orders", "first_channel",
+        "cycle_used_days", "cycle_source", "stage", "due_date", "expected_next_date", "acquired_on_event",
+        "event_orders", "orders", "first_channel",
         value_tier=value_tier(pl.col("avg_order_value"), settings.order_value_tiers),
     )  # fmt: skip
     rfm = (
-        classes.drop("main_category")
-        .join(stages, on="customer_id")
-        .join(facts.select("customer_id", "main_category"), on="customer_id")
-        .with_columns(tags=tags(), as_of_date=pl.lit(as_of))
+        pl.concat([classes, stages], how="horizontal")
+        .with_columns(tags=tags(), as_of_date=pl.lit(summary["as_of_date"].max(), pl.Date))
         .select(RFM_COLUMNS)
-        .sort("customer_id")
     )
     return Snapshot(facts, rfm)
+
+
+def next_day_snapshot(
+    previous: pl.DataFrame, new_orders: pl.DataFrame, customers_orders: pl.DataFrame, as_of: date,
+    settings: ShopSettings,
+) -> Snapshot:  # fmt: skip
+    """The snapshot as of `as_of` from the previous one's facts (core.customer_facts),
+    the orders placed after it (`new_orders`) and all orders of the customers who placed them
+    (`customers_orders`): their summaries are computed again; everyone else's facts only age. Without a
+    look-back window; equals `customer_snapshot` on all orders."""
+    sprints = [event.sprint for event in settings.calendar()]
+    changed = customer_summary(customers_orders, as_of, sprints)
+    if not previous["customer_id"].is_sorted():
+        previous = previous.sort("customer_id")
+    aged = (
+        previous.filter(~pl.col("customer_id").is_in(new_orders["customer_id"].unique().implode()))
+        .with_columns(
+            as_of_date=pl.lit(as_of),
+            recency_days=(pl.lit(as_of) - pl.col("last_order_date")).dt.total_days(),
+            tenure_days=(pl.lit(as_of) - pl.col("first_order_date")).dt.total_days(),
+        )
+        .select(COLUMNS)
+    )
+    summary = aged.merge_sorted(changed.select(COLUMNS), key="customer_id").with_columns(
+        window_orders=pl.col("orders"), window_purchase_days=pl.col("purchase_days"), window_spend=pl.col("net_revenue")
+    )
+    return snapshot_of(summary, settings)
