@@ -99,7 +99,8 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         shop_goals = goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
         yield dg.MaterializeResult(asset_key=GOALS, metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
-            "passed_over": ", ".join(e.id for e in passed_over(event, calendar, previous)),
+            **({"passed_over": ", ".join(e.id for e in skipped)} if (skipped := passed_over(event, calendar, previous))
+               else {}),
             "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
