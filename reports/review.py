@@ -103,6 +103,7 @@ def review_html(
         classes=[(c, names[c], classes[c]) for c in order if c in classes],
         migration=(starts, ends, moves), class_names=names,
         acquired={r["dimension"]: int(r["actual"]) for r in section("acquired").iter_rows(named=True)},
+        phase_new_buyers=int(sum(m["new_buyers"]["actual"] for m in phases.values() if "new_buyers" in m)),
         cohorts=cohorts, products=products.to_dicts(), categories=categories.to_dicts(),
         quality_all={m: r["actual"] for m, r in quality.pop("all", {}).items()},
         reasons=[(reason, int(m["rows"]["actual"])) for reason, m in quality.items()],

@@ -70,6 +70,8 @@ TEXT = {
         "from_to": "When it began ↓ · when it ended →",
         "acquired": "Customers the event acquired",
         "acquired_intro": "{n} customers bought for the first time during the event:",
+        "acquired_vs_phases": "The phase table's new buyers add up to {phases}, not {n}: a new customer who bought "
+        "in two phases is a new buyer in each there, and counted here once, in the phase of the first purchase.",
         "cohorts": "Do promotion-acquired customers come back?",
         "acquired_in": "First purchase in",
         "acquired_customers": "Customers",
@@ -176,6 +178,8 @@ TEXT = {
         "from_to": "开始时 ↓ · 结束时 →",
         "acquired": "活动带来的新客",
         "acquired_intro": "{n} 位客户在活动期间首次购买：",
+        "acquired_vs_phases": "分阶段表中的新客合计 {phases}，而非 {n}：在两个阶段都购买的新客"
+        "在该表中每个阶段各计一次，此处只按首次购买的阶段计一次。",
         "cohorts": "大促新客会回购吗？",
         "acquired_in": "首次购买于",
         "acquired_customers": "客户数",

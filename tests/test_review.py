@@ -3,6 +3,7 @@ the orders, escaping, both languages, headless Chromium, the sensor and `regular
 
 import shutil
 from datetime import date
+from html import unescape
 
 import dagster as dg
 import duckdb
@@ -240,3 +241,19 @@ def test_best_lists_only_what_reached_its_goal_and_worst_only_what_fell_short(tw
     worst = html.split("What went worst")[1].split("</div>")[0]
     assert "Net revenue" in best and "Orders" not in best and "New buyers" not in best
     assert worst.index("New buyers") < worst.index("Orders") and "Net revenue" not in worst
+
+
+def test_the_review_says_why_phase_new_buyers_and_acquired_customers_differ(two_years):
+    event = {e.id: e for e in two_years.calendar()}["double11-2024"]
+    completed = table(two_years, "staging.orders").filter(pl.col("status") == "completed")
+    first = completed.group_by("customer_id").agg(first=pl.col("order_date").min())
+    start, end = event.phases["warm_up"][0], event.end
+    new = first.filter(pl.col("first").is_between(start, end))
+    per_phase = sum(
+        completed.filter(pl.col("order_date").is_between(a, b) & pl.col("customer_id").is_in(new["customer_id"]))
+        ["customer_id"].n_unique()
+        for phase, (a, b) in event.phases.items() if phase != "build_up"
+    )  # fmt: skip
+    assert per_phase > new.height  # some new customers bought in two phases
+    text = unescape(rendered(two_years, "en"))
+    assert f"The phase table's new buyers add up to {per_phase:,}, not {new.height:,}" in text
