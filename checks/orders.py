@@ -7,7 +7,7 @@ amounts in range, days inside the run, the shop's currency, reconciliation, read
 on the rows a run wrote, or counted as it cleans them; the Great Expectations suites validate a
 bounded sample and keep its result (JSON, Data Docs) for analysts. The checks run before the run
 commits, and a blocking failure rolls it back. A share (refused rows, unreadable times) is judged
-over at least `SHARE_MIN_ROWS` rows, so that one bad row on a quiet day is refused, not a failure."""
+over at least `quality.share_min_rows` rows, so that one bad row on a quiet day is refused, not a failure."""
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,7 +24,6 @@ from pipelines.warehouse import COMPLETED
 
 RAW_SUITE, CLEAN_SUITE = "raw_orders_suite", "clean_orders_suite"
 RECONCILED, REJECTED_SHARE, ORDERS_EVERY_DAY = "rows_reconcile", "rejected_share", "orders_every_day"
-SHARE_MIN_ROWS = 100  # a share of refused rows or unreadable times is judged over at least this many rows
 BLOCKING = (RAW_SUITE, CLEAN_SUITE, RECONCILED)  # a run whose blocking check fails writes nothing
 READABLE_TIMES = ("expect_column_values_to_not_be_null", "_ts")  # the raw suite's share, judged exactly
 
@@ -142,10 +141,10 @@ class OrderCheckTally:
         ]
 
 
-def within_share(count: int, rows: int, share: float) -> bool:
-    """Whether `count` of `rows` stays within `share`, taken over at least `SHARE_MIN_ROWS` rows: on a quiet
+def within_share(count: int, rows: int, share: float, min_rows: int) -> bool:
+    """Whether `count` of `rows` stays within `share`, taken over at least `min_rows` rows: on a quiet
     day a bad row or two are refused like any others instead of failing the day."""
-    return count <= share * max(rows, SHARE_MIN_ROWS)
+    return count <= share * max(rows, min_rows)
 
 
 def sample(conn, table: str, first: date, last: date) -> pl.DataFrame:
@@ -173,7 +172,7 @@ def order_check_results(
     sampled = suites.validate(suites.RAW_ORDERS, raw, output, run_id, days, docs)
     mostly = next(e["mostly"] for e in suites.RAW_ORDERS.expectations if (e["type"], e.get("column")) == READABLE_TIMES)
     failures = [f for f in sampled.failures if (f["expectation"], f["column"]) != READABLE_TIMES]
-    if not within_share(tally.unreadable_times, tally.rows_in, 1 - mostly):
+    if not within_share(tally.unreadable_times, tally.rows_in, 1 - mostly, settings.quality.share_min_rows):
         failures.append({"expectation": READABLE_TIMES[0], "column": READABLE_TIMES[1],
                          "unexpected_count": tally.unreadable_times, "sample": tally.unreadable_sample})  # fmt: skip
     raw_result = SuiteResult(sampled.suite, not failures, tally.rows_in, failures, sampled.result_file)
@@ -200,9 +199,9 @@ def order_check_results(
                                       "days_checked": (loaded[1] - loaded[0]).days + 1, "days_off": mismatched.height,
                                       "first_days_off": dg.MetadataValue.json(mismatched.head(5).to_dicts())}),
         dg.AssetCheckResult(check_name=REJECTED_SHARE, asset_key=rejects_key, severity=warn,
-                            passed=within_share(tally.refused, tally.rows_in, limit),
+                            passed=within_share(tally.refused, tally.rows_in, limit, settings.quality.share_min_rows),
                             metadata={"rejected_share": round(share, 4), "limit": limit,
-                                      "judged_over_rows": max(tally.rows_in, SHARE_MIN_ROWS)}),
+                                      "judged_over_rows": max(tally.rows_in, settings.quality.share_min_rows)}),
         dg.AssetCheckResult(check_name=ORDERS_EVERY_DAY, asset_key=orders_key, severity=warn, passed=not quiet,
                             metadata={"days_without_orders": len(quiet),
                                       "first_days": ", ".join(str(d) for d in quiet[:5])}),

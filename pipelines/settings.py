@@ -274,6 +274,7 @@ class QualitySettings(_Strict):
 
     max_order_amount: float = Field(1_000_000, gt=0)  # an order worth more than this fails the clean-orders suite
     max_rejected_share: float = Field(0.05, ge=0, le=1)  # refused rows / rows in, per run
+    share_min_rows: int = Field(100, ge=1)  # shares are judged over at least this many rows (a quiet day's bad row)
     max_class_shift_points: float = Field(10, gt=0)  # a class's share moving more than this many points
     quiet_day_min_orders: float = Field(5, ge=0)  # warn on a day with no orders when the median day has this many
     data_docs: Literal["on_failure", "always"] = "on_failure"  # when GX Data Docs are rebuilt
