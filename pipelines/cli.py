@@ -156,9 +156,11 @@ def _quiet_logs() -> dict:
 
 
 def _plain(metadata: dict) -> dict:
-    """The metadata values a terminal line can show (not tables or JSON)."""
+    """The metadata values a terminal line can show (not tables, JSON or empty text)."""
     return {
-        k: v.value for k, v in metadata.items() if not isinstance(v, dg.MarkdownMetadataValue | dg.JsonMetadataValue)
+        k: v.value
+        for k, v in metadata.items()
+        if not isinstance(v, dg.MarkdownMetadataValue | dg.JsonMetadataValue) and v.value != ""
     }
 
 
