@@ -103,14 +103,16 @@ def test_a_missing_or_malformed_opt_out_file_stops_at_settings_load(tmp_path, co
 @pytest.mark.parametrize("campaign_first", [False, True])
 def test_nobody_gets_a_campaign_message_and_a_reminder_inside_the_cap(tmp_path, priority, campaign_first):
     # "r1" and "r2" are due on 30 January, the first day of a warm-up whose list takes every class of
-    # the baseline (9 January); so is "c3" (one order, 1 January), who is not due. "late" buys on
-    # 29 January, after the baseline, so that the warm-up's list can be made. The cap holds the same day.
-    extra = ["C,c3,2024-01-01 09:00:00,50,", "L,late,2024-01-29 10:00:00,50,"]
+    # the baseline (9 January); so is "c3" (one order, 1 January), who is not due. "p1" (8 and 18
+    # January) is due on 27 January, three days before. "late" buys on 29 January, after the baseline,
+    # so that the warm-up's list can be made. The cap (7 days) holds the same day.
+    extra = ["C,c3,2024-01-01 09:00:00,50,", "P1,p1,2024-01-08 10:00:00,50,", "P2,p1,2024-01-18 10:00:00,50,",
+             "L,late,2024-01-29 10:00:00,50,"]  # fmt: skip
     regular_buyers(tmp_path / "orders.csv", ["r1", "r2"], extra=extra)
     flash = FLASH | {"custom": [{"id": "flash-2024", "sprint": ["2024-02-02", "2024-02-04"], "warm_up_days": 3}]}
     settings = buyers_shop(tmp_path, events=flash, outreach={"cap_priority": priority})
     ingest(settings, "2024-01-01", "2024-01-31")
-    steps = [lambda: outreach(settings, "2024-01-30", "2024-01-30"),
+    steps = [lambda: outreach(settings, "2024-01-27", "2024-01-30"),
              lambda: run(settings, CAMPAIGNS_JOB, partition_key="flash-2024")]  # fmt: skip
     for step in reversed(steps) if campaign_first else steps:
         step()
@@ -118,14 +120,21 @@ def test_nobody_gets_a_campaign_message_and_a_reminder_inside_the_cap(tmp_path, 
     reminders = table(settings, "outreach.repurchase_reminders").select("customer_id", "contact_date")
     targets = table(settings, "outreach.campaign_targets").select("customer_id", "contact_date")
     outbox = pl.read_csv(settings.output / "outbox" / "flash-2024" / "targets.csv")
-    warm_up = date(2024, 1, 30)
-    if priority == "campaign":
-        assert reminders.is_empty()
-        assert targets.rows() == [("c3", warm_up), ("r1", warm_up), ("r2", warm_up)]
-    else:
-        assert reminders.rows() == [("r1", warm_up), ("r2", warm_up)]
-        assert targets.rows() == [("c3", warm_up)]
+    p1_reminded, warm_up = ("p1", date(2024, 1, 27)), date(2024, 1, 30)
+    # The list with priority keeps r1 and r2 (same day) whichever step ran first; p1's reminder, three days
+    # before the warm-up, stands once sent (the outreach ran first, or reminders have priority).
+    reminded = {
+        ("campaign", False): [p1_reminded],
+        ("campaign", True): [],
+        ("reminder", False): [p1_reminded, ("r1", warm_up), ("r2", warm_up)],
+        ("reminder", True): [p1_reminded, ("r1", warm_up), ("r2", warm_up)],
+    }[priority, campaign_first]
+    assert reminders.rows() == reminded
+    assert targets.rows() == [(c, warm_up) for c in ("c3", "p1", "r1", "r2") if c not in {r for r, _ in reminded}]
     assert sorted(outbox["customer_id"]) == targets["customer_id"].to_list()
+    contacts = pl.concat([reminders, targets]).sort("customer_id", "contact_date")
+    gaps = contacts.select((pl.col("contact_date").diff().dt.total_days()).over("customer_id")).drop_nulls()
+    assert gaps.is_empty() or gaps.to_series().min() >= 7  # nobody twice inside the cap
 
 
 def test_junk_customer_ids_are_refused_as_missing(tmp_path):

@@ -68,13 +68,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                                settings.events.default_goals, passed_over(event, calendar, previous))  # fmt: skip
             known_until = orders["order_date"].max() if not orders.is_empty() else event.start
             cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
-            others = campaign_contacts(conn, event.start, event.end, cap, exclude_event=event.id)
-            if not campaign_first:
-                others = pl.concat([others, reminder_contacts(conn, event.start, event.end, cap)])
+            others = pl.concat([
+                campaign_contacts(conn, event.start, event.end, cap, exclude_event=event.id),
+                reminder_contacts(conn, event.start, event.end, cap, yields=campaign_first),
+            ])  # fmt: skip
             facts_now = customer_facts(orders, known_until, [e.sprint for e in calendar])
 
             def reach(candidates: pl.DataFrame, day, earlier: pl.DataFrame) -> pl.DataFrame:
-                contacts = pl.concat([others, earlier.select("customer_id", "contact_date")], how="vertical_relaxed")
+                earlier = earlier.select("customer_id", "contact_date", yields=pl.lit(False))
+                contacts = pl.concat([others, earlier], how="vertical_relaxed")
                 return reachable(candidates, day, opted_out(settings), contacts, cap)
 
             def render(audience: str, row: dict) -> str:

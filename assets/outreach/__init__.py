@@ -27,32 +27,40 @@ def opted_out(settings: ShopSettings) -> pl.Expr:
     return settings.customer_ids.normalize(pl.col("customer_id")).is_in(list(settings.opt_outs))
 
 
-def reminder_contacts(conn, first: date, last: date, cap_days: int, replacing: tuple[date, date] | None = None):
-    """Repurchase reminders on record less than `cap_days` from first..last, less the days being replaced."""
+def reminder_contacts(
+    conn, first: date, last: date, cap_days: int, replacing: tuple[date, date] | None = None, yields: bool = False
+) -> pl.DataFrame:
+    """Repurchase reminders on record less than `cap_days` from first..last, less the days being replaced;
+    `yields`: they give way to the list asking (see `reachable`)."""
     skip = replacing or (last + timedelta(days=1), last)
     return conn.sql(
-        "SELECT customer_id, contact_date FROM outreach.repurchase_reminders WHERE contact_date BETWEEN ? AND ?"
-        " AND contact_date NOT BETWEEN ? AND ?",
-        params=[first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1), *skip],
+        "SELECT customer_id, contact_date, ? AS yields FROM outreach.repurchase_reminders"
+        " WHERE contact_date BETWEEN ? AND ? AND contact_date NOT BETWEEN ? AND ?",
+        params=[yields, first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1), *skip],
     ).pl()
 
 
-def campaign_contacts(conn, first: date, last: date, cap_days: int, exclude_event: str | None = None):
-    """Campaign targets on record less than `cap_days` from first..last, less one event's (being replaced)."""
+def campaign_contacts(
+    conn, first: date, last: date, cap_days: int, exclude_event: str | None = None, yields: bool = False
+) -> pl.DataFrame:
+    """Campaign targets on record less than `cap_days` from first..last, less one event's (being replaced);
+    `yields`: they give way to the list asking (see `reachable`)."""
     return conn.sql(
-        "SELECT customer_id, contact_date FROM outreach.campaign_targets WHERE contact_date BETWEEN ? AND ?"
-        " AND event_id IS DISTINCT FROM ?",
-        params=[first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1), exclude_event],
+        "SELECT customer_id, contact_date, ? AS yields FROM outreach.campaign_targets"
+        " WHERE contact_date BETWEEN ? AND ? AND event_id IS DISTINCT FROM ?",
+        params=[yields, first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1), exclude_event],
     ).pl()
 
 
 def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataFrame:
-    """Delete from `table` (another list) the contacts of a customer less than `cap_days` from one of `winners`
-    (customer_id, contact_date): the list the settings give priority keeps the customer. Returns the rows deleted."""
+    """Delete from `table` (another list) the contacts of a customer on the day of one of `winners`
+    (customer_id, contact_date) or less than `cap_days` after it: the list the settings give priority keeps
+    the customer. An earlier contact went out already and stands (the winner left that customer out).
+    Returns the rows deleted."""
     conn.register("winners", winners.select("customer_id", "contact_date").to_arrow())
     near = (
         f"FROM {table} AS other WHERE EXISTS (SELECT 1 FROM winners WHERE winners.customer_id = other.customer_id"
-        " AND abs(date_diff('day', winners.contact_date, other.contact_date)) < ?)"
+        " AND date_diff('day', winners.contact_date, other.contact_date) BETWEEN 0 AND ? - 1)"
     )
     withdrawn = conn.sql(f"SELECT * {near}", params=[cap_days]).pl()
     conn.execute(f"DELETE {near}", [cap_days])
@@ -92,9 +100,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 return snapshot.facts, snapshot.rfm
 
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-            others = reminder_contacts(conn, first, last, cap, replacing=(first, last))
-            if campaign_first:
-                others = pl.concat([others, campaign_contacts(conn, first, last, cap)])
+            others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),
+                                campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
             chosen = reminders_for_days(
                 snapshot_on, days, opted_out(settings), others, cap, settings.name, settings.outreach.language
             )

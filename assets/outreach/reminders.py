@@ -7,7 +7,7 @@ import polars as pl
 
 from reports.messages import render_message
 
-CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date}
+CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date, "yields": pl.Boolean}
 
 
 def due_today(rfm: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -18,8 +18,12 @@ def due_today(rfm: pl.DataFrame, day: date) -> pl.DataFrame:
 def reachable(
     candidates: pl.DataFrame, day: date, opted_out: pl.Expr, contacts: pl.DataFrame, cap_days: int
 ) -> pl.DataFrame:
-    """Candidates less opt-outs and anyone with a contact less than `cap_days` before or after `day`, or on it."""
-    near = contacts.filter((pl.col("contact_date") - pl.lit(day)).dt.total_days().abs() < cap_days)
+    """Candidates less opt-outs and anyone with a contact less than `cap_days` before or after `day`, or on it.
+    A contact marked `yields` (of a list this one takes priority over) counts only before `day`: it went out
+    already, where one on or after `day` is withdrawn for this list's (see `assets.outreach.withdraw`)."""
+    gap = (pl.col("contact_date") - pl.lit(day)).dt.total_days()
+    yields = pl.col("yields") if "yields" in contacts.columns else pl.lit(False)
+    near = contacts.filter((gap.abs() < cap_days) & ~(yields & (gap >= 0)))
     return candidates.filter(~opted_out & ~pl.col("customer_id").is_in(near["customer_id"].implode()))
 
 
@@ -29,6 +33,8 @@ def reminders_for_days(
     """Reminders for each day in order; each day's list counts against the next days' cap.
 
     `snapshot_on(day)` returns (core.customer_facts, core.rfm) as of that day."""
+    if "yields" not in contacts.columns:
+        contacts = contacts.with_columns(yields=pl.lit(False))
     contacts = contacts.select(CONTACT_SCHEMA.keys()).cast(CONTACT_SCHEMA)
     lists = []
     for day in sorted(days):
@@ -37,7 +43,7 @@ def reminders_for_days(
             facts.select("customer_id", "main_category", "first_channel"), on="customer_id"
         )
         lists.append(chosen.with_columns(contact_date=pl.lit(day)))
-        contacts = pl.concat([contacts, chosen.select("customer_id", contact_date=pl.lit(day))])
+        contacts = pl.concat([contacts, chosen.select("customer_id", contact_date=pl.lit(day), yields=pl.lit(False))])
     chosen = pl.concat(lists) if lists else pl.DataFrame()
     if chosen.is_empty():
         return pl.DataFrame(schema=REMINDER_SCHEMA)
