@@ -130,6 +130,7 @@ class FileSource(_StrictConfig):
     duplicates: Literal["auto", "keep", "drop"] = "auto"  # identical rows of a day; auto: drop with an order id
     columns: ColumnMapping
     cancellation: CancellationRule = CancellationRule()
+    open_statuses: list[str] = []  # statuses of orders not completed yet (not revenue); the rest are completed
 
 
 Source = Annotated[SyntheticSource | FileSource, Field(discriminator="kind")]

@@ -25,8 +25,9 @@ FIELDS = (
     "order_id", "customer_id", "order_ts", "amount", "quantity", "unit_price", "items",
     "channel", "region", "sku", "product", "category", "status", "shipped_ts", "delivered_ts", "currency",
 )  # fmt: skip
-# staging.orders.status: a purchase, or a cancelled order / return document (amount 0 or negative)
-COMPLETED, CANCELLED = "completed", "cancelled"
+# staging.orders.status: a purchase, an order not completed yet (amount 0: not revenue), or a cancelled
+# order / return document (amount 0 or negative)
+COMPLETED, OPEN, CANCELLED = "completed", "open", "cancelled"
 SOURCE_TEXT_COLUMNS = ", ".join(f"{field} VARCHAR" for field in FIELDS)
 
 TABLES = {

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
-from pipelines.definitions import CAMPAIGNS_JOB, build_definitions
+from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, build_definitions
 from pipelines.settings import SettingsError, load_settings
 from pipelines.sources.exports import MalformedExportError, read_exports
 from tests.conftest import COLUMNS, ingest, shop, table
@@ -153,3 +153,29 @@ def test_an_undecodable_header_says_so_without_a_made_up_column(tmp_path):
     with pytest.raises(MalformedExportError) as error:
         read_exports(shop(tmp_path, source={"kind": "file", "path": str(path), "columns": COLUMNS}).source)
     assert "in the header is not utf-8" in str(error.value) and "#1" not in str(error.value)
+
+
+def test_orders_still_open_are_not_sales(tmp_path):
+    # A marketplace export: delivered orders are sales; shipped, invoiced, processing, created and approved
+    # are still open; canceled and unavailable are cancelled.
+    statuses = ["delivered", "shipped", "invoiced", "processing", "created", "approved", "canceled", "unavailable"]
+    lines = ["order_no,buyer,paid_at,total,status"]
+    lines += [f"M{n},m{n},2024-03-01 1{n}:00:00,{10 * (n + 1)},{status}" for n, status in enumerate(statuses)]
+    lines += ["D2,m0,2024-03-05 10:00:00,5,delivered"]  # m0 buys again, delivered
+    (tmp_path / "orders.csv").write_text("\n".join(lines) + "\n")
+    columns = {"order_id": "order_no", "customer_id": "buyer", "order_ts": "paid_at", "amount": "total",
+               "status": "status"}  # fmt: skip
+    source = {"kind": "file", "path": str(tmp_path / "orders.csv"), "columns": columns,
+              "cancellation": {"status_in": ["canceled", "unavailable"]},
+              "open_statuses": ["shipped", "invoiced", "processing", "created", "approved"]}  # fmt: skip
+    settings = shop(tmp_path, source=source)
+    ingest(settings, "2024-03-01", "2024-03-05")
+    orders = table(settings, "staging.orders")
+    assert dict(orders.group_by("status").len().iter_rows()) == {"completed": 2, "open": 5, "cancelled": 2}
+    assert orders["amount"].sum() == 10 + 5  # only delivered orders are revenue (open and cancelled: 0)
+    assert table(settings, "staging.order_lines").height == 9  # every row kept: nothing refused
+    with dg.DagsterInstance.ephemeral() as instance:
+        job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
+        assert job.execute_in_process(instance=instance).success
+    facts = table(settings, "core.customer_facts")
+    assert facts.select("customer_id", "orders", "net_revenue").rows() == [("m0", 2, 15.0)]  # the one who bought

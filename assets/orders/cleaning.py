@@ -17,7 +17,7 @@ import polars.selectors as cs
 from pipelines.settings import CancellationRule, CustomerIds
 from pipelines.sources import SourceLayout
 from pipelines.sources.exports import MalformedExportError
-from pipelines.warehouse import CANCELLED, COMPLETED, FIELDS
+from pipelines.warehouse import CANCELLED, COMPLETED, FIELDS, OPEN
 
 NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 
@@ -255,11 +255,15 @@ def clean_orders(
         _void=_cancelled_orders(rules.layout.cancellation, has),
         _return=_return_documents(rules.layout.cancellation, has),
     )
+    waiting = pl.col("status").is_in(list(rules.layout.open_statuses)).fill_null(False) if "status" in has else None
     rows = rows.with_columns(
         order_id=pl.col("order_id") if "order_id" in has else _derived_order_id(),
         _cancel=pl.col("_void") | pl.col("_return"),
-        # A cancelled order nets to nothing; a return takes its value back.
-        _money=pl.when(pl.col("_void"))
+        _open=(waiting if waiting is not None else pl.lit(False)) & ~pl.col("_void") & ~pl.col("_return"),
+    )
+    rows = rows.with_columns(
+        # A cancelled order nets to nothing, and an open one is not revenue yet; a return takes its value back.
+        _money=pl.when(pl.col("_void") | pl.col("_open"))
         .then(0.0)
         .when(pl.col("_return"))
         .then(-pl.col("_amount").abs())
@@ -350,7 +354,7 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     if rules.layout.rows == "orders":  # order ids are unique among kept rows: nothing to sum
         orders = kept.select(
             "order_id", "order_date", customer_id="_customer", order_ts="_ts", amount=pl.col("_money").round(2),
-            items=pl.col("_quantity") if {"quantity", "items"} & has else pl.lit(1), cancelled="_cancel",
+            items=pl.col("_quantity") if {"quantity", "items"} & has else pl.lit(1), cancelled="_cancel", open="_open",
             **{f: f for f in ("channel", "region", "category", "shipped_ts", "delivered_ts") if f in has},
         )  # fmt: skip
     else:
@@ -361,6 +365,7 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
             amount=pl.col("_money").sum().round(2),
             items=pl.col("_quantity").sum() if {"quantity", "items"} & has else pl.len(),
             cancelled=pl.col("_cancel").all(),
+            open=pl.col("_open").all(),
             **{f: pl.col(f).drop_nulls().first() for f in ("channel", "region") if f in has},
             **(
                 {"category": pl.col("category").sort_by("_amount", descending=True).first()}
@@ -384,7 +389,11 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
         channel="channel",
         region="region",
         category="category",
-        status=pl.when(pl.col("cancelled")).then(pl.lit(CANCELLED)).otherwise(pl.lit(COMPLETED)),
+        status=pl.when(pl.col("cancelled"))
+        .then(pl.lit(CANCELLED))
+        .when(pl.col("open"))
+        .then(pl.lit(OPEN))
+        .otherwise(pl.lit(COMPLETED)),
         currency=pl.lit(rules.currency),
         shipped_ts=parse_timestamp(pl.col("shipped_ts"), rules),
         delivered_ts=parse_timestamp(pl.col("delivered_ts"), rules),
@@ -393,8 +402,10 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
 
 def _lines(kept: pl.DataFrame) -> pl.DataFrame:
     """One row per kept source row, with its signed quantity (an order row is a one-line order)."""
-    # A return takes goods back; a cancelled order moved none.
-    quantity = pl.when(pl.col("_void")).then(0.0).when(pl.col("_return")).then(-pl.col("_quantity").abs())
+    # A return takes goods back; a cancelled order moved none, and an open one none yet.
+    quantity = (
+        pl.when(pl.col("_void") | pl.col("_open")).then(0.0).when(pl.col("_return")).then(-pl.col("_quantity").abs())
+    )
     quantity = quantity.otherwise(pl.col("_quantity"))
     return kept.select(
         "order_id",

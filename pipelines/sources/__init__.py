@@ -34,6 +34,7 @@ class SourceLayout:
     duplicates: str = "drop"  # a row identical to an earlier one of its day: "drop" (refused) or "keep" (a purchase)
     rows: str = "orders"  # "orders": a row is an order; "lines": a row is an order line
     cancellation: CancellationRule = field(default_factory=CancellationRule)
+    open_statuses: tuple[str, ...] = ()  # orders not completed yet: kept, status open, not revenue
     columns: dict[str, str] = field(default_factory=dict)  # field -> source column, for messages
 
 
@@ -143,6 +144,7 @@ class FileExport(OrderSource):
             else self.export.duplicates,
             rows=self.export.rows,
             cancellation=self.export.cancellation,
+            open_statuses=tuple(self.export.open_statuses),
             columns=columns,
         )
 
