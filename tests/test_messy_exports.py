@@ -179,3 +179,6 @@ def test_orders_still_open_are_not_sales(tmp_path):
         assert job.execute_in_process(instance=instance).success
     facts = table(settings, "core.customer_facts")
     assert facts.select("customer_id", "orders", "net_revenue").rows() == [("m0", 2, 15.0)]  # the one who bought
+    # the other seven stay visible, in an audience of their own
+    never = table(settings, "analysis.never_completed").select("customer_id", "open_orders", "cancelled_orders")
+    assert never.rows() == [(f"m{n}", 1, 0) for n in range(1, 6)] + [("m6", 0, 1), ("m7", 0, 1)]

@@ -28,6 +28,10 @@ ANALYSIS = {
     "top_customers": "Revenue share of the top 20% of customers, from core.customer_facts: one row.",
     "class_mix": "Class sizes and revenue shares, from core.rfm: one row per class.",
     "category_cycles": "Typical purchase cycle by main category, from core.customer_facts: one row per category.",
+    "never_completed": (
+        "Customers whose every order is cancelled or still open (in no other table), from staging.orders: "
+        "one row per customer."
+    ),
 }  # fmt: skip
 
 
@@ -109,7 +113,10 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
 
     analysis_specs = [
         dg.AssetSpec(
-            dg.AssetKey(["analysis", name]), group_name=CUSTOMERS, deps=[CUSTOMER_FACTS, RFM], description=text
+            dg.AssetKey(["analysis", name]),
+            group_name=CUSTOMERS,
+            description=text,
+            deps=[STAGING_ORDERS] if name == "never_completed" else [CUSTOMER_FACTS, RFM],
         )
         for name, text in ANALYSIS.items()
     ]
@@ -119,7 +126,12 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         with warehouse.get_connection() as conn:
             facts = conn.sql("SELECT * FROM core.customer_facts").pl()
             rfm = conn.sql("SELECT * FROM core.rfm").pl()
+            by_status = conn.sql(
+                "SELECT customer_id, status, count(*) AS orders, min(order_date) AS first_order_date,"
+                " max(order_date) AS last_order_date FROM staging.orders GROUP BY ALL"
+            ).pl()
             tables = {
+                "never_completed": analysis.never_completed(by_status),
                 "repeat_purchase": analysis.repeat_purchase(facts),
                 "value_tiers": analysis.value_tiers(facts, rfm),
                 "top_customers": analysis.top_customers(facts),

@@ -2,6 +2,8 @@
 
 import polars as pl
 
+from pipelines.warehouse import CANCELLED, COMPLETED, OPEN
+
 
 def repeat_purchase(facts: pl.DataFrame) -> pl.DataFrame:
     """Customers, repeat buyers (two or more purchase days) and the repeat-purchase rate."""
@@ -72,4 +74,24 @@ def category_cycles(facts: pl.DataFrame) -> pl.DataFrame:
             mean_cycle_days=pl.col("cycle_days").mean().round(1),
         )
         .sort("main_category")
+    )
+
+
+def never_completed(by_status: pl.DataFrame) -> pl.DataFrame:
+    """Customers with orders but no completed one, from their orders counted per status (customer_id, status,
+    orders, first_order_date, last_order_date): an audience of its own, since facts and classes count
+    purchases only."""
+    return (
+        by_status.group_by("customer_id")
+        .agg(
+            orders=pl.col("orders").sum(),
+            open_orders=pl.col("orders").filter(pl.col("status") == OPEN).sum(),
+            cancelled_orders=pl.col("orders").filter(pl.col("status") == CANCELLED).sum(),
+            completed_orders=pl.col("orders").filter(pl.col("status") == COMPLETED).sum(),
+            first_order_date=pl.col("first_order_date").min(),
+            last_order_date=pl.col("last_order_date").max(),
+        )
+        .filter(pl.col("completed_orders") == 0)
+        .drop("completed_orders")
+        .sort("customer_id")
     )
