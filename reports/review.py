@@ -11,6 +11,7 @@ from reports.translations import CLASS_NAMES, TEXT
 
 HEADLINE = ("revenue", "buyers", "new_buyers", "returning_buyers", "orders", "average_order_value")
 PHASE_MEASURES = ("revenue", "buyers", "new_buyers", "orders", "average_order_value")
+NOT_COMPLETED = ("open_orders", "cancelled_orders")  # shown beside the phases and for each day that has any
 SHOWN_BEST_WORST = 3
 
 
@@ -99,7 +100,11 @@ def review_html(
         "review.html.j2", language, shop=shop, currency=currency, event=event, comparable=comparable,
         passed_over=", ".join(e.label for e in passed_over),
         overall=overall, headline=HEADLINE, best=best, worst=worst, ranked=bool(ranked),
-        phases=phases, phase_measures=PHASE_MEASURES,
+        phases=phases, phase_measures=PHASE_MEASURES, not_completed=NOT_COMPLETED,
+        days_not_completed=[
+            (d, *(days[d][m]["actual"] for m in ("orders", *NOT_COMPLETED)))
+            for d in day_keys if any(days[d][m]["actual"] for m in NOT_COMPLETED)
+        ],
         classes=[(c, names[c], classes[c]) for c in order if c in classes],
         migration=(starts, ends, moves), class_names=names,
         acquired={r["dimension"]: int(r["actual"]) for r in section("acquired").iter_rows(named=True)},

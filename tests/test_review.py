@@ -257,3 +257,22 @@ def test_the_review_says_why_phase_new_buyers_and_acquired_customers_differ(two_
     assert per_phase > new.height  # some new customers bought in two phases
     text = unescape(rendered(two_years, "en"))
     assert f"The phase table's new buyers add up to {per_phase:,}, not {new.height:,}" in text
+
+
+def test_the_review_shows_orders_not_completed_by_phase_and_day(two_years):
+    event = {e.id: e for e in two_years.calendar()}["double11-2024"]
+    orders = table(two_years, "staging.orders").filter(
+        pl.col("order_date").is_between(event.phases["warm_up"][0], event.end)
+    )
+    per_day = (
+        orders.group_by("order_date")
+        .agg(done=(pl.col("status") == "completed").sum(), cancelled=(pl.col("status") == "cancelled").sum())
+        .filter(pl.col("cancelled") > 0)
+        .sort("order_date")
+    )
+    assert per_day.height > 0  # the synthetic shop cancels some orders
+    html = rendered(two_years, "en")
+    assert "Orders not completed, by day" in html and "Cancelled or returned" in html
+    for day, done, cancelled in per_day.rows():
+        assert (f'<tr><td>{day}</td><td class="n">{done:,}</td><td class="n">0</td>'
+                f'<td class="n">{cancelled:,}</td></tr>') in html  # fmt: skip

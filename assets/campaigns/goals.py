@@ -13,12 +13,12 @@ from datetime import date, timedelta
 import polars as pl
 
 from pipelines.calendar import Event
-from pipelines.warehouse import COMPLETED
+from pipelines.warehouse import CANCELLED, COMPLETED, OPEN
 
 TRAILING_DAYS = 90
 # Buyers are new (first purchase ever in the selling window) or returning; ratios are per completed order.
 MEASURES = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders",
-            "average_order_value", "items_per_order")  # fmt: skip
+            "average_order_value", "items_per_order", "open_orders", "cancelled_orders")  # fmt: skip
 GOAL_SCHEMA = {
     "event_id": pl.String, "measure": pl.String, "rfm_class": pl.String, "goal": pl.Float64,
     "comparable_event": pl.String, "comparable_actual": pl.Float64, "basis": pl.String, "formula": pl.String,
@@ -64,11 +64,13 @@ def measures(window: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         "revenue_returning": pl.col("amount").filter(~new).sum(),
         "orders": completed.sum(),
         "items": pl.col("items").filter(completed).sum(),
+        "open_orders": (pl.col("status") == OPEN).sum(),  # placed, not completed yet: not revenue
+        "cancelled_orders": (pl.col("status") == CANCELLED).sum(),  # cancelled orders and returns
     }
     frame = window.group_by(by).agg(**sums) if by else window.select(**sums)
     per_order = lambda total: pl.when(pl.col("orders") > 0).then(total / pl.col("orders")).otherwise(0.0)  # noqa: E731
     return frame.with_columns(
-        pl.col("new_buyers", "returning_buyers", "orders").cast(pl.Float64),
+        pl.col("new_buyers", "returning_buyers", "orders", "open_orders", "cancelled_orders").cast(pl.Float64),
         buyers=(pl.col("new_buyers") + pl.col("returning_buyers")).cast(pl.Float64),
         revenue=pl.col("revenue_new") + pl.col("revenue_returning"),
         average_order_value=per_order(pl.col("revenue_new") + pl.col("revenue_returning")),

@@ -103,6 +103,8 @@ def performance(
             goal = before.select(by, **{m: split.get(m, pl.lit(None, pl.Float64)) for m in SPLIT}).with_columns(
                 average_order_value=pl.col("revenue") / pl.col("orders"),
                 items_per_order=pl.lit(event_goals.get("items_per_order"), pl.Float64),
+                open_orders=pl.lit(None, pl.Float64),  # counts shown beside the goals, without one
+                cancelled_orders=pl.lit(None, pl.Float64),
             )
         rows = _rows(name, actual, by, list(MEASURES))
         for column, frame in (("goal", goal), ("comparable", before if comparable else None)):
