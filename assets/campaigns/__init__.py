@@ -64,8 +64,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             previous = comparable(event, calendar, lambda e: event_actuals(orders, e)["orders"] >= enough)
             baseline = customer_snapshot(orders, event.start, settings)
             baseline_then = customer_snapshot(orders, previous.start, settings).rfm if previous else None
+            skipped = passed_over(event, calendar, previous)
             goals = plan_goals(event, previous, orders, baseline.rfm, baseline_then, settings.events.growth_rate,
-                               settings.events.default_goals, passed_over(event, calendar, previous))  # fmt: skip
+                               settings.events.default_goals, skipped)  # fmt: skip
             known_until = orders["order_date"].max() if not orders.is_empty() else event.start
             cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
             others = pl.concat([
@@ -101,8 +102,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         shop_goals = goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
         yield dg.MaterializeResult(asset_key=GOALS, metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
-            **({"passed_over": ", ".join(e.id for e in skipped)} if (skipped := passed_over(event, calendar, previous))
-               else {}),
+            **({"passed_over": ", ".join(e.id for e in skipped)} if skipped else {}),
             "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={

@@ -58,12 +58,12 @@ def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataF
     the customer. An earlier contact went out already and stands (the winner left that customer out).
     Returns the rows deleted."""
     conn.register("winners", winners.select("customer_id", "contact_date").to_arrow())
-    near = (
-        f"FROM {table} AS other WHERE EXISTS (SELECT 1 FROM winners WHERE winners.customer_id = other.customer_id"
-        " AND date_diff('day', winners.contact_date, other.contact_date) BETWEEN 0 AND ? - 1)"
-    )
-    withdrawn = conn.sql(f"SELECT * {near}", params=[cap_days]).pl()
-    conn.execute(f"DELETE {near}", [cap_days])
+    withdrawn = conn.sql(
+        f"DELETE FROM {table} AS other WHERE EXISTS (SELECT 1 FROM winners WHERE winners.customer_id = "
+        "other.customer_id AND date_diff('day', winners.contact_date, other.contact_date) BETWEEN 0 AND ? - 1)"
+        " RETURNING *",
+        params=[cap_days],
+    ).pl()
     conn.unregister("winners")
     return withdrawn
 

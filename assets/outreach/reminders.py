@@ -22,8 +22,7 @@ def reachable(
     A contact marked `yields` (of a list this one takes priority over) counts only before `day`: it went out
     already, where one on or after `day` is withdrawn for this list's (see `assets.outreach.withdraw`)."""
     gap = (pl.col("contact_date") - pl.lit(day)).dt.total_days()
-    yields = pl.col("yields") if "yields" in contacts.columns else pl.lit(False)
-    near = contacts.filter((gap.abs() < cap_days) & ~(yields & (gap >= 0)))
+    near = contacts.filter((gap.abs() < cap_days) & ~(pl.col("yields") & (gap >= 0)))
     return candidates.filter(~opted_out & ~pl.col("customer_id").is_in(near["customer_id"].implode()))
 
 
