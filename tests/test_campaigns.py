@@ -9,7 +9,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.calendar import comparable, preset
+from assets.campaigns.goals import plan_goals
+from assets.campaigns.results import performance
+from pipelines.calendar import Event, around, comparable, preset
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import SettingsError
 from tests.conftest import file_shop, ingest, shop, table
@@ -164,3 +166,57 @@ def test_care_messages_follow_shipping_and_delivery_without_promotion(two_years)
     assert care.filter(pl.col("reason") == "shipped").height == shipped > 0
     assert set(care["reason"]) == {"shipped", "delivered", "follow_up"}
     assert not care["message"].str.contains("(?i)coupon|优惠|offer").any()
+
+
+def sale(sprint_day: date, warm_up: int = 3, after_glow: int = 2) -> Event:
+    return Event(f"sale-{sprint_day}", "sale", "Sale", around((sprint_day, sprint_day), 5, warm_up, after_glow))
+
+
+def orders_frame(rows: list[tuple[str, str, float, int]]) -> pl.DataFrame:
+    """(customer, day, amount, items) -> completed orders."""
+    return pl.DataFrame(rows, schema=["customer_id", "order_date", "amount", "items"], orient="row").with_columns(
+        pl.col("order_date").str.to_date(), status=pl.lit("completed")
+    )
+
+
+def test_order_value_and_items_goals_follow_from_the_revenue_orders_and_items_goals():
+    then, now = sale(date(2024, 3, 10)), sale(date(2024, 9, 10))  # selling windows 03-07..03-12, 09-07..09-12
+    orders = orders_frame([
+        ("c1", "2024-01-10", 50, 1), ("c2", "2024-02-10", 50, 1),  # quarter before 03-02: 2 buyers, 2 orders, 100
+        ("c3", "2024-03-10", 60, 2), ("c1", "2024-03-10", 40, 1),  # the comparable: c3 new, c1 returning
+        ("c1", "2024-06-10", 50, 1), ("c1", "2024-07-10", 65, 1),  # quarter before 09-02: 2 buyers, 4 orders, 230
+        ("c2", "2024-06-10", 50, 1), ("c2", "2024-07-10", 65, 1),
+    ])  # fmt: skip
+    baseline_then = pl.DataFrame({"customer_id": ["c1", "c2"], "rfm_class": ["x", "x"]})  # c1 of 2 bought: 0.5
+    baseline_now = pl.DataFrame({"customer_id": ["c1", "c2", "c3"], "rfm_class": ["x", "x", "x"]})
+    goals = plan_goals(now, then, orders, baseline_now, baseline_then)
+    goal = dict(goals.filter(pl.col("rfm_class").is_null()).select("measure", "goal").iter_rows())
+    # Buyers as many (growth 1), spend per buyer 2.3x: 2x the orders per buyer and 1.15x the order value.
+    assert goal["new_buyers"] == 1 and goal["returning_buyers"] == 1.5  # 3 customers x 0.5
+    assert goal["revenue_new"] == pytest.approx(1 * 60 * 2.3) and goal["revenue_returning"] == pytest.approx(138)
+    assert goal["orders"] == pytest.approx(2.5 * (2 / 2) * 2) and goal["items"] == pytest.approx(5 * 1.5)
+    # 276 / 5: the order value grows 1.15x, less the mix (more returning buyers, who spent 40 against 60);
+    # taking all of the 2.3x spend growth it would have been 276 / 2.5.
+    assert goal["average_order_value"] == pytest.approx(276 / 5)
+    assert goal["items_per_order"] == pytest.approx(1.5)
+
+
+def test_the_daily_goal_follows_the_comparable_events_weekdays():
+    # A shop closed on Saturdays. Comparable: warm-up 03-06..03-19 (Wednesday to Tuesday), sprint Wednesday
+    # 03-20, after-glow 03-21..03-27; this event's sprint is a Thursday, 09-19.
+    then, now = sale(date(2024, 3, 20), warm_up=14, after_glow=7), sale(date(2024, 9, 19), warm_up=14, after_glow=7)
+    days = pl.date_range(date(2024, 3, 6), date(2024, 3, 27), eager=True)
+    orders = orders_frame([
+        (f"c{i}", str(day), 100 if day == date(2024, 3, 20) else 10, 1)
+        for i, day in enumerate(days) if day.isoweekday() != 6
+    ])  # fmt: skip
+    none = pl.DataFrame(schema={"customer_id": pl.String, "rfm_class": pl.String})
+    goals = plan_goals(now, then, orders, none, none, growth_rate=0.0)
+    daily = performance(now, then, orders, goals)[2].filter(pl.col("measure") == "revenue")
+    goal = {date.fromisoformat(d): g for d, g in daily.select("dimension", "goal").iter_rows()}
+    saturdays = [d for d in goal if d.isoweekday() == 6]
+    assert saturdays == [date(2024, 9, 7), date(2024, 9, 14), date(2024, 9, 21)]
+    assert all(goal[d] == 0 for d in saturdays)
+    assert all(goal[d] == pytest.approx(10) for d in goal if d.isoweekday() != 6 and d != date(2024, 9, 19))
+    assert goal[date(2024, 9, 19)] == pytest.approx(100)
+    assert sum(goal.values()) == pytest.approx(12 * 10 + 100 + 6 * 10)  # the comparable's revenue

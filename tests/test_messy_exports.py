@@ -1,12 +1,14 @@
 """Messy real exports (#15): each case a small hand-made export that reproduces it."""
 
 import json
+from datetime import date
 
 import dagster as dg
 import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from assets.campaigns.goals import counting_lost
 from pipelines.cli import main
 from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, build_definitions
 from pipelines.settings import SettingsError, load_settings
@@ -182,3 +184,14 @@ def test_orders_still_open_are_not_sales(tmp_path):
     # the other seven stay visible, in an audience of their own
     never = table(settings, "analysis.never_completed").select("customer_id", "open_orders", "cancelled_orders")
     assert never.rows() == [(f"m{n}", 1, 0) for n in range(1, 6)] + [("m6", 0, 1), ("m7", 0, 1)]
+
+
+def test_orders_open_too_long_count_as_lost():
+    # The last day loaded is 03-31; with 20 days, an order still open from before 03-11 is lost.
+    orders = pl.DataFrame({
+        "order_date": [date(2024, 3, 1), date(2024, 3, 10), date(2024, 3, 11), date(2024, 3, 20), date(2024, 3, 31)],
+        "status": ["open", "open", "open", "completed", "cancelled"],
+    })  # fmt: skip
+    assert counting_lost(orders, None)["status"].to_list() == orders["status"].to_list()
+    assert counting_lost(orders, 20)["status"].to_list() == ["cancelled", "cancelled", "open", "completed", "cancelled"]
+

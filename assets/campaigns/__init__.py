@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from assets import CAMPAIGNS
-from assets.campaigns.goals import event_actuals, plan_goals
+from assets.campaigns.goals import counting_lost, event_actuals, plan_goals
 from assets.campaigns.results import event_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers.facts import customer_facts
@@ -42,6 +42,7 @@ def event_partitions(settings: ShopSettings) -> dg.StaticPartitionsDefinition:
 def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     calendar = settings.calendar()
     events = {event.id: event for event in calendar}
+    lost_after = getattr(settings.source, "open_lost_after_days", None)  # file sources only
     every_day = dg.AssetDep(STAGING_ORDERS, partition_mapping=dg.AllPartitionMapping())  # an event reads all history
     specs = [
         dg.AssetSpec(BASELINES, group_name=CAMPAIGNS, deps=[every_day], description=(
@@ -58,7 +59,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     def plan_event(context: dg.AssetExecutionContext, warehouse: Warehouse):
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
-            orders = conn.sql("SELECT * FROM staging.orders").pl()
+            orders = counting_lost(conn.sql("SELECT * FROM staging.orders").pl(), lost_after)
             # an event without orders (say, inside a gap in the data) is never the comparable one
             enough = settings.events.min_comparable_orders
             previous = comparable(event, calendar, lambda e: event_actuals(orders, e)["orders"] >= enough)
@@ -129,7 +130,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             goals = read_table(conn, "campaigns.goals", event_id=event.id)
             if goals is None or goals.is_empty():
                 raise dg.Failure(f"{event.id} has no goals yet: plan it first (`regulars report {event.id}` does both)")
-            orders = conn.sql("SELECT * FROM staging.orders").pl()
+            orders = counting_lost(conn.sql("SELECT * FROM staging.orders").pl(), lost_after)
             lines = conn.sql("SELECT * FROM staging.order_lines").pl()
             days = [event.start, event.end]
             rejects = conn.sql("SELECT reason FROM staging.rejects WHERE order_date BETWEEN ? AND ?", params=days).pl()

@@ -2,7 +2,8 @@
 
 An event sells from its warm-up to the end of its after-glow. Its buyers are new (their first
 purchase ever falls in that window) or returning. Goals take the comparable event's actuals,
-scale buyers by the shop's growth (the trailing quarter before each event's build-up), and
+scale buyers, spend per buyer and orders per buyer by the shop's growth (the trailing quarter
+before each event's build-up; order value and items per order follow from them), and
 break returning buyers down by class: class size at this event's baseline x that class's
 response rate at the comparable event. Every goal row carries its inputs and formula.
 """
@@ -18,7 +19,7 @@ from pipelines.warehouse import CANCELLED, COMPLETED, OPEN
 TRAILING_DAYS = 90
 # Buyers are new (first purchase ever in the selling window) or returning; ratios are per completed order.
 MEASURES = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders",
-            "average_order_value", "items_per_order", "open_orders", "cancelled_orders")  # fmt: skip
+            "items", "average_order_value", "items_per_order", "open_orders", "cancelled_orders")  # fmt: skip
 GOAL_SCHEMA = {
     "event_id": pl.String, "measure": pl.String, "rfm_class": pl.String, "goal": pl.Float64,
     "comparable_event": pl.String, "comparable_actual": pl.Float64, "basis": pl.String, "formula": pl.String,
@@ -46,6 +47,15 @@ def selling_orders(orders: pl.DataFrame, event: Event) -> pl.DataFrame:
     )
 
 
+def counting_lost(orders: pl.DataFrame, after_days: int | None) -> pl.DataFrame:
+    """Orders still open more than `after_days` before the last day loaded count as cancelled (lost)."""
+    if after_days is None or orders.is_empty():
+        return orders
+    lost_before = orders["order_date"].max() - timedelta(days=after_days)
+    lost = (pl.col("status") == OPEN) & (pl.col("order_date") < lost_before)
+    return orders.with_columns(status=pl.when(lost).then(pl.lit(CANCELLED)).otherwise("status"))
+
+
 def phase_of(event: Event, day: pl.Expr) -> pl.Expr:
     """The name of the event's phase a day falls in; null outside the event."""
     phase = pl.lit(None, pl.String)
@@ -70,7 +80,7 @@ def measures(window: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     frame = window.group_by(by).agg(**sums) if by else window.select(**sums)
     per_order = lambda total: pl.when(pl.col("orders") > 0).then(total / pl.col("orders")).otherwise(0.0)  # noqa: E731
     return frame.with_columns(
-        pl.col("new_buyers", "returning_buyers", "orders", "open_orders", "cancelled_orders").cast(pl.Float64),
+        pl.col("new_buyers", "returning_buyers", "orders", "items", "open_orders", "cancelled_orders").cast(pl.Float64),
         buyers=(pl.col("new_buyers") + pl.col("returning_buyers")).cast(pl.Float64),
         revenue=pl.col("revenue_new") + pl.col("revenue_returning"),
         average_order_value=per_order(pl.col("revenue_new") + pl.col("revenue_returning")),
@@ -85,12 +95,13 @@ def event_actuals(orders: pl.DataFrame, event: Event) -> dict[str, float]:
     return {name: round(float(row[name] or 0.0), digits.get(name, 6)) for name in MEASURES}
 
 
-def trailing(orders: pl.DataFrame, before: date) -> tuple[int, float]:
-    """Buyers and net revenue in the 90 days before a day."""
+def trailing(orders: pl.DataFrame, before: date) -> tuple[int, float, int]:
+    """Buyers, net revenue and completed orders in the 90 days before a day."""
     window = orders.filter(
         pl.col("order_date").is_between(before - timedelta(days=TRAILING_DAYS), before - timedelta(days=1))
     )
-    return window.filter(pl.col("status") == COMPLETED)["customer_id"].n_unique(), float(window["amount"].sum())
+    completed = window.filter(pl.col("status") == COMPLETED)
+    return completed["customer_id"].n_unique(), float(window["amount"].sum()), completed.height
 
 
 def response_rates(baseline: pl.DataFrame, orders: pl.DataFrame, event: Event) -> pl.DataFrame:
@@ -127,17 +138,24 @@ def plan_goals(
     then = event_actuals(orders, comparable)
     if growth_rate is not None:
         buyer_growth = revenue_growth = 1 + growth_rate
+        frequency_growth = 1.0
         growth_inputs = {"growth_rate_setting": growth_rate}
     else:
-        (buyers_now, revenue_now), (buyers_then, revenue_then) = (
+        (buyers_now, revenue_now, orders_now), (buyers_then, revenue_then, orders_then) = (
             trailing(orders, event.start),
             trailing(orders, comparable.start),
         )
         buyer_growth = buyers_now / buyers_then if buyers_then else 1.0
         revenue_growth = revenue_now / revenue_then if revenue_then else 1.0
+        counts = (orders_now, buyers_now, orders_then, buyers_then)
+        frequency_growth = (orders_now / buyers_now) / (orders_then / buyers_then) if all(counts) else 1.0
         growth_inputs = {"trailing_days": TRAILING_DAYS, "buyers_now": buyers_now, "buyers_then": buyers_then,
-                         "revenue_now": round(revenue_now, 2), "revenue_then": round(revenue_then, 2)}  # fmt: skip
+                         "revenue_now": round(revenue_now, 2), "revenue_then": round(revenue_then, 2),
+                         "orders_now": orders_now, "orders_then": orders_then}  # fmt: skip
+    # Growth in spend per buyer splits into more orders per buyer and more spend per order, so that the
+    # order-value goal takes only its own part of it.
     spend_growth = revenue_growth / buyer_growth if buyer_growth else 1.0
+    order_value_growth = spend_growth / frequency_growth
 
     rates = response_rates(baseline_then, orders, comparable) if baseline_then is not None else pl.DataFrame(
         schema={"rfm_class": pl.String, "response_rate": pl.Float64})  # fmt: skip
@@ -155,9 +173,12 @@ def plan_goals(
     per = lambda total, count: total / count if count else 0.0  # noqa: E731
     revenue_new = new_goal * per(then["revenue_new"], then["new_buyers"]) * spend_growth
     revenue_returning = returning_goal * per(then["revenue_returning"], then["returning_buyers"]) * spend_growth
-    orders_goal = (new_goal + returning_goal) * per(then["orders"], then["new_buyers"] + then["returning_buyers"])
-    common = {"buyer_growth": round(buyer_growth, 4), "spend_growth": round(spend_growth, 4), **growth_inputs,
-              **skipped}  # fmt: skip
+    buyers_then = then["new_buyers"] + then["returning_buyers"]
+    orders_goal = (new_goal + returning_goal) * per(then["orders"], buyers_then) * frequency_growth
+    items_goal = orders_goal * then["items_per_order"]
+    common = {"buyer_growth": round(buyer_growth, 4), "spend_growth": round(spend_growth, 4),
+              "frequency_growth": round(frequency_growth, 4), "order_value_growth": round(order_value_growth, 4),
+              **growth_inputs, **skipped}  # fmt: skip
     rows = [
         {"measure": "new_buyers", "goal": new_goal, "comparable_actual": then["new_buyers"],
          "formula": "comparable new buyers x buyer growth", "inputs": common},
@@ -169,11 +190,13 @@ def plan_goals(
         {"measure": "revenue_returning", "goal": revenue_returning, "comparable_actual": then["revenue_returning"],
          "formula": "returning buyers goal x comparable revenue per returning buyer x spend growth", "inputs": common},
         {"measure": "orders", "goal": orders_goal, "comparable_actual": then["orders"],
-         "formula": "buyers goal x comparable orders per buyer", "inputs": common},
+         "formula": "buyers goal x comparable orders per buyer x frequency growth", "inputs": common},
+        {"measure": "items", "goal": items_goal, "comparable_actual": then["items"],
+         "formula": "orders goal x comparable items per order", "inputs": common},
         {"measure": "average_order_value", "goal": per(revenue_new + revenue_returning, orders_goal),
          "comparable_actual": then["average_order_value"], "formula": "revenue goals / orders goal", "inputs": common},
-        {"measure": "items_per_order", "goal": then["items_per_order"], "comparable_actual": then["items_per_order"],
-         "formula": "as at the comparable event", "inputs": common},
+        {"measure": "items_per_order", "goal": per(items_goal, orders_goal),
+         "comparable_actual": then["items_per_order"], "formula": "items goal / orders goal", "inputs": common},
     ] + [
         {"measure": "returning_buyers_by_class", "rfm_class": row["rfm_class"], "goal": row["goal"],
          "formula": "class size now x class response rate at the comparable event",

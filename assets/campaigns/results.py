@@ -5,8 +5,9 @@ the actual figure, the goal where one was set, and the comparable event's figure
 
 - `event`: the selling window (warm-up to after-glow), goals from `campaigns.goals`;
 - `phase` and `day` (dimension: the phase, or the ISO date): goals split by the comparable
-  event's share of each measure in the same phase, or on the same day counted from the sprint's
-  first day; average order value follows from the split revenue and orders;
+  event's share of each measure in the same phase, and within it by its weekday pattern; the
+  comparable figure is the comparable's on the same day counted from the sprint's first day;
+  order value and items per order follow from the split revenue, items and orders;
 - `class` (dimension: class at the baseline): customers, buyers and response rate, against the
   rate the goal assumed;
 - `migration` (dimension: class at the baseline, detail: class at the after-glow's end);
@@ -29,7 +30,7 @@ RESULT_SCHEMA = {
     "event_id": pl.String, "section": pl.String, "dimension": pl.String, "detail": pl.String, "measure": pl.String,
     "actual": pl.Float64, "goal": pl.Float64, "comparable": pl.Float64,
 }  # fmt: skip
-SPLIT = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders")
+SPLIT = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders", "items")
 REPEAT_WINDOWS = (90, 180)
 OUTSIDE_EVENTS = "outside_events"
 TOP_SELLERS = 10
@@ -97,12 +98,16 @@ def performance(
         if name == "event":  # the goals as set, also those set without a comparable event
             goal = keys.with_columns(**{m: pl.lit(event_goals.get(m), pl.Float64) for m in MEASURES})
         else:
-            split = {
-                m: pl.col(m) / whole_then[m] * event_goals[m] for m in SPLIT if event_goals.get(m) and whole_then[m]
-            }
-            goal = before.select(by, **{m: split.get(m, pl.lit(None, pl.Float64)) for m in SPLIT}).with_columns(
+            scale = {m: event_goals[m] / whole_then[m] for m in SPLIT if event_goals.get(m) and whole_then[m]}
+            split = (
+                before.select(by, **{m: pl.col(m) * scale[m] for m in scale})
+                if name == "phase" or not scale
+                else day_goals(event, comparable, then, scale)
+            )
+            goal = split.select(by, **{m: pl.col(m) if m in scale else pl.lit(None, pl.Float64) for m in SPLIT})
+            goal = goal.with_columns(
                 average_order_value=pl.col("revenue") / pl.col("orders"),
-                items_per_order=pl.lit(event_goals.get("items_per_order"), pl.Float64),
+                items_per_order=pl.col("items") / pl.col("orders"),
                 open_orders=pl.lit(None, pl.Float64),  # counts shown beside the goals, without one
                 cancelled_orders=pl.lit(None, pl.Float64),
             )
@@ -123,6 +128,44 @@ def performance(
         section("phase", pl.DataFrame({"phase": [p for p in event.phases if event.phases[p][1] >= first]})),
         section("day", pl.DataFrame({"day": pl.date_range(first, last, eager=True)})),
     ]
+
+
+def day_goals(event: Event, comparable: Event, then: pl.DataFrame, scale: dict[str, float]) -> pl.DataFrame:
+    """Each phase's goal (the comparable's daily figures in that phase, scaled) spread over this event's days of
+    the phase by the comparable's weekday pattern: the mean on that weekday in the phase, or in the whole
+    window when the phase had no such day. A weekday the shop was closed on gets no goal."""
+    names = list(scale)
+    figures = measures(then, ["order_date"]).select("order_date", *names)
+    days_then = pl.DataFrame({"order_date": pl.date_range(*selling_window(comparable), eager=True)})
+    daily_then = (
+        days_then.join(figures, on="order_date", how="left")
+        .fill_null(0.0)
+        .with_columns(phase=phase_of(comparable, pl.col("order_date")), weekday=pl.col("order_date").dt.weekday())
+    )
+    in_phase = daily_then.group_by("phase", "weekday").agg(pl.col(names).mean())
+    in_window = daily_then.group_by("weekday").agg(pl.col(names).mean().name.suffix("_window"))
+    totals = daily_then.group_by("phase").agg(pl.col(names).sum().name.suffix("_total"))
+    days = pl.DataFrame({"day": pl.date_range(*selling_window(event), eager=True)}).with_columns(
+        phase=phase_of(event, pl.col("day")), weekday=pl.col("day").dt.weekday()
+    )
+    weighted = (
+        days.join(in_phase, on=["phase", "weekday"], how="left")
+        .join(in_window, on="weekday", how="left")
+        .join(totals, on="phase", how="left")
+        .with_columns(pl.coalesce(m, f"{m}_window", pl.lit(1.0)).alias(m) for m in names)
+    )
+    weight_sum = {m: pl.col(m).sum().over("phase") for m in names}
+    return weighted.select(
+        "day",
+        *(
+            (
+                pl.when(weight_sum[m] > 0).then(pl.col(m) / weight_sum[m]).otherwise(1 / pl.len().over("phase"))
+                * pl.col(f"{m}_total").fill_null(0.0)
+                * scale[m]
+            ).alias(m)
+            for m in names
+        ),
+    )
 
 
 def class_response(event: Event, baseline: pl.DataFrame, orders: pl.DataFrame, goals: pl.DataFrame) -> pl.DataFrame:
