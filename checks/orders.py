@@ -62,17 +62,22 @@ def reconciliation(conn, first: date, last: date) -> pl.DataFrame:
 
 
 def quiet_days(conn, first: date, last: date, min_orders: float) -> list[date]:
-    """Days of first..last without orders, when the 28 days before the window had a median of min_orders or more."""
+    """Days of first..last without orders, in a run of such days that the 28 days before had a median of
+    min_orders or more: a gap is flagged wherever it lies in a loaded range, a backfill's as well."""
     daily = conn.sql(
         "SELECT order_date, count(*) n FROM staging.orders WHERE order_date BETWEEN ? AND ? GROUP BY ALL",
         params=[first - timedelta(days=28), last],
     ).pl()
-    before = pl.date_range(first - timedelta(days=28), first - timedelta(days=1), eager=True).alias("order_date")
-    usual = before.to_frame().join(daily, on="order_date", how="left")["n"].fill_null(0).median() or 0
-    if usual < min_orders:
-        return []
-    days = pl.date_range(first, last, eager=True).alias("order_date").to_frame()
-    return days.join(daily, on="order_date", how="anti")["order_date"].to_list()
+    days = pl.date_range(first - timedelta(days=28), last, eager=True).alias("order_date").to_frame()
+    empty = pl.col("n") == 0
+    return (
+        days.join(daily, on="order_date", how="left")
+        .with_columns(pl.col("n").fill_null(0))
+        .with_columns(usual=pl.col("n").rolling_median(28).shift(1), gap=(~empty).cum_sum())
+        .filter(empty & (pl.col("order_date") >= first))
+        .filter(pl.col("usual").first().over("gap") >= min_orders)["order_date"]
+        .to_list()
+    )
 
 
 def broken_order_rules(conn, table: str, days: list[date], settings: ShopSettings) -> dict[tuple, dict]:

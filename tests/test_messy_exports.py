@@ -195,3 +195,16 @@ def test_orders_open_too_long_count_as_lost():
     assert counting_lost(orders, None)["status"].to_list() == orders["status"].to_list()
     assert counting_lost(orders, 20)["status"].to_list() == ["cancelled", "cancelled", "open", "completed", "cancelled"]
 
+
+def test_a_gap_inside_a_backfill_is_flagged(tmp_path):
+    # Five orders a day from 01-01 to 03-31 but none from 02-10 to 02-19: one backfill loads it all.
+    days = [d for d in pl.date_range(date(2024, 1, 1), date(2024, 3, 31), eager=True)
+            if not date(2024, 2, 10) <= d <= date(2024, 2, 19)]  # fmt: skip
+    lines = ["order_no,buyer,paid_at,total,province"]
+    lines += [f"{d}-{n},c{n},{d} 1{n}:00:00,10,x" for d in days for n in range(5)]
+    (tmp_path / "orders.csv").write_text("\n".join(lines) + "\n")
+    settings = shop(tmp_path, source={"kind": "file", "path": str(tmp_path / "orders.csv"), "columns": COLUMNS})
+    checks = {c.check_name: c for c in ingest(settings, "2024-01-01", "2024-03-31").get_asset_check_evaluations()}
+    quiet = checks["orders_every_day"]
+    assert not quiet.passed and quiet.metadata["days_without_orders"].value == 10
+    assert quiet.metadata["first_days"].value == ", ".join(f"2024-02-{d}" for d in range(10, 15))
