@@ -8,6 +8,8 @@ database every time: about 5-11 ms an event, over a minute for the demo shop's h
   transaction per database;
 - records a single "planned" event per asset for a run over a range of partitions instead of one
   per partition, and plans a check's evaluation for every day of a range in one statement;
+- starts a run's database as a copy of an empty one instead of creating its tables and stamping its
+  schema version each time (a quarter of a second a run);
 - keeps the index's and the current run's databases open between events, with SQLite's
   `synchronous=NORMAL`, which in WAL mode (Dagster's) cannot corrupt the file but may lose the
   last events on a power cut: about 2 ms an event instead of 5-11;
@@ -21,6 +23,7 @@ The tables and their rows are the stock ones: the UI reads them as usual.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -35,10 +38,18 @@ from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, Sq
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster.version import __version__ as dagster_version
 
 # Dagster's run process buffers batched events only when this is set; it reads it at each event.
 BATCH_SIZE_VARIABLE, BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE", "100000"
 OPEN_DATABASES = 2  # the index and the run being written
+
+
+def _replace_atomically(source: str, target: str) -> None:
+    """Copy source to target so that no reader ever sees half a file."""
+    scratch = f"{target}.{os.getpid()}"
+    shutil.copyfile(source, scratch)
+    os.replace(scratch, target)
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
@@ -83,19 +94,37 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def _open(self, shard: str) -> db.Engine:
-        engine = db.create_engine(  # used under self._db_lock, one thread at a time
-            self.conn_string_for_shard(shard),
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-        )
+        new_run = shard != INDEX_SHARD_NAME and not os.path.exists(self.path_for_shard(shard))
+        if new_run:  # a copy of an empty run database: creating its tables each time took a quarter second
+            _replace_atomically(self._run_template(), self.path_for_shard(shard))
+        engine = self._engine(self.conn_string_for_shard(shard))
         db.event.listen(engine, "connect", lambda dbapi_conn, _: dbapi_conn.execute("PRAGMA synchronous=NORMAL"))
         if shard not in self._initialized_dbs:
-            self._initdb(engine)
+            if not new_run:
+                self._initdb(engine)
             self._initialized_dbs.add(shard)
         while len(self._engines) >= OPEN_DATABASES:  # an older run's database: close it
             stale = next(name for name in self._engines if name != INDEX_SHARD_NAME)
             self._engines.pop(stale).dispose()
         self._engines[shard] = engine
         return engine
+
+    @staticmethod
+    def _engine(url: str) -> db.Engine:
+        return db.create_engine(  # used under self._db_lock, one thread at a time
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+        )
+
+    def _run_template(self) -> str:
+        """An empty run database of this Dagster version, made once (beside the runs' folder)."""
+        path = os.path.join(os.path.dirname(self._base_dir), f"empty-run-{dagster_version}.db")
+        if not os.path.exists(path):
+            scratch = f"{path}.{os.getpid()}"
+            engine = self._engine(f"sqlite:///{scratch}")
+            self._initdb(engine)
+            engine.dispose()  # the last connection checkpoints the WAL into the file
+            os.replace(scratch, path)
+        return path
 
     def _close_all(self) -> None:
         for engine in self._engines.values():
