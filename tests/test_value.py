@@ -1,0 +1,133 @@
+"""The purchase and spend models against published values and simulated customers, and customer value."""
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.special import gammaln
+
+from assets.customers.models import (
+    Customers,
+    FitError,
+    bgnbd_conditional,
+    bgnbd_expected,
+    bgnbd_p_alive,
+    fit_bgnbd,
+    fit_gammagamma,
+    paretonbd_conditional,
+    paretonbd_expected,
+    paretonbd_log_likelihood,
+    simulate_bgnbd,
+    simulate_spend,
+)
+from assets.customers.value import customer_value, fit, model_inputs
+from pipelines.settings import ValueSettings
+
+# Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW in weeks, rounded estimates
+FHL = (0.243, 4.414, 0.793, 2.426)
+
+
+def to_3_digits(published: float) -> dict:
+    """pytest.approx's tolerance for agreeing to 3 significant digits: half a unit of the third."""
+    return {"expected": published, "abs": 0.5 * 10 ** (np.floor(np.log10(published)) - 2)}
+
+
+def test_bgnbd_expected_purchases_match_fader_hardie_lee():
+    expected = bgnbd_expected(FHL, [1, 3, 32, 78])
+    for value, published in zip(expected, [0.0533, 0.1509, 1.045, 1.861], strict=True):
+        assert value == pytest.approx(**to_3_digits(published))
+
+
+def test_bgnbd_conditional_expectation_matches_fader_hardie_lee():
+    customer = Customers([2], [30.43], [38.86])
+    assert bgnbd_conditional(FHL, customer, 39)[0] == pytest.approx(**to_3_digits(1.226))
+
+
+def test_bgnbd_p_alive_by_hand():
+    # x = 0: BG/NBD never lets a customer die before a repeat purchase. x = 2, t_x = 30.43, T = 38.86:
+    # 1 / (1 + a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)) = 1 / (1 + 0.793/3.426 * (43.274/34.844)^2.243)
+    customers = Customers([0, 2], [0, 30.43], [38.86, 38.86])
+    odds = 0.793 / 3.426 * (43.274 / 34.844) ** 2.243
+    assert bgnbd_p_alive(FHL, customers) == pytest.approx([1.0, 1 / (1 + odds)])
+
+
+def test_bgnbd_and_gammagamma_recover_simulated_parameters():
+    rng = np.random.default_rng(2005)
+    truth, spend_truth = (0.5, 8.0, 0.7, 2.5), (6.0, 4.0, 15.0)
+    customers = simulate_bgnbd(truth, rng.uniform(26, 78, 20_000), rng)
+    purchases = fit_bgnbd(customers)
+    assert purchases.converged
+    for (name, value), true in zip(purchases.params.items(), truth, strict=True):
+        assert abs(value - true) < 1.96 * purchases.std_errors[name], name
+    mean_spend = simulate_spend(spend_truth, customers.x, rng)
+    spend = fit_gammagamma(customers.x, mean_spend)
+    for (name, value), true in zip(spend.params.items(), spend_truth, strict=True):
+        assert abs(value - true) < 1.96 * spend.std_errors[name], name
+
+
+def test_paretonbd_conditional_expectation_agrees_with_its_own_likelihood():
+    # Independent check of the Pareto/NBD formulas: for a customer seen from time 0 to T, E[X(t)] over the
+    # population equals the conditional expectation of a new customer (x = 0, t_x = 0, T = 0).
+    params = (0.55, 10.6, 0.61, 11.7)
+    new = Customers([0.0], [0.0], [0.0])
+    assert paretonbd_conditional(params, new, 39)[0] == pytest.approx(paretonbd_expected(params, 39), rel=1e-9)
+    # a customer who bought at T is certainly alive: their likelihood is the alive term alone
+    at_end = Customers([3.0], [20.0], [20.0])
+    r, alpha, s, beta = params
+    alive = gammaln(r + 3) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    alive += -(r + 3) * np.log(alpha + 20) - s * np.log(beta + 20)
+    assert paretonbd_log_likelihood(params, at_end)[0] == pytest.approx(alive)
+
+
+def test_models_stay_finite_for_heavy_buyers_with_long_histories():
+    customers = Customers([5000.0, 300.0], [3650.0, 10.0], [3660.0, 3660.0])
+    assert np.isfinite(bgnbd_conditional((0.5, 8.0, 0.7, 2.5), customers, 365)).all()
+    assert np.isfinite(paretonbd_log_likelihood((0.5, 8.0, 0.7, 12.0), customers)).all()
+
+
+def facts(rows: list[tuple[str, int, int, int, float]], as_of=date(2024, 12, 31)) -> pl.DataFrame:
+    """(customer, purchase days, tenure days, recency days, net revenue) -> the facts the models read."""
+    return pl.DataFrame(
+        rows, schema=["customer_id", "purchase_days", "tenure_days", "recency_days", "net_revenue"], orient="row"
+    ).with_columns(as_of_date=pl.lit(as_of))
+
+
+def test_too_few_repeat_buyers_is_a_clear_failure():
+    few = facts([("a", 2, 100, 10, 50.0), ("b", 1, 30, 30, 10.0)])
+    with pytest.raises(FitError, match="1 customers bought on more than one day; the models need at least 20"):
+        fit(few, ValueSettings())
+
+
+def test_customer_value_on_simulated_facts():
+    rng = np.random.default_rng(7)
+    customers = simulate_bgnbd((0.5, 40.0, 0.7, 2.5), rng.integers(30, 700, 3000).astype(float), rng)
+    t_x = np.ceil(customers.t_x).clip(max=customers.T)
+    spend = simulate_spend((6.0, 4.0, 15.0), customers.x + 1, rng) * (customers.x + 1)
+    shop = facts([
+        (f"c{n}", int(x) + 1, int(T), int(T - t), float(s))
+        for n, (x, t, T, s) in enumerate(zip(customers.x, t_x, customers.T, spend, strict=True))
+    ])  # fmt: skip
+    settings = ValueSettings(annual_discount_rate=0.0)
+    fits = fit(shop, settings)
+    value = customer_value(shop, fits, settings)
+    assert value.height == shop.height
+    # without discounting, 12-month value = expected purchases in 365 days x expected spend per purchase
+    assert value["predicted_value_12m"].to_numpy() == pytest.approx(
+        (value["expected_purchases_365d"] * value["expected_spend_per_purchase"]).to_numpy(), rel=1e-9
+    )
+    assert (value["expected_purchases_30d"] <= value["expected_purchases_90d"]).all()
+    bands = value.select(
+        band=pl.when(pl.col("p_alive") < 0.3).then(pl.lit("high")).when(pl.col("p_alive") < 0.7).then(pl.lit("medium"))
+    )["band"].fill_null("low")
+    assert value["risk_band"].equals(bands, check_names=False)
+    # the expected next purchase date is the first day the expected purchases reach one
+    due = value.filter(pl.col("expected_next_date").is_not_null()).head(20)
+    assert due.height > 0
+    shop_due = shop.join(due.select("customer_id", "expected_next_date"), on="customer_id", how="semi")
+    sub, _, _ = model_inputs(shop_due, "days")
+    days = (due["expected_next_date"] - due["as_of_date"]).dt.total_days().to_numpy().astype(float)
+    params = list(fits.purchases.params.values())
+    assert (bgnbd_conditional(params, sub, days) >= 1).all()
+    assert (bgnbd_conditional(params, sub, days - 1) < 1).all()
+    assert value.filter(pl.col("expected_next_date").is_null())["expected_purchases_365d"].max() < 1
