@@ -1,7 +1,9 @@
 """The purchase and spend models against published values and simulated customers, and customer value."""
 
+import json
 from datetime import date
 
+import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
@@ -22,7 +24,9 @@ from assets.customers.models import (
     simulate_spend,
 )
 from assets.customers.value import customer_value, fit, model_inputs
+from pipelines.definitions import CUSTOMERS_JOB, build_definitions
 from pipelines.settings import ValueSettings
+from tests.conftest import ingest, shop, table
 
 # Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW in weeks, rounded estimates
 FHL = (0.243, 4.414, 0.793, 2.426)
@@ -131,3 +135,44 @@ def test_customer_value_on_simulated_facts():
     assert (bgnbd_conditional(params, sub, days) >= 1).all()
     assert (bgnbd_conditional(params, sub, days - 1) < 1).all()
     assert value.filter(pl.col("expected_next_date").is_null())["expected_purchases_365d"].max() < 1
+
+
+def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
+    settings = shop(tmp_path, value={"holdout_days": 120, "min_repeat_buyers": 10})
+    ingest(settings, "2024-01-01", "2024-12-31")
+    job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
+    with dg.DagsterInstance.ephemeral() as instance:
+        for _ in range(2):  # the same day twice: the day's fits are replaced, not added
+            result = job.execute_in_process(instance=instance)
+            assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert any(c.check_name == "model_fitted" and c.passed for c in checks)
+    facts, value = table(settings, "core.customer_facts"), table(settings, "core.customer_value")
+    assert value["customer_id"].sort().equals(facts["customer_id"].sort())
+    fits = table(settings, "core.model_fits")
+    assert fits.select("fit_date", "model").rows() == [
+        (date(2024, 12, 31), "bgnbd"),
+        (date(2024, 12, 31), "gammagamma"),
+    ]
+    # the stored parameters are the ones a fit on the stored facts gives
+    assert json.loads(fits["params"][0]) == pytest.approx(fit(facts, settings.value).purchases.params)
+    quality = table(settings, "analysis.prediction_quality")
+    assert sorted(quality["method"]) == ["model", "rule"]
+    assert quality["calibration_end_date"].unique().to_list() == [date(2024, 9, 2)]
+    weekly = table(settings, "analysis.prediction_tracking")
+    # every repeat purchase day of the customers who bought by the calibration date, each in one week
+    calibration_customers = facts.filter(pl.col("first_order_date") <= date(2024, 9, 2))
+    assert weekly["actual_purchases"].sum() == (calibration_customers["purchase_days"] - 1).sum()
+    assert weekly.filter("holdout")["week_start_date"].min() > date(2024, 9, 2)
+
+
+def test_a_shop_too_young_for_the_models_keeps_its_other_work(tmp_path):
+    settings = shop(tmp_path, value={"min_repeat_buyers": 100_000})
+    ingest(settings, "2024-11-01", "2024-12-31")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB).execute_in_process(instance=instance)
+    assert result.success
+    (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "model_fitted"]
+    assert not check.passed and "the models need at least 100000 (value.min_repeat_buyers)" in check.description
+    assert table(settings, "core.customer_value").is_empty()
+    assert table(settings, "analysis.prediction_quality").is_empty()

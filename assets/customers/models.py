@@ -57,7 +57,12 @@ class Customers:
 
     def distinct(self) -> tuple[Customers, np.ndarray]:
         """The distinct (x, t_x, T) and how many customers share each."""
-        rows = pl.DataFrame({"x": self.x, "t_x": self.t_x, "T": self.T}).group_by("x", "t_x", "T").len()
+        rows = (
+            pl.DataFrame({"x": self.x, "t_x": self.t_x, "T": self.T})
+            .group_by("x", "t_x", "T")
+            .len()
+            .sort("x", "t_x", "T")
+        )
         return Customers(rows["x"].to_numpy(), rows["t_x"].to_numpy(), rows["T"].to_numpy()), rows["len"].to_numpy()
 
     def take(self, rows: np.ndarray) -> Customers:
@@ -231,7 +236,10 @@ def _fit(model: str, total_log_likelihood, start, customers: int) -> Fit:
         return value if np.isfinite(value) else 1e300
 
     start = np.clip(np.log(start), *LOG_BOUNDS)
-    result = optimize.minimize(objective, start, method="L-BFGS-B", bounds=[LOG_BOUNDS] * len(start))
+    # tight tolerances: in a short history the likelihood is flat along some directions (BG/NBD's a and b)
+    result = optimize.minimize(
+        objective, start, method="L-BFGS-B", bounds=[LOG_BOUNDS] * len(start), options={"ftol": 1e-13, "gtol": 1e-8}
+    )
     if not np.isfinite(result.fun) or result.fun >= 1e300:
         raise FitError(f"{model}: the likelihood is not finite at any parameters tried ({result.message})")
     names = PARAMS[model]

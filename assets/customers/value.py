@@ -26,11 +26,12 @@ HORIZONS = (30, 90, 365)  # days ahead of the expected purchases shown
 MONTH_DAYS = 365 / 12
 RISK_BANDS = ("low", "medium", "high")
 # core.customer_value
-COLUMNS = (
-    "customer_id", "as_of_date", "p_alive", "expected_purchases_30d", "expected_purchases_90d",
-    "expected_purchases_365d", "expected_spend_per_purchase", "predicted_value_12m", "risk_band",
-    "expected_next_date", "tags",
-)  # fmt: skip
+SCHEMA = {
+    "customer_id": pl.String, "as_of_date": pl.Date, "p_alive": pl.Float64, "expected_purchases_30d": pl.Float64,
+    "expected_purchases_90d": pl.Float64, "expected_purchases_365d": pl.Float64,
+    "expected_spend_per_purchase": pl.Float64, "predicted_value_12m": pl.Float64, "risk_band": pl.String,
+    "expected_next_date": pl.Date, "tags": pl.String,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
                 ignore_nulls=True,
             ),
         )  # fmt: skip
-        .select(COLUMNS)
+        .select(list(SCHEMA))
     )
 
 
