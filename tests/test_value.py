@@ -1,7 +1,8 @@
 """The purchase and spend models against published values and simulated customers, and customer value."""
 
 import json
-from datetime import date
+from datetime import date, datetime, time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -23,6 +24,7 @@ from assets.customers.models import (
     simulate_bgnbd,
     simulate_spend,
 )
+from assets.customers.prediction import holdout_scores, quality
 from assets.customers.value import customer_value, fit, model_inputs
 from pipelines.definitions import CUSTOMERS_JOB, build_definitions
 from pipelines.settings import ValueSettings
@@ -176,3 +178,51 @@ def test_a_shop_too_young_for_the_models_keeps_its_other_work(tmp_path):
     assert not check.passed and "the models need at least 100000 (value.min_repeat_buyers)" in check.description
     assert table(settings, "core.customer_value").is_empty()
     assert table(settings, "analysis.prediction_quality").is_empty()
+
+
+def test_holdout_quality_on_a_hand_made_shop():
+    # As of 31 December with 60 days held out: calibration ends 1 November. Stages then, by hand (all tea; the
+    # typical cycle of repeat buyers is the median of 10, 20, 30, 10, 45 = 20 days):
+    #   a  cycle 10, 31 days since   -> churned; buys once in the hold-out
+    #   b  cycle 20, 11 days         -> active (due from 18); buys twice
+    #   c  cycle 30, 123 days        -> churned; none
+    #   d  cycle 10, 2 days          -> active; none
+    #   e  cycle 45, 47 days         -> due (40.5 to 67.5); buys once
+    #   f  one order, 7 days (20)    -> new; none
+    #   g  one order, 184 days (20)  -> churned; none
+    def days(*days: str) -> list[date]:
+        return [date.fromisoformat(f"2024-{d}") for d in days]
+
+    bought = {
+        "a": days("09-01", "09-11", "09-21", "10-01", "11-15"), "b": days("10-01", "10-21", "11-10", "12-01"),
+        "c": days("06-01", "07-01"), "d": days("10-20", "10-30"), "e": days("08-01", "09-15", "12-20"),
+        "f": days("10-25"), "g": days("05-01"),
+    }  # fmt: skip
+    rows = [(customer, day, 10.0 + n) for customer, days_ in bought.items() for n, day in enumerate(days_)]
+    orders = pl.DataFrame(
+        [{"order_id": f"O{n}", "customer_id": c, "order_ts": datetime.combine(d, time(12)), "order_date": d,
+          "amount": amount, "items": 1, "channel": "app", "region": "Zhejiang", "category": "tea",
+          "status": "completed"} for n, (c, d, amount) in enumerate(rows)]
+    )  # fmt: skip
+    settings = shop(Path("unused"), value={"holdout_days": 60, "min_repeat_buyers": 2})
+    scores, fits, calibration_end = holdout_scores(orders, date(2024, 12, 31), settings)
+    assert calibration_end == date(2024, 11, 1)
+    table = {row["method"]: row for row in quality(scores, calibration_end, 60).iter_rows(named=True)}
+    rule = table["rule"]
+    # positives a (churned), b, e; negatives c, g (churned), d, f. Pairs won: a 2 ties = 1, b and e 2 + 2 ties = 3.
+    assert rule["auc_buys_again"] == pytest.approx(7 / 12)
+    # expected 60 / cycle when not churned: b 3, d 6, e 1.333, f 3; actual a 1, b 2, e 1
+    assert rule["mae_purchases"] == pytest.approx((1 + 1 + 6 + 1 / 3 + 3) / 7)
+    assert (rule["expected_purchases"], rule["actual_purchases"]) == (pytest.approx(3 + 6 + 60 / 45 + 3), 4.0)
+    # churned a, c, g: one of three bought again; they hold c and g of the non-returners c, d, f, g
+    assert (rule["flagged_bought_again_share"], rule["non_returners_flagged_share"]) == (pytest.approx(1 / 3), 0.5)
+    # the model's AUC by counting every (buyer, non-buyer) pair, and its error, from its own expectations
+    expected = dict(zip(scores["customer_id"], scores["model_expected"], strict=True))
+    buyers, others = ["a", "b", "e"], ["c", "d", "f", "g"]
+    won = sum(1.0 if expected[p] > expected[n] else 0.5 if expected[p] == expected[n] else 0.0
+              for p in buyers for n in others)  # fmt: skip
+    actual = {"a": 1, "b": 2, "e": 1}
+    model = table["model"]
+    assert model["auc_buys_again"] == pytest.approx(won / 12)
+    assert model["mae_purchases"] == pytest.approx(sum(abs(expected[c] - actual.get(c, 0)) for c in bought) / 7)
+    assert model["flagged_customers"] == 0  # a tenth of 7 customers rounds down to nobody
