@@ -26,7 +26,7 @@ from assets.customers.models import (
 )
 from assets.customers.prediction import holdout_scores, quality
 from assets.customers.value import customer_value, fit, model_inputs
-from pipelines.definitions import CUSTOMERS_JOB, build_definitions
+from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import ValueSettings
 from tests.conftest import ingest, shop, table
 
@@ -166,6 +166,20 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     calibration_customers = facts.filter(pl.col("first_order_date") <= date(2024, 9, 2))
     assert weekly["actual_purchases"].sum() == (calibration_customers["purchase_days"] - 1).sum()
     assert weekly.filter("holdout")["week_start_date"].min() > date(2024, 9, 2)
+    # the overview says it in words, with the table's figures and the tracking chart
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
+    html = (settings.output / "reports" / "overview-2024-12-31.html").read_text(encoding="utf-8")
+    rule, model = (quality.filter(pl.col("method") == method).row(0, named=True) for method in ("rule", "model"))
+    assert "Who buys again: the rule and the model on the last 120 days" in html
+    assert f"Of the {rule['flagged_customers']:,} customers the rule called churned, " in html
+    assert f"{rule['flagged_bought_again_share']:.0%} bought again" in html
+    for row in (rule, model):
+        assert f'<td class="n">{row["auc_buys_again"]:.2f}</td>' in html
+        assert f'<td class="n">{row["mae_purchases"]:.2f}</td>' in html
+    winner = "model" if model["auc_buys_again"] > rule["auc_buys_again"] else "rule"
+    assert f"Trust the {winner}" in html
+    assert html.count("<svg") == 2  # the class chart and the tracking chart
 
 
 def test_a_shop_too_young_for_the_models_keeps_its_other_work(tmp_path):
@@ -178,6 +192,10 @@ def test_a_shop_too_young_for_the_models_keeps_its_other_work(tmp_path):
     assert not check.passed and "the models need at least 100000 (value.min_repeat_buyers)" in check.description
     assert table(settings, "core.customer_value").is_empty()
     assert table(settings, "analysis.prediction_quality").is_empty()
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
+    html = (settings.output / "reports" / "overview-2024-12-31.html").read_text(encoding="utf-8")
+    assert "The model could not be fitted on the history before the last 180 days" in html
 
 
 def test_holdout_quality_on_a_hand_made_shop():
