@@ -44,8 +44,10 @@ def main() -> None:
                     inside = abs(value - true) <= 1.96 * fitted.std_errors[name]
                     held[f"{fitted.model} {name} {true:g}"] = held.get(f"{fitted.model} {name} {true:g}", 0) + inside
         for name, count in held.items():
-            rows.append((f"set {number}: {name}", f"{count} of {args.runs}",
-                         f"at least {0.9 * args.runs:g}: {'met' if count >= 0.9 * args.runs else 'NOT met'}"))  # fmt: skip
+            verdict = "met" if count >= 0.9 * args.runs else "NOT met"
+            rows.append(
+                (f"set {number}: {name}", f"{count} of {args.runs}", f"at least {0.9 * args.runs:g}: {verdict}")
+            )
     print_table(rows)
 
 

@@ -123,6 +123,13 @@ def test_customer_value_on_simulated_facts():
         (value["expected_purchases_365d"] * value["expected_spend_per_purchase"]).to_numpy(), rel=1e-9
     )
     assert (value["expected_purchases_30d"] <= value["expected_purchases_90d"]).all()
+    # Gamma-Gamma's E[spend | x purchases of mean m] = p (v + x m) / (p x + q - 1), one-time buyers too
+    p, q, v = fits.spend.params.values()
+    both = shop.join(value, on="customer_id").filter(pl.col("purchase_days").is_in([1, 3]))
+    x, m = both["purchase_days"], both["net_revenue"] / both["purchase_days"]
+    assert both["expected_spend_per_purchase"].to_numpy() == pytest.approx(
+        (p * (v + x * m) / (p * x + q - 1)).to_numpy()
+    )
     bands = value.select(
         band=pl.when(pl.col("p_alive") < 0.3).then(pl.lit("high")).when(pl.col("p_alive") < 0.7).then(pl.lit("medium"))
     )["band"].fill_null("low")

@@ -1,5 +1,5 @@
 """Buy-till-you-die models on numpy/scipy: BG/NBD and Pareto/NBD for purchase counts, Gamma-Gamma for spend
-per purchase. Plain numpy arrays, no Dagster.
+per purchase. Plain numpy arrays (Polars only counts distinct customers), no Dagster.
 
 A customer is (x, t_x, T): repeat purchases, time from the first purchase to the last, and time from the first
 purchase to the as-of date, in one unit (days or weeks). Likelihoods are computed in log-space (no power or
@@ -184,7 +184,8 @@ def gammagamma_log_likelihood(params, x: np.ndarray, m: np.ndarray) -> np.ndarra
 
 
 def gammagamma_spend(params, x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Expected spend per purchase given x purchases of mean m: a weighted mean of the shop's and the customer's."""
+    """Expected spend per purchase given x purchases of mean m: a weighted mean of the shop's and the customer's
+    (the shop's alone without purchases)."""
     p, q, v = params
     x = np.asarray(x, dtype=float)
     return np.where(x > 0, p * (v + x * np.nan_to_num(m)) / (p * x + q - 1), p * v / (q - 1))

@@ -2,7 +2,8 @@
 each will buy next and is worth over 12 months. Plain Polars and numpy, no Dagster.
 
 A customer's repeat purchases are their purchase days after the first (as facts count them), in the unit of
-`value.unit`; spend per purchase is net spend over purchase days, fitted on repeat buyers only.
+`value.unit`; spend per purchase is net spend over purchase days, fitted on repeat buyers only and expected for
+everyone from their own purchase days and mean spend (a one-time buyer's one purchase weighs little).
 """
 
 from dataclasses import dataclass
@@ -22,9 +23,7 @@ from assets.customers.models import (
 from pipelines.settings import ValueSettings
 
 UNIT_DAYS = {"days": 1.0, "weeks": 7.0}
-HORIZONS = (30, 90, 365)  # days ahead of the expected purchases shown
 MONTH_DAYS = 365 / 12
-RISK_BANDS = ("low", "medium", "high")
 # core.customer_value
 SCHEMA = {
     "customer_id": pl.String, "as_of_date": pl.Date, "p_alive": pl.Float64, "expected_purchases_30d": pl.Float64,
@@ -83,7 +82,7 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
     cumulative = [ahead(m * MONTH_DAYS) for m in range(1, 13)]
     monthly = np.diff(np.stack([np.zeros(len(purchases)), *cumulative]), axis=0)
     discount = (1 + settings.annual_discount_rate) ** -(np.arange(1, 13) / 12)
-    per_purchase = gammagamma_spend(list(fits.spend.params.values()), purchases, np.where(purchases > 1, spend, 0))
+    per_purchase = gammagamma_spend(list(fits.spend.params.values()), purchases, np.maximum(spend, 0))
     value = pl.DataFrame({
         "p_alive": p_alive(params, customers),
         "expected_purchases_30d": ahead(30), "expected_purchases_90d": ahead(90),
