@@ -12,11 +12,11 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
+from assets.customers.facts import needed_columns
 from assets.customers.models import COUNT_MODELS
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value import UNIT_DAYS, Fits, fit, model_inputs
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import COMPLETED
 
 AT_RISK_SHARE = 0.1  # the model's flagged customers: this share with the fewest expected purchases
 RULE_RANK = {"churned": 0, "at_risk": 1}  # every other stage ranks 2
@@ -45,8 +45,8 @@ def auc(score: pl.Series, positive: pl.Series) -> float | None:
 
 
 def purchase_days(orders: pl.DataFrame) -> pl.DataFrame:
-    """One row per customer and day with a completed order."""
-    return orders.filter(pl.col("status") == COMPLETED).select("customer_id", "order_date").unique()
+    """One row per customer and day with a completed order (of staging.orders, or `read_orders`' compact rows)."""
+    return needed_columns(orders).filter("purchase").select("customer_id", "order_date").unique().collect()
 
 
 def holdout_scores(orders: pl.DataFrame, as_of: date, settings: ShopSettings) -> tuple[pl.DataFrame, Fits, date]:

@@ -8,10 +8,11 @@ import dagster as dg
 import polars as pl
 
 from assets import CUSTOMERS, markdown_table
-from assets.customers import CUSTOMER_FACTS, RFM, read_orders
+from assets.customers import CUSTOMER_FACTS, read_orders
 from assets.customers.models import Fit, FitError
 from assets.customers.prediction import QUALITY_SCHEMA, TRACKING_SCHEMA, holdout_scores, quality, tracking
 from assets.customers.value import SCHEMA, Fits, customer_value, fit
+from assets.orders import STAGING_ORDERS
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table, replace_tables
 
@@ -103,10 +104,10 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(
         name="prediction_quality",
         specs=[
-            dg.AssetSpec(PREDICTION_QUALITY, group_name=CUSTOMERS, deps=[CUSTOMER_FACTS, RFM],
+            dg.AssetSpec(PREDICTION_QUALITY, group_name=CUSTOMERS, deps=[STAGING_ORDERS, CUSTOMER_FACTS],
                          description="The lifecycle rule and the model judged on the last value.holdout_days, from "
                                      "staging.orders: one row per method."),
-            dg.AssetSpec(PREDICTION_TRACKING, group_name=CUSTOMERS, deps=[CUSTOMER_FACTS, RFM],
+            dg.AssetSpec(PREDICTION_TRACKING, group_name=CUSTOMERS, deps=[STAGING_ORDERS, CUSTOMER_FACTS],
                          description="Repeat purchases made and expected by the model fitted before the hold-out, "
                                      "from staging.orders: one row per week."),
         ],
@@ -115,9 +116,7 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     def prediction_quality(context: dg.AssetExecutionContext, warehouse: Warehouse):
         with warehouse.get_connection() as conn:
             as_of = conn.sql("SELECT max(as_of_date) FROM core.customer_facts").fetchall()[0][0]
-            orders = read_orders(conn, as_of).with_columns(
-                status=pl.when("purchase").then(pl.lit("completed")).otherwise(pl.lit("cancelled"))
-            )
+            orders = read_orders(conn, as_of)
             try:
                 scores, fits, calibration_end = holdout_scores(orders, as_of, settings)
             except FitError as exc:
