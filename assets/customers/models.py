@@ -1,5 +1,5 @@
 """Buy-till-you-die models on numpy/scipy: BG/NBD and Pareto/NBD for purchase counts, Gamma-Gamma for spend
-per purchase. Plain numpy arrays (Polars only counts distinct customers), no Dagster.
+per purchase. Plain numpy arrays, no Dagster.
 
 A customer is (x, t_x, T): repeat purchases, time from the first purchase to the last, and time from the first
 purchase to the as-of date, in one unit (days or weeks). Likelihoods are computed in log-space (no power or
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import polars as pl
 from scipy import optimize, special
 
 # bounds of every parameter, fitted as its log
@@ -57,13 +56,19 @@ class Customers:
 
     def distinct(self) -> tuple[Customers, np.ndarray]:
         """The distinct (x, t_x, T) and how many customers share each."""
-        rows = (
-            pl.DataFrame({"x": self.x, "t_x": self.t_x, "T": self.T})
-            .group_by("x", "t_x", "T")
-            .len()
-            .sort("x", "t_x", "T")
+        unique, index = self.grouped()
+        return unique, np.bincount(index).astype(float)
+
+    def grouped(self) -> tuple[Customers, np.ndarray]:
+        """The distinct (x, t_x, T), in order, and each customer's index into them."""
+        order = np.lexsort((self.T, self.t_x, self.x))
+        x, t_x, T = self.x[order], self.t_x[order], self.T[order]
+        starts = (
+            np.r_[True, (np.diff(x) != 0) | (np.diff(t_x) != 0) | (np.diff(T) != 0)] if len(x) else np.zeros(0, bool)
         )
-        return Customers(rows["x"].to_numpy(), rows["t_x"].to_numpy(), rows["T"].to_numpy()), rows["len"].to_numpy()
+        index = np.empty(len(x), dtype=np.int64)
+        index[order] = np.cumsum(starts) - 1
+        return Customers(x[starts], t_x[starts], T[starts]), index
 
     def take(self, rows: np.ndarray) -> Customers:
         return Customers(self.x[rows], self.t_x[rows], self.T[rows])

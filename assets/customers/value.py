@@ -72,23 +72,24 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
     """One row per customer of `facts` (core.customer_facts): P(alive), expected purchases, spend per purchase,
     discounted 12-month value, risk band, the day their expected purchases reach one (within a year) and tags."""
     customers, purchases, spend = model_inputs(facts, settings.unit)
+    distinct, index = customers.grouped()  # customers alike in (x, t_x, T) are scored once
     _, _, expected, p_alive = COUNT_MODELS[fits.purchases.model]
     params = list(fits.purchases.params.values())
     days = UNIT_DAYS[settings.unit]
 
     def ahead(horizon_days, rows=slice(None)):
-        return expected(params, customers.take(rows), np.asarray(horizon_days) / days)
+        return expected(params, distinct.take(rows), np.asarray(horizon_days) / days)
 
     cumulative = [ahead(m * MONTH_DAYS) for m in range(1, 13)]
-    monthly = np.diff(np.stack([np.zeros(len(purchases)), *cumulative]), axis=0)
+    monthly = np.diff(np.stack([np.zeros(len(distinct.x)), *cumulative]), axis=0)
     discount = (1 + settings.annual_discount_rate) ** -(np.arange(1, 13) / 12)
     per_purchase = gammagamma_spend(list(fits.spend.params.values()), purchases, np.maximum(spend, 0))
     value = pl.DataFrame({
-        "p_alive": p_alive(params, customers),
-        "expected_purchases_30d": ahead(30), "expected_purchases_90d": ahead(90),
-        "expected_purchases_365d": cumulative[-1],
-        "expected_spend_per_purchase": per_purchase, "predicted_value_12m": discount @ monthly * per_purchase,
-        "next_in_days": days_to_one_purchase(ahead, cumulative[-1]),
+        "p_alive": p_alive(params, distinct)[index],
+        "expected_purchases_30d": ahead(30)[index], "expected_purchases_90d": ahead(90)[index],
+        "expected_purchases_365d": cumulative[-1][index],
+        "expected_spend_per_purchase": per_purchase, "predicted_value_12m": (discount @ monthly)[index] * per_purchase,
+        "next_in_days": days_to_one_purchase(ahead, cumulative[-1])[index],
     }, nan_to_null=True)  # fmt: skip
     band = (
         pl.when(pl.col("p_alive") < settings.risk_high_below).then(pl.lit("high"))
