@@ -21,6 +21,7 @@ from assets.customers.models import (
     paretonbd_conditional,
     paretonbd_expected,
     paretonbd_log_likelihood,
+    paretonbd_p_alive,
     simulate_bgnbd,
     simulate_spend,
 )
@@ -84,6 +85,18 @@ def test_paretonbd_conditional_expectation_agrees_with_its_own_likelihood():
     alive = gammaln(r + 3) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive += -(r + 3) * np.log(alpha + 20) - s * np.log(beta + 20)
     assert paretonbd_log_likelihood(params, at_end)[0] == pytest.approx(alive)
+
+
+def test_paretonbd_matches_an_independent_implementation():
+    # Values printed by lifetimes 0.11.3 (its own formulas, installed for the benchmark only) for Fader & Hardie's
+    # CDNOW Pareto/NBD estimates and four customers (x, t_x, T) in weeks.
+    params = (0.55, 10.58, 0.61, 11.67)
+    customers = Customers([0, 2, 5, 10], [0, 30.4, 20, 70], [38.9, 38.9, 60, 77])
+    assert paretonbd_p_alive(params, customers) == pytest.approx([0.29353994, 0.86716444, 0.05761421, 0.92360333])
+    assert paretonbd_conditional(params, customers, 39) == pytest.approx(
+        [0.10566815, 1.4472909, 0.15373161, 3.86434768]
+    )
+    assert paretonbd_expected(params, [1, 39]) == pytest.approx([0.05068542, 1.20235236])
 
 
 def test_models_stay_finite_for_heavy_buyers_with_long_histories():
