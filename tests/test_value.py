@@ -29,6 +29,7 @@ from assets.customers.prediction import holdout_scores, quality
 from assets.customers.value import customer_value, fit, model_inputs
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import ValueSettings
+from reports.prediction import WORDS
 from tests.conftest import ingest, shop, table
 
 # Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW in weeks, rounded estimates
@@ -264,3 +265,7 @@ def test_holdout_quality_on_a_hand_made_shop():
     assert model["auc_buys_again"] == pytest.approx(won / 12)
     assert model["mae_purchases"] == pytest.approx(sum(abs(expected[c] - actual.get(c, 0)) for c in bought) / 7)
     assert model["flagged_customers"] == 0  # a tenth of 7 customers rounds down to nobody
+
+
+def test_the_prediction_section_has_every_word_in_every_language():
+    assert WORDS["en"].keys() == WORDS["zh"].keys()
