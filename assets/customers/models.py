@@ -147,6 +147,7 @@ def _paretonbd_log_a0(params, c: Customers) -> np.ndarray:
 
 
 def paretonbd_log_likelihood(params, c: Customers) -> np.ndarray:
+    """Each customer's log-likelihood (Fader & Hardie's note, eq. 18)."""
     r, alpha, s, beta = params
     x, T = c.x, c.T
     xs, index = c.by_x
@@ -156,12 +157,14 @@ def paretonbd_log_likelihood(params, c: Customers) -> np.ndarray:
 
 
 def paretonbd_expected(params, t) -> np.ndarray:
+    """Expected purchases in (0, t] of a customer who has just made a first purchase."""
     r, alpha, s, beta = params
     t = np.asarray(t, dtype=float)
     return r * beta / (alpha * (s - 1)) * (1 - np.exp((s - 1) * np.log(beta / (beta + t))))
 
 
 def paretonbd_p_alive(params, c: Customers) -> np.ndarray:
+    """P(still a customer | x, t_x, T)."""
     r, alpha, s, beta = params
     x, T = c.x, c.T
     log_odds = np.log(s) - np.log(r + s + x) + (r + x) * np.log(alpha + T) + s * np.log(beta + T)
@@ -169,6 +172,7 @@ def paretonbd_p_alive(params, c: Customers) -> np.ndarray:
 
 
 def paretonbd_conditional(params, c: Customers, t) -> np.ndarray:
+    """Expected purchases in (T, T + t] given (x, t_x, T): while alive, times P(alive)."""
     r, alpha, s, beta = params
     t = np.asarray(t, dtype=float)
     while_alive = (r + c.x) * (beta + c.T) / ((alpha + c.T) * (s - 1))
