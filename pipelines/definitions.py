@@ -13,6 +13,7 @@ import dagster as dg
 from assets import CAMPAIGNS, CUSTOMERS, ORDERS, OUTREACH, REPORTS
 from assets.campaigns import RESULTS, campaign_assets, event_partitions
 from assets.customers import customer_assets
+from assets.customers.value_assets import value_assets
 from assets.orders import order_assets
 from assets.outreach import outreach_assets
 from assets.reports import EVENT_REVIEW, report_assets
@@ -52,6 +53,7 @@ def build_definitions(settings: ShopSettings) -> dg.Definitions:
         assets=[
             order_assets(settings, days),
             *customer_assets(settings),
+            *value_assets(settings),
             *outreach_assets(settings, days),
             *report_assets(settings),
             *campaign_assets(settings),

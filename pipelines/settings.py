@@ -288,6 +288,25 @@ class OperationsSettings(_Strict):
     webhook_url: str | None = None  # failed runs are posted here (REGULARS_WEBHOOK_URL overrides); else logged
 
 
+class ValueSettings(_Strict):
+    """The purchase and spend models behind core.customer_value, and their hold-out test."""
+
+    model: Literal["bgnbd", "paretonbd"] = "bgnbd"  # purchase counts: BG/NBD, or Pareto/NBD
+    unit: Literal["days", "weeks"] = "days"  # the time unit the models are fitted in
+    annual_discount_rate: float = Field(0.1, ge=0, le=1)  # 12-month value is discounted at this yearly rate
+    risk_high_below: float = Field(0.3, gt=0, lt=1)  # churn risk is high where P(alive) is below this...
+    risk_low_from: float = Field(0.7, gt=0, lt=1)  # ...low from this, medium between
+    high_value_share: float = Field(0.2, gt=0, le=1)  # high_value_at_risk: this top share by net spend, high risk
+    holdout_days: int = Field(180, gt=0)  # the last days of history the hold-out test keeps from the fit
+    min_repeat_buyers: int = Field(20, ge=2)  # fewer repeat buyers than this: no fit, and the reason why
+
+    @model_validator(mode="after")
+    def _bands(self) -> ValueSettings:
+        if not self.risk_high_below < self.risk_low_from:
+            raise ValueError("expected risk_high_below < risk_low_from")
+        return self
+
+
 class ReportSettings(_Strict):
     language: Literal["en", "zh"] = "en"
 
@@ -304,6 +323,7 @@ class ShopSettings(_Strict):
     events: EventSettings = EventSettings()
     rfm: RfmSettings = RfmSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    value: ValueSettings = ValueSettings()
     order_value_tiers: list[float] = [100, 300, 1000]  # upper bounds; the last tier is open
     customer_ids: CustomerIds = CustomerIds()
     outreach: OutreachSettings = OutreachSettings()

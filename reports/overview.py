@@ -15,7 +15,7 @@ DUE_ROWS_SHOWN = 50
 
 def overview_html(
     shop: str, currency: str, language: str, as_of: date, facts: pl.DataFrame, rfm: pl.DataFrame,
-    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame,
+    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame, prediction: dict,
 ) -> str:  # fmt: skip
     label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
     classes = class_mix.with_columns(label=label)
@@ -49,5 +49,5 @@ def overview_html(
         "overview.html.j2", language, shop=shop, currency=currency, as_of=as_of, summary=summary,
         classes=classes.to_dicts(), class_chart=chart, stages=stages.to_dicts(), tiers=value_tiers.to_dicts(),
         cycles=category_cycles.to_dicts(), due=due.head(DUE_ROWS_SHOWN).to_dicts(),
-        due_more=max(due.height - DUE_ROWS_SHOWN, 0),
+        due_more=max(due.height - DUE_ROWS_SHOWN, 0), prediction=prediction,
     )  # fmt: skip

@@ -158,3 +158,20 @@ def test_christmas_2011_review_shows_the_orders_figures(warehouse):
     cards = headline_cards(html)
     assert cards["Net revenue (GBP)"] == f"{revenue:,.0f}" and cards["Orders"] == f"{orders:,}"
     assert "Goals were set from Christmas 2010" in html
+
+
+def test_the_overview_judges_rule_and_model_on_the_last_180_days(warehouse):
+    """Purchases made in the hold-out, counted in SQL; the overview shows the table's figures and the chart."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        (made,) = conn.execute("""
+            WITH days AS (SELECT DISTINCT customer_id, order_date FROM staging.orders WHERE status = 'completed'),
+                 first AS (SELECT customer_id FROM days GROUP BY ALL HAVING min(order_date) <= DATE '2011-06-12')
+            SELECT count(*) FROM days JOIN first USING (customer_id) WHERE order_date > DATE '2011-06-12'
+        """).fetchall()[0]
+        quality = conn.sql("SELECT * FROM analysis.prediction_quality ORDER BY method").pl()
+    assert quality["actual_purchases"].to_list() == [made, made]
+    html = (warehouse.parent / "out" / "reports" / "overview-2011-12-09.html").read_text(encoding="utf-8")
+    assert "We held back the last 180 days (after 2011-06-12)" in html
+    for auc in quality["auc_buys_again"]:
+        assert f'<td class="n">{auc:.2f}</td>' in html
+    assert "Repeat purchases per week" in html and html.count("<svg") == 2

@@ -5,9 +5,11 @@ import dagster as dg
 from assets import CAMPAIGNS, REPORTS
 from assets.campaigns import RESULTS, comparable_of, event_partitions, passed_over_of
 from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM
+from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table
 from reports.overview import overview_html
+from reports.prediction import prediction_section
 from reports.review import review_html
 
 SHOP_OVERVIEW = dg.AssetKey(["reports", "shop_overview"])
@@ -18,7 +20,13 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=SHOP_OVERVIEW,
         group_name=REPORTS,
-        deps=[CUSTOMER_FACTS, RFM, *(dg.AssetKey(["analysis", name]) for name in ANALYSIS)],
+        deps=[
+            CUSTOMER_FACTS,
+            RFM,
+            *(dg.AssetKey(["analysis", name]) for name in ANALYSIS),
+            PREDICTION_QUALITY,
+            PREDICTION_TRACKING,
+        ],
         pool=WAREHOUSE_POOL,
     )
     def shop_overview(warehouse: Warehouse) -> dg.MaterializeResult:
@@ -27,11 +35,15 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             tables = {name: conn.sql(f"SELECT * FROM {name}").pl() for name in (
                 "core.customer_facts", "core.rfm", "analysis.class_mix", "analysis.value_tiers",
                 "analysis.category_cycles")}  # fmt: skip
+            quality = read_table(conn, "analysis.prediction_quality")
+            weekly = read_table(conn, "analysis.prediction_tracking")
         facts, rfm = tables["core.customer_facts"], tables["core.rfm"]
         as_of = facts["as_of_date"].max()
         html = overview_html(
             settings.name, settings.currency, settings.reports.language, as_of, facts, rfm,
             tables["analysis.class_mix"], tables["analysis.value_tiers"], tables["analysis.category_cycles"],
+            prediction_section(settings.reports.language, settings.value.model, settings.value.holdout_days, quality,
+                               weekly),
         )  # fmt: skip
         path = settings.output / "reports" / f"overview-{as_of}.html"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,325 @@
+"""Buy-till-you-die models on numpy/scipy: BG/NBD and Pareto/NBD for purchase counts, Gamma-Gamma for spend
+per purchase. Plain numpy arrays, no Dagster.
+
+A customer is (x, t_x, T): repeat purchases, time from the first purchase to the last, and time from the first
+purchase to the as-of date, in one unit (days or weeks). Likelihoods are computed in log-space (no power or
+hypergeometric term is ever formed outside a log), parameters are fitted as logs inside bounds, and customers
+with the same (x, t_x, T) are counted once with a weight, which keeps a fit over millions of customers fast.
+Formulas: Fader, Hardie & Lee (2005) "Counting your customers the easy way", Fader & Hardie (2005) "A note on
+deriving the Pareto/NBD model", Fader, Hardie & Lee (2005) "RFM and CLV" and Fader & Hardie (2013) "The
+Gamma-Gamma model of monetary value".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy import optimize, special
+
+# bounds of every parameter, fitted as its log
+LOG_BOUNDS = (np.log(1e-4), np.log(1e5))
+
+
+class FitError(ValueError):
+    """A model that cannot be fitted to this shop, with the reason."""
+
+
+@dataclass(frozen=True)
+class Fit:
+    model: str  # "bgnbd", "paretonbd" or "gammagamma"
+    params: dict[str, float]
+    std_errors: dict[str, float]  # from the inverse Hessian; NaN where it is not positive definite
+    log_likelihood: float
+    customers: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class Customers:
+    """Repeat purchases `x`, time of the last purchase `t_x` and age `T`, all from the first purchase."""
+
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+
+    def __post_init__(self) -> None:
+        x, t_x, T = (np.asarray(a, dtype=float) for a in (self.x, self.t_x, self.T))
+        if x.shape != t_x.shape or x.shape != T.shape:
+            raise ValueError("x, t_x and T differ in length")
+        if len(x) and ((x < 0).any() or (t_x < 0).any() or (t_x > T).any() or ((x == 0) & (t_x != 0)).any()):
+            raise ValueError("expected x >= 0 and 0 <= t_x <= T, with t_x = 0 when x = 0")
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "t_x", t_x)
+        object.__setattr__(self, "T", T)
+
+    def distinct(self) -> tuple[Customers, np.ndarray]:
+        """The distinct (x, t_x, T) and how many customers share each."""
+        unique, index = self.grouped()
+        return unique, np.bincount(index).astype(float)
+
+    def grouped(self) -> tuple[Customers, np.ndarray]:
+        """The distinct (x, t_x, T), in order, and each customer's index into them."""
+        order = np.lexsort((self.T, self.t_x, self.x))
+        x, t_x, T = self.x[order], self.t_x[order], self.T[order]
+        starts = (
+            np.r_[True, (np.diff(x) != 0) | (np.diff(t_x) != 0) | (np.diff(T) != 0)] if len(x) else np.zeros(0, bool)
+        )
+        index = np.empty(len(x), dtype=np.int64)
+        index[order] = np.cumsum(starts) - 1
+        return Customers(x[starts], t_x[starts], T[starts]), index
+
+    def take(self, rows: np.ndarray) -> Customers:
+        return Customers(self.x[rows], self.t_x[rows], self.T[rows])
+
+    @cached_property
+    def by_x(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct values of x and each customer's index into them: terms in x alone are computed once."""
+        return np.unique(self.x, return_inverse=True)
+
+
+# --- BG/NBD (parameters r, alpha, a, b) ---------------------------------------------------------------------
+
+
+def bgnbd_log_likelihood(params, c: Customers) -> np.ndarray:
+    """Each customer's log-likelihood (FHL 2005, eq. 6)."""
+    r, alpha, a, b = params
+    x, t_x, T = c.x, c.t_x, c.T
+    xs, index = c.by_x
+    head = special.gammaln(r + xs) + special.betaln(a, b + xs)
+    head = head[index] - special.gammaln(r) + r * np.log(alpha) - special.betaln(a, b)
+    still_alive = -(r + x) * np.log(alpha + T)
+    died = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf)
+    return head + np.logaddexp(still_alive, died)
+
+
+def bgnbd_expected(params, t) -> np.ndarray:
+    """Expected purchases in (0, t] of a customer who has just made a first purchase (FHL 2005, eq. 7)."""
+    r, alpha, a, b = params
+    t = np.asarray(t, dtype=float)
+    hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
+    return (a + b - 1) / (a - 1) * (1 - np.exp(r * np.log(alpha / (alpha + t))) * hyp)
+
+
+def _bgnbd_log_odds_dead(params, c: Customers) -> np.ndarray:
+    """log of a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x) for repeat buyers, -inf for the others."""
+    r, alpha, a, b = params
+    ratio = np.log(a) - np.log(np.maximum(b + c.x - 1, 1e-300))
+    ratio += (r + c.x) * (np.log(alpha + c.T) - np.log(alpha + c.t_x))
+    return np.where(c.x > 0, ratio, -np.inf)
+
+
+def bgnbd_p_alive(params, c: Customers) -> np.ndarray:
+    """P(still a customer | x, t_x, T) (FHL 2005, appendix; Fader, Hardie & Lee 2008 note)."""
+    return special.expit(-_bgnbd_log_odds_dead(params, c))
+
+
+def bgnbd_conditional(params, c: Customers, t) -> np.ndarray:
+    """Expected purchases in (T, T + t] given (x, t_x, T) (FHL 2005, eq. 10)."""
+    r, alpha, a, b = params
+    x, T = c.x, c.T
+    t = np.asarray(t, dtype=float)
+    z = t / (alpha + T + t)
+    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
+    bought = 1 - np.exp((r + x) * np.log((alpha + T) / (alpha + T + t))) * hyp
+    return (a + b + x - 1) / (a - 1) * bought * special.expit(-_bgnbd_log_odds_dead(params, c))
+
+
+# --- Pareto/NBD (parameters r, alpha, s, beta) --------------------------------------------------------------
+
+
+def _paretonbd_log_a0(params, c: Customers) -> np.ndarray:
+    """log A0 of Fader & Hardie's note (eq. 19/20), with 2F1(rsx, k; rsx+1; z) written by Euler's transform as
+    (1-z)^(1-k) 2F1(1, rsx+1-k; rsx+1; z), which stays finite where the plain series overflows."""
+    r, alpha, s, beta = params
+    x, t_x, T = c.x, c.t_x, c.T
+    rsx = r + s + x
+    low, high, k = (alpha, beta, r + x) if alpha < beta else (beta, alpha, s + 1)
+
+    def log_term(t):  # log of 2F1(rsx, k; rsx + 1; |alpha-beta|/(high+t)) / (high+t)^rsx
+        z = (high - low) / (high + t)
+        return (1 - k) * np.log1p(-z) + np.log(special.hyp2f1(1, rsx + 1 - k, rsx + 1, z)) - rsx * np.log(high + t)
+
+    at_last, at_end = log_term(t_x), log_term(T)
+    with np.errstate(divide="ignore"):  # A0 = 0 (log -inf) for a purchase at T: certainly alive
+        return at_last + np.log1p(-np.exp(np.minimum(at_end - at_last, 0)))  # log(exp(at_last) - exp(at_end))
+
+
+def paretonbd_log_likelihood(params, c: Customers) -> np.ndarray:
+    """Each customer's log-likelihood (Fader & Hardie's note, eq. 18)."""
+    r, alpha, s, beta = params
+    x, T = c.x, c.T
+    xs, index = c.by_x
+    head = special.gammaln(r + xs)[index] - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    return head + np.logaddexp(alive, np.log(s) - np.log(r + s + x) + _paretonbd_log_a0(params, c))
+
+
+def paretonbd_expected(params, t) -> np.ndarray:
+    """Expected purchases in (0, t] of a customer who has just made a first purchase."""
+    r, alpha, s, beta = params
+    t = np.asarray(t, dtype=float)
+    return r * beta / (alpha * (s - 1)) * (1 - np.exp((s - 1) * np.log(beta / (beta + t))))
+
+
+def paretonbd_p_alive(params, c: Customers) -> np.ndarray:
+    """P(still a customer | x, t_x, T)."""
+    r, alpha, s, beta = params
+    x, T = c.x, c.T
+    log_odds = np.log(s) - np.log(r + s + x) + (r + x) * np.log(alpha + T) + s * np.log(beta + T)
+    return special.expit(-(log_odds + _paretonbd_log_a0(params, c)))
+
+
+def paretonbd_conditional(params, c: Customers, t) -> np.ndarray:
+    """Expected purchases in (T, T + t] given (x, t_x, T): while alive, times P(alive)."""
+    r, alpha, s, beta = params
+    t = np.asarray(t, dtype=float)
+    while_alive = (r + c.x) * (beta + c.T) / ((alpha + c.T) * (s - 1))
+    return while_alive * (1 - np.exp((s - 1) * np.log((beta + c.T) / (beta + c.T + t)))) * paretonbd_p_alive(params, c)
+
+
+# --- Gamma-Gamma (parameters p, q, v) -----------------------------------------------------------------------
+
+
+def gammagamma_log_likelihood(params, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Each repeat buyer's log-likelihood of their mean spend `m` over `x` purchases."""
+    p, q, v = params
+    px = p * x
+    return (
+        special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(v)
+        + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + v)
+    )  # fmt: skip
+
+
+def gammagamma_spend(params, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Expected spend per purchase given x purchases of mean m: a weighted mean of the shop's and the customer's
+    (the shop's alone without purchases)."""
+    p, q, v = params
+    x = np.asarray(x, dtype=float)
+    return np.where(x > 0, p * (v + x * np.nan_to_num(m)) / (p * x + q - 1), p * v / (q - 1))
+
+
+# --- fitting ------------------------------------------------------------------------------------------------
+
+PARAMS = {"bgnbd": ("r", "alpha", "a", "b"), "paretonbd": ("r", "alpha", "s", "beta"), "gammagamma": ("p", "q", "v")}
+
+
+def fit_bgnbd(c: Customers) -> Fit:
+    return _fit_counts("bgnbd", bgnbd_log_likelihood, c, extra=(0.5, 1.5))
+
+
+def fit_paretonbd(c: Customers) -> Fit:
+    return _fit_counts("paretonbd", paretonbd_log_likelihood, c, extra=(1.0, None))
+
+
+def _fit_counts(model: str, log_likelihood, c: Customers, extra) -> Fit:
+    """Fit a purchase-count model; starting values from the moments: r/alpha near the repeat rate per unit."""
+    distinct, weight = c.distinct()
+    repeat = c.x > 0
+    if repeat.sum() < 2:
+        raise FitError(f"{model}: {int(repeat.sum())} repeat buyers; at least 2 are needed to fit purchase counts")
+    rate = max(c.x.sum() / max(c.T.sum(), 1e-9), 1e-6)
+    second, third = extra
+    start = [1.0, 1.0 / rate, second, third if third is not None else float(np.mean(c.T))]
+    return _fit(model, lambda params: log_likelihood(params, distinct) @ weight, start, len(c.x))
+
+
+def fit_gammagamma(x: np.ndarray, m: np.ndarray, min_customers: int = 2) -> Fit:
+    """Fit on repeat buyers (x > 0) with a positive mean spend; the others are left out."""
+    x, m = np.asarray(x, dtype=float), np.asarray(m, dtype=float)
+    keep = (x > 0) & (m > 0)
+    if keep.sum() < max(min_customers, 2):
+        raise FitError(
+            f"gammagamma: {int(keep.sum())} repeat buyers with a positive spend; at least {max(min_customers, 2)} "
+            "are needed to fit spend per purchase"
+        )
+    x, m = x[keep], m[keep]
+    mean, var = m.mean(), m.var()
+    start = [max(mean**2 / var, 0.1) if var > 0 else 1.0, 3.0, mean]
+    return _fit("gammagamma", lambda params: gammagamma_log_likelihood(params, x, m).sum(), start, len(x))
+
+
+def _fit(model: str, total_log_likelihood, start, customers: int) -> Fit:
+    def objective(log_params):
+        value = -total_log_likelihood(np.exp(log_params))
+        return value if np.isfinite(value) else 1e300
+
+    start = np.clip(np.log(start), *LOG_BOUNDS)
+    # tight tolerances: in a short history the likelihood is flat along some directions (BG/NBD's a and b)
+    result = optimize.minimize(
+        objective, start, method="L-BFGS-B", bounds=[LOG_BOUNDS] * len(start), options={"ftol": 1e-13, "gtol": 1e-8}
+    )
+    if not np.isfinite(result.fun) or result.fun >= 1e300:
+        raise FitError(f"{model}: the likelihood is not finite at any parameters tried ({result.message})")
+    names = PARAMS[model]
+    params = np.exp(result.x)
+    at_bound = np.isclose(result.x, LOG_BOUNDS[0]) | np.isclose(result.x, LOG_BOUNDS[1])
+    std_errors = params * _log_std_errors(objective, result.x)
+    return Fit(
+        model=model,
+        params=dict(zip(names, params.tolist(), strict=True)),
+        std_errors=dict(zip(names, std_errors.tolist(), strict=True)),
+        log_likelihood=-float(result.fun),
+        customers=customers,
+        converged=bool(result.success and not at_bound.any()),
+    )
+
+
+def _log_std_errors(objective, at: np.ndarray) -> np.ndarray:
+    """Standard errors of the log-parameters: the inverse of the negative log-likelihood's Hessian (central
+    differences); the delta method turns them into the parameters' (se(theta) = theta * se(log theta))."""
+    n, h = len(at), 1e-4
+    hessian = np.empty((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            ei, ej = np.eye(n)[i] * h, np.eye(n)[j] * h
+            hessian[i, j] = hessian[j, i] = (
+                objective(at + ei + ej) - objective(at + ei - ej) - objective(at - ei + ej) + objective(at - ei - ej)
+            ) / (4 * h * h)
+    try:
+        variances = np.diag(np.linalg.inv(hessian))
+    except np.linalg.LinAlgError:
+        return np.full(n, np.nan)
+    return np.sqrt(np.where(variances > 0, variances, np.nan))
+
+
+COUNT_MODELS = {
+    "bgnbd": (fit_bgnbd, bgnbd_expected, bgnbd_conditional, bgnbd_p_alive),
+    "paretonbd": (fit_paretonbd, paretonbd_expected, paretonbd_conditional, paretonbd_p_alive),
+}
+
+
+def independence(x: np.ndarray, m: np.ndarray) -> float:
+    """Pearson correlation of repeat buyers' purchase count and mean spend: Gamma-Gamma assumes it near 0."""
+    keep = (np.asarray(x) > 0) & (np.asarray(m) > 0)
+    if keep.sum() < 3:
+        return float("nan")
+    return float(np.corrcoef(np.asarray(x)[keep], np.asarray(m)[keep])[0, 1])
+
+
+def simulate_bgnbd(params, T: np.ndarray, rng: np.random.Generator) -> Customers:
+    """Customers drawn from BG/NBD with ages T: a rate from Gamma(r, alpha), a drop-out probability from
+    Beta(a, b) tried after each purchase, exponential gaps (for parameter recovery and benchmarks)."""
+    r, alpha, a, b = params
+    T = np.asarray(T, dtype=float)
+    rate, drop = rng.gamma(r, 1 / alpha, len(T)), rng.beta(a, b, len(T))
+    x, t_x, now = np.zeros(len(T)), np.zeros(len(T)), np.zeros(len(T))
+    active = np.ones(len(T), dtype=bool)
+    while active.any():
+        idx = np.flatnonzero(active)
+        now[idx] += rng.exponential(1 / rate[idx])
+        bought = now[idx] <= T[idx]
+        x[idx[bought]] += 1
+        t_x[idx[bought]] = now[idx[bought]]
+        active[idx[~bought]] = False
+        active[idx[bought]] = rng.random(bought.sum()) >= drop[idx[bought]]
+    return Customers(x, t_x, T)
+
+
+def simulate_spend(params, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mean spend of each customer's x purchases under Gamma-Gamma (NaN without purchases)."""
+    p, q, v = params
+    x = np.asarray(x, dtype=float)
+    scale = rng.gamma(q, 1 / v, len(x))  # each customer's nu
+    return np.where(x > 0, rng.gamma(np.maximum(p * x, 1e-9), 1 / (np.maximum(x, 1) * scale)), np.nan)

@@ -1,0 +1,127 @@
+"""Customer value from the purchase and spend models (`assets.customers.models`): who is still a customer, what
+each will buy next and is worth over 12 months. Plain Polars and numpy, no Dagster.
+
+A customer's repeat purchases are their purchase days after the first (as facts count them), in the unit of
+`value.unit`; spend per purchase is net spend over purchase days, fitted on repeat buyers only and expected for
+everyone from their own purchase days and mean spend (a one-time buyer's one purchase weighs little).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from assets.customers.models import (
+    COUNT_MODELS,
+    Customers,
+    Fit,
+    FitError,
+    fit_gammagamma,
+    gammagamma_spend,
+    independence,
+)
+from pipelines.settings import ValueSettings
+
+UNIT_DAYS = {"days": 1.0, "weeks": 7.0}
+MONTH_DAYS = 365 / 12
+# core.customer_value
+SCHEMA = {
+    "customer_id": pl.String, "as_of_date": pl.Date, "p_alive": pl.Float64, "expected_purchases_30d": pl.Float64,
+    "expected_purchases_90d": pl.Float64, "expected_purchases_365d": pl.Float64,
+    "expected_spend_per_purchase": pl.Float64, "predicted_value_12m": pl.Float64, "risk_band": pl.String,
+    "expected_next_date": pl.Date, "tags": pl.String,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Fits:
+    purchases: Fit
+    spend: Fit
+    frequency_spend_correlation: float  # Gamma-Gamma assumes none; reported, not enforced
+
+
+def model_inputs(facts: pl.DataFrame, unit: str) -> tuple[Customers, np.ndarray, np.ndarray]:
+    """(x, t_x, T) in the unit, and the purchase count and mean spend per purchase Gamma-Gamma reads."""
+    days = UNIT_DAYS[unit]
+    x = (facts["purchase_days"] - 1).cast(pl.Float64).to_numpy()
+    T = facts["tenure_days"].cast(pl.Float64).to_numpy() / days
+    t_x = (facts["tenure_days"] - facts["recency_days"]).cast(pl.Float64).to_numpy() / days
+    purchases = facts["purchase_days"].cast(pl.Float64).to_numpy()
+    return Customers(x, t_x, T), purchases, facts["net_revenue"].to_numpy() / purchases
+
+
+def fit(facts: pl.DataFrame, settings: ValueSettings) -> Fits:
+    """Both models on a snapshot's facts; FitError with the reason when there are too few repeat buyers."""
+    customers, purchases, spend = model_inputs(facts, settings.unit)
+    repeat = int((customers.x > 0).sum())
+    if repeat < settings.min_repeat_buyers:
+        raise FitError(
+            f"{repeat} customers bought on more than one day; the models need at least "
+            f"{settings.min_repeat_buyers} (value.min_repeat_buyers)"
+        )
+    fit_counts = COUNT_MODELS[settings.model][0]
+    repeat_spend = np.where(purchases > 1, spend, np.nan)
+    return Fits(
+        fit_counts(customers),
+        fit_gammagamma(purchases, repeat_spend, settings.min_repeat_buyers),
+        independence(purchases, repeat_spend),
+    )
+
+
+def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> pl.DataFrame:
+    """One row per customer of `facts` (core.customer_facts): P(alive), expected purchases, spend per purchase,
+    discounted 12-month value, risk band, the day their expected purchases reach one (within a year) and tags."""
+    customers, purchases, spend = model_inputs(facts, settings.unit)
+    distinct, index = customers.grouped()  # customers alike in (x, t_x, T) are scored once
+    _, _, expected, p_alive = COUNT_MODELS[fits.purchases.model]
+    params = list(fits.purchases.params.values())
+    days = UNIT_DAYS[settings.unit]
+
+    def ahead(horizon_days, rows=slice(None)):
+        return expected(params, distinct.take(rows), np.asarray(horizon_days) / days)
+
+    cumulative = [ahead(m * MONTH_DAYS) for m in range(1, 13)]
+    monthly = np.diff(np.stack([np.zeros(len(distinct.x)), *cumulative]), axis=0)
+    discount = (1 + settings.annual_discount_rate) ** -(np.arange(1, 13) / 12)
+    per_purchase = gammagamma_spend(list(fits.spend.params.values()), purchases, np.maximum(spend, 0))
+    value = pl.DataFrame({
+        "p_alive": p_alive(params, distinct)[index],
+        "expected_purchases_30d": ahead(30)[index], "expected_purchases_90d": ahead(90)[index],
+        "expected_purchases_365d": cumulative[-1][index],
+        "expected_spend_per_purchase": per_purchase, "predicted_value_12m": (discount @ monthly)[index] * per_purchase,
+        "next_in_days": days_to_one_purchase(ahead, cumulative[-1])[index],
+    }, nan_to_null=True)  # fmt: skip
+    band = (
+        pl.when(pl.col("p_alive") < settings.risk_high_below).then(pl.lit("high"))
+        .when(pl.col("p_alive") < settings.risk_low_from).then(pl.lit("medium"))
+        .otherwise(pl.lit("low"))
+    )  # fmt: skip
+    top_spend = facts["net_revenue"].rank("ordinal", descending=True) <= settings.high_value_share * facts.height
+    return (
+        pl.concat([facts.select("customer_id", "as_of_date", top_spend.alias("top_spend")), value], how="horizontal")
+        .with_columns(risk_band=band)
+        .with_columns(
+            expected_next_date=pl.col("as_of_date") + pl.duration(days=pl.col("next_in_days").cast(pl.Int64)),
+            tags=pl.concat_str(
+                pl.lit("risk:") + pl.col("risk_band"),
+                pl.when(pl.col("top_spend") & (pl.col("risk_band") == "high")).then(pl.lit("high_value_at_risk")),
+                separator=";",
+                ignore_nulls=True,
+            ),
+        )  # fmt: skip
+        .select(list(SCHEMA))
+    )
+
+
+def days_to_one_purchase(ahead, within_year: np.ndarray) -> np.ndarray:
+    """The first whole day d (1..365) with at least one expected purchase in the next d days, by bisection, for
+    the customers who reach one within the year (`ahead(days, rows)`: expected purchases); NaN for the others."""
+    reach = np.flatnonzero(within_year >= 1)
+    low, high = np.zeros(len(reach)), np.full(len(reach), 365.0)
+    while (high - low > 1).any():
+        middle = np.floor((low + high) / 2)
+        enough = ahead(middle, reach) >= 1
+        high, low = np.where(enough, middle, high), np.where(enough, low, middle)
+    result = np.full(len(within_year), np.nan)
+    result[reach] = high
+    return result
