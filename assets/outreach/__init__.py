@@ -69,11 +69,12 @@ def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataF
 
 
 def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
-    """An event's target lists as CSV and Parquet, for whoever sends the messages."""
+    """An event's target lists as CSV and Parquet, for whoever sends the messages: held-out customers left out."""
     outbox = output / "outbox" / event_id
     outbox.mkdir(parents=True, exist_ok=True)
-    targets.write_csv(outbox / "targets.csv")
-    targets.write_parquet(outbox / "targets.parquet")
+    contacted = targets.filter(~pl.col("held_out")).drop("held_out")
+    contacted.write_csv(outbox / "targets.csv")
+    contacted.write_parquet(outbox / "targets.parquet")
     return outbox
 
 
@@ -102,9 +103,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),
                                 campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
-            chosen = reminders_for_days(
-                snapshot_on, days, opted_out(settings), others, cap, settings.name, settings.outreach.language
-            )
+            chosen = reminders_for_days(snapshot_on, days, opted_out(settings), others, cap, settings.name,
+                                        settings.outreach.language, settings.outreach.control)  # fmt: skip
             withdrawn = pl.DataFrame(schema={"event_id": pl.String})
             with transaction(conn):
                 write_day_range(conn, {"outreach.repurchase_reminders": chosen}, first, last, "contact_date")
@@ -114,7 +114,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 targets = conn.sql("SELECT * FROM outreach.campaign_targets WHERE event_id = ?", params=[event_id])
                 write_outbox(settings.output, event_id, targets.pl())
         return dg.MaterializeResult(metadata={
-            "window": f"{first} .. {last}", "rows": chosen.height, "campaign_targets_withdrawn": withdrawn.height,
+            "window": f"{first} .. {last}", "rows": chosen.height, "held_out": int(chosen["held_out"].sum()),
+            "campaign_targets_withdrawn": withdrawn.height,
             "by_class": dg.MetadataValue.json(dict(chosen.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
             "preview": dg.MetadataValue.md(markdown_table(chosen.head(5).drop("message"))),
         })  # fmt: skip

@@ -1,0 +1,121 @@
+"""What a list's messages changed: contacted against held-out customers. Plain Polars; the intervals from
+SciPy's Welch t-test.
+
+Each member of a list (contacted or held out) is followed over the list's response window, from its contact
+day for `response_days` days (or to the last day loaded, if sooner): whether they bought, their net revenue
+and orders (completed orders). The difference of the contacted and held-out means, with a 95% interval, is
+the uplift; times the contacted customers it is the incremental buyers and revenue. A difference whose
+interval includes zero is "too few to tell"."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from pipelines.warehouse import COMPLETED
+
+# per customer, followed in the window: the measure, its uplift's name, and its means in each group
+OUTCOMES = {"bought": "uplift", "revenue": "revenue_uplift", "orders": "orders_uplift"}
+MEANS = {
+    "bought": ("response_contacted", "response_held_out"),
+    "revenue": ("revenue_per_contacted", "revenue_per_held_out"),
+    "orders": ("orders_per_contacted", "orders_per_held_out"),
+}
+UPLIFT_SCHEMA = {
+    "contacted": pl.Int64, "held_out": pl.Int64, "window_days": pl.Int64,
+    "buyers_contacted": pl.Int64, "buyers_held_out": pl.Int64,
+    "response_contacted": pl.Float64, "response_held_out": pl.Float64,
+    "uplift": pl.Float64, "uplift_low": pl.Float64, "uplift_high": pl.Float64,
+    "revenue_per_contacted": pl.Float64, "revenue_per_held_out": pl.Float64,
+    "revenue_uplift": pl.Float64, "revenue_uplift_low": pl.Float64, "revenue_uplift_high": pl.Float64,
+    "orders_per_contacted": pl.Float64, "orders_per_held_out": pl.Float64,
+    "orders_uplift": pl.Float64, "orders_uplift_low": pl.Float64, "orders_uplift_high": pl.Float64,
+    "incremental_buyers": pl.Float64, "incremental_revenue": pl.Float64,
+    "incremental_revenue_low": pl.Float64, "incremental_revenue_high": pl.Float64,
+    "cost": pl.Float64, "return_on_spend": pl.Float64, "distinguishable": pl.Boolean,
+}  # fmt: skip
+
+
+def responses(members: pl.DataFrame, orders: pl.DataFrame, window_days: int, known_until: date) -> pl.DataFrame:
+    """`members` (customer_id, contact_date, held_out, ...: one row per list and customer) with what each did in
+    the window: `bought`, `revenue`, `orders`, and `window_days` (fewer when the data end sooner)."""
+    members = members.with_row_index("_member").with_columns(
+        _until=pl.min_horizontal(pl.col("contact_date") + timedelta(days=window_days - 1), pl.lit(known_until))
+    )
+    done = orders.filter(pl.col("status") == COMPLETED).select("customer_id", "order_date", "amount")
+    bought = (
+        members.select("_member", "customer_id", "contact_date", "_until")
+        .join(done, on="customer_id")
+        .filter(pl.col("order_date").is_between(pl.col("contact_date"), pl.col("_until")))
+        .group_by("_member")
+        .agg(revenue=pl.col("amount").sum(), orders=pl.len())
+    )
+    return (
+        members.join(bought, on="_member", how="left")
+        .with_columns(
+            pl.col("revenue").fill_null(0.0),
+            pl.col("orders").fill_null(0).cast(pl.Int64),
+            window_days=(pl.col("_until") - pl.col("contact_date")).dt.total_days() + 1,
+        )  # fmt: skip
+        .with_columns(bought=pl.col("orders") > 0)
+        .drop("_member", "_until")
+    )
+
+
+def welch_interval(contacted: np.ndarray, held_out: np.ndarray) -> tuple[float | None, float | None]:
+    """95% interval of the difference of means (Welch's t), or None where it cannot be told: fewer than two in
+    a group, or no variation in either."""
+    if len(contacted) < 2 or len(held_out) < 2 or (contacted.var() == 0 and held_out.var() == 0):
+        return None, None
+    low, high = stats.ttest_ind(contacted, held_out, equal_var=False).confidence_interval(0.95)
+    return float(low), float(high)
+
+
+def uplift(
+    outcomes: pl.DataFrame, by: list[str], cost_per_message: dict[str, float], coupon_cost: float
+) -> pl.DataFrame:
+    """Per group of `by`: contacted and held out, buyers, response, revenue and orders per customer of each,
+    the uplifts with 95% intervals, incremental buyers and revenue, cost (a message per contacted customer on
+    its channel, a coupon per contacted buyer) and return per unit spent. `outcomes` from `responses`."""
+    contacted = ~pl.col("held_out")
+    message_cost = pl.col("channel").replace_strict(cost_per_message, default=0.0, return_dtype=pl.Float64)
+    groups = outcomes.group_by(by, maintain_order=True).agg(
+        contacted=contacted.sum().cast(pl.Int64), held_out=pl.col("held_out").sum().cast(pl.Int64),
+        window_days=pl.col("window_days").min().cast(pl.Int64),
+        buyers_contacted=(pl.col("bought") & contacted).sum().cast(pl.Int64),
+        buyers_held_out=(pl.col("bought") & pl.col("held_out")).sum().cast(pl.Int64),
+        cost=(message_cost + pl.col("bought").cast(pl.Float64) * coupon_cost).filter(contacted).sum(),
+        **{f"_{name}_{group}": pl.col(name).cast(pl.Float64).filter(pl.col("held_out") == (group == "held_out"))
+           for name in OUTCOMES for group in ("contacted", "held_out")},
+    )  # fmt: skip
+    rows = []
+    for row in groups.iter_rows(named=True):
+        for name, measure in OUTCOMES.items():
+            treated, control = np.array(row.pop(f"_{name}_contacted")), np.array(row.pop(f"_{name}_held_out"))
+            means = [float(values.mean()) if len(values) else None for values in (treated, control)]
+            low, high = welch_interval(treated, control)
+            row |= dict(zip(MEANS[name], means, strict=True))
+            row |= {measure: means[0] - means[1] if None not in means else None, f"{measure}_low": low,
+                    f"{measure}_high": high}  # fmt: skip
+        rows.append(row)
+    schema = groups.select(by).schema | UPLIFT_SCHEMA
+    return (
+        pl.DataFrame(rows, schema=schema, strict=False)
+        .with_columns(
+            incremental_buyers=pl.col("uplift") * pl.col("contacted"),
+            incremental_revenue=pl.col("revenue_uplift") * pl.col("contacted"),
+            incremental_revenue_low=pl.col("revenue_uplift_low") * pl.col("contacted"),
+            incremental_revenue_high=pl.col("revenue_uplift_high") * pl.col("contacted"),
+        )
+        .with_columns(
+            return_on_spend=pl.when(pl.col("cost") > 0).then(pl.col("incremental_revenue") / pl.col("cost")),
+            distinguishable=((pl.col("uplift_low") > 0) | (pl.col("uplift_high") < 0)).fill_null(False),
+        )
+        .select(schema.keys())
+    )
+
+
+def controlled(outcomes: pl.DataFrame, list_columns: list[str]) -> pl.DataFrame:
+    """The members of lists that hold someone out: what phase, class or total figures are measured over."""
+    return outcomes.filter(pl.col("held_out").any().over(list_columns))
