@@ -10,8 +10,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from assets.outreach.control import assign
 from pipelines.calendar import Event
+from pipelines.control import assign
 from pipelines.warehouse import COMPLETED
 
 TARGET_SCHEMA = {
@@ -40,9 +40,10 @@ def audience(name: str, event: Event, baseline: pl.DataFrame, orders: pl.DataFra
     return baseline.filter(pl.col("rfm_class") == name)["customer_id"]
 
 
-def campaign_list_id(event_id: pl.Expr, phase: pl.Expr, audience: pl.Expr) -> pl.Expr:
-    """A campaign list: one event, phase and audience (for its control group)."""
-    return pl.concat_str([event_id, phase, audience], separator="/")
+def campaign_draw(event_id: pl.Expr, phase: pl.Expr) -> pl.Expr:
+    """What a campaign list's control group is drawn by: its event and phase (a customer is in one audience of
+    a phase)."""
+    return pl.concat_str([event_id, phase], separator="/")
 
 
 def campaign_targets(
@@ -70,7 +71,7 @@ def campaign_targets(
         chosen = reachable(candidates, day, lists).with_columns(
             event_id=pl.lit(event.id), phase=pl.lit(phase), contact_date=pl.lit(day)
         )
-        chosen = assign(chosen, campaign_list_id(pl.col("event_id"), pl.col("phase"), pl.col("audience")), control)
+        chosen = assign(chosen, campaign_draw(pl.col("event_id"), pl.col("phase")), ["audience"], control)
         lists = pl.concat([lists, chosen.select(*TARGET_SCHEMA.keys(), "held_out")], how="vertical_relaxed")
     described = lists.join(baseline.select("customer_id", "rfm_class"), on="customer_id", how="left").join(
         facts.select("customer_id", "main_category", "first_channel"), on="customer_id", how="left"

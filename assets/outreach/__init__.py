@@ -13,12 +13,22 @@ from assets.customers.snapshot import customer_snapshot
 from assets.orders import STAGING_ORDERS
 from assets.outreach.care import care_moments
 from assets.outreach.reminders import reminders_for_days
+from assets.outreach.uplift import list_results
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days, transaction, write_day_range
+from pipelines.warehouse import (
+    WAREHOUSE_POOL,
+    Warehouse,
+    loaded_until,
+    replace_days,
+    replace_tables,
+    transaction,
+    write_day_range,
+)
 from reports.messages import render_message
 
 REPURCHASE_REMINDERS = dg.AssetKey(["outreach", "repurchase_reminders"])
 CARE_MESSAGES = dg.AssetKey(["outreach", "care_messages"])
+LIST_RESULTS = dg.AssetKey(["outreach", "list_results"])
 
 
 def opted_out(settings: ShopSettings) -> pl.Expr:
@@ -150,4 +160,34 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             "by_moment": dg.MetadataValue.json(dict(care.group_by("reason").len().sort("reason").iter_rows())),
         })  # fmt: skip
 
-    return [repurchase_reminders, care_messages]
+    @dg.asset(
+        key=LIST_RESULTS,
+        group_name=OUTREACH,
+        deps=[REPURCHASE_REMINDERS, dg.AssetKey(["outreach", "campaign_targets"]), STAGING_ORDERS],
+        pool=WAREHOUSE_POOL,
+    )
+    def outreach_list_results(warehouse: Warehouse) -> dg.MaterializeResult:
+        """Contacted against held-out customers of every list, from outreach.repurchase_reminders,
+        outreach.campaign_targets and staging.orders: one row per list and grouping (reminders per day, per
+        class and in total; each campaign list), as of the last day loaded."""
+        with warehouse.get_connection() as conn:
+            known_until = loaded_until(conn)
+            lists = {name: conn.sql(f"SELECT * FROM outreach.{name}").pl()
+                     for name in ("repurchase_reminders", "campaign_targets")}  # fmt: skip
+            first = min((f["contact_date"].min() for f in lists.values() if f.height), default=known_until)
+            orders = conn.sql(
+                "SELECT customer_id, order_date, amount, status FROM staging.orders WHERE order_date >= ?",
+                params=[first],
+            ).pl()
+            results = list_results(lists["repurchase_reminders"], lists["campaign_targets"], orders, known_until,
+                                   settings.outreach)  # fmt: skip
+            replace_tables(conn, {"outreach.list_results": results})
+        told = results.filter(pl.col("distinguishable"))
+        return dg.MaterializeResult(metadata={
+            "as_of": str(known_until), "rows": results.height, "distinguishable": told.height,
+            "reminders": dg.MetadataValue.md(markdown_table(results.filter(pl.col("dimension") == "all").select(
+                "contacted", "held_out", "response_contacted", "response_held_out", "uplift", "uplift_low",
+                "uplift_high", "incremental_revenue", "cost"))),
+        })  # fmt: skip
+
+    return [repurchase_reminders, care_messages, outreach_list_results]

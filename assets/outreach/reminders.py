@@ -5,7 +5,7 @@ from datetime import date
 
 import polars as pl
 
-from assets.outreach.control import assign
+from pipelines.control import assign
 from reports.messages import render_message
 
 CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date, "yields": pl.Boolean}
@@ -54,7 +54,7 @@ def reminders_for_days(
     chosen = pl.concat(lists) if lists else pl.DataFrame()
     if chosen.is_empty():
         return pl.DataFrame(schema=REMINDER_SCHEMA)
-    chosen = assign(chosen, reminder_list_id(pl.col("contact_date")), control)
+    chosen = assign(chosen, reminder_list_id(pl.col("contact_date")), ["contact_date"], control)
     messages = [
         None if row["held_out"] else
         render_message("repurchase", language, row["rfm_class"], shop=shop,

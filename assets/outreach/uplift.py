@@ -1,11 +1,13 @@
 """What a list's messages changed: contacted against held-out customers. Plain Polars; the intervals from
-SciPy's Welch t-test.
+SciPy.
 
 Each member of a list (contacted or held out) is followed over the list's response window, from its contact
 day for `response_days` days (or to the last day loaded, if sooner): whether they bought, their net revenue
 and orders (completed orders). The difference of the contacted and held-out means, with a 95% interval, is
-the uplift; times the contacted customers it is the incremental buyers and revenue. A difference whose
-interval includes zero is "too few to tell"."""
+the uplift; times the contacted customers it is the incremental buyers and revenue. The response rates'
+difference takes Newcombe's interval (from SciPy's Wilson intervals of each rate: it holds with no buyer in a
+group, where Welch's cannot), revenue and orders per customer Welch's. A response uplift whose interval
+includes zero is "too few to tell"."""
 
 from datetime import date, timedelta
 
@@ -72,6 +74,17 @@ def welch_interval(contacted: np.ndarray, held_out: np.ndarray) -> tuple[float |
     return float(low), float(high)
 
 
+def newcombe_interval(buyers: tuple[int, int], customers: tuple[int, int]) -> tuple[float | None, float | None]:
+    """95% interval of the difference of two response rates (contacted less held out): Newcombe's hybrid score
+    interval, from the Wilson interval of each rate; None without customers in both groups."""
+    if min(customers) == 0:
+        return None, None
+    wilson = [stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+              for k, n in zip(buyers, customers, strict=True)]  # fmt: skip
+    (p1, p2), (l1, l2), (u1, u2) = [k / n for k, n in zip(buyers, customers, strict=True)], *zip(*wilson, strict=True)
+    return p1 - p2 - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5, p1 - p2 + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5
+
+
 def uplift(
     outcomes: pl.DataFrame, by: list[str], cost_per_message: dict[str, float], coupon_cost: float
 ) -> pl.DataFrame:
@@ -94,7 +107,10 @@ def uplift(
         for name, measure in OUTCOMES.items():
             treated, control = np.array(row.pop(f"_{name}_contacted")), np.array(row.pop(f"_{name}_held_out"))
             means = [float(values.mean()) if len(values) else None for values in (treated, control)]
-            low, high = welch_interval(treated, control)
+            low, high = (
+                newcombe_interval((int(treated.sum()), int(control.sum())), (len(treated), len(control)))
+                if name == "bought" else welch_interval(treated, control)
+            )  # fmt: skip
             row |= dict(zip(MEANS[name], means, strict=True))
             row |= {measure: means[0] - means[1] if None not in means else None, f"{measure}_low": low,
                     f"{measure}_high": high}  # fmt: skip
@@ -119,3 +135,33 @@ def uplift(
 def controlled(outcomes: pl.DataFrame, list_columns: list[str]) -> pl.DataFrame:
     """The members of lists that hold someone out: what phase, class or total figures are measured over."""
     return outcomes.filter(pl.col("held_out").any().over(list_columns))
+
+
+LIST_RESULT_SCHEMA = {"list": pl.String, "dimension": pl.String, "value": pl.String, "first_contact_date": pl.Date,
+                      "last_contact_date": pl.Date, **UPLIFT_SCHEMA}  # fmt: skip
+
+
+def list_results(
+    reminders: pl.DataFrame, targets: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings
+) -> pl.DataFrame:
+    """Every list's results (`settings`: the shop's outreach): reminders per day of contact, per class and in
+    total (class and total over the days that hold someone out), and each campaign list."""
+    window, costs = settings.response_days, (settings.cost_per_message, settings.coupon_cost)
+    reminded = responses(reminders.with_columns(pl.col("held_out").fill_null(False)), orders, window, known_until)
+    measured = controlled(reminded, ["contact_date"])
+    campaigns = responses(targets.with_columns(pl.col("held_out").fill_null(False)), orders, window, known_until)
+    dates = {"first_contact_date": pl.col("contact_date").min(), "last_contact_date": pl.col("contact_date").max()}
+
+    def level(outcomes: pl.DataFrame, name: str, dimension: str, value: pl.Expr) -> pl.DataFrame:
+        keyed = outcomes.with_columns(list=pl.lit(name), dimension=pl.lit(dimension), value=value)
+        by = ["list", "dimension", "value"]
+        return uplift(keyed, by, *costs).join(keyed.group_by(by).agg(**dates), on=by)
+
+    reminder = "repurchase_reminders"
+    frames = [
+        level(reminded, reminder, "day", pl.col("contact_date").cast(pl.String)),
+        level(measured, reminder, "class", pl.col("rfm_class")),
+        level(measured, reminder, "all", pl.lit("all")),
+        level(campaigns, "campaign", "list", pl.concat_str(["event_id", "phase", "audience"], separator="/")),
+    ]
+    return pl.concat([f.select(LIST_RESULT_SCHEMA.keys()) for f in frames]).cast(LIST_RESULT_SCHEMA)

@@ -1,7 +1,9 @@
-"""Control groups: which customers of a list are held out. Plain Polars.
+"""Control groups: which customers of a list are held out. Plain Polars, shared by the outreach lists and
+the synthetic shop (which simulates their effect).
 
 A customer is held out of a list by a hash of their id, the list and the shop's seed, so re-runs
-give the same groups whatever their range. A list smaller than `min_list_size` holds out nobody;
+give the same groups whatever their range (a campaign's lists of one phase share one draw: a customer is in
+one audience of a phase). A list smaller than `min_list_size` holds out nobody;
 the global control group (`global_share`, a hash of the id and the seed alone) is held out of
 every list. Polars' hash is stable for a Polars version (pinned in pyproject.toml)."""
 
@@ -23,8 +25,9 @@ def held_out(customer_id: pl.Expr, list_id: pl.Expr, control, big_enough: pl.Exp
     return in_global | (in_list & big_enough)
 
 
-def assign(frame: pl.DataFrame, list_id: pl.Expr, control) -> pl.DataFrame:
-    """`frame` (customer_id, one row per customer and list) with `held_out`; a list smaller than
-    `control.min_list_size` holds out only the global control group."""
-    big_enough = pl.len().over(list_id) >= control.min_list_size
-    return frame.with_columns(held_out=held_out(pl.col("customer_id"), list_id, control, big_enough))
+def assign(frame: pl.DataFrame, draw: pl.Expr, lists: list[str], control) -> pl.DataFrame:
+    """`frame` (customer_id, one row per customer and list) with `held_out`, drawn by `draw` (the hashed list
+    id); a list (rows alike in `lists`) smaller than `control.min_list_size` holds out only the global
+    control group."""
+    big_enough = pl.len().over(lists) >= control.min_list_size
+    return frame.with_columns(held_out=held_out(pl.col("customer_id"), draw, control, big_enough))
