@@ -139,29 +139,41 @@ def controlled(outcomes: pl.DataFrame, list_columns: list[str]) -> pl.DataFrame:
 
 LIST_RESULT_SCHEMA = {"list": pl.String, "dimension": pl.String, "value": pl.String, "first_contact_date": pl.Date,
                       "last_contact_date": pl.Date, **UPLIFT_SCHEMA}  # fmt: skip
+REMINDERS = "repurchase_reminders"
+
+
+def _level(outcomes: pl.DataFrame, name: str, dimension: str, value: pl.Expr, settings) -> pl.DataFrame:
+    keyed = outcomes.with_columns(list=pl.lit(name), dimension=pl.lit(dimension), value=value)
+    by = ["list", "dimension", "value"]
+    dates = keyed.group_by(by).agg(
+        first_contact_date=pl.col("contact_date").min(), last_contact_date=pl.col("contact_date").max()
+    )
+    measured = uplift(keyed, by, settings.cost_per_message, settings.coupon_cost).join(dates, on=by)
+    return measured.select(LIST_RESULT_SCHEMA.keys()).cast(LIST_RESULT_SCHEMA)
+
+
+def reminder_results(reminders: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings) -> pl.DataFrame:
+    """Reminders' results (`settings`: the shop's outreach) per day of contact, per class and in total (class and
+    total over the days that hold someone out)."""
+    reminders = reminders.with_columns(pl.col("held_out").fill_null(False))  # rows written before control groups
+    reminded = responses(reminders, orders, settings.response_days, known_until)
+    measured = controlled(reminded, ["contact_date"])
+    return pl.concat([
+        _level(reminded, REMINDERS, "day", pl.col("contact_date").cast(pl.String), settings),
+        _level(measured, REMINDERS, "class", pl.col("rfm_class"), settings),
+        _level(measured, REMINDERS, "all", pl.lit("all"), settings),
+    ])  # fmt: skip
 
 
 def list_results(
     reminders: pl.DataFrame, targets: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings
 ) -> pl.DataFrame:
-    """Every list's results (`settings`: the shop's outreach): reminders per day of contact, per class and in
-    total (class and total over the days that hold someone out), and each campaign list."""
-    window, costs = settings.response_days, (settings.cost_per_message, settings.coupon_cost)
-    reminded = responses(reminders.with_columns(pl.col("held_out").fill_null(False)), orders, window, known_until)
-    measured = controlled(reminded, ["contact_date"])
-    campaigns = responses(targets.with_columns(pl.col("held_out").fill_null(False)), orders, window, known_until)
-    dates = {"first_contact_date": pl.col("contact_date").min(), "last_contact_date": pl.col("contact_date").max()}
-
-    def level(outcomes: pl.DataFrame, name: str, dimension: str, value: pl.Expr) -> pl.DataFrame:
-        keyed = outcomes.with_columns(list=pl.lit(name), dimension=pl.lit(dimension), value=value)
-        by = ["list", "dimension", "value"]
-        return uplift(keyed, by, *costs).join(keyed.group_by(by).agg(**dates), on=by)
-
-    reminder = "repurchase_reminders"
-    frames = [
-        level(reminded, reminder, "day", pl.col("contact_date").cast(pl.String)),
-        level(measured, reminder, "class", pl.col("rfm_class")),
-        level(measured, reminder, "all", pl.lit("all")),
-        level(campaigns, "campaign", "list", pl.concat_str(["event_id", "phase", "audience"], separator="/")),
-    ]
-    return pl.concat([f.select(LIST_RESULT_SCHEMA.keys()) for f in frames]).cast(LIST_RESULT_SCHEMA)
+    """Every list's results (`settings`: the shop's outreach): reminders (see `reminder_results`) and each
+    campaign list (event, phase and audience)."""
+    targets = targets.with_columns(pl.col("held_out").fill_null(False))
+    campaigns = responses(targets, orders, settings.response_days, known_until)
+    name = pl.concat_str(["event_id", "phase", "audience"], separator="/")
+    return pl.concat([
+        reminder_results(reminders, orders, known_until, settings),
+        _level(campaigns, "campaign", "list", name, settings),
+    ])  # fmt: skip
