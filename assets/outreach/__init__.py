@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets import OUTREACH, markdown_table
+from assets import OUTREACH, REPORTS, markdown_table
 from assets.customers import CUSTOMER_FACTS, RFM
 from assets.customers.snapshot import customer_snapshot
 from assets.orders import STAGING_ORDERS
@@ -162,7 +162,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
 
     @dg.asset(
         key=LIST_RESULTS,
-        group_name=OUTREACH,
+        group_name=REPORTS,  # made with the reports, after the day's lists and any event's
         deps=[REPURCHASE_REMINDERS, dg.AssetKey(["outreach", "campaign_targets"]), STAGING_ORDERS],
         pool=WAREHOUSE_POOL,
     )
