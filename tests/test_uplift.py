@@ -12,6 +12,7 @@ from scipy import stats
 
 from assets.outreach.uplift import responses, uplift
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.settings import SettingsError
 from pipelines.sources import order_source
 from pipelines.sources.synthetic import generate_orders, response_orders
 from tests.conftest import ingest, shop, table
@@ -70,6 +71,19 @@ def test_one_list_worked_by_hand():
     assert row["cost"] == pytest.approx(3 * 0.5 + 3 * 2.0)
     assert row["return_on_spend"] == pytest.approx(120.0 / 7.5)
     assert row["window_days"] == 14
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"outreach": {"control": {"share": 1.0}}}, "outreach.control.share: Input should be less than 1"),
+        ({"outreach": {"cost_per_message": {"sms": -0.1}}}, "outreach.cost_per_message.sms: Input should be greater"),
+        ({"source": {"kind": "synthetic", "response_lift": {"vip": 0.1}}}, "response_lift: unknown class 'vip'"),
+    ],
+)
+def test_wrong_control_cost_or_lift_settings_name_their_key(tmp_path, overrides, message):
+    with pytest.raises(SettingsError, match=message):
+        shop(tmp_path, **overrides)
 
 
 LIFT = {"important_winback": 0.5, "important_retain": 0.5, "important_develop": 0.5, "potential": 0.5}

@@ -82,7 +82,7 @@ def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
     """An event's target lists as CSV and Parquet, for whoever sends the messages: held-out customers left out."""
     outbox = output / "outbox" / event_id
     outbox.mkdir(parents=True, exist_ok=True)
-    contacted = targets.filter(~pl.col("held_out")).drop("held_out")
+    contacted = targets.filter(~pl.col("held_out").fill_null(False)).drop("held_out")  # null: before control groups
     contacted.write_csv(outbox / "targets.csv")
     contacted.write_parquet(outbox / "targets.parquet")
     return outbox

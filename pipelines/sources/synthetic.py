@@ -212,10 +212,12 @@ def baseline_classes(paid: pl.DataFrame, day: date) -> pl.DataFrame:
         .agg(recency=(pl.lit(day) - pl.col("day").max()).dt.total_days(), days=pl.col("day").n_unique(),
              spend=pl.col("amount").sum())
     )  # fmt: skip
-    highs = [pl.col(c).mean() > pl.col(c) if c == "recency" else pl.col(c) > pl.col(c).mean()
-             for c in ("recency", "days", "spend")]  # fmt: skip
+    r_high, f_high, m_high = (
+        pl.col("recency") < pl.col("recency").mean(), pl.col("days") > pl.col("days").mean(),
+        pl.col("spend") > pl.col("spend").mean(),
+    )  # fmt: skip
     codes = {4 * r + 2 * f + m: name for (r, f, m), name in CLASS_OF_HIGHS.items()}
-    key = 4 * highs[0].cast(pl.Int8) + 2 * highs[1].cast(pl.Int8) + highs[2].cast(pl.Int8)
+    key = 4 * r_high.cast(pl.Int8) + 2 * f_high.cast(pl.Int8) + m_high.cast(pl.Int8)
     return values.select("customer_id", rfm_class=key.replace_strict(codes, return_dtype=pl.String)).sort("customer_id")
 
 
@@ -223,12 +225,11 @@ def response_orders(orders: pl.DataFrame, responses: Responses, seed: int, end: 
     """The purchases campaign lists bring, with the `draw` of the list each answers, numbered after `orders`
     (the shop's orders without dirt: `generate_orders` with `dirty_share=0`): for each list, each contacted
     customer known at its baseline buys again, with their class's chance, on a day of the response window
-    (their last purchase's product, amount and channel)."""
+    (their first purchase's product, amount and channel)."""
     rng = np.random.default_rng([seed, 1])
-    paid = orders.filter(pl.col("status") == "paid").with_columns(
-        day=pl.col("order_ts").str.to_date("%Y-%m-%d %H:%M:%S", strict=False)
-    )
-    last = paid.sort("order_ts").group_by("customer_id").last()
+    paid = orders.filter(pl.col("status") == "paid")
+    paid = paid.with_columns(day=pl.col("order_ts").str.to_date("%Y-%m-%d %H:%M:%S"))
+    first = paid.sort("order_ts").group_by("customer_id").first()
     lift = dict(responses.lift)
     answers = []
     for draw, baseline, contact in responses.lists:
@@ -245,7 +246,7 @@ def response_orders(orders: pl.DataFrame, responses: Responses, seed: int, end: 
                 "customer_id", "seconds", draw=pl.lit(draw), day=pl.lit(contact) + pl.duration(days=pl.col("offset"))
             )
         )
-    bought = pl.concat(answers).filter(pl.col("day") <= end).join(last.drop("order_id", "day"), on="customer_id")
+    bought = pl.concat(answers).filter(pl.col("day") <= end).join(first.drop("order_id", "day"), on="customer_id")
     paid_at = pl.col("day").cast(pl.Datetime) + pl.duration(seconds=pl.col("seconds"))
 
     def stamp(days: int) -> pl.Expr:  # none after the last day, as for the other orders
