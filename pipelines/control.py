@@ -5,7 +5,7 @@ A customer is held out of a list by a hash of their id, the list and the shop's 
 give the same groups whatever their range (a campaign's lists of one phase share one draw: a customer is in
 one audience of a phase). A list smaller than `min_list_size` holds out nobody;
 the global control group (`global_share`, a hash of the id and the seed alone) is held out of
-every list. Polars' hash is stable for a Polars version (pinned in pyproject.toml)."""
+every list. Polars' hash is the same from run to run, though a new Polars release may change it."""
 
 import polars as pl
 

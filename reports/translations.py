@@ -278,7 +278,7 @@ TEXT = {
         "uplift": "提升（95% 区间）",
         "incremental_revenue": "增量销售额",
         "cost": "成本",
-        "return_on_spend": "每投入 1 元的回报",
+        "return_on_spend": "投入产出比",
         "too_few_to_tell": "样本太少，无法判断",
         "no_control_group": "无对照组",
         "uplift_chart_series": "购买率提升",

@@ -11,8 +11,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from scipy import stats
 
 from assets.outreach.uplift import responses, uplift
+from pipelines.control import assign
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
-from pipelines.settings import SettingsError
+from pipelines.settings import ControlSettings, SettingsError
 from pipelines.sources import order_source
 from pipelines.sources.synthetic import generate_orders, response_orders
 from tests.conftest import ingest, shop, table
@@ -84,6 +85,21 @@ def test_one_list_worked_by_hand():
 def test_wrong_control_cost_or_lift_settings_name_their_key(tmp_path, overrides, message):
     with pytest.raises(SettingsError, match=message):
         shop(tmp_path, **overrides)
+
+
+def test_the_global_control_group_is_held_out_of_every_list_whatever_its_size():
+    ids = pl.DataFrame({"customer_id": [f"C{n:05d}" for n in range(2000)]})
+    everyone = ControlSettings(share=0.0, global_share=0.05, min_list_size=10_000)  # no list is big enough
+    lists = [assign(ids.with_columns(list=pl.lit(name)), pl.col("list"), ["list"], everyone) for name in "ab"]
+    held = [set(frame.filter(pl.col("held_out"))["customer_id"]) for frame in lists]
+    assert held[0] == held[1] and 60 < len(held[0]) < 140  # the same 5% of customers in both lists
+
+    per_list = ControlSettings(share=0.2, global_share=0.0, min_list_size=100)
+    lists = [assign(ids.with_columns(list=pl.lit(name)), pl.col("list"), ["list"], per_list) for name in "ab"]
+    held = [set(frame.filter(pl.col("held_out"))["customer_id"]) for frame in lists]
+    assert all(300 < len(h) < 500 for h in held) and len(held[0] & held[1]) < 150  # drawn apart: about 20% of 20%
+    small = assign(ids.head(99).with_columns(list=pl.lit("a")), pl.col("list"), ["list"], per_list)
+    assert not small["held_out"].any()  # under min_list_size
 
 
 LIFT = {"important_winback": 0.5, "important_retain": 0.5, "important_develop": 0.5, "potential": 0.5}
