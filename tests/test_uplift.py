@@ -10,10 +10,10 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from scipy import stats
 
-from assets.outreach.uplift import responses, uplift
+from assets.outreach.uplift import reminder_results, responses, uplift
 from pipelines.control import assign
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
-from pipelines.settings import ControlSettings, SettingsError
+from pipelines.settings import ControlSettings, OutreachSettings, SettingsError
 from pipelines.sources import order_source
 from pipelines.sources.synthetic import generate_orders, response_orders
 from tests.conftest import ingest, shop, table
@@ -72,6 +72,30 @@ def test_one_list_worked_by_hand():
     assert row["cost"] == pytest.approx(3 * 0.5 + 3 * 2.0)
     assert row["return_on_spend"] == pytest.approx(120.0 / 7.5)
     assert row["window_days"] == 14
+
+
+def test_reminders_are_measured_per_day_and_per_class_over_the_days_that_hold_someone_out():
+    d1, d2 = date(2024, 5, 1), date(2024, 5, 2)
+    reminders = pl.DataFrame({
+        "contact_date": [d1] * 4 + [d2] * 2, "customer_id": ["a", "b", "c", "d", "e", "f"],
+        "rfm_class": ["new", "new", "new", "potential", "new", "potential"],
+        "held_out": [False, True, False, True, False, False],  # 2 May held out nobody
+        "channel": ["app"] * 6,
+    })  # fmt: skip
+    orders = pl.DataFrame(
+        {"customer_id": ["a", "e"], "order_date": [d1, d2], "amount": [10.0, 20.0], "status": ["completed"] * 2}
+    )
+    settings = OutreachSettings(response_days=7, cost_per_message={"app": 1.0})
+    results = reminder_results(reminders, orders, date(2024, 5, 31), settings)
+    rows = {(r["dimension"], r["value"]): r for r in results.iter_rows(named=True)}
+    assert set(rows) == {("day", "2024-05-01"), ("day", "2024-05-02"), ("class", "new"), ("class", "potential"),
+                         ("all", "all")}  # fmt: skip
+    assert (rows[("day", "2024-05-02")]["contacted"], rows[("day", "2024-05-02")]["held_out"]) == (2, 0)
+    assert rows[("day", "2024-05-02")]["uplift"] is None and rows[("day", "2024-05-02")]["cost"] == 2.0
+    # classes and the total count 1 May only: new = a, c contacted (a bought), b held out
+    new = rows[("class", "new")]
+    assert (new["contacted"], new["held_out"], new["buyers_contacted"], new["uplift"]) == (2, 1, 1, 0.5)
+    assert (rows[("all", "all")]["contacted"], rows[("all", "all")]["held_out"]) == (2, 2)
 
 
 @pytest.mark.parametrize(
