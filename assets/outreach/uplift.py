@@ -41,7 +41,8 @@ UPLIFT_SCHEMA = {
 
 def responses(members: pl.DataFrame, orders: pl.DataFrame, window_days: int, known_until: date) -> pl.DataFrame:
     """`members` (customer_id, contact_date, held_out, ...: one row per list and customer) with what each did in
-    the window: `bought`, `revenue`, `orders`, and `window_days` (fewer when the data end sooner)."""
+    the window: `bought`, `revenue`, `orders`, and `window_days` (fewer when the data end sooner, 0 before it
+    begins)."""
     members = members.with_row_index("_member").with_columns(
         _until=pl.min_horizontal(pl.col("contact_date") + timedelta(days=window_days - 1), pl.lit(known_until))
     )
@@ -58,7 +59,7 @@ def responses(members: pl.DataFrame, orders: pl.DataFrame, window_days: int, kno
         .with_columns(
             pl.col("revenue").fill_null(0.0),
             pl.col("orders").fill_null(0).cast(pl.Int64),
-            window_days=(pl.col("_until") - pl.col("contact_date")).dt.total_days() + 1,
+            window_days=pl.max_horizontal((pl.col("_until") - pl.col("contact_date")).dt.total_days() + 1, 0),
         )  # fmt: skip
         .with_columns(bought=pl.col("orders") > 0)
         .drop("_member", "_until")

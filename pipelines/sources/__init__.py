@@ -191,7 +191,7 @@ def order_source(settings: ShopSettings) -> OrderSource:
                 f"{event.id}/{phase}|{event.start}|{event.phases[phase][0]}"
                 for event in settings.calendar()
                 for phase, audiences in settings.events.plan.items()
-                if audiences and phase != "build_up"
+                if audiences and phase != "build_up" and event.phases[phase][0] <= settings.last_day
             ],
             control_share=settings.outreach.control.share,
             control_global_share=settings.outreach.control.global_share,
