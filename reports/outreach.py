@@ -17,7 +17,8 @@ def uplift_lines(measured: pl.DataFrame, labels: list[tuple[str, bool]]) -> list
 
 
 def uplift_chart(lines: list[dict], language: str) -> str:
-    """The uplift of response of every line with an interval, as bars with error bars (percentage points)."""
+    """The uplift in the share who bought of every line with an interval: bars with error bars, in percentage
+    points."""
     shown = [line for line in lines if line["uplift_low"] is not None][::-1]  # pygal draws the first at the bottom
     if not shown:
         return ""
@@ -27,7 +28,7 @@ def uplift_chart(lines: list[dict], language: str) -> str:
     low, high = min(0, *(line["uplift_low"] for line in shown)), max(0, *(line["uplift_high"] for line in shown))
     return chart(
         pygal.HorizontalBar, [line["label"] for line in shown], {TEXT[language]["uplift_chart_series"]: values},
-        height=max(160, 34 * len(shown) + 90), value_formatter=lambda v: f"{v:+.0%}", show_legend=False,
+        height=max(160, 34 * len(shown) + 90), value_formatter=lambda v: f"{v * 100:+.0f}", show_legend=False,
         range=(low, high), include_x_axis=True,
     )  # fmt: skip
 
