@@ -30,6 +30,8 @@ def uplift_chart(lines: list[dict], language: str) -> str:
         pygal.HorizontalBar, [line["label"] for line in shown], {TEXT[language]["uplift_chart_series"]: values},
         height=max(160, 34 * len(shown) + 90), value_formatter=lambda v: f"{v * 100:+.0f}", show_legend=False,
         range=(low, high), include_x_axis=True,
+        # pygal reckons Chinese characters as wide as Latin ones: more room for the labels, or they are cut
+        margin_left=7 * max(len(line["label"]) for line in shown) if language == "zh" else 20,
     )  # fmt: skip
 
 
