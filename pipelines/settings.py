@@ -112,6 +112,16 @@ class SyntheticSource(_Strict):
     seed: int = 42
     customers: int = Field(20_000, gt=0)
     dirty_share: float = Field(0.005, ge=0, lt=0.5)
+    # class -> chance that a contacted customer of that class (at the event's baseline) buys once more
+    # within the response window of a campaign list; none: the shop ignores its messages
+    response_lift: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+
+    @model_validator(mode="after")
+    def _classes(self) -> SyntheticSource:
+        for name in self.response_lift:
+            if name not in CLASS_CODES:
+                raise ValueError(f"response_lift: unknown class {name!r}; expected one of {', '.join(CLASS_CODES)}")
+        return self
 
 
 class FileSource(_StrictConfig):
@@ -234,12 +244,25 @@ class CustomerIds(_Strict):
 ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"
 
 
+class ControlSettings(_Strict):
+    """Control groups: who each list holds out, to measure what its messages change."""
+
+    share: float = Field(0.1, ge=0, lt=1)  # of every list, held out (not contacted, recorded)
+    min_list_size: int = Field(100, ge=1)  # a smaller list holds out nobody (too few to tell anyway)
+    global_share: float = Field(0.0, ge=0, lt=1)  # of all customers, held out of every list; 0: off
+    seed: int = 0  # the shop's seed of the assignment hash
+
+
 class OutreachSettings(_Strict):
     language: Literal["en", "zh"] = "zh"
     opt_out: list[str] = []  # customer ids never to contact
     opt_out_file: Path | None = None  # a CSV with a customer_id column, relative to the settings file
     frequency_cap_days: int = Field(7, ge=1)  # nobody gets two marketing messages within this many days
     cap_priority: Literal["campaign", "reminder"] = "campaign"  # the list that keeps a customer both would reach
+    control: ControlSettings = ControlSettings()
+    response_days: int = Field(14, ge=1)  # a list's response window: its contact day and the days after
+    cost_per_message: dict[str, Annotated[float, Field(ge=0)]] = {}  # channel -> cost of one message; else 0
+    coupon_cost: float = Field(0, ge=0)  # per redemption: a contacted customer buying in the window
 
     def opt_out_ids(self) -> list[str]:
         """The ids of `opt_out` and the file's, as written (read when the settings load: a bad file stops there)."""

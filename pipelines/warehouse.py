@@ -48,11 +48,11 @@ TABLES = {
     "outreach.repurchase_reminders": """
         contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL, rfm_class VARCHAR, rfm_class_zh VARCHAR,
         stage VARCHAR, expected_next_date DATE, channel VARCHAR, language VARCHAR, reason VARCHAR,
-        message VARCHAR
+        message VARCHAR, held_out BOOLEAN
     """,
     "outreach.campaign_targets": """
         event_id VARCHAR NOT NULL, phase VARCHAR NOT NULL, contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
-        audience VARCHAR, rfm_class VARCHAR, channel VARCHAR, message VARCHAR
+        audience VARCHAR, rfm_class VARCHAR, channel VARCHAR, message VARCHAR, held_out BOOLEAN
     """,
     "outreach.care_messages": """
         contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL, order_id VARCHAR NOT NULL, reason VARCHAR NOT NULL,

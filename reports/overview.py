@@ -1,5 +1,6 @@
 """The shop overview: class sizes and revenue shares, lifecycle stages, order-value tiers,
-the top-20% share, cycles by category, and the reminders due this week."""
+the top-20% share, cycles by category, the reminders due this week, and whether the last 90 days' reminders
+worked."""
 
 from datetime import date, timedelta
 
@@ -7,16 +8,19 @@ import polars as pl
 
 from assets.customers.analysis import top_customers
 from assets.customers.lifecycle import STAGES
+from reports.outreach import reminder_lines, uplift_chart
 from reports.render import bar_chart, render
-from reports.translations import CLASS_NAMES
+from reports.translations import CLASS_NAMES, TEXT
 
 DUE_ROWS_SHOWN = 50
 
 
 def overview_html(
     shop: str, currency: str, language: str, as_of: date, facts: pl.DataFrame, rfm: pl.DataFrame,
-    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame, prediction: dict,
+    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame,
+    reminded: pl.DataFrame, response_days: int, prediction: dict,
 ) -> str:  # fmt: skip
+    """`reminded`: reminders' results (assets.outreach.uplift.reminder_results) of the days to show."""
     label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
     classes = class_mix.with_columns(label=label)
     stages = (
@@ -45,8 +49,12 @@ def overview_html(
          "revenue" if language == "en" else "销售额占比": classes["revenue_share"].to_list()},
         percent=True,
     )  # fmt: skip
+    t = TEXT[language]
+    lines = reminder_lines(reminded, language)
+    outreach = {"title": t["reminders_title"], "intro": t["reminders_intro"].format(days=response_days),
+                "lines": lines, "chart": uplift_chart(lines, language)}  # fmt: skip
     return render(
-        "overview.html.j2", language, shop=shop, currency=currency, as_of=as_of, summary=summary,
+        "overview.html.j2", language, outreach=outreach, shop=shop, currency=currency, as_of=as_of, summary=summary,
         classes=classes.to_dicts(), class_chart=chart, stages=stages.to_dicts(), tiers=value_tiers.to_dicts(),
         cycles=category_cycles.to_dicts(), due=due.head(DUE_ROWS_SHOWN).to_dicts(),
         due_more=max(due.height - DUE_ROWS_SHOWN, 0), prediction=prediction,

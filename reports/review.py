@@ -6,6 +6,7 @@ import polars as pl
 import pygal
 
 from pipelines.calendar import Event
+from reports.outreach import campaign_lines, uplift_chart
 from reports.render import bar_chart, chart, render
 from reports.translations import CLASS_NAMES, TEXT
 
@@ -17,7 +18,7 @@ SHOWN_BEST_WORST = 3
 
 def review_html(
     shop: str, currency: str, language: str, event: Event, comparable: Event | None, calendar: list[Event],
-    results: pl.DataFrame, passed_over: list[Event] = (),
+    results: pl.DataFrame, passed_over: list[Event] = (), response_days: int = 14,
 ) -> str:  # fmt: skip
     t, names = TEXT[language], CLASS_NAMES[language]
 
@@ -96,6 +97,9 @@ def review_html(
     products = section("product").pivot(on="measure", index=["dimension", "detail"], values="actual")
     categories = section("category").pivot(on="measure", index="dimension", values="actual")
     quality = wide("quality")
+    lines = campaign_lines(results, language)
+    outreach = {"title": t["outreach_title"], "intro": t["outreach_intro"].format(days=response_days),
+                "lines": lines, "chart": uplift_chart(lines, language)}  # fmt: skip
     return render(
         "review.html.j2", language, shop=shop, currency=currency, event=event, comparable=comparable,
         passed_over=", ".join(e.label for e in passed_over),
@@ -112,7 +116,7 @@ def review_html(
         cohorts=cohorts, products=products.to_dicts(), categories=categories.to_dicts(),
         quality_all={m: r["actual"] for m, r in quality.pop("all", {}).items()},
         reasons=[(reason, int(m["rows"]["actual"])) for reason, m in quality.items()],
-        daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure,
+        daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure, outreach=outreach,
     )  # fmt: skip
 
 

@@ -121,6 +121,37 @@ TEXT = {
         "reason_other_currency": "another currency",
         "reason_duplicate_order": "order id reused with other values",
         "reason_conflicting_customer": "lines of one order name different customers",
+        "outreach_title": "Did the outreach work?",
+        "outreach_intro": (
+            "Every list held out a random share of its customers, who got no message. What the contacted bought "
+            "within {days} days of their list's day, less what the held-out bought, is what the messages did. "
+            "An uplift whose 95% interval includes zero is too few to tell."
+        ),
+        "reminders_title": "Did the reminders work? (last 90 days)",
+        "reminders_intro": (
+            "Each day's reminders held out a random share of the customers due that day. What the reminded "
+            "bought within {days} days, less what the held-out bought, by class."
+        ),
+        "outreach_none": "No list held anyone out (too small, or none made), so there is nothing to compare yet.",
+        "list": "List",
+        "contacted": "Contacted",
+        "held_out": "Held out",
+        "bought_contacted": "Bought, contacted",
+        "bought_held_out": "Bought, held out",
+        "uplift": "Uplift, points (95% interval)",
+        "incremental_revenue": "Incremental revenue",
+        "cost": "Cost",
+        "return_on_spend": "Return per 1 spent",
+        "too_few_to_tell": "too few to tell",
+        "no_control_group": "no control group",
+        "uplift_chart_series": "Uplift in the share who bought, points",
+        "uplift_chart_title": "Uplift in the share who bought (percentage points), with its 95% interval",
+        "all_lists": "All lists",
+        "phase_all_lists": "{phase}: all lists",
+        "all_reminders": "All reminders",
+        "audience_engaged": "Engaged",
+        "audience_missed": "Missed the sprint",
+        "audience_new_buyers": "New buyers",
     },
     "zh": {
         "overview_title": "店铺概览",
@@ -229,6 +260,37 @@ TEXT = {
         "reason_other_currency": "币种不符",
         "reason_duplicate_order": "订单号重复但内容不同",
         "reason_conflicting_customer": "同一订单的明细属于不同客户",
+        "outreach_title": "触达有效果吗？",
+        "outreach_intro": (
+            "每个名单随机留出一部分客户作为对照组，不发送消息。"
+            "被触达客户在名单触达日起 {days} 天内的购买，减去对照组的购买，就是消息带来的效果。"
+            "95% 区间包含零的提升属于“样本太少，无法判断”。"
+        ),
+        "reminders_title": "复购提醒有效果吗？（最近 90 天）",
+        "reminders_intro": (
+            "每天的提醒名单随机留出一部分当天到期的客户作为对照组。"
+            "被提醒客户 {days} 天内的购买减去对照组的购买，按客户类别列出。"
+        ),
+        "outreach_none": "没有名单留出对照组（名单太小或尚未生成），暂时无从比较。",
+        "list": "名单",
+        "contacted": "触达人数",
+        "held_out": "对照组人数",
+        "bought_contacted": "购买率（触达）",
+        "bought_held_out": "购买率（对照）",
+        "uplift": "提升，百分点（95% 区间）",
+        "incremental_revenue": "增量销售额",
+        "cost": "成本",
+        "return_on_spend": "投入产出比",
+        "too_few_to_tell": "样本太少，无法判断",
+        "no_control_group": "无对照组",
+        "uplift_chart_series": "购买率提升（百分点）",
+        "uplift_chart_title": "购买率提升（百分点）及其 95% 区间",
+        "all_lists": "全部名单",
+        "phase_all_lists": "{phase}：全部名单",
+        "all_reminders": "全部提醒",
+        "audience_engaged": "已互动客户",
+        "audience_missed": "错过爆发期的客户",
+        "audience_new_buyers": "新购买客户",
     },
 }
 

@@ -12,6 +12,7 @@ from assets.customers.rfm import CLASSES
 from assets.customers.snapshot import customer_snapshot
 from assets.outreach.reminders import reminders_for_days
 from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.settings import ControlSettings
 from reports.messages import render_message
 from tests.conftest import ingest, shop, table
 
@@ -83,6 +84,7 @@ def test_opt_outs_and_the_frequency_cap_hold_across_days_and_lists():
     chosen = reminders_for_days(
         fake_snapshots({d1: ["a", "x", "out"], d2: ["a", "b"], d3: ["a", "x"]}), [d3, d1, d2],
         opted_out=pl.col("customer_id").is_in(["out"]), contacts=earlier_campaign, cap_days=7, shop="S", language="en",
+        control=ControlSettings(),
     )  # fmt: skip
     # a: 1 May, not 5 May (4 days later), again 9 May (8 days later); x: contacted 28 April, so not
     # 1 May, but 9 May; b: 5 May; "out" never.

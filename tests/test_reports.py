@@ -73,6 +73,13 @@ def test_the_page_asks_for_nothing_from_the_network_in_either_language(shop_with
         assert title in html
 
 
+def test_the_overview_says_whether_reminders_worked_in_either_language(shop_with_customers):
+    for language in ("en", "zh"):
+        html = overview(shop_with_customers, language)
+        # no reminders were listed for this shop: nothing to compare yet
+        assert TEXT[language]["reminders_title"] in html and TEXT[language]["outreach_none"] in html
+
+
 @pytest.mark.parametrize("table_", [TEXT, ACTIONS, CLASS_NAMES])
 def test_every_language_has_every_key(table_):
     assert table_["en"].keys() == table_["zh"].keys()

@@ -220,9 +220,16 @@ def test_the_review_opens_in_headless_chromium_without_errors_or_requests(two_ye
         page.screenshot(path=tmp_path / "review.png", full_page=True)
         height = page.evaluate("document.body.scrollHeight")
         charts = page.locator("svg").count()
+        outreach_shown = page.get_by_role("heading", name=translations.TEXT[language]["outreach_title"]).is_visible()
+        outreach_rows = page.locator("table.outreach tr").count()
         browser.close()
     assert errors == [] and requests == [path.as_uri()]
-    assert charts >= 3 and height > 2000 and (tmp_path / "review.png").stat().st_size > 50_000
+    assert charts >= 4 and height > 2000 and (tmp_path / "review.png").stat().st_size > 50_000
+    # "Did the outreach work?": a header and a line per list, per phase and for the event
+    results = table(two_years, "campaigns.results").filter(
+        (pl.col("event_id") == "double11-2024") & (pl.col("section") == "outreach")
+    )
+    assert outreach_shown and outreach_rows == 1 + results.select("dimension", "detail").n_unique() > 3
 
 
 def test_best_lists_only_what_reached_its_goal_and_worst_only_what_fell_short(two_years):

@@ -9,7 +9,7 @@ import polars as pl
 
 from assets import CAMPAIGNS
 from assets.campaigns.goals import counting_lost, event_actuals, plan_goals
-from assets.campaigns.results import event_results
+from assets.campaigns.results import event_results, outreach_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
@@ -85,9 +85,8 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 return render_message("campaign", settings.outreach.language, audience, shop=settings.name,
                                       event=event.label, category=row["main_category"] or "")  # fmt: skip
 
-            targets = campaign_targets(
-                event, settings.events.plan, baseline.rfm, facts_now, orders, known_until, reach, render
-            )
+            targets = campaign_targets(event, settings.events.plan, baseline.rfm, facts_now, orders, known_until,
+                                       reach, render, settings.outreach.control)  # fmt: skip
             with transaction(conn):
                 write_rows(conn, {
                     "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
@@ -107,7 +106,8 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
-            "rows": targets.height, "outbox": dg.MetadataValue.path(str(outbox)),
+            "rows": targets.height, "held_out": int(targets["held_out"].sum()),
+            "outbox": dg.MetadataValue.path(str(outbox)),
             "reminders_withdrawn": withdrawn,
             "by_phase": dg.MetadataValue.json(dict(targets.group_by("phase").len().sort("phase").iter_rows())),
         })  # fmt: skip
@@ -142,6 +142,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 read_table(conn, "campaigns.baselines", event_id=event.id), goals,
                 customer_snapshot(orders, event.end, settings).rfm, rejects, rows_in,
             )  # fmt: skip
+            targets = read_table(conn, "outreach.campaign_targets", event_id=event.id)
+            if targets is not None and not targets.is_empty():
+                results = pl.concat([results, outreach_results(event.id, targets, orders, loaded, settings.outreach)])
             replace_rows(conn, {"campaigns.results": results}, "event_id", event.id)
         overall = results.filter(pl.col("section") == "event")
         yield dg.MaterializeResult(metadata={

@@ -15,7 +15,10 @@ the actual figure, the goal where one was set, and the comparable event's figure
 - `cohort` (dimension: an event, or `outside_events`): how customers acquired then came back,
   the share with another purchase within 90 and 180 days, counted over those known that long;
 - `product` (dimension: SKU, detail: name) and `category`: net revenue and units sold;
-- `quality` (dimension: reject reason, or `all`): source rows of the event's days refused.
+- `quality` (dimension: reject reason, or `all`): source rows of the event's days refused;
+- `outreach` (dimension: phase, detail: audience; a phase's total without detail, the event's with dimension
+  `all`, both over the lists that hold someone out): contacted against held-out customers in each list's
+  response window (`assets.outreach.uplift`), cost and return on spend.
 """
 
 from datetime import date, timedelta
@@ -23,6 +26,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from assets.campaigns.goals import MEASURES, measures, phase_of, response_rates, selling_orders, selling_window
+from assets.outreach.uplift import UPLIFT_SCHEMA, controlled, responses, uplift
 from pipelines.calendar import PHASES, Event
 from pipelines.warehouse import COMPLETED
 
@@ -278,3 +282,29 @@ def rejections(rejects: pl.DataFrame, rows_in: int) -> pl.DataFrame:
         _rows("quality", by_reason, "reason", ["rows"]),
         _rows("quality", overall, "all", ["rows_in", "rejected", "rejected_share"]),
     ])  # fmt: skip
+
+
+def outreach_results(
+    event_id: str, targets: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings
+) -> pl.DataFrame:
+    """The `outreach` section from an event's `outreach.campaign_targets` (`settings`: the shop's outreach)."""
+    targets = targets.with_columns(pl.col("held_out").fill_null(False))  # rows written before control groups
+    outcomes = responses(targets, orders, settings.response_days, known_until)
+    measured = controlled(outcomes, ["phase", "audience"])
+    costs = (settings.cost_per_message, settings.coupon_cost)
+    levels = pl.concat([
+        uplift(outcomes, ["phase", "audience"], *costs).rename({"phase": "dimension", "audience": "detail"}),
+        uplift(measured, ["phase"], *costs).rename({"phase": "dimension"}),
+        uplift(measured.with_columns(dimension=pl.lit("all")), ["dimension"], *costs),
+    ], how="diagonal_relaxed")  # fmt: skip
+    return (
+        levels.with_columns(pl.col(UPLIFT_SCHEMA).cast(pl.Float64))
+        .unpivot(index=["dimension", "detail"], on=list(UPLIFT_SCHEMA), variable_name="measure", value_name="actual")
+        .with_columns(event_id=pl.lit(event_id), section=pl.lit("outreach"))
+        .select(
+            pl.col(c).cast(t)
+            if c in ("event_id", "section", "dimension", "detail", "measure", "actual")
+            else pl.lit(None, t).alias(c)
+            for c, t in RESULT_SCHEMA.items()
+        )
+    )

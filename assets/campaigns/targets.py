@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from pipelines.calendar import Event
+from pipelines.control import assign
 from pipelines.warehouse import COMPLETED
 
 TARGET_SCHEMA = {
@@ -39,15 +40,24 @@ def audience(name: str, event: Event, baseline: pl.DataFrame, orders: pl.DataFra
     return baseline.filter(pl.col("rfm_class") == name)["customer_id"]
 
 
+def campaign_draw(event_id: pl.Expr, phase: pl.Expr) -> pl.Expr:
+    """What a campaign list's control group is drawn by: its event and phase (a customer is in one audience of
+    a phase)."""
+    return pl.concat_str([event_id, phase], separator="/")
+
+
 def campaign_targets(
     event: Event, plan: dict[str, list[str]], baseline: pl.DataFrame, facts: pl.DataFrame, orders: pl.DataFrame,
-    known_until: date, reachable, render,
+    known_until: date, reachable, render, control,
 ) -> pl.DataFrame:  # fmt: skip
-    """The lists of each phase with a plan, for its first day, as far as the orders are known.
+    """The lists of each phase with a plan, for its first day, as far as the orders are known, each with its
+    control group (`held_out`, no message; `control`: the settings' outreach.control). Held-out customers count
+    as reached for later phases' audiences and the frequency cap, as contacted ones do, so that both groups
+    are treated alike but for the message.
 
     `reachable(candidates, day, earlier)` drops opt-outs and anyone inside the frequency cap;
     `render(audience, row)` writes the message."""
-    lists = pl.DataFrame(schema=TARGET_SCHEMA)
+    lists = pl.DataFrame(schema=TARGET_SCHEMA | {"held_out": pl.Boolean})
     for phase in ("warm_up", "sprint", "after_glow"):
         day = event.phases[phase][0]
         if not plan.get(phase) or day > known_until + timedelta(days=1):
@@ -61,11 +71,14 @@ def campaign_targets(
         chosen = reachable(candidates, day, lists).with_columns(
             event_id=pl.lit(event.id), phase=pl.lit(phase), contact_date=pl.lit(day)
         )
-        lists = pl.concat([lists, chosen.select(TARGET_SCHEMA.keys())], how="vertical_relaxed")
+        chosen = assign(chosen, campaign_draw(pl.col("event_id"), pl.col("phase")), ["audience"], control)
+        lists = pl.concat([lists, chosen.select(*TARGET_SCHEMA.keys(), "held_out")], how="vertical_relaxed")
     described = lists.join(baseline.select("customer_id", "rfm_class"), on="customer_id", how="left").join(
         facts.select("customer_id", "main_category", "first_channel"), on="customer_id", how="left"
     )
-    messages = [render(f"{row['phase']}_{row['audience']}", row) for row in described.iter_rows(named=True)]
+    messages = [None if row["held_out"] else render(f"{row['phase']}_{row['audience']}", row)
+                for row in described.iter_rows(named=True)]  # fmt: skip
     return described.select(
-        *TARGET_SCHEMA.keys(), "rfm_class", channel="first_channel", message=pl.Series(messages, dtype=pl.String)
-    )
+        *TARGET_SCHEMA.keys(), "rfm_class", channel="first_channel", message=pl.Series(messages, dtype=pl.String),
+        held_out="held_out",
+    )  # fmt: skip

@@ -7,18 +7,28 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets import OUTREACH, markdown_table
+from assets import OUTREACH, REPORTS, markdown_table
 from assets.customers import CUSTOMER_FACTS, RFM
 from assets.customers.snapshot import customer_snapshot
 from assets.orders import STAGING_ORDERS
 from assets.outreach.care import care_moments
 from assets.outreach.reminders import reminders_for_days
+from assets.outreach.uplift import list_results
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, replace_days, transaction, write_day_range
+from pipelines.warehouse import (
+    WAREHOUSE_POOL,
+    Warehouse,
+    loaded_until,
+    replace_days,
+    replace_tables,
+    transaction,
+    write_day_range,
+)
 from reports.messages import render_message
 
 REPURCHASE_REMINDERS = dg.AssetKey(["outreach", "repurchase_reminders"])
 CARE_MESSAGES = dg.AssetKey(["outreach", "care_messages"])
+LIST_RESULTS = dg.AssetKey(["outreach", "list_results"])
 
 
 def opted_out(settings: ShopSettings) -> pl.Expr:
@@ -69,11 +79,12 @@ def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataF
 
 
 def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
-    """An event's target lists as CSV and Parquet, for whoever sends the messages."""
+    """An event's target lists as CSV and Parquet, for whoever sends the messages: held-out customers left out."""
     outbox = output / "outbox" / event_id
     outbox.mkdir(parents=True, exist_ok=True)
-    targets.write_csv(outbox / "targets.csv")
-    targets.write_parquet(outbox / "targets.parquet")
+    contacted = targets.filter(~pl.col("held_out").fill_null(False)).drop("held_out")  # null: before control groups
+    contacted.write_csv(outbox / "targets.csv")
+    contacted.write_parquet(outbox / "targets.parquet")
     return outbox
 
 
@@ -102,9 +113,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),
                                 campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
-            chosen = reminders_for_days(
-                snapshot_on, days, opted_out(settings), others, cap, settings.name, settings.outreach.language
-            )
+            chosen = reminders_for_days(snapshot_on, days, opted_out(settings), others, cap, settings.name,
+                                        settings.outreach.language, settings.outreach.control)  # fmt: skip
             withdrawn = pl.DataFrame(schema={"event_id": pl.String})
             with transaction(conn):
                 write_day_range(conn, {"outreach.repurchase_reminders": chosen}, first, last, "contact_date")
@@ -114,7 +124,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 targets = conn.sql("SELECT * FROM outreach.campaign_targets WHERE event_id = ?", params=[event_id])
                 write_outbox(settings.output, event_id, targets.pl())
         return dg.MaterializeResult(metadata={
-            "window": f"{first} .. {last}", "rows": chosen.height, "campaign_targets_withdrawn": withdrawn.height,
+            "window": f"{first} .. {last}", "rows": chosen.height, "held_out": int(chosen["held_out"].sum()),
+            "campaign_targets_withdrawn": withdrawn.height,
             "by_class": dg.MetadataValue.json(dict(chosen.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
             "preview": dg.MetadataValue.md(markdown_table(chosen.head(5).drop("message"))),
         })  # fmt: skip
@@ -149,4 +160,34 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             "by_moment": dg.MetadataValue.json(dict(care.group_by("reason").len().sort("reason").iter_rows())),
         })  # fmt: skip
 
-    return [repurchase_reminders, care_messages]
+    @dg.asset(
+        key=LIST_RESULTS,
+        group_name=REPORTS,  # made with the reports, after the day's lists and any event's
+        deps=[REPURCHASE_REMINDERS, dg.AssetKey(["outreach", "campaign_targets"]), STAGING_ORDERS],
+        pool=WAREHOUSE_POOL,
+    )
+    def outreach_list_results(warehouse: Warehouse) -> dg.MaterializeResult:
+        """Contacted against held-out customers of every list, from outreach.repurchase_reminders,
+        outreach.campaign_targets and staging.orders: one row per list and grouping (reminders per day, per
+        class and in total; each campaign list), as of the last day loaded."""
+        with warehouse.get_connection() as conn:
+            known_until = loaded_until(conn)
+            lists = {name: conn.sql(f"SELECT * FROM outreach.{name}").pl()
+                     for name in ("repurchase_reminders", "campaign_targets")}  # fmt: skip
+            first = min((f["contact_date"].min() for f in lists.values() if f.height), default=known_until)
+            orders = conn.sql(
+                "SELECT customer_id, order_date, amount, status FROM staging.orders WHERE order_date >= ?",
+                params=[first],
+            ).pl()
+            results = list_results(lists["repurchase_reminders"], lists["campaign_targets"], orders, known_until,
+                                   settings.outreach)  # fmt: skip
+            replace_tables(conn, {"outreach.list_results": results})
+        told = results.filter(pl.col("distinguishable"))
+        return dg.MaterializeResult(metadata={
+            "as_of": str(known_until), "rows": results.height, "distinguishable": told.height,
+            "reminders": dg.MetadataValue.md(markdown_table(results.filter(pl.col("dimension") == "all").select(
+                "contacted", "held_out", "response_contacted", "response_held_out", "uplift", "uplift_low",
+                "uplift_high", "incremental_revenue", "cost"))),
+        })  # fmt: skip
+
+    return [repurchase_reminders, care_messages, outreach_list_results]

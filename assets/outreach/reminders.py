@@ -5,6 +5,7 @@ from datetime import date
 
 import polars as pl
 
+from pipelines.control import assign
 from reports.messages import render_message
 
 CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date, "yields": pl.Boolean}
@@ -26,10 +27,17 @@ def reachable(
     return candidates.filter(~opted_out & ~pl.col("customer_id").is_in(near["customer_id"].implode()))
 
 
+def reminder_list_id(contact_date: pl.Expr) -> pl.Expr:
+    """A day's reminders are one list (for its control group)."""
+    return pl.lit("repurchase_reminders/") + contact_date.cast(pl.String)
+
+
 def reminders_for_days(
-    snapshot_on, days: list[date], opted_out: pl.Expr, contacts: pl.DataFrame, cap_days: int, shop: str, language: str
-) -> pl.DataFrame:
-    """Reminders for each day in order; each day's list counts against the next days' cap.
+    snapshot_on, days: list[date], opted_out: pl.Expr, contacts: pl.DataFrame, cap_days: int, shop: str, language: str,
+    control,
+) -> pl.DataFrame:  # fmt: skip
+    """Reminders for each day in order, with the day's control group (`held_out`, no message; `control`: the
+    settings' outreach.control); each day's list, held-out customers too, counts against the next days' cap.
 
     `snapshot_on(day)` returns (core.customer_facts, core.rfm) as of that day."""
     if "yields" not in contacts.columns:
@@ -46,7 +54,9 @@ def reminders_for_days(
     chosen = pl.concat(lists) if lists else pl.DataFrame()
     if chosen.is_empty():
         return pl.DataFrame(schema=REMINDER_SCHEMA)
+    chosen = assign(chosen, reminder_list_id(pl.col("contact_date")), ["contact_date"], control)
     messages = [
+        None if row["held_out"] else
         render_message("repurchase", language, row["rfm_class"], shop=shop,
                        category=row["main_category"] or "", expected_next_date=row["expected_next_date"])
         for row in chosen.iter_rows(named=True)
@@ -54,12 +64,12 @@ def reminders_for_days(
     return chosen.select(
         "contact_date", "customer_id", "rfm_class", "rfm_class_zh", "stage", "expected_next_date",
         channel="first_channel", language=pl.lit(language), reason=pl.lit("repurchase_due"),
-        message=pl.Series(messages, dtype=pl.String),
+        message=pl.Series(messages, dtype=pl.String), held_out="held_out",
     )  # fmt: skip
 
 
 REMINDER_SCHEMA = {
     "contact_date": pl.Date, "customer_id": pl.String, "rfm_class": pl.String, "rfm_class_zh": pl.String,
     "stage": pl.String, "expected_next_date": pl.Date, "channel": pl.String, "language": pl.String,
-    "reason": pl.String, "message": pl.String,
+    "reason": pl.String, "message": pl.String, "held_out": pl.Boolean,
 }  # fmt: skip

@@ -18,9 +18,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from pipelines.settings import CancellationRule, FileSource, ShopSettings, SyntheticSource
+from pipelines.settings import CancellationRule, ControlSettings, FileSource, ShopSettings, SyntheticSource
 from pipelines.sources.exports import export_files, scan_export
-from pipelines.sources.synthetic import CANCELLED_STATUSES, generate_orders
+from pipelines.sources.synthetic import CANCELLED_STATUSES, Responses, generate_orders
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,13 @@ class SyntheticShop(OrderSource):
     end: str
     timezone: str
     dirty_share: float = 0.005
+    # how it answers campaigns (see synthetic.Responses): class -> lift; window; "draw|baseline|contact" per list
+    response_lift: dict[str, float] = {}
+    response_days: int = 14
+    campaign_lists: list[str] = []
+    control_share: float = 0.1
+    control_global_share: float = 0.0
+    control_seed: int = 0
 
     def files(self) -> list[SourceFile]:
         # One generated "file", whose settings are its version: the same settings, the same rows.
@@ -78,12 +85,23 @@ class SyntheticShop(OrderSource):
         return [SourceFile(f"synthetic(seed={self.seed})", self.customers, end)]
 
     def scan(self, name: str) -> pl.LazyFrame:
-        orders = _generated(self.seed, self.customers, self.start, self.end, self.dirty_share)
+        orders = _generated(self.seed, self.customers, self.start, self.end, self.dirty_share, self.responses())
         return orders.lazy().select(
             pl.lit(name).alias("_source"),
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_row"),
             pl.all(),
         )
+
+    def responses(self) -> Responses | None:
+        if not self.response_lift:
+            return None
+        lists = tuple(
+            (draw, date.fromisoformat(baseline), date.fromisoformat(contact))
+            for draw, baseline, contact in (entry.split("|") for entry in self.campaign_lists)
+        )
+        control = ControlSettings(share=self.control_share, global_share=self.control_global_share,
+                                  seed=self.control_seed)  # fmt: skip
+        return Responses(tuple(sorted(self.response_lift.items())), self.response_days, lists, control)
 
     @property
     def layout(self) -> SourceLayout:
@@ -150,8 +168,10 @@ class FileExport(OrderSource):
 
 
 @lru_cache(maxsize=1)  # a run scans the generated shop once per chunk of days: generate it once
-def _generated(seed: int, customers: int, start: str, end: str, dirty_share: float) -> pl.DataFrame:
-    return generate_orders(seed, customers, date.fromisoformat(start), date.fromisoformat(end), dirty_share)
+def _generated(
+    seed: int, customers: int, start: str, end: str, dirty_share: float, responses: Responses | None
+) -> pl.DataFrame:
+    return generate_orders(seed, customers, date.fromisoformat(start), date.fromisoformat(end), dirty_share, responses)
 
 
 def order_source(settings: ShopSettings) -> OrderSource:
@@ -165,5 +185,16 @@ def order_source(settings: ShopSettings) -> OrderSource:
             end=settings.history_end.isoformat(),
             timezone=settings.timezone,
             dirty_share=source.dirty_share,
+            response_lift=source.response_lift,
+            response_days=settings.outreach.response_days,
+            campaign_lists=[
+                f"{event.id}/{phase}|{event.start}|{event.phases[phase][0]}"
+                for event in settings.calendar()
+                for phase, audiences in settings.events.plan.items()
+                if audiences and phase != "build_up" and event.phases[phase][0] <= settings.last_day
+            ],
+            control_share=settings.outreach.control.share,
+            control_global_share=settings.outreach.control.global_share,
+            control_seed=settings.outreach.control.seed,
         )
     return FileExport(export=source, shop_timezone=settings.timezone)

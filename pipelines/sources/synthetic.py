@@ -8,16 +8,26 @@ pulled into its warm-up and sprint. A small share of rows is dirty on purpose (m
 customer, negative or absurd amount, duplicated row, unreadable timestamp) so that the
 rejects path always has work.
 
+With `Responses`, the shop also answers its campaigns: a customer known at an event's baseline and not in
+a list's control group (`pipelines.control`, the same draw the lists use) buys once more within the response
+window of each phase's contact day, with the chance their class at the baseline gives (the generator's own
+reckoning of the class: R, F and M against the mean, as the pipeline's default). The answers come from their
+own random stream and follow the orders in the export, so the rest of the shop is the same with or without.
+
 The output looks like a seller-tool export: text timestamps in shop-local time, one row
 per order.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
+
+from pipelines.control import held_out
+from pipelines.settings import ControlSettings
 
 # category: (share of customers, purchase cycle in days, typical unit price, items per order - 1)
 CATEGORIES = {
@@ -51,6 +61,25 @@ CANCELLED_STATUSES = ("cancelled", "refunded")
 SKUS_PER_CATEGORY = 40
 
 
+# (R high, F high, M high) -> class, as assets.customers.rfm names them
+CLASS_OF_HIGHS = {
+    (True, True, True): "important_value", (False, True, True): "important_winback",
+    (True, False, True): "important_develop", (False, False, True): "important_retain",
+    (True, True, False): "potential", (True, False, False): "new",
+    (False, True, False): "general_maintain", (False, False, False): "lost",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Responses:
+    """How the shop answers its campaign lists."""
+
+    lift: tuple[tuple[str, float], ...]  # class -> chance of one more purchase in the window when contacted
+    window_days: int
+    lists: tuple[tuple[str, date, date], ...]  # (the lists' draw, as pipelines.control hashes it; baseline; contact)
+    control: ControlSettings
+
+
 def _probabilities(table: dict) -> tuple[list[str], np.ndarray]:
     names = list(table)
     weights = np.array([v[0] if isinstance(v, tuple) else v for v in table.values()], dtype=float)
@@ -74,8 +103,11 @@ def _segment_cumsum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return total - before
 
 
-def generate_orders(seed: int, customers: int, start: date, end: date, dirty_share: float = 0.005) -> pl.DataFrame:
-    """The shop's order export from `start` to `end` inclusive: one row per order."""
+def generate_orders(
+    seed: int, customers: int, start: date, end: date, dirty_share: float = 0.005, responses: Responses | None = None
+) -> pl.DataFrame:
+    """The shop's order export from `start` to `end` inclusive: one row per order; with `responses`, the
+    purchases its campaigns bring follow."""
     rng = np.random.default_rng(seed)
     n_days = (end - start).days + 1
     sprints = _sprint_days(start, end)
@@ -165,7 +197,68 @@ def generate_orders(seed: int, customers: int, start: date, end: date, dirty_sha
             "delivered_ts": stamp(delivered).set(pl.Series(~paid | (delivered >= n_days * 86_400)), None),
         }
     ).with_columns(order_id="SO" + pl.col("order_id"), customer_id="C" + pl.col("customer_id"))
-    return _make_dirty(orders, rng, dirty_share)
+    exported = _make_dirty(orders, rng, dirty_share)
+    if not responses or not responses.lift:
+        return exported
+    return pl.concat([exported, response_orders(orders, responses, seed, end).drop("draw")])
+
+
+def baseline_classes(paid: pl.DataFrame, day: date) -> pl.DataFrame:
+    """customer_id and rfm_class of every customer with a purchase before `day` (`paid`: customer_id, day,
+    amount), R, F and M high against the mean."""
+    values = (
+        paid.filter(pl.col("day") < day)
+        .group_by("customer_id")
+        .agg(recency=(pl.lit(day) - pl.col("day").max()).dt.total_days(), days=pl.col("day").n_unique(),
+             spend=pl.col("amount").sum())
+    )  # fmt: skip
+    r_high, f_high, m_high = (
+        pl.col("recency") < pl.col("recency").mean(), pl.col("days") > pl.col("days").mean(),
+        pl.col("spend") > pl.col("spend").mean(),
+    )  # fmt: skip
+    codes = {4 * r + 2 * f + m: name for (r, f, m), name in CLASS_OF_HIGHS.items()}
+    key = 4 * r_high.cast(pl.Int8) + 2 * f_high.cast(pl.Int8) + m_high.cast(pl.Int8)
+    return values.select("customer_id", rfm_class=key.replace_strict(codes, return_dtype=pl.String)).sort("customer_id")
+
+
+def response_orders(orders: pl.DataFrame, responses: Responses, seed: int, end: date) -> pl.DataFrame:
+    """The purchases campaign lists bring, with the `draw` of the list each answers, numbered after `orders`
+    (the shop's orders without dirt: `generate_orders` with `dirty_share=0`): for each list, each contacted
+    customer known at its baseline buys again, with their class's chance, on a day of the response window
+    (their first purchase's product, amount and channel)."""
+    rng = np.random.default_rng([seed, 1])
+    paid = orders.filter(pl.col("status") == "paid")
+    paid = paid.with_columns(day=pl.col("order_ts").str.to_date("%Y-%m-%d %H:%M:%S"))
+    first = paid.sort("order_ts").group_by("customer_id").first()
+    lift = dict(responses.lift)
+    answers = []
+    for draw, baseline, contact in responses.lists:
+        known = baseline_classes(paid, baseline).with_columns(
+            chance=pl.col("rfm_class").replace_strict(lift, default=0.0, return_dtype=pl.Float64),
+            contacted=~held_out(pl.col("customer_id"), pl.lit(draw), responses.control),
+        )
+        hit = rng.random(known.height) < known["chance"].to_numpy()
+        offset = rng.integers(0, responses.window_days, known.height)
+        seconds = rng.integers(8 * 3_600, 23 * 3_600, known.height)
+        answered = known.with_columns(offset=pl.Series(offset), seconds=pl.Series(seconds))
+        answers.append(
+            answered.filter(pl.Series(hit) & pl.col("contacted")).select(
+                "customer_id", "seconds", draw=pl.lit(draw), day=pl.lit(contact) + pl.duration(days=pl.col("offset"))
+            )
+        )
+    bought = pl.concat(answers).filter(pl.col("day") <= end).join(first.drop("order_id", "day"), on="customer_id")
+    paid_at = pl.col("day").cast(pl.Datetime) + pl.duration(seconds=pl.col("seconds"))
+
+    def stamp(days: int) -> pl.Expr:  # none after the last day, as for the other orders
+        moment = paid_at + pl.duration(days=days)
+        return pl.when(moment.dt.date() <= end).then(moment.dt.to_string("%Y-%m-%d %H:%M:%S"))
+
+    first_id = int(orders["order_id"].str.slice(2).cast(pl.Int64).max()) + 1
+    return bought.sort("day", "seconds", "customer_id", "draw").select(
+        ("SO" + pl.int_range(first_id, first_id + pl.len()).cast(pl.String).str.zfill(10)).alias("order_id"),
+        "customer_id", stamp(0).alias("order_ts"), "amount", "items", "channel", "region", "category", "sku",
+        "product", "status", stamp(1).alias("shipped_ts"), stamp(3).alias("delivered_ts"), "draw",
+    )  # fmt: skip
 
 
 def _labels(names: list[str], index: np.ndarray) -> pl.Series:

@@ -1,0 +1,33 @@
+"""Control groups: which customers of a list are held out. Plain Polars, shared by the outreach lists and
+the synthetic shop (which simulates their effect).
+
+A customer is held out of a list by a hash of their id, the list and the shop's seed, so re-runs
+give the same groups whatever their range (a campaign's lists of one phase share one draw: a customer is in
+one audience of a phase). A list smaller than `min_list_size` holds out nobody;
+the global control group (`global_share`, a hash of the id and the seed alone) is held out of
+every list. Polars' hash is the same from run to run, though a new Polars release may change it."""
+
+import polars as pl
+
+BUCKETS = 10_000
+
+
+def _bucket(*parts: pl.Expr) -> pl.Expr:
+    return pl.concat_str(parts, separator="\x1f").hash(seed=0) % BUCKETS
+
+
+def held_out(customer_id: pl.Expr, list_id: pl.Expr, control, big_enough: pl.Expr | bool = True) -> pl.Expr:
+    """Whether a row's customer is held out of its list (`control`: the settings' outreach.control): in the
+    global control group, or in the list's share when the list is `big_enough`."""
+    seed = pl.lit(str(control.seed))
+    in_list = _bucket(customer_id, list_id, seed) < round(control.share * BUCKETS)
+    in_global = _bucket(customer_id, pl.lit("global"), seed) < round(control.global_share * BUCKETS)
+    return in_global | (in_list & big_enough)
+
+
+def assign(frame: pl.DataFrame, draw: pl.Expr, lists: list[str], control) -> pl.DataFrame:
+    """`frame` (customer_id, one row per customer and list) with `held_out`, drawn by `draw` (the hashed list
+    id); a list (rows alike in `lists`) smaller than `control.min_list_size` holds out only the global
+    control group."""
+    big_enough = pl.len().over(lists) >= control.min_list_size
+    return frame.with_columns(held_out=held_out(pl.col("customer_id"), draw, control, big_enough))
