@@ -279,7 +279,7 @@ def test_the_review_shows_orders_not_completed_by_phase_and_day(two_years):
     )
     assert per_day.height > 0  # the synthetic shop cancels some orders
     html = rendered(two_years, "en")
-    assert "Orders not completed, by day" in html and "Cancelled or returned" in html
+    assert "Orders not completed, by day" in html and "Cancelled, returned or lost" in html
     for day, done, cancelled in per_day.rows():
         assert (f'<tr><td>{day}</td><td class="n">{done:,}</td><td class="n">0</td>'
                 f'<td class="n">{cancelled:,}</td></tr>') in html  # fmt: skip
