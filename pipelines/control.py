@@ -5,7 +5,10 @@ A customer is held out of a list by a hash of their id, the list and the shop's 
 give the same groups whatever their range (a campaign's lists of one phase share one draw: a customer is in
 one audience of a phase). A list smaller than `min_list_size` holds out nobody;
 the global control group (`global_share`, a hash of the id and the seed alone) is held out of
-every list. Polars' hash is the same from run to run, though a new Polars release may change it."""
+every list. The hash is BLAKE2b, not Polars' own (which a new Polars release may change), so that groups
+stay the same across upgrades as well."""
+
+import hashlib
 
 import polars as pl
 
@@ -13,7 +16,12 @@ BUCKETS = 10_000
 
 
 def _bucket(*parts: pl.Expr) -> pl.Expr:
-    return pl.concat_str(parts, separator="\x1f").hash(seed=0) % BUCKETS
+    return pl.concat_str(parts, separator="\x1f").map_batches(_buckets, return_dtype=pl.Int64)
+
+
+def _buckets(keys: pl.Series) -> pl.Series:
+    digest = lambda key: int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")  # noqa: E731
+    return pl.Series([digest(key) % BUCKETS for key in keys], dtype=pl.Int64)
 
 
 def held_out(customer_id: pl.Expr, list_id: pl.Expr, control, big_enough: pl.Expr | bool = True) -> pl.Expr:
