@@ -13,10 +13,16 @@ from pipelines.privacy import mask
 from reports.translations import ACTIONS, TEXT
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Latin first, then the Chinese fonts readers have: PingFang / Hiragino (macOS), Microsoft YaHei (Windows),
+# Noto Sans CJK / Source Han Sans / WenQuanYi (Linux; Debian's fonts-noto-cjk).
+FONT_STACK = (
+    '-apple-system, "Segoe UI", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", '
+    '"Source Han Sans SC", "WenQuanYi Micro Hei", sans-serif'
+)
 CHART_STYLE = Style(
     background="white",
     plot_background="white",
-    font_family="sans-serif",
+    font_family=FONT_STACK,
     colors=("#2f6f8f", "#e07a2f", "#7a9a3a", "#9a4a7a", "#c2a23a", "#4aa3a3", "#b04a3a", "#7a7a7a"),
 )
 
@@ -49,5 +55,7 @@ def render(template: str, language: str, **context) -> str:
     return (
         environment()
         .get_template(template)
-        .render(t=TEXT[language], actions=ACTIONS[language], language=language, mask=mask, **context)
+        .render(
+            t=TEXT[language], actions=ACTIONS[language], language=language, mask=mask, font_stack=FONT_STACK, **context
+        )
     )
