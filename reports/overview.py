@@ -1,5 +1,6 @@
-"""The shop overview: class sizes and revenue shares, lifecycle stages, order-value tiers,
-the top-20% share, cycles by category, and the reminders due this week."""
+"""The shop overview: a period against the previous one (reports.trends), class sizes and revenue shares,
+lifecycle stages, order-value tiers, the top-20% share, cycles by category, product roles, and how many
+customers are due for a reminder each day of the coming week (the list itself goes to the outbox)."""
 
 from datetime import date, timedelta
 
@@ -8,14 +9,29 @@ import polars as pl
 from assets.customers.analysis import top_customers
 from assets.customers.lifecycle import STAGES
 from reports.render import bar_chart, render
-from reports.translations import CLASS_NAMES
+from reports.review import figure
+from reports.translations import CLASS_NAMES, TEXT
+from reports.trends import change
 
-DUE_ROWS_SHOWN = 50
+ROLES_SHOWN = 5  # the top of each role
+
+
+def due_next_week(facts: pl.DataFrame, rfm: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """New and active customers whose due window opens in the 7 days after `as_of`: one row per customer with
+    class, stage, due date and the channel of their first order."""
+    return (
+        rfm.filter(pl.col("due_date").is_between(as_of + timedelta(days=1), as_of + timedelta(days=7))
+                   & pl.col("stage").is_in(["new", "active"]))
+        .join(facts.select("customer_id", channel="first_channel"), on="customer_id")
+        .select("customer_id", "rfm_class", "stage", "due_date", "channel")
+        .sort("due_date", "customer_id")
+    )  # fmt: skip
 
 
 def overview_html(
     shop: str, currency: str, language: str, as_of: date, facts: pl.DataFrame, rfm: pl.DataFrame,
-    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame,
+    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame, due: pl.DataFrame,
+    due_file: str, trends: dict, roles: pl.DataFrame,
 ) -> str:  # fmt: skip
     label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
     classes = class_mix.with_columns(label=label)
@@ -25,13 +41,14 @@ def overview_html(
                       order=pl.col("stage").replace_strict({s: i for i, s in enumerate(STAGES)}, return_dtype=pl.Int8))
         .sort("order")
     )  # fmt: skip
-    due = (
-        rfm.filter(pl.col("due_date").is_between(as_of + timedelta(days=1), as_of + timedelta(days=7))
-                   & pl.col("stage").is_in(["new", "active"]))
-        .join(facts.select("customer_id", channel="first_channel"), on="customer_id")
-        .with_columns(label=label)
-        .sort("due_date", "customer_id")
-    )  # fmt: skip
+    due_classes = [c for c in CLASS_NAMES[language] if c in set(due["rfm_class"])]
+    due_days = (
+        due.group_by("due_date", "rfm_class").len("customers")
+        .pivot(on="rfm_class", index="due_date", values="customers")
+        .fill_null(0)
+        .with_columns(total=pl.sum_horizontal(pl.exclude("due_date")))
+        .sort("due_date")
+    ) if due.height else pl.DataFrame()  # fmt: skip
     revenue = float(facts["net_revenue"].sum() or 0)
     summary = {
         "customers": facts.height,
@@ -41,13 +58,14 @@ def overview_html(
     }
     chart = bar_chart(
         "", classes["label"].to_list(),
-        {"customers" if language == "en" else "客户占比": classes["customer_share"].to_list(),
-         "revenue" if language == "en" else "销售额占比": classes["revenue_share"].to_list()},
+        {TEXT[language]["customer_share"]: classes["customer_share"].to_list(),
+         TEXT[language]["revenue_share"]: classes["revenue_share"].to_list()},
         percent=True,
     )  # fmt: skip
     return render(
         "overview.html.j2", language, shop=shop, currency=currency, as_of=as_of, summary=summary,
         classes=classes.to_dicts(), class_chart=chart, stages=stages.to_dicts(), tiers=value_tiers.to_dicts(),
-        cycles=category_cycles.to_dicts(), due=due.head(DUE_ROWS_SHOWN).to_dicts(),
-        due_more=max(due.height - DUE_ROWS_SHOWN, 0),
+        cycles=category_cycles.to_dicts(), due_days=due_days.to_dicts(), due_classes=due_classes,
+        due_total=due.height, due_file=due_file, class_names=CLASS_NAMES[language], trends=trends,
+        figure=figure, change=change, roles=roles.filter(pl.int_range(pl.len()).over("role") < ROLES_SHOWN).to_dicts(),
     )  # fmt: skip

@@ -34,15 +34,44 @@ def environment() -> Environment:
     )
 
 
-def chart(kind: type[pygal.graph.graph.Graph], labels: list[str], series: dict[str, list], **options) -> str:
-    """An inline SVG chart of pygal's `kind` (Bar, Line, StackedBar ...), without its scripts."""
-    defaults = {"width": 720, "height": 320, "legend_at_bottom": True}
-    drawing = kind(js=[], disable_xml_declaration=True, style=CHART_STYLE, **defaults | options)
+def chart(
+    kind: type[pygal.graph.graph.Graph], labels: list[str], series: dict[str, list | tuple[list, dict]], **options
+) -> str:
+    """An inline SVG chart of pygal's `kind` (Bar, Line, StackedBar ...), without its scripts; values with
+    thousands separators unless `value_formatter` says otherwise, legends in full below the plot. A series is
+    its values, or its values and pygal's options for it; `css` rules may start with `{{id}}` (this chart)."""
+    defaults = {
+        "width": 720,
+        "height": 320,
+        "legend_at_bottom": True,
+        "truncate_legend": -1,
+        "value_formatter": lambda v: f"{v:,.0f}",
+        "legend_at_bottom_columns": legend_columns(list(series)),
+    }
+    css = [*pygal.Config().css, *("inline:" + rule for rule in options.pop("css", []))]
+    drawing = kind(js=[], css=css, disable_xml_declaration=True, style=CHART_STYLE, **defaults | options)
     drawing.x_labels = labels
     for name, values in series.items():
-        drawing.add(name, values)
-    # pygal inlines a small script for its tooltips even without js files; a report needs none.
-    return re.sub(r"<script.*?</script>", "", drawing.render(is_unicode=True), flags=re.DOTALL)
+        values, extra = values if isinstance(values, tuple) else (values, {})
+        drawing.add(name, values, **extra)
+    svg = drawing.render(is_unicode=True)
+    chart_id = re.search(r'id="(chart-[^"]+)"', svg).group(1)
+    # pygal inlines a small script for its tooltips even without js files, and names itself as the title a
+    # browser shows on hover: a report needs neither.
+    svg = re.sub(r"<script.*?</script>|<title>Pygal</title>", "", svg, flags=re.DOTALL)
+    return svg.replace("{{id}}", f"#{chart_id} ")
+
+
+def legend_columns(names: list[str], width: int = 680) -> int:
+    """As many legend columns as the longest name leaves room for (pygal's legend text is about 14 px high,
+    a Chinese character as wide, a Latin one about half), so that no name runs into the next."""
+    longest = max((sum(14 if ord(c) > 0x2E80 else 8 for c in name) + 30 for name in names), default=1)
+    return max(1, min(len(names), width // longest))
+
+
+def money(currency: str):
+    """A value formatter: the currency and whole units with thousands separators."""
+    return lambda v: f"{currency} {v:,.0f}"
 
 
 def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], percent: bool = False) -> str:
