@@ -25,13 +25,10 @@ TEXT = {
         "repeat_customers": "Repeat buyers",
         "median_cycle": "Typical cycle (days)",
         "due_week": "Due for a reminder in the next 7 days",
-        "customer": "Customer",
         "due_date": "Due from",
-        "channel": "Channel",
         "none_due": "Nobody enters the due window in the next 7 days.",
-        "more_due": "and {n} more",
         "footer": "Made by regulars from the shop's orders. Customer ids are masked.",
-        "stage_new": "new: one purchase, within a cycle",
+        "stage_new": "new (lifecycle stage): one purchase, within a cycle",
         "stage_active": "active: repeat buyer, within a cycle",
         "stage_due": "due: the moment to remind",
         "stage_at_risk": "at risk: beyond 1.5 cycles",
@@ -192,13 +189,10 @@ TEXT = {
         "repeat_customers": "复购客户",
         "median_cycle": "典型周期（天）",
         "due_week": "未来 7 天进入复购提醒期的客户",
-        "customer": "客户",
         "due_date": "提醒起始日",
-        "channel": "渠道",
         "none_due": "未来 7 天没有客户进入复购提醒期。",
-        "more_due": "另有 {n} 位",
         "footer": "由 regulars 根据店铺订单生成。客户编号已脱敏。",
-        "stage_new": "新客：仅一次购买，周期内",
+        "stage_new": "新客（生命周期阶段）：仅一次购买，周期内",
         "stage_active": "活跃：复购客户，周期内",
         "stage_due": "待复购：提醒的最佳时机",
         "stage_at_risk": "流失风险：超过 1.5 个周期",
@@ -346,12 +340,8 @@ CLASS_NAMES = {
     "en": {
         "important_value": "Important value", "important_winback": "Important win-back",
         "important_develop": "Important to develop", "important_retain": "Important to retain",
-        "potential": "Potential", "new": "New", "general_maintain": "General maintain", "lost": "Lost",
+        "potential": "Potential", "new": "New (RFM class)", "general_maintain": "General maintain", "lost": "Lost",
     },
-    "zh": CLASS_LABELS_ZH,
+    # RFM's 新客户 and the lifecycle's new stage are different things: the class says which it is
+    "zh": CLASS_LABELS_ZH | {"new": "新客户（RFM 类别）"},
 }  # fmt: skip
-
-CHANNEL_NAMES = {
-    "en": {"app": "app", "mini_program": "mini program", "web": "web", "livestream": "livestream"},
-    "zh": {"app": "App", "mini_program": "小程序", "web": "网站", "livestream": "直播"},
-}
