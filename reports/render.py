@@ -49,8 +49,10 @@ def chart(
         "legend_at_bottom_columns": legend_columns(list(series)),
     }
     css = [*pygal.Config().css, *("inline:" + rule for rule in options.pop("css", []))]
+    if "x_labels_major" in options:
+        options["x_labels_major"] = [as_measured(label) for label in options["x_labels_major"]]
     drawing = kind(js=[], css=css, disable_xml_declaration=True, style=CHART_STYLE, **defaults | options)
-    drawing.x_labels = labels
+    drawing.x_labels = [as_measured(label) for label in labels]
     for name, values in series.items():
         values, extra = values if isinstance(values, tuple) else (values, {})
         drawing.add(name, values, **extra)
@@ -62,10 +64,18 @@ def chart(
     return svg.replace("{{id}}", f"#{chart_id} ")
 
 
+def as_measured(label: str) -> str:
+    """`label` with a zero-width space after each Chinese character. pygal reserves room for a label (and
+    places the legend below it) by counting characters at about half a character's height each; a Chinese
+    character is twice that wide, and a long rotated label would run into the legend. The invisible spaces
+    make the count match the width."""
+    return "".join(c + "\u200b" if ord(c) > 0x2E80 else c for c in label)
+
+
 def legend_columns(names: list[str], width: int = 680) -> int:
-    """As many legend columns as the longest name leaves room for (pygal's legend text is about 14 px high,
+    """As many legend columns as the longest name leaves room for (pygal's legend text is about 16 px high,
     a Chinese character as wide, a Latin one about half), so that no name runs into the next."""
-    longest = max((sum(14 if ord(c) > 0x2E80 else 8 for c in name) + 30 for name in names), default=1)
+    longest = max((sum(16 if ord(c) > 0x2E80 else 9 for c in name) + 30 for name in names), default=1)
     return max(1, min(len(names), width // longest))
 
 

@@ -90,7 +90,7 @@ def review_html(
     migration_chart = (
         chart(pygal.StackedBar, [names[c] for c in starts],
               {names[e]: [moves.get((s, e), 0) for s in starts] for e in ends},
-              height=360, x_label_rotation=20)
+              height=360, x_label_rotation=35)
         if moves else ""
     )  # fmt: skip
 
