@@ -163,8 +163,8 @@ TEXT = {
             "Traffic: in a larger share of first orders than the average product, and larger there than in "
             "returning customers' orders. Profit: in a larger share of returning customers' orders than the "
             "average product, and larger there than in first orders. Potential: neither, but ordered at least "
-            "20% more in the last 90 days than in the 90 before. Marginal: the rest. Win-back offers work best "
-            "with traffic products."
+            "20% more in the last 90 days than in the 90 before (or new in them). Marginal: the rest. Win-back "
+            "offers work best with traffic products."
         ),
         "chart_previous": "previous period",
     },
@@ -314,8 +314,8 @@ TEXT = {
         "role_marginal": "边缘款",
         "roles_rule": (
             "引流款：出现在首单中的比例高于商品平均水平，且高于其在老客订单中的比例。利润款：出现在老客订单中的比例"
-            "高于商品平均水平，且高于其在首单中的比例。潜力款：两者都不是，但近 90 天订单比之前 90 天多 20% 以上。"
-            "边缘款：其余商品。唤回优惠最适合搭配引流款。"
+            "高于商品平均水平，且高于其在首单中的比例。潜力款：两者都不是，但近 90 天订单比之前 90 天多 20% 以上"
+            "（或为新品）。边缘款：其余商品。唤回优惠最适合搭配引流款。"
         ),
         "chart_previous": "上期",
     },

@@ -63,11 +63,7 @@ def trends_context(
               value_formatter=lambda v: f"{v:.0%}", x_label_rotation=30, height=380)
         if shares else ""
     )  # fmt: skip
-    grid = cohort_grid(orders, first, last)
-    cohorts = [
-        {"cohort": f"{key[0]:%Y-%m}", "customers": rows["customers"][0], "shares": rows["share"].to_list()}
-        for key, rows in grid.group_by("cohort", maintain_order=True)
-    ]
+    grid, previous_grid = cohort_grid(orders, first, last), cohort_grid(orders, previous_first, previous_last)
     return {
         "first": first, "last": last, "previous_first": previous_first, "previous_last": previous_last,
         "totals": period_totals(orders, first, last, churned_after_days),
@@ -77,9 +73,18 @@ def trends_context(
                            strict=False)),
         "churned_after_days": churned_after_days,
         "revenue_chart": revenue_chart, "against_chart": against_chart, "mix_chart": mix_chart,
-        "cohorts": cohorts, "cohort_width": max((len(c["shares"]) for c in cohorts), default=0),
-        "heat_max": max(grid["share"].max() or 0, 0.01),
+        "cohorts": cohort_rows(grid), "previous_cohorts": cohort_rows(previous_grid),
+        "cohort_width": max(grid["months_since"].max() or 0, previous_grid["months_since"].max() or 0),
+        "heat_max": max(grid["share"].max() or 0, previous_grid["share"].max() or 0, 0.01),
     }  # fmt: skip
+
+
+def cohort_rows(grid: pl.DataFrame) -> list[dict]:
+    """The cohort grid as the heat map's rows: the cohort's month, its customers and its shares by month after."""
+    return [
+        {"cohort": f"{key[0]:%Y-%m}", "customers": rows["customers"][0], "shares": rows["share"].to_list()}
+        for key, rows in grid.group_by("cohort", maintain_order=True)
+    ]
 
 
 def change(measure: str, now: float | None, then: float | None) -> str:
