@@ -5,7 +5,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from assets.customers.products import product_roles
+from assets.customers.products import items_of, product_roles
 from assets.customers.trends import cohort_grid, monthly_figures, period_totals, previous_period, rates_as_of
 
 D = date
@@ -94,3 +94,22 @@ def test_one_product_of_each_role():
     # T acquired c1..c5; all but c5 came back. Orders: o9 in the last 90 days, o1 o3 o5 o7 in the 90 before.
     assert (t["acquired_customers"], t["acquired_repeat_rate"], t["growth"]) == (5, 0.8, -0.75)
     assert roles.filter(pl.col("item") == "N")["growth"].to_list() == [None]  # new: no orders before
+
+
+def test_items_are_products_where_the_export_has_them_else_categories():
+    lines = pl.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3"],
+            "sku": ["S1", "S1", None],
+            "product": ["Mug", "Mug ", "Cup"],
+            "category": ["home", "home", None],
+        }  # fmt: skip
+    )
+    orders = pl.DataFrame({"order_id": ["o1", "o2", "o3"], "category": ["kitchen", "kitchen", None]})
+    kind, items = items_of(lines, orders)
+    # S1 is named "Mug" and "Mug " once each: the first in order names it
+    assert kind == "sku" and items.rows() == [("o1", "S1", "Mug"), ("o2", "S1", "Mug")]
+    kind, items = items_of(lines.with_columns(sku=pl.lit(None, pl.String)), orders)
+    assert kind == "category" and items.rows() == [("o1", "home", "home"), ("o2", "home", "home")]
+    kind, items = items_of(lines.with_columns(pl.lit(None, pl.String).alias(c) for c in ("sku", "category")), orders)
+    assert kind == "category" and items["item"].to_list() == ["kitchen", "kitchen"]
