@@ -167,6 +167,7 @@ TEXT = {
             "offers work best with traffic products."
         ),
         "chart_previous": "previous period",
+        "points": "pt",
     },
     "zh": {
         "overview_title": "店铺概览",
@@ -318,6 +319,7 @@ TEXT = {
             "（或为新品）。边缘款：其余商品。唤回优惠最适合搭配引流款。"
         ),
         "chart_previous": "上期",
+        "points": "个百分点",
     },
 }
 

@@ -63,6 +63,10 @@ def trends_context(
               value_formatter=lambda v: f"{v:.0%}", x_label_rotation=30, height=380)
         if shares else ""
     )  # fmt: skip
+    at_ends = {(r["as_of"], r["rfm_class"]): r["share"] for r in class_mix_by_month(history, [previous_last, last])
+               .iter_rows(named=True)}  # fmt: skip
+    class_ends = [(names[c], at_ends.get((last, c)), at_ends.get((previous_last, c))) for c in names
+                  if (last, c) in at_ends or (previous_last, c) in at_ends]  # fmt: skip
     grid, previous_grid = cohort_grid(orders, first, last), cohort_grid(orders, previous_first, previous_last)
     return {
         "first": first, "last": last, "previous_first": previous_first, "previous_last": previous_last,
@@ -72,6 +76,7 @@ def trends_context(
         "months": list(zip(labels, this.to_dicts(), before.to_dicts() + [None] * (this.height - before.height),
                            strict=False)),
         "churned_after_days": churned_after_days,
+        "class_ends": class_ends,
         "revenue_chart": revenue_chart, "against_chart": against_chart, "mix_chart": mix_chart,
         "cohorts": cohort_rows(grid), "previous_cohorts": cohort_rows(previous_grid),
         "cohort_width": max(grid["months_since"].max() or 0, previous_grid["months_since"].max() or 0),
@@ -87,10 +92,11 @@ def cohort_rows(grid: pl.DataFrame) -> list[dict]:
     ]
 
 
-def change(measure: str, now: float | None, then: float | None) -> str:
-    """This period against the previous: rates in percentage points, other figures in percent."""
+def change(measure: str, now: float | None, then: float | None, points: str) -> str:
+    """This period against the previous: rates in percentage `points` (the unit's name), other figures in
+    percent."""
     if now is None or then is None:
         return "–"
     if "rate" in measure:
-        return f"{(now - then) * 100:+.1f} pt"
+        return f"{(now - then) * 100:+.1f} {points}"
     return f"{now / then - 1:+.1%}" if then else "–"
