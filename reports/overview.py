@@ -10,7 +10,7 @@ from assets.customers.analysis import top_customers
 from assets.customers.lifecycle import STAGES
 from reports.render import bar_chart, render
 from reports.review import figure
-from reports.translations import CLASS_NAMES, TEXT
+from reports.translations import CHANNEL_NAMES, CLASS_NAMES, TEXT
 from reports.trends import change
 
 ROLES_SHOWN = 5  # the top of each role
@@ -49,6 +49,11 @@ def overview_html(
         .with_columns(total=pl.sum_horizontal(pl.exclude("due_date")))
         .sort("due_date")
     ) if due.height else pl.DataFrame()  # fmt: skip
+    channels = CHANNEL_NAMES[language]
+    due_channels = [
+        (TEXT[language]["unknown"] if channel is None else channels.get(channel, channel), customers)
+        for channel, customers in due.group_by("channel").len().sort("len", "channel", descending=[True, False]).rows()
+    ]
     revenue = float(facts["net_revenue"].sum() or 0)
     summary = {
         "customers": facts.height,
@@ -66,6 +71,7 @@ def overview_html(
         "overview.html.j2", language, shop=shop, currency=currency, as_of=as_of, summary=summary,
         classes=classes.to_dicts(), class_chart=chart, stages=stages.to_dicts(), tiers=value_tiers.to_dicts(),
         cycles=category_cycles.to_dicts(), due_days=due_days.to_dicts(), due_classes=due_classes,
-        due_total=due.height, due_file=due_file, class_names=CLASS_NAMES[language], trends=trends,
+        due_total=due.height, due_channels=due_channels, due_file=due_file, class_names=CLASS_NAMES[language],
+        trends=trends,
         figure=figure, change=change, roles=roles.filter(pl.int_range(pl.len()).over("role") < ROLES_SHOWN).to_dicts(),
     )  # fmt: skip

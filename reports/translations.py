@@ -143,6 +143,7 @@ TEXT = {
         "months_since": "Months after",
         "cohort_note": "Each cell: the share of the month's new customers who bought again in the n-th month after it.",
         "due_by_day": "Customers entering their due window, by day and class (new and active customers).",
+        "due_by_channel": "By the channel of their first order:",
         "due_file": "The list, with ids, classes and channels, for whoever sends the reminders:",
         "total": "Total",
         "unknown": "unknown",
@@ -297,6 +298,7 @@ TEXT = {
         "months_since": "之后第几个月",
         "cohort_note": "每格：该月新客中，在之后第 n 个月再次购买的比例。",
         "due_by_day": "按日期与类别统计进入复购提醒期的客户（新客与活跃客户）。",
+        "due_by_channel": "按首单渠道：",
         "due_file": "含客户编号、类别与渠道的名单，供发送提醒使用：",
         "total": "合计",
         "unknown": "未知",
@@ -347,3 +349,9 @@ CLASS_NAMES = {
     # RFM's 新客户 and the lifecycle's new stage are different things: the class says which it is
     "zh": CLASS_LABELS_ZH | {"new": "新客户（RFM 类别）"},
 }  # fmt: skip
+
+# The synthetic shop's channels; a channel not named here shows as the export writes it
+CHANNEL_NAMES = {
+    "en": {"app": "app", "mini_program": "mini program", "web": "web", "livestream": "livestream"},
+    "zh": {"app": "App", "mini_program": "小程序", "web": "网站", "livestream": "直播"},
+}

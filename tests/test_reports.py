@@ -16,7 +16,7 @@ from pipelines.cli import main
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import CLASS_CODES, ReportSettings
 from reports.render import mask
-from reports.translations import ACTIONS, CLASS_NAMES, TEXT
+from reports.translations import ACTIONS, CHANNEL_NAMES, CLASS_NAMES, TEXT
 from tests.conftest import ingest, open_in_chromium, shop, table
 
 
@@ -122,6 +122,11 @@ def test_the_overview_counts_who_is_due_each_day_and_links_their_list_which_exce
         row = cells.cells[cells.cells.index(str(day)) :]
         assert f"{customers:,}" in row[: len(set(due["rfm_class"])) + 2]
     assert not any(mask(i) in html or i in html for i in due["customer_id"])
+    # and by channel, named in the report's language
+    channels = due.join(table(shop_with_customers, "core.customer_facts"), on="customer_id")["first_channel"]
+    by_channel = re.search(r"By the channel of their first order: ([^<]*)</p>", html).group(1)
+    for channel, customers in channels.value_counts().rows():
+        assert f"{CHANNEL_NAMES['en'][channel]} {customers:,}" in by_channel
     link = re.search(r'<a href="([^"]+\.csv)"', html).group(1)
     listed = (path.parent / link).resolve()
     raw = listed.read_bytes()
