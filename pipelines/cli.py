@@ -85,7 +85,26 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) 
     return run_steps(settings, steps, echo)
 
 
-def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo) -> bool:
+def report_config(op: str, **config) -> dict:
+    """Run config for a report asset's op, without the options left unset."""
+    given = {key: value for key, value in config.items() if value is not None}
+    return {"ops": {op: {"config": given}}} if given else {}
+
+
+def run_overview(
+    settings: ShopSettings, first: date | None, last: date | None, language: str | None, echo=click.echo
+) -> bool:
+    """Render the shop overview for a period (default: the 12 months to the customers' as-of date)."""
+    if first and last and last < first:
+        raise click.BadParameter(f"{last} is before {first}", param_hint="--to")
+    config = report_config(
+        "reports__shop_overview", language=language, period_from=first and first.isoformat(),
+        period_to=last and last.isoformat(),
+    )  # fmt: skip
+    return run_steps(settings, [("Reports: shop overview", REPORTS_JOB, {}, config)], echo)
+
+
+def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo, language: str | None = None) -> bool:
     """Review one event (planning it first if it never was), as a Dagster run."""
     events = {event.id: event for event in settings.calendar()}
     if event_id not in events:
@@ -103,8 +122,9 @@ def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo) -> 
     title = f"Event {event.label}: " + (
         "results and review" if planned else "baseline, goals, targets, results, review"
     )
+    config = report_config("reports__event_review", language=language)
     return run_steps(
-        settings, [(title, REVIEW_JOB if planned else CAMPAIGNS_JOB, {"dagster/partition": event_id}, {})], echo
+        settings, [(title, REVIEW_JOB if planned else CAMPAIGNS_JOB, {"dagster/partition": event_id}, config)], echo
     )
 
 
@@ -259,10 +279,22 @@ def run(config: str | None, first: datetime | None, last: datetime | None) -> No
 @click.option(
     "--config", type=click.Path(dir_okay=False), help="A shop's settings file (default: REGULARS_CONFIG or shop.yaml)."
 )
-def report(event_id: str, config: str | None) -> None:
-    """Render the post-promotion review of EVENT (an event id such as double11-2025)."""
+@click.option("--language", type=click.Choice(["en", "zh"]), help="Language of the report (default: reports.language).")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="overview: first day of the period.")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="overview: last day (default: the as-of date).")
+def report(
+    event_id: str, config: str | None, language: str | None, first: datetime | None, last: datetime | None
+) -> None:
+    """Render the post-promotion review of EVENT (an event id such as double11-2025), or with EVENT `overview`
+    the shop overview for a period (default: the 12 months to the customers' as-of date)."""
     try:
-        ok = run_event_review(_check_config(config), event_id, echo=_with_config(config))
+        settings, echo = _check_config(config), _with_config(config)
+        if event_id == "overview":
+            ok = run_overview(settings, first and first.date(), last and last.date(), language, echo=echo)
+        elif first or last:
+            raise click.UsageError("--from and --to are for `regulars report overview`")
+        else:
+            ok = run_event_review(settings, event_id, echo=echo, language=language)
     except click.ClickException as exc:  # keeps its kind (and exit code), with the user's --config
         exc.message = with_config(exc.message, config)
         raise

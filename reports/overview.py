@@ -1,6 +1,7 @@
-"""The shop overview: class sizes and revenue shares, lifecycle stages, order-value tiers,
-the top-20% share, cycles by category, the reminders due this week, and whether the last 90 days' reminders
-worked."""
+"""The shop overview: a period against the previous one (reports.trends), class sizes and revenue shares,
+lifecycle stages, order-value tiers, the top-20% share, cycles by category, product roles, the rule and the
+model on the hold-out, how many customers are due for a reminder each day of the coming week (the list
+itself goes to the outbox), and whether the last 90 days' reminders worked."""
 
 from datetime import date, timedelta
 
@@ -10,15 +11,29 @@ from assets.customers.analysis import top_customers
 from assets.customers.lifecycle import STAGES
 from reports.outreach import reminder_lines, uplift_chart
 from reports.render import bar_chart, render
-from reports.translations import CLASS_NAMES, TEXT
+from reports.review import figure
+from reports.translations import CHANNEL_NAMES, CLASS_NAMES, TEXT
+from reports.trends import change
 
-DUE_ROWS_SHOWN = 50
+ROLES_SHOWN = 5  # the top of each role
+
+
+def due_next_week(facts: pl.DataFrame, rfm: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """New and active customers whose due window opens in the 7 days after `as_of`: one row per customer with
+    class, stage, due date and the channel of their first order."""
+    return (
+        rfm.filter(pl.col("due_date").is_between(as_of + timedelta(days=1), as_of + timedelta(days=7))
+                   & pl.col("stage").is_in(["new", "active"]))
+        .join(facts.select("customer_id", channel="first_channel"), on="customer_id")
+        .select("customer_id", "rfm_class", "stage", "due_date", "channel")
+        .sort("due_date", "customer_id")
+    )  # fmt: skip
 
 
 def overview_html(
     shop: str, currency: str, language: str, as_of: date, facts: pl.DataFrame, rfm: pl.DataFrame,
-    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame,
-    reminded: pl.DataFrame, response_days: int, prediction: dict,
+    class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame, due: pl.DataFrame,
+    due_file: str, trends: dict, roles: pl.DataFrame, reminded: pl.DataFrame, response_days: int, prediction: dict,
 ) -> str:  # fmt: skip
     """`reminded`: reminders' results (assets.outreach.uplift.reminder_results) of the days to show."""
     label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
@@ -29,13 +44,19 @@ def overview_html(
                       order=pl.col("stage").replace_strict({s: i for i, s in enumerate(STAGES)}, return_dtype=pl.Int8))
         .sort("order")
     )  # fmt: skip
-    due = (
-        rfm.filter(pl.col("due_date").is_between(as_of + timedelta(days=1), as_of + timedelta(days=7))
-                   & pl.col("stage").is_in(["new", "active"]))
-        .join(facts.select("customer_id", channel="first_channel"), on="customer_id")
-        .with_columns(label=label)
-        .sort("due_date", "customer_id")
-    )  # fmt: skip
+    due_classes = [c for c in CLASS_NAMES[language] if c in set(due["rfm_class"])]
+    due_days = (
+        due.group_by("due_date", "rfm_class").len("customers")
+        .pivot(on="rfm_class", index="due_date", values="customers")
+        .fill_null(0)
+        .with_columns(total=pl.sum_horizontal(pl.exclude("due_date")))
+        .sort("due_date")
+    ) if due.height else pl.DataFrame()  # fmt: skip
+    channels = CHANNEL_NAMES[language]
+    due_channels = [
+        (TEXT[language]["unknown"] if channel is None else channels.get(channel, channel), customers)
+        for channel, customers in due.group_by("channel").len().sort("len", "channel", descending=[True, False]).rows()
+    ]
     revenue = float(facts["net_revenue"].sum() or 0)
     summary = {
         "customers": facts.height,
@@ -45,8 +66,8 @@ def overview_html(
     }
     chart = bar_chart(
         "", classes["label"].to_list(),
-        {"customers" if language == "en" else "客户占比": classes["customer_share"].to_list(),
-         "revenue" if language == "en" else "销售额占比": classes["revenue_share"].to_list()},
+        {TEXT[language]["customer_share"]: classes["customer_share"].to_list(),
+         TEXT[language]["revenue_share"]: classes["revenue_share"].to_list()},
         percent=True,
     )  # fmt: skip
     t = TEXT[language]
@@ -56,6 +77,8 @@ def overview_html(
     return render(
         "overview.html.j2", language, outreach=outreach, shop=shop, currency=currency, as_of=as_of, summary=summary,
         classes=classes.to_dicts(), class_chart=chart, stages=stages.to_dicts(), tiers=value_tiers.to_dicts(),
-        cycles=category_cycles.to_dicts(), due=due.head(DUE_ROWS_SHOWN).to_dicts(),
-        due_more=max(due.height - DUE_ROWS_SHOWN, 0), prediction=prediction,
+        cycles=category_cycles.to_dicts(), due_days=due_days.to_dicts(), due_classes=due_classes,
+        due_total=due.height, due_channels=due_channels, due_file=due_file, class_names=CLASS_NAMES[language],
+        trends=trends, prediction=prediction,
+        figure=figure, change=change, roles=roles.filter(pl.int_range(pl.len()).over("role") < ROLES_SHOWN).to_dicts(),
     )  # fmt: skip

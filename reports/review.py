@@ -7,7 +7,7 @@ import pygal
 
 from pipelines.calendar import Event
 from reports.outreach import campaign_lines, uplift_chart
-from reports.render import bar_chart, chart, render
+from reports.render import chart, money, render
 from reports.translations import CLASS_NAMES, TEXT
 
 HEADLINE = ("revenue", "buyers", "new_buyers", "returning_buyers", "orders", "average_order_value")
@@ -61,21 +61,27 @@ def review_html(
     if comparable:
         series[t["comparable_event"].format(event=comparable.label)] = revenue("comparable")
     series[t["goal"]] = revenue("goal")
+    # the sprint's days are marked in their labels, which are always shown; other labels every few days
+    sprint = [i for i, d in enumerate(day_keys) if event.sprint[0].isoformat() <= d <= event.sprint[1].isoformat()]
+    day_labels = [d[5:] + (f" {t['phase_sprint']}" if i in sprint else "") for i, d in enumerate(day_keys)]
+    every = max(len(day_keys) // 10, 1)
+    shown = [
+        label for i, label in enumerate(day_labels)
+        if i in sprint or (i % every == 0 and all(abs(i - j) * 2 >= every for j in sprint))
+    ]  # fmt: skip
     daily = chart(
         pygal.Line,
-        [d[5:] for d in day_keys],
+        day_labels,
         series,
         x_label_rotation=45,
-        truncate_legend=-1,
         show_minor_x_labels=False,
         dots_size=2,
-        x_labels_major_every=max(len(day_keys) // 10, 1),
+        x_labels_major=shown,
+        value_formatter=money(currency),
+        max_scale=8,
     )
     attained = [(t["measure_" + m], overall[m]["attainment"]) for m in HEADLINE if overall.get(m, {}).get("attainment")]
-    goal_chart = (
-        bar_chart("", [name for name, _ in attained], {t["of_goal"]: [value for _, value in attained]}, percent=True)
-        if attained else ""
-    )  # fmt: skip
+    goal_chart = goal_attainment_chart(attained, t["of_goal"]) if attained else ""
 
     migration = section("migration")
     order = list(names)
@@ -85,7 +91,7 @@ def review_html(
     migration_chart = (
         chart(pygal.StackedBar, [names[c] for c in starts],
               {names[e]: [moves.get((s, e), 0) for s in starts] for e in ends},
-              height=360, x_label_rotation=20, legend_at_bottom_columns=4, truncate_legend=-1)
+              height=360, x_label_rotation=35)
         if moves else ""
     )  # fmt: skip
 
@@ -117,6 +123,21 @@ def review_html(
         quality_all={m: r["actual"] for m, r in quality.pop("all", {}).items()},
         reasons=[(reason, int(m["rows"]["actual"])) for reason, m in quality.items()],
         daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure, outreach=outreach,
+    )  # fmt: skip
+
+
+HIT, MISSED = "#7a9a3a", "#b04a3a"
+
+
+def goal_attainment_chart(attained: list[tuple[str, float]], name: str) -> str:
+    """Actual as a share of goal per measure: green bars reached it, red ones fell short; a line at 100%."""
+    top = max(1.25, max(value for _, value in attained))
+    return chart(
+        pygal.Bar, [label for label, _ in attained],
+        {name: [{"value": value, "color": HIT if value >= 1 else MISSED} for _, value in attained]},
+        value_formatter=lambda v: f"{v:.0%}", x_label_rotation=20, show_legend=False,
+        y_labels=[step / 4 for step in range(int(top * 4) + 2)], y_labels_major=[1.0],
+        css=["{{id}}.axis.y path.major { stroke: #222; stroke-width: 2; stroke-dasharray: none; }"],
     )  # fmt: skip
 
 

@@ -25,13 +25,10 @@ TEXT = {
         "repeat_customers": "Repeat buyers",
         "median_cycle": "Typical cycle (days)",
         "due_week": "Due for a reminder in the next 7 days",
-        "customer": "Customer",
         "due_date": "Due from",
-        "channel": "Channel",
         "none_due": "Nobody enters the due window in the next 7 days.",
-        "more_due": "and {n} more",
         "footer": "Made by regulars from the shop's orders. Customer ids are masked.",
-        "stage_new": "new: one purchase, within a cycle",
+        "stage_new": "new (lifecycle stage): one purchase, within a cycle",
         "stage_active": "active: repeat buyer, within a cycle",
         "stage_due": "due: the moment to remind",
         "stage_at_risk": "at risk: beyond 1.5 cycles",
@@ -152,6 +149,58 @@ TEXT = {
         "audience_engaged": "Engaged",
         "audience_missed": "Missed the sprint",
         "audience_new_buyers": "New buyers",
+        "period": "This period against the previous one",
+        "period_range": "{first} to {last}, against {previous_first} to {previous_last}",
+        "measure": "Measure",
+        "this_period": "This period",
+        "previous_period": "Previous period",
+        "change": "Change",
+        "measure_churn_rate": "Churn rate",
+        "measure_repeat_rate": "Repeat-purchase rate",
+        "rates_note": (
+            "Rates on the period's (or the month's) last day, over every customer so far. Churn rate: the share "
+            "whose last order is more than {days} days before that day, who did not come back within a year. "
+            "Repeat-purchase rate: the share who bought on two or more days."
+        ),
+        "by_month": "Month by month",
+        "month": "Month",
+        "by_month_note": "Under each figure, in grey: the same month of the previous period.",
+        "revenue_by_month": "Net revenue by month, from new and from returning customers",
+        "revenue_against_previous": "Net revenue by month against the previous period",
+        "new_customers_note": "New customers: whose first order is in that month; returning: earlier.",
+        "class_mix_by_month": "Customer classes, month by month",
+        "class_mix_note": "Share of customers in each class on each month's last day, as recorded in the history.",
+        "cohort_grid": "Do new customers come back? Cohorts by month of first purchase",
+        "cohort": "First purchase in",
+        "months_since": "Months after",
+        "cohort_note": "Each cell: the share of the month's new customers who bought again in the n-th month after it.",
+        "due_by_day": "Customers entering their due window, by day and class (new and active customers).",
+        "due_by_channel": "By the channel of their first order:",
+        "due_file": "The list, with ids, classes and channels, for whoever sends the reminders:",
+        "total": "Total",
+        "unknown": "unknown",
+        "product_roles": "What each product does",
+        "product_roles_intro": "{kind}, by the role it plays:",
+        "kind_sku": "Products",
+        "kind_category": "Categories",
+        "role": "Role",
+        "first_order_share": "In first orders",
+        "returning_order_share": "In returning customers' orders",
+        "acquired_repeat_rate": "Customers it acquired who came back",
+        "growth": "Orders, last 90 days against the 90 before",
+        "role_traffic": "traffic",
+        "role_profit": "profit",
+        "role_potential": "potential",
+        "role_marginal": "marginal",
+        "roles_rule": (
+            "Traffic: in a larger share of first orders than the average product, and larger there than in "
+            "returning customers' orders. Profit: in a larger share of returning customers' orders than the "
+            "average product, and larger there than in first orders. Potential: neither, but ordered at least "
+            "20% more in the last 90 days than in the 90 before (or new in them). Marginal: the rest. Win-back "
+            "offers work best with traffic products."
+        ),
+        "chart_previous": "previous period",
+        "points": "pt",
     },
     "zh": {
         "overview_title": "店铺概览",
@@ -174,13 +223,10 @@ TEXT = {
         "repeat_customers": "复购客户",
         "median_cycle": "典型周期（天）",
         "due_week": "未来 7 天进入复购提醒期的客户",
-        "customer": "客户",
         "due_date": "提醒起始日",
-        "channel": "渠道",
         "none_due": "未来 7 天没有客户进入复购提醒期。",
-        "more_due": "另有 {n} 位",
         "footer": "由 regulars 根据店铺订单生成。客户编号已脱敏。",
-        "stage_new": "新客：仅一次购买，周期内",
+        "stage_new": "新客（生命周期阶段）：仅一次购买，周期内",
         "stage_active": "活跃：复购客户，周期内",
         "stage_due": "待复购：提醒的最佳时机",
         "stage_at_risk": "流失风险：超过 1.5 个周期",
@@ -291,6 +337,55 @@ TEXT = {
         "audience_engaged": "已互动客户",
         "audience_missed": "错过爆发期的客户",
         "audience_new_buyers": "新购买客户",
+        "period": "本期与上期对比",
+        "period_range": "{first} 至 {last}，对比 {previous_first} 至 {previous_last}",
+        "measure": "指标",
+        "this_period": "本期",
+        "previous_period": "上期",
+        "change": "变化",
+        "measure_churn_rate": "流失率",
+        "measure_repeat_rate": "复购率",
+        "rates_note": (
+            "比率按本期（或当月）最后一天计算，范围为截至当天的全部客户。流失率：最近一次购买距当天超过 {days} 天、"
+            "即一年内没有回来的客户占比。复购率：在两天或以上购买过的客户占比。"
+        ),
+        "by_month": "逐月表现",
+        "month": "月份",
+        "by_month_note": "每个数字下方的灰色数字为上期同月。",
+        "revenue_by_month": "每月净销售额：新客与老客",
+        "revenue_against_previous": "每月净销售额与上期对比",
+        "new_customers_note": "新客：首单在当月的客户；老客：首单更早的客户。",
+        "class_mix_by_month": "各类客户占比（逐月）",
+        "class_mix_note": "每月最后一天各类客户的占比，取自客户类别历史记录。",
+        "cohort_grid": "新客会回来吗？按首购月份分组",
+        "cohort": "首购月份",
+        "months_since": "之后第几个月",
+        "cohort_note": "每格：该月新客中，在之后第 n 个月再次购买的比例。",
+        "due_by_day": "按日期与类别统计进入复购提醒期的客户（新客与活跃客户）。",
+        "due_by_channel": "按首单渠道：",
+        "due_file": "含客户编号、类别与渠道的名单，供发送提醒使用：",
+        "total": "合计",
+        "unknown": "未知",
+        "product_roles": "商品角色",
+        "product_roles_intro": "{kind}按角色分类：",
+        "kind_sku": "商品",
+        "kind_category": "品类",
+        "role": "角色",
+        "first_order_share": "首单占比",
+        "returning_order_share": "老客订单占比",
+        "acquired_repeat_rate": "其带来的新客复购率",
+        "growth": "近 90 天订单对比前 90 天",
+        "role_traffic": "引流款",
+        "role_profit": "利润款",
+        "role_potential": "潜力款",
+        "role_marginal": "边缘款",
+        "roles_rule": (
+            "引流款：出现在首单中的比例高于商品平均水平，且高于其在老客订单中的比例。利润款：出现在老客订单中的比例"
+            "高于商品平均水平，且高于其在首单中的比例。潜力款：两者都不是，但近 90 天订单比之前 90 天多 20% 以上"
+            "（或为新品）。边缘款：其余商品。唤回优惠最适合搭配引流款。"
+        ),
+        "chart_previous": "上期",
+        "points": "个百分点",
     },
 }
 
@@ -313,7 +408,14 @@ CLASS_NAMES = {
     "en": {
         "important_value": "Important value", "important_winback": "Important win-back",
         "important_develop": "Important to develop", "important_retain": "Important to retain",
-        "potential": "Potential", "new": "New", "general_maintain": "General maintain", "lost": "Lost",
+        "potential": "Potential", "new": "New (RFM class)", "general_maintain": "General maintain", "lost": "Lost",
     },
-    "zh": CLASS_LABELS_ZH,
+    # RFM's 新客户 and the lifecycle's new stage are different things: the class says which it is
+    "zh": CLASS_LABELS_ZH | {"new": "新客户（RFM 类别）"},
 }  # fmt: skip
+
+# The synthetic shop's channels; a channel not named here shows as the export writes it
+CHANNEL_NAMES = {
+    "en": {"app": "app", "mini_program": "mini program", "web": "web", "livestream": "livestream"},
+    "zh": {"app": "App", "mini_program": "小程序", "web": "网站", "livestream": "直播"},
+}

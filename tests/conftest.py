@@ -106,3 +106,64 @@ def headline_cards(html: str) -> dict[str, str]:
     parser = _Cards()
     parser.feed(html)
     return parser.cards
+
+
+# Draws each distinct character of the page's text (SVG charts included) in the font its element asks
+# for, and compares the pixels with a code point no font has (U+10FFFD): a character drawn the same is
+# a missing glyph, the empty box a reader would see.
+MISSING_GLYPHS = """() => {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 48;
+  const ctx = canvas.getContext("2d", {willReadFrequently: true});
+  const draw = (text, font) => {
+    ctx.clearRect(0, 0, 48, 48);
+    ctx.font = "32px " + font;
+    ctx.fillText(text, 4, 36);
+    return ctx.getImageData(0, 0, 48, 48).data.join();
+  };
+  const boxes = {}, seen = new Set(), missing = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const font = getComputedStyle(node.parentElement).fontFamily;
+    boxes[font] ??= draw("\\u{10FFFD}", font);
+    for (const character of node.textContent) {
+      if (/\\s/.test(character) || seen.has(font + character)) continue;
+      seen.add(font + character);
+      if (draw(character, font) === boxes[font]) missing.add(character);
+    }
+  }
+  return [...missing].join("");
+}"""
+
+
+def open_in_chromium(path: Path, screenshot: Path, tables: tuple[str, ...] = ()) -> dict:
+    """A report opened in Debian's headless chromium as a reader would: console errors, requests, the
+    characters drawn as empty boxes, the page's height, charts and headings, the rows of each table of
+    `tables` (CSS selectors); a full-page screenshot."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (.ci/run installs it: apt-get install chromium fonts-noto-cjk)"
+    errors, requests = [], []
+    with sync_playwright() as playwright:
+        flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+        browser = playwright.chromium.launch(executable_path=chromium, args=flags)
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(path.as_uri())
+        page.screenshot(path=screenshot, full_page=True)
+        seen = {
+            "errors": errors,
+            "requests": requests,
+            "missing_glyphs": page.evaluate(MISSING_GLYPHS),
+            "height": page.evaluate("document.body.scrollHeight"),
+            "charts": page.locator("svg").count(),
+            "headings": page.locator("h2").all_inner_texts(),
+            "rows": {table: page.locator(f"{table} tr").count() for table in tables},
+        }
+        browser.close()
+    return seen

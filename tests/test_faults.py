@@ -77,6 +77,24 @@ def test_opted_out_customers_in_any_spelling_are_never_contacted(tmp_path):
     assert outbox["customer_id"].to_list() == ["keep"]
 
 
+def test_an_outbox_csv_opens_in_a_spreadsheet_as_text_with_its_chinese_intact(tmp_path):
+    # Ids a spreadsheet would evaluate (a formula, a sum, a macro call), and one in Chinese.
+    formulas = ['=HYPERLINK("http://x.example","点我")', "+1+2", "-3+4", "@SUM(1)"]
+    regular_buyers(tmp_path / "orders.csv", [f'"{i.replace(chr(34), chr(34) * 2)}"' for i in formulas] + ["王小明"])
+    settings = buyers_shop(tmp_path)
+    ingest(settings, "2024-01-01", "2024-01-31")
+    run(settings, CAMPAIGNS_JOB, partition_key="flash-2024")
+
+    raw = (settings.output / "outbox" / "flash-2024" / "targets.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8's byte order mark: Excel then reads UTF-8, not GBK
+    text = raw.decode("utf-8-sig")  # what Excel decodes, given the mark
+    outbox = pl.read_csv(text.encode(), schema_overrides={"customer_id": pl.String})
+    assert sorted(outbox["customer_id"]) == sorted(["'" + i for i in formulas] + ["王小明"])
+    # no cell of any column starts with what a spreadsheet evaluates
+    cells = outbox.select(pl.all().cast(pl.String)).unpivot()["value"].drop_nulls()
+    assert not cells.str.contains(r"^[=+\-@]").any()
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

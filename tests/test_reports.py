@@ -1,17 +1,23 @@
 """The shop overview: its figures against the warehouse, escaping, both languages, no network."""
 
 import re
+from datetime import date, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from assets.customers.rfm import CLASSES
+from pipelines.cli import main
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import CLASS_CODES, ReportSettings
 from reports.render import mask
-from reports.translations import ACTIONS, CLASS_NAMES, TEXT
-from tests.conftest import ingest, shop, table
+from reports.translations import ACTIONS, CHANNEL_NAMES, CLASS_NAMES, TEXT
+from tests.conftest import ingest, open_in_chromium, shop, table
 
 
 class Cells(HTMLParser):
@@ -34,20 +40,25 @@ NAME = '<script>alert("x")</script> & Co'
 
 @pytest.fixture(scope="module")
 def shop_with_customers(tmp_path_factory):
-    settings = shop(tmp_path_factory.mktemp("reports"), name=NAME, history_start="2024-07-01")
+    folder = tmp_path_factory.mktemp("reports")
+    settings = shop(folder, name=NAME, history_start="2024-07-01")
+    raw = {"name": NAME, "history_start": "2024-07-01", "history_end": "2024-12-31", "warehouse": "warehouse.duckdb",
+           "output": "out", "source": {"kind": "synthetic", "seed": 7, "customers": 400}}  # fmt: skip
+    (folder / "shop.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")  # the same shop, for the CLI
     ingest(settings, "2024-07-01", "2024-12-31")
     with dg.DagsterInstance.ephemeral() as instance:
         assert build_definitions(settings).resolve_job_def(CUSTOMERS_JOB).execute_in_process(instance=instance).success
     return settings
 
 
-def overview(settings, language: str) -> str:
+def overview(settings, language: str, path: bool = False) -> str | Path:
     settings = settings.model_copy(
         update={"reports": ReportSettings(language=language), "output": settings.output / language}
     )
     with dg.DagsterInstance.ephemeral() as instance:
         assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
-    return next((settings.output / "reports").glob("overview-*.html")).read_text(encoding="utf-8")
+    found = next((settings.output / "reports").glob(f"overview-*.{language}.html"))
+    return found if path else found.read_text(encoding="utf-8")
 
 
 def test_headline_figures_match_the_warehouse(shop_with_customers):
@@ -99,3 +110,68 @@ def test_a_masked_id_shows_at_most_half_of_it_and_tells_a_due_list_apart():
     ]
     due = ["C0000001", "C0000101", "C0002101", "C0012345"]  # the first three looked alike as 'C0****01'
     assert len({mask(i) for i in due}) == len(due)
+
+
+def test_the_overview_counts_who_is_due_each_day_and_links_their_list_which_excel_opens(shop_with_customers):
+    path = overview(shop_with_customers, "en", path=True)
+    html = path.read_text(encoding="utf-8")
+    rfm = table(shop_with_customers, "core.rfm")
+    as_of = table(shop_with_customers, "core.customer_facts")["as_of_date"].max()
+    due = rfm.filter(
+        pl.col("due_date").is_between(as_of + timedelta(days=1), as_of + timedelta(days=7))
+        & pl.col("stage").is_in(["new", "active"])
+    )
+    assert due.height > 0
+    cells = Cells()
+    cells.feed(html)
+    # each day's row ends with its total, and no customer id shows
+    for day, customers in due.group_by("due_date").len().iter_rows():
+        row = cells.cells[cells.cells.index(str(day)) :]
+        assert f"{customers:,}" in row[: len(set(due["rfm_class"])) + 2]
+    assert not any(mask(i) in html or i in html for i in due["customer_id"])
+    # and by channel, named in the report's language
+    channels = due.join(table(shop_with_customers, "core.customer_facts"), on="customer_id")["first_channel"]
+    by_channel = re.search(r"By the channel of their first order: ([^<]*)</p>", html).group(1)
+    for channel, customers in channels.value_counts().rows():
+        assert f"{CHANNEL_NAMES['en'][channel]} {customers:,}" in by_channel
+    link = re.search(r'<a href="([^"]+\.csv)"', html).group(1)
+    listed = (path.parent / link).resolve()
+    raw = listed.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert sorted(pl.read_csv(raw[3:])["customer_id"]) == sorted(due["customer_id"])
+
+
+def test_the_period_figures_match_the_orders(shop_with_customers):
+    html = overview(shop_with_customers, "en")
+    orders = table(shop_with_customers, "staging.orders").filter(pl.col("status") == "completed")
+    # default period: the 12 months to 2024-12-31 (the shop starts in July); before it, nothing
+    revenue = orders.filter(pl.col("order_date") >= date(2024, 1, 1))["amount"].sum()
+    cells = Cells()
+    cells.feed(html)
+    row = cells.cells[cells.cells.index("Net revenue (CNY)") :]
+    assert row[1:4] == [f"{revenue:,.0f}", "0", "–"]
+    assert "2024-01-01 to 2024-12-31, against 2023-01-01 to 2023-12-31" in html
+
+
+def test_regulars_report_overview_takes_a_period_and_a_language_and_keeps_the_other(shop_with_customers):
+    folder = shop_with_customers.output.parent
+    config = str(folder / "shop.yaml")
+    runner = CliRunner(env={"DAGSTER_HOME": str(folder / "dagster")})
+    for language in ("zh", "en"):
+        args = ["report", "overview", "--config", config, "--language", language, "--from", "2024-10-01"]
+        result = runner.invoke(main, [*args, "--to", "2024-11-30"])
+        assert result.exit_code == 0, result.output
+    zh = (folder / "out" / "reports" / "overview-2024-12-31.zh.html").read_text(encoding="utf-8")
+    en = (folder / "out" / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
+    assert "店铺概览" in zh and "2024-10-01 至 2024-11-30，对比 2024-08-01 至 2024-09-30" in zh
+    assert "Shop overview" in en and "2024-10-01 to 2024-11-30" in en
+    result = runner.invoke(main, ["report", "overview", "--config", config, "--language", "fr"])
+    assert result.exit_code == 2 and "'fr' is not one of 'en', 'zh'" in result.output
+
+
+def test_the_chinese_overview_opens_in_chromium_with_every_character_drawn(shop_with_customers, tmp_path):
+    path = overview(shop_with_customers, "zh", path=True)
+    seen = open_in_chromium(path, tmp_path / "overview.zh.png")
+    assert seen["errors"] == [] and seen["requests"] == [path.as_uri()]
+    assert seen["missing_glyphs"] == ""
+    assert seen["charts"] >= 4 and (tmp_path / "overview.zh.png").stat().st_size > 50_000

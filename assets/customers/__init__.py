@@ -11,6 +11,7 @@ from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
 from assets.customers.facts import ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
+from assets.customers.products import items_of, product_roles
 from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
@@ -28,6 +29,10 @@ ANALYSIS = {
     "top_customers": "Revenue share of the top 20% of customers, from core.customer_facts: one row.",
     "class_mix": "Class sizes and revenue shares, from core.rfm: one row per class.",
     "category_cycles": "Typical purchase cycle by main category, from core.customer_facts: one row per category.",
+    "product_roles": (
+        "The role each product (or category, where the export has no products) plays: traffic, profit, potential "
+        "or marginal, from staging.orders and staging.order_lines: one row per product."
+    ),
     "never_completed": (
         "Customers whose every order is cancelled or still open (in no other table), from staging.orders: "
         "one row per customer."
@@ -116,7 +121,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             dg.AssetKey(["analysis", name]),
             group_name=CUSTOMERS,
             description=text,
-            deps=[STAGING_ORDERS] if name == "never_completed" else [CUSTOMER_FACTS, RFM],
+            deps=[STAGING_ORDERS] if name in ("never_completed", "product_roles") else [CUSTOMER_FACTS, RFM],
         )
         for name, text in ANALYSIS.items()
     ]
@@ -130,8 +135,18 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "SELECT customer_id, status, count(*) AS orders, min(order_date) AS first_order_date,"
                 " max(order_date) AS last_order_date FROM staging.orders GROUP BY ALL"
             ).pl()
+            completed = conn.sql(
+                "SELECT order_id, customer_id, order_date, category FROM staging.orders WHERE status = ?",
+                params=[COMPLETED],
+            ).pl()
+            lines = conn.sql("SELECT order_id, sku, product, category FROM staging.order_lines").pl()
+            kind, items = items_of(lines, completed)
+            roles = product_roles(completed, items, facts["as_of_date"].max())
             tables = {
                 "never_completed": analysis.never_completed(by_status),
+                "product_roles": roles.join(
+                    items.select("item", "name").unique("item"), on="item", how="left"
+                ).with_columns(kind=pl.lit(kind)),
                 "repeat_purchase": analysis.repeat_purchase(facts),
                 "value_tiers": analysis.value_tiers(facts, rfm),
                 "top_customers": analysis.top_customers(facts),

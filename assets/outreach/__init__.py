@@ -83,9 +83,21 @@ def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
     outbox = output / "outbox" / event_id
     outbox.mkdir(parents=True, exist_ok=True)
     contacted = targets.filter(~pl.col("held_out").fill_null(False)).drop("held_out")  # null: before control groups
-    contacted.write_csv(outbox / "targets.csv")
+    write_spreadsheet_csv(contacted, outbox / "targets.csv")
     contacted.write_parquet(outbox / "targets.parquet")
     return outbox
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells that a spreadsheet would evaluate (beginning with = + - @, a tab or a carriage return) behind
+    a leading apostrophe, which spreadsheets read as "this is text" (OWASP's advice on CSV injection)."""
+    return frame.with_columns(pl.col(pl.String).str.replace(r"^([=+\-@\t\r])", "'$1"))
+
+
+def write_spreadsheet_csv(frame: pl.DataFrame, path: Path) -> None:
+    """A CSV that Excel opens as it is, on Chinese Windows too: UTF-8 with a byte order mark (without one
+    Excel reads it in the local code page, GBK there), and no cell it would evaluate."""
+    spreadsheet_safe(frame).write_csv(path, include_bom=True)
 
 
 def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:

@@ -1,24 +1,58 @@
 """Reports for people who do not read code: rendered HTML files in the output folder."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
+import polars as pl
 
 from assets import CAMPAIGNS, REPORTS
 from assets.campaigns import RESULTS, comparable_of, event_partitions, passed_over_of
-from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM
+from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY
+from assets.customers.trends import default_period
 from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
-from assets.outreach import REPURCHASE_REMINDERS
+from assets.orders import STAGING_ORDERS
+from assets.outreach import REPURCHASE_REMINDERS, write_spreadsheet_csv
 from assets.outreach.uplift import reminder_results
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, loaded_until, read_table
-from reports.overview import overview_html
+from pipelines.warehouse import COMPLETED, WAREHOUSE_POOL, Warehouse, loaded_until, read_table
+from reports.overview import due_next_week, overview_html
 from reports.prediction import prediction_section
 from reports.review import review_html
+from reports.trends import trends_context
 
 SHOP_OVERVIEW = dg.AssetKey(["reports", "shop_overview"])
 REMINDER_DAYS = 90  # the overview sets reminders of this many days against their control groups
 EVENT_REVIEW = dg.AssetKey(["reports", "event_review"])
+LANGUAGES = ("en", "zh")
+
+
+class ReportConfig(dg.Config):
+    language: str | None = None  # en or zh; default: the settings' reports.language
+
+
+class OverviewConfig(ReportConfig):
+    period_from: str | None = None  # YYYY-MM-DD; default: the 12 calendar months to the as-of date
+    period_to: str | None = None  # YYYY-MM-DD; default: the as-of date
+
+
+def period(config: OverviewConfig, as_of: date) -> tuple[date, date]:
+    """The overview's period: the config's, else the 12 calendar months to the as-of date."""
+    try:
+        given = [date.fromisoformat(d) if d else None for d in (config.period_from, config.period_to)]
+    except ValueError as exc:
+        raise dg.Failure(f"period: {exc}; dates are YYYY-MM-DD") from None
+    last = given[1] or as_of
+    first = given[0] or default_period(last)[0]
+    if first > last:
+        raise dg.Failure(f"period: {first} is after {last}")
+    return first, last
+
+
+def report_language(settings: ShopSettings, config: ReportConfig) -> str:
+    language = config.language or settings.reports.language
+    if language not in LANGUAGES:
+        raise dg.Failure(f"language {language!r}: reports are in {' or '.join(LANGUAGES)}")
+    return language
 
 
 def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
@@ -28,6 +62,8 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         deps=[
             CUSTOMER_FACTS,
             RFM,
+            SEGMENT_HISTORY,
+            STAGING_ORDERS,
             REPURCHASE_REMINDERS,
             *(dg.AssetKey(["analysis", name]) for name in ANALYSIS),
             PREDICTION_QUALITY,
@@ -35,33 +71,54 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         ],
         pool=WAREHOUSE_POOL,
     )
-    def shop_overview(warehouse: Warehouse) -> dg.MaterializeResult:
-        """The shop overview, from core.*, analysis.* and the last 90 days of outreach.repurchase_reminders: one
-        HTML file per as-of date, in the output folder."""
+    def shop_overview(config: OverviewConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+        """The shop overview, from core.*, analysis.*, staging.orders and the last 90 days of
+        outreach.repurchase_reminders: one HTML file per as-of date and language in the output folder, and the
+        customers due next week in the outbox."""
+        language = report_language(settings, config)
         with warehouse.get_connection() as conn:
             tables = {name: conn.sql(f"SELECT * FROM {name}").pl() for name in (
-                "core.customer_facts", "core.rfm", "analysis.class_mix", "analysis.value_tiers",
-                "analysis.category_cycles")}  # fmt: skip
+                "core.customer_facts", "core.rfm", "core.segment_history", "analysis.class_mix",
+                "analysis.value_tiers", "analysis.category_cycles", "analysis.product_roles")}  # fmt: skip
+            orders = conn.sql(
+                "SELECT customer_id, order_date, amount, status FROM staging.orders WHERE status = ?",
+                params=[COMPLETED],
+            ).pl()
             quality = read_table(conn, "analysis.prediction_quality")
             weekly = read_table(conn, "analysis.prediction_tracking")
-            facts, rfm = tables["core.customer_facts"], tables["core.rfm"]
-            as_of = facts["as_of_date"].max()
+            as_of = tables["core.customer_facts"]["as_of_date"].max()
             since = as_of - timedelta(days=REMINDER_DAYS - 1) if as_of else None
             reminders = conn.sql("SELECT * FROM outreach.repurchase_reminders WHERE contact_date >= ?", params=[since])
-            orders = conn.sql("SELECT customer_id, order_date, amount, status FROM staging.orders"
-                              " WHERE order_date >= ?", params=[since])  # fmt: skip
-            reminded = reminder_results(reminders.pl(), orders.pl(), loaded_until(conn) or as_of, settings.outreach)
-        html = overview_html(
-            settings.name, settings.currency, settings.reports.language, as_of, facts, rfm,
-            tables["analysis.class_mix"], tables["analysis.value_tiers"], tables["analysis.category_cycles"],
-            reminded, settings.outreach.response_days,
-            prediction_section(settings.reports.language, settings.value.model, settings.value.holdout_days, quality,
-                               weekly),
+            reminded = reminder_results(
+                reminders.pl(),
+                orders.filter(pl.col("order_date") >= since),
+                loaded_until(conn) or as_of,
+                settings.outreach,
+            )
+        facts, rfm = tables["core.customer_facts"], tables["core.rfm"]
+        first, last = period(config, as_of)
+        due = due_next_week(facts, rfm, as_of)
+        due_path = settings.output / "outbox" / "due" / f"due-{as_of}.csv"
+        due_path.parent.mkdir(parents=True, exist_ok=True)
+        write_spreadsheet_csv(due, due_path)
+        trends = trends_context(
+            orders.filter(pl.col("order_date") <= last), tables["core.segment_history"], first, last,
+            settings.lifecycle.churned_after_days, language, settings.currency,
         )  # fmt: skip
-        path = settings.output / "reports" / f"overview-{as_of}.html"
+        html = overview_html(
+            settings.name, settings.currency, language, as_of, facts, rfm, tables["analysis.class_mix"],
+            tables["analysis.value_tiers"], tables["analysis.category_cycles"], due,
+            f"../outbox/due/{due_path.name}", trends, tables["analysis.product_roles"], reminded,
+            settings.outreach.response_days,
+            prediction_section(language, settings.value.model, settings.value.holdout_days, quality, weekly),
+        )  # fmt: skip
+        path = settings.output / "reports" / f"overview-{as_of}.{language}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
-        return dg.MaterializeResult(metadata={"as_of": str(as_of), "path": dg.MetadataValue.path(str(path))})
+        return dg.MaterializeResult(metadata={
+            "as_of": str(as_of), "period": f"{first} .. {last}", "due_next_week": due.height,
+            "path": dg.MetadataValue.path(str(path)), "due_list": dg.MetadataValue.path(str(due_path)),
+        })  # fmt: skip
 
     calendar = settings.calendar()
     events = {event.id: event for event in calendar}
@@ -70,17 +127,20 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         key=EVENT_REVIEW, group_name=CAMPAIGNS, deps=[RESULTS], partitions_def=event_partitions(settings),
         pool=WAREHOUSE_POOL,
     )  # fmt: skip
-    def event_review(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def event_review(
+        context: dg.AssetExecutionContext, config: ReportConfig, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
         """The post-promotion review, from campaigns.results: one HTML file per event, in the output folder."""
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
             results = read_table(conn, "campaigns.results", event_id=event.id)
             goals = read_table(conn, "campaigns.goals", event_id=event.id)
+        language = report_language(settings, config)
         html = review_html(
-            settings.name, settings.currency, settings.reports.language, event, comparable_of(goals, events), calendar,
+            settings.name, settings.currency, language, event, comparable_of(goals, events), calendar,
             results, passed_over_of(goals, events), settings.outreach.response_days,
         )  # fmt: skip
-        path = settings.output / "reports" / f"review-{event.id}.html"
+        path = settings.output / "reports" / f"review-{event.id}.{language}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})

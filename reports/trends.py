@@ -1,0 +1,102 @@
+"""The overview's sections over time: a period against the previous one, month by month, the class mix by
+month and the cohort heat map. Figures from assets.customers.trends."""
+
+from datetime import date
+
+import polars as pl
+import pygal
+
+from assets.customers.trends import (
+    class_mix_by_month,
+    cohort_grid,
+    month_ends,
+    monthly_figures,
+    period_totals,
+    previous_period,
+    rates_as_of,
+)
+from reports.render import chart, money
+from reports.translations import CLASS_NAMES, TEXT
+
+PERIOD_MEASURES = (
+    "revenue", "revenue_new", "revenue_returning", "buyers", "new_buyers", "orders", "average_order_value",
+    "repeat_rate", "churn_rate",
+)  # fmt: skip
+MONTH_MEASURES = ("revenue_new", "revenue_returning", "buyers", "orders", "average_order_value", "repeat_rate",
+                  "churn_rate")  # fmt: skip
+
+
+def months_with_rates(orders: pl.DataFrame, first: date, last: date, churned_after_days: int) -> pl.DataFrame:
+    """monthly_figures with the rates on each month's last day (within the period) beside them."""
+    rates = rates_as_of(orders, month_ends(first, last), churned_after_days).drop("as_of", "customers")
+    return pl.concat([monthly_figures(orders, first, last), rates], how="horizontal")
+
+
+def trends_context(
+    orders: pl.DataFrame, history: pl.DataFrame, first: date, last: date, churned_after_days: int, language: str,
+    currency: str,
+) -> dict:  # fmt: skip
+    """What overview_trends.html.j2 shows: `orders` are completed orders (customer_id, order_date, amount)."""
+    t, names = TEXT[language], CLASS_NAMES[language]
+    previous_first, previous_last = previous_period(first, last)
+    this = months_with_rates(orders, first, last, churned_after_days)
+    before = months_with_rates(orders, previous_first, previous_last, churned_after_days)
+    labels = [f"{m:%Y-%m}" for m in this["month"]]
+    revenue_chart = chart(
+        pygal.StackedBar, labels,
+        {t["measure_revenue_new"]: this["revenue_new"].to_list(),
+         t["measure_revenue_returning"]: this["revenue_returning"].to_list()},
+        value_formatter=money(currency), x_label_rotation=30,
+    )  # fmt: skip
+    against_chart = chart(
+        pygal.Line, labels,
+        {t["this_period"]: this["revenue"].to_list(),
+         f"{t['chart_previous']} ({previous_first:%Y-%m} – {previous_last:%Y-%m})": before["revenue"].to_list()},
+        value_formatter=money(currency), x_label_rotation=30, dots_size=3, max_scale=8,
+    )  # fmt: skip
+    mix = class_mix_by_month(history, month_ends(first, last))
+    shares = {(row["as_of"], row["rfm_class"]): row["share"] for row in mix.iter_rows(named=True)}
+    ends = month_ends(first, last)
+    present = [c for c in names if any(k[1] == c for k in shares)]
+    mix_chart = (
+        chart(pygal.StackedBar, labels, {names[c]: [shares.get((d, c)) for d in ends] for c in present},
+              value_formatter=lambda v: f"{v:.0%}", x_label_rotation=30, height=380)
+        if shares else ""
+    )  # fmt: skip
+    at_ends = {(r["as_of"], r["rfm_class"]): r["share"] for r in class_mix_by_month(history, [previous_last, last])
+               .iter_rows(named=True)}  # fmt: skip
+    class_ends = [(names[c], at_ends.get((last, c)), at_ends.get((previous_last, c))) for c in names
+                  if (last, c) in at_ends or (previous_last, c) in at_ends]  # fmt: skip
+    grid, previous_grid = cohort_grid(orders, first, last), cohort_grid(orders, previous_first, previous_last)
+    return {
+        "first": first, "last": last, "previous_first": previous_first, "previous_last": previous_last,
+        "totals": period_totals(orders, first, last, churned_after_days),
+        "previous_totals": period_totals(orders, previous_first, previous_last, churned_after_days),
+        "period_measures": PERIOD_MEASURES, "month_measures": MONTH_MEASURES,
+        "months": list(zip(labels, this.to_dicts(), before.to_dicts() + [None] * (this.height - before.height),
+                           strict=False)),
+        "churned_after_days": churned_after_days,
+        "class_ends": class_ends,
+        "revenue_chart": revenue_chart, "against_chart": against_chart, "mix_chart": mix_chart,
+        "cohorts": cohort_rows(grid), "previous_cohorts": cohort_rows(previous_grid),
+        "cohort_width": max(grid["months_since"].max() or 0, previous_grid["months_since"].max() or 0),
+        "heat_max": max(grid["share"].max() or 0, previous_grid["share"].max() or 0, 0.01),
+    }  # fmt: skip
+
+
+def cohort_rows(grid: pl.DataFrame) -> list[dict]:
+    """The cohort grid as the heat map's rows: the cohort's month, its customers and its shares by month after."""
+    return [
+        {"cohort": f"{key[0]:%Y-%m}", "customers": rows["customers"][0], "shares": rows["share"].to_list()}
+        for key, rows in grid.group_by("cohort", maintain_order=True)
+    ]
+
+
+def change(measure: str, now: float | None, then: float | None, points: str) -> str:
+    """This period against the previous: rates in percentage `points` (the unit's name), other figures in
+    percent."""
+    if now is None or then is None:
+        return "–"
+    if "rate" in measure:
+        return f"{(now - then) * 100:+.1f} {points}"
+    return f"{now / then - 1:+.1%}" if then else "–"
