@@ -11,32 +11,45 @@ from assets.customers.trends import (
     cohort_grid,
     month_ends,
     monthly_figures,
+    not_completed_by_month,
     period_totals,
     previous_period,
     rates_as_of,
 )
+from pipelines.warehouse import COMPLETED
 from reports.render import chart, money
 from reports.translations import CLASS_NAMES, TEXT
 
 PERIOD_MEASURES = (
     "revenue", "revenue_new", "revenue_returning", "buyers", "new_buyers", "orders", "average_order_value",
-    "repeat_rate", "churn_rate",
+    "repeat_rate", "churn_rate", "open_orders", "cancelled_orders",
 )  # fmt: skip
 MONTH_MEASURES = ("revenue_new", "revenue_returning", "buyers", "orders", "average_order_value", "repeat_rate",
-                  "churn_rate")  # fmt: skip
+                  "churn_rate", "open_orders", "cancelled_orders")  # fmt: skip
+NOT_COMPLETED = ("open_orders", "cancelled_orders")
 
 
 def months_with_rates(orders: pl.DataFrame, first: date, last: date, churned_after_days: int) -> pl.DataFrame:
-    """monthly_figures with the rates on each month's last day (within the period) beside them."""
-    rates = rates_as_of(orders, month_ends(first, last), churned_after_days).drop("as_of", "customers")
-    return pl.concat([monthly_figures(orders, first, last), rates], how="horizontal")
+    """monthly_figures of the completed orders with the rates on each month's last day (within the period) and
+    the orders not completed beside them."""
+    completed = orders.filter(pl.col("status") == COMPLETED)
+    rates = rates_as_of(completed, month_ends(first, last), churned_after_days).drop("as_of", "customers")
+    others = not_completed_by_month(orders, first, last).drop("month")
+    return pl.concat([monthly_figures(completed, first, last), rates, others], how="horizontal")
+
+
+def totals(orders: pl.DataFrame, months: pl.DataFrame, first: date, last: date, churned_after_days: int) -> dict:
+    """period_totals of the completed orders, and the orders not completed of its months."""
+    completed = orders.filter(pl.col("status") == COMPLETED)
+    return period_totals(completed, first, last, churned_after_days) | {m: months[m].sum() for m in NOT_COMPLETED}
 
 
 def trends_context(
     orders: pl.DataFrame, history: pl.DataFrame, first: date, last: date, churned_after_days: int, language: str,
     currency: str,
 ) -> dict:  # fmt: skip
-    """What overview_trends.html.j2 shows: `orders` are completed orders (customer_id, order_date, amount)."""
+    """What overview_trends.html.j2 shows: `orders` are orders of every status (customer_id, order_date, amount,
+    status); figures count the completed ones, and the others are counted beside them."""
     t, names = TEXT[language], CLASS_NAMES[language]
     previous_first, previous_last = previous_period(first, last)
     this = months_with_rates(orders, first, last, churned_after_days)
@@ -67,11 +80,13 @@ def trends_context(
                .iter_rows(named=True)}  # fmt: skip
     class_ends = [(names[c], at_ends.get((last, c)), at_ends.get((previous_last, c))) for c in names
                   if (last, c) in at_ends or (previous_last, c) in at_ends]  # fmt: skip
-    grid, previous_grid = cohort_grid(orders, first, last), cohort_grid(orders, previous_first, previous_last)
+    completed = orders.filter(pl.col("status") == COMPLETED)
+    grid = cohort_grid(completed, first, last)
+    previous_grid = cohort_grid(completed, previous_first, previous_last)
     return {
         "first": first, "last": last, "previous_first": previous_first, "previous_last": previous_last,
-        "totals": period_totals(orders, first, last, churned_after_days),
-        "previous_totals": period_totals(orders, previous_first, previous_last, churned_after_days),
+        "totals": totals(orders, this, first, last, churned_after_days),
+        "previous_totals": totals(orders, before, previous_first, previous_last, churned_after_days),
         "period_measures": PERIOD_MEASURES, "month_measures": MONTH_MEASURES,
         "months": list(zip(labels, this.to_dicts(), before.to_dicts() + [None] * (this.height - before.height),
                            strict=False)),

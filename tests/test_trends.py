@@ -7,6 +7,7 @@ import pytest
 
 from assets.customers.products import items_of, product_roles
 from assets.customers.trends import cohort_grid, monthly_figures, period_totals, previous_period, rates_as_of
+from reports.trends import months_with_rates, totals
 
 D = date
 # Completed orders: a comes in January 2024 and again in March; b in January only; c in February, back in
@@ -113,3 +114,19 @@ def test_items_are_products_where_the_export_has_them_else_categories():
     assert kind == "category" and items.rows() == [("o1", "home", "home"), ("o2", "home", "home")]
     kind, items = items_of(lines.with_columns(pl.lit(None, pl.String).alias(c) for c in ("sku", "category")), orders)
     assert kind == "category" and items["item"].to_list() == ["kitchen", "kitchen"]
+
+
+def test_the_overview_counts_orders_not_completed_beside_the_months_figures():
+    # ORDERS completed, plus in January one open and one cancelled order, in March one cancelled (a return
+    # of -15: not revenue either way); the months' figures stay those of the completed orders.
+    others = pl.DataFrame(
+        [("e", D(2024, 1, 7), 0.0, "open"), ("b", D(2024, 1, 21), 0.0, "cancelled"),
+         ("c", D(2024, 3, 10), -15.0, "cancelled")],
+        schema=["customer_id", "order_date", "amount", "status"], orient="row",
+    )  # fmt: skip
+    orders = pl.concat([ORDERS.with_columns(status=pl.lit("completed")), others])
+    months = months_with_rates(orders, D(2024, 1, 1), D(2024, 3, 31), 365)
+    assert months.select("open_orders", "cancelled_orders").rows() == [(1, 1), (0, 0), (0, 1)]
+    assert months["revenue"].to_list() == [40.0, 40.0, 40.0] and months["orders"].to_list() == [2, 1, 3]
+    period = totals(orders, months, D(2024, 1, 1), D(2024, 3, 31), 365)
+    assert (period["open_orders"], period["cancelled_orders"], period["orders"]) == (1, 2, 6)

@@ -1,12 +1,13 @@
 """The shop over time, for the overview: figures by calendar month of a period, the repeat-purchase and
 churn rates as of any day, the class mix by month and a cohort grid. Plain Polars over completed orders
-(`customer_id, order_date, amount`)."""
+(`customer_id, order_date, amount`); orders not completed are counted by month beside them."""
 
 from datetime import date, timedelta
 
 import polars as pl
 
 from assets.customers.history import state_at
+from pipelines.warehouse import CANCELLED, OPEN
 
 
 def month_start(day: date) -> date:
@@ -78,6 +79,18 @@ def monthly_figures(orders: pl.DataFrame, first: date, last: date) -> pl.DataFra
         )
         .with_columns(average_order_value=pl.when(pl.col("orders") > 0).then(pl.col("revenue") / pl.col("orders")))
     )
+
+
+def not_completed_by_month(orders: pl.DataFrame, first: date, last: date) -> pl.DataFrame:
+    """One row per calendar month of first..last: orders placed in it still open, and cancelled or returned
+    (`orders` of every status; neither counts as revenue)."""
+    months = pl.DataFrame({"month": [month_start(end) for end in month_ends(first, last)]})
+    counts = (
+        orders.filter(pl.col("order_date").is_between(first, last))
+        .group_by(month=pl.col("order_date").dt.truncate("1mo"))
+        .agg(open_orders=(pl.col("status") == OPEN).sum(), cancelled_orders=(pl.col("status") == CANCELLED).sum())
+    )
+    return months.join(counts, on="month", how="left").fill_null(0)
 
 
 def period_totals(orders: pl.DataFrame, first: date, last: date, churned_after_days: int) -> dict:

@@ -14,7 +14,7 @@ from assets.orders import STAGING_ORDERS
 from assets.outreach import REPURCHASE_REMINDERS, write_spreadsheet_csv
 from assets.outreach.uplift import reminder_results
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import COMPLETED, WAREHOUSE_POOL, Warehouse, loaded_until, read_table
+from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, loaded_until, read_table
 from reports.overview import due_next_week, overview_html
 from reports.prediction import prediction_section
 from reports.review import review_html
@@ -80,10 +80,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             tables = {name: conn.sql(f"SELECT * FROM {name}").pl() for name in (
                 "core.customer_facts", "core.rfm", "core.segment_history", "analysis.class_mix",
                 "analysis.value_tiers", "analysis.category_cycles", "analysis.product_roles")}  # fmt: skip
-            orders = conn.sql(
-                "SELECT customer_id, order_date, amount, status FROM staging.orders WHERE status = ?",
-                params=[COMPLETED],
-            ).pl()
+            orders = conn.sql("SELECT customer_id, order_date, amount, status FROM staging.orders").pl()
             quality = read_table(conn, "analysis.prediction_quality")
             weekly = read_table(conn, "analysis.prediction_tracking")
             as_of = tables["core.customer_facts"]["as_of_date"].max()
