@@ -170,7 +170,7 @@ def test_the_overview_judges_rule_and_model_on_the_last_180_days(warehouse):
         """).fetchall()[0]
         quality = conn.sql("SELECT * FROM analysis.prediction_quality ORDER BY method").pl()
     assert quality["actual_purchases"].to_list() == [made, made]
-    html = (warehouse.parent / "out" / "reports" / "overview-2011-12-09.html").read_text(encoding="utf-8")
+    html = (warehouse.parent / "out" / "reports" / "overview-2011-12-09.en.html").read_text(encoding="utf-8")
     assert "We held back the last 180 days (after 2011-06-12)" in html
     for auc in quality["auc_buys_again"]:
         assert f'<td class="n">{auc:.2f}</td>' in html
