@@ -190,7 +190,7 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     # the overview says it in words, with the table's figures and the tracking chart
     with dg.DagsterInstance.ephemeral() as instance:
         assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
-    html = (settings.output / "reports" / "overview-2024-12-31.html").read_text(encoding="utf-8")
+    html = (settings.output / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
     rule, model = (quality.filter(pl.col("method") == method).row(0, named=True) for method in ("rule", "model"))
     assert "Who buys again: the rule and the model on the last 120 days" in html
     assert f"Of the {rule['flagged_customers']:,} customers the rule called churned, " in html
@@ -215,7 +215,7 @@ def test_a_shop_too_young_for_the_models_keeps_its_other_work(tmp_path):
     assert table(settings, "analysis.prediction_quality").is_empty()
     with dg.DagsterInstance.ephemeral() as instance:
         assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
-    html = (settings.output / "reports" / "overview-2024-12-31.html").read_text(encoding="utf-8")
+    html = (settings.output / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
     assert "The model could not be fitted on the history before the last 180 days" in html
 
 
