@@ -33,6 +33,7 @@ GROUP_GRID = {
     1: ("Lost", "Hibernating", "At risk", "Can't lose them", "Can't lose them"),
 }
 GROUPS = {f"{r}{fm}": GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
+_GROUP_BY_SCORES = {10 * r + fm: GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
 
 
 def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Expr, rules: RfmSettings):
@@ -86,5 +87,5 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     return scored.with_columns(
         rfm_class=highs.replace_strict({n: code for n, (code, _) in by_highs.items()}, return_dtype=pl.String),
         rfm_class_zh=highs.replace_strict({n: zh for n, (_, zh) in by_highs.items()}, return_dtype=pl.String),
-        rfm_group=pl.concat_str(pl.col("r_score"), fm).replace_strict(GROUPS),
+        rfm_group=(10 * pl.col("r_score").cast(pl.Int16) + fm).replace_strict(_GROUP_BY_SCORES, return_dtype=pl.String),
     )
