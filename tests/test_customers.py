@@ -93,7 +93,7 @@ def test_fixed_thresholds_use_the_category_active_window():
 
 
 def test_quintiles_give_ties_one_score():
-    scores = pl.DataFrame({"v": [1, 1, 1, 2, 3, 4, 5, 6, 7, 8]}).select(quintile(pl.col("v"))).to_series().to_list()
+    scores = quintile(pl.Series([1, 1, 1, 2, 3, 4, 5, 6, 7, 8])).to_list()
     assert scores == [1, 1, 1, 2, 3, 3, 4, 4, 5, 5]
 
 

@@ -76,13 +76,18 @@ def value_tier(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
 def tags() -> pl.Expr:
     """Targeting tags, ';'-separated: class, stage, order-value tier, promotion-sensitive, main category, channel."""
     promotion_sensitive = pl.col("acquired_on_event") | (pl.col("event_orders") * 2 >= pl.col("orders"))
+
+    def labelled(prefix: str, name: str) -> list[pl.Expr]:
+        """The prefix and the column's value, or nothing where it has none (no text made for the pair first)."""
+        return [pl.when(pl.col(name).is_not_null()).then(pl.lit(prefix)), pl.col(name)]
+
     return pl.concat_str(
-        "rfm_class",
+        "rfm_class",  # class and stage are never missing
+        pl.lit(";"),
         "stage",
-        pl.lit("tier:") + pl.col("value_tier"),
-        pl.when(promotion_sensitive).then(pl.lit("promotion_sensitive")),
-        pl.lit("category:") + pl.col("main_category"),
-        pl.lit("channel:") + pl.col("first_channel"),
-        separator=";",
+        *labelled(";tier:", "value_tier"),
+        pl.when(promotion_sensitive).then(pl.lit(";promotion_sensitive")),
+        *labelled(";category:", "main_category"),
+        *labelled(";channel:", "first_channel"),
         ignore_nulls=True,
     )

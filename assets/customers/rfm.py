@@ -33,6 +33,7 @@ GROUP_GRID = {
     1: ("Lost", "Hibernating", "At risk", "Can't lose them", "Can't lose them"),
 }
 GROUPS = {f"{r}{fm}": GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
+_GROUP_BY_SCORES = {10 * r + fm: GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
 
 
 def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Expr, rules: RfmSettings):
@@ -53,9 +54,16 @@ def rfm_values(summary: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     return summary.select("customer_id", "recency_days", "main_category", frequency=frequency, monetary=monetary)
 
 
-def quintile(goodness: pl.Expr) -> pl.Expr:
+def quintile(goodness: pl.Series) -> pl.Series:
     """Scores 1-5 by rank, 5 the best; equal values always share a score."""
-    return (1 + (5 * (goodness.rank("min") - 1) / pl.len()).floor()).cast(pl.Int8)
+    # 1 + floor(5 x (rank - 1) / n), where rank - 1 counts the values below: a value scores one more for each
+    # k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so one sort stands in for a ranking
+    ordered, n = goodness.drop_nulls().sort(), len(goodness)
+    cuts = [ordered[i] for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < len(ordered)]
+    score = sum(((pl.col("v") > cut).cast(pl.Int8) for cut in cuts), pl.lit(1, pl.Int8))
+    return (
+        goodness.to_frame("v").select(pl.when(pl.col("v").is_not_null()).then(score)).to_series().alias(goodness.name)
+    )
 
 
 def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -75,9 +83,9 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     by_highs = {4 * r + 2 * f + m: (code, zh) for (r, f, m), (code, zh, _) in CLASSES.items()}
     highs = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
     scored = values.with_columns(
-        r_score=quintile(-pl.col("recency_days")),
-        f_score=quintile(pl.col("frequency")),
-        m_score=quintile(pl.col("monetary")),
+        r_score=quintile(-values["recency_days"]),
+        f_score=quintile(values["frequency"]),
+        m_score=quintile(values["monetary"]),
         r_high=r_high.fill_null(False),
         f_high=f_high.fill_null(False),
         m_high=m_high.fill_null(False),
@@ -86,5 +94,5 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     return scored.with_columns(
         rfm_class=highs.replace_strict({n: code for n, (code, _) in by_highs.items()}, return_dtype=pl.String),
         rfm_class_zh=highs.replace_strict({n: zh for n, (_, zh) in by_highs.items()}, return_dtype=pl.String),
-        rfm_group=pl.concat_str(pl.col("r_score"), fm).replace_strict(GROUPS),
+        rfm_group=(10 * pl.col("r_score").cast(pl.Int16) + fm).replace_strict(_GROUP_BY_SCORES, return_dtype=pl.String),
     )
