@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from checks.suites import SuiteResult
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import SettingsError, load_settings
-from tests.conftest import COLUMNS, file_shop, ingest, shop, table
+from tests.conftest import COLUMNS, HEADER, file_shop, ingest, shop, table
 
 CLASSES = ["important_value", "important_winback", "important_develop", "important_retain",
            "potential", "new", "general_maintain", "lost"]  # fmt: skip
@@ -93,6 +93,19 @@ def test_an_outbox_csv_opens_in_a_spreadsheet_as_text_with_its_chinese_intact(tm
     # no cell of any column starts with what a spreadsheet evaluates
     cells = outbox.select(pl.all().cast(pl.String)).unpivot()["value"].drop_nulls()
     assert not cells.str.contains(r"^[=+\-@]").any()
+
+
+def test_refused_rows_open_in_a_spreadsheet_as_text(tmp_path):
+    # A refused row (negative amount on a sale) whose customer id a spreadsheet would evaluate.
+    path = tmp_path / "orders.csv"
+    path.write_text(HEADER + 'A1,c1,2024-03-01 10:00:00,10,x\nA2,"=1+2",2024-03-01 11:00:00,-5,x\n')
+    settings = file_shop(tmp_path, str(path), COLUMNS)
+    ingest(settings, "2024-03-01")
+    raw = (settings.output / "rejects" / "rejects-2024-03-01_2024-03-01.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    refused = pl.read_csv(raw.decode("utf-8-sig").encode(), schema_overrides={"customer_id": pl.String})
+    assert refused.select("order_id", "customer_id", "reason").rows() == [("A2", "'=1+2", "negative_amount")]
+    assert table(settings, "staging.rejects")["customer_id"].to_list() == ["=1+2"]  # kept as received
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from pipelines.progress import Progress
 from pipelines.settings import ShopSettings
 from pipelines.sources import OrderSource, SourceFile
 from pipelines.sources.exports import MalformedExportError
+from pipelines.spreadsheets import write_spreadsheet_csv
 from pipelines.warehouse import (
     CANCELLED,
     WAREHOUSE_POOL,
@@ -356,12 +357,14 @@ def _preview(conn, first: date, last: date) -> pl.DataFrame:
 
 
 def _refused_rows_csv(conn, output: Path, first: date, last: date) -> Path:
-    """The run's refused rows, with reasons, as a CSV in the output folder for people who fix exports."""
+    """The run's refused rows, with reasons, as a CSV in the output folder for people who fix exports (values
+    from the export that a spreadsheet would evaluate are neutralized: staging.rejects keeps them as received)."""
     path = output / "rejects" / f"rejects-{first}_{last}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn.sql(
+    refused = conn.sql(
         "SELECT * FROM staging.rejects WHERE order_date BETWEEN ? AND ? ORDER BY _source, _row", params=[first, last]
-    ).pl().write_csv(path)
+    ).pl()
+    write_spreadsheet_csv(refused, path)
     return path
 
 

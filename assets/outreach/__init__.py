@@ -15,6 +15,7 @@ from assets.outreach.care import care_moments
 from assets.outreach.reminders import reminders_for_days
 from assets.outreach.uplift import list_results
 from pipelines.settings import ShopSettings
+from pipelines.spreadsheets import write_spreadsheet_csv
 from pipelines.warehouse import (
     WAREHOUSE_POOL,
     Warehouse,
@@ -86,18 +87,6 @@ def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
     write_spreadsheet_csv(contacted, outbox / "targets.csv")
     contacted.write_parquet(outbox / "targets.parquet")
     return outbox
-
-
-def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text cells that a spreadsheet would evaluate (beginning with = + - @, a tab or a carriage return) behind
-    a leading apostrophe, which spreadsheets read as "this is text" (OWASP's advice on CSV injection)."""
-    return frame.with_columns(pl.col(pl.String).str.replace(r"^([=+\-@\t\r])", "'$1"))
-
-
-def write_spreadsheet_csv(frame: pl.DataFrame, path: Path) -> None:
-    """A CSV that Excel opens as it is, on Chinese Windows too: UTF-8 with a byte order mark (without one
-    Excel reads it in the local code page, GBK there), and no cell it would evaluate."""
-    spreadsheet_safe(frame).write_csv(path, include_bom=True)
 
 
 def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:

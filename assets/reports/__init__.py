@@ -11,9 +11,10 @@ from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY
 from assets.customers.trends import default_period
 from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
 from assets.orders import STAGING_ORDERS
-from assets.outreach import REPURCHASE_REMINDERS, write_spreadsheet_csv
+from assets.outreach import REPURCHASE_REMINDERS
 from assets.outreach.uplift import reminder_results
 from pipelines.settings import ShopSettings
+from pipelines.spreadsheets import write_spreadsheet_csv
 from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, loaded_until, read_table
 from reports.overview import due_next_week, overview_html
 from reports.prediction import prediction_section
