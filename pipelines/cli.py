@@ -193,11 +193,16 @@ def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
     shown.pop("window", None)
     rows = shown.pop("rows", shown.pop("dagster/row_count", None))
     extra = _in_words(shown)
-    counts = [v.value for v in metadata.values() if isinstance(v, dg.JsonMetadataValue) and v.value]
+    counts = [v.value for v in metadata.values() if isinstance(v, dg.JsonMetadataValue) and _counts(v.value)]
     if counts:
         extra += " (" + "; ".join(", ".join(f"{k} {n}" for k, n in c.items()) for c in counts) + ")"
     count = "" if rows is None else f"{rows} rows"
     return f"      {key.to_user_string():<30} {count:>14}  {extra}".rstrip()
+
+
+def _counts(value) -> bool:
+    """Whether a JSON metadata value is counts by name (classes, reasons ...), which a summary line lists."""
+    return bool(value) and isinstance(value, dict) and all(isinstance(n, int | float) for n in value.values())
 
 
 def _warning_line(check: dg.AssetCheckEvaluation) -> str:
