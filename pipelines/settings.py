@@ -311,6 +311,10 @@ class OperationsSettings(_Strict):
     webhook_url: str | None = None  # failed runs are posted here (REGULARS_WEBHOOK_URL overrides); else logged
 
 
+RISK_BANDS = ("low", "medium", "high")
+RiskBand = Literal["low", "medium", "high"]
+
+
 class ValueSettings(_Strict):
     """The purchase and spend models behind core.customer_value, and their hold-out test."""
 
@@ -322,6 +326,8 @@ class ValueSettings(_Strict):
     high_value_share: float = Field(0.2, gt=0, le=1)  # high_value_at_risk: this top share by net spend, high risk
     holdout_days: int = Field(180, gt=0)  # the last days of history the hold-out test keeps from the fit
     min_repeat_buyers: int = Field(20, ge=2)  # fewer repeat buyers than this: no fit, and the reason why
+    # repurchase reminders go to customers of these churn-risk bands only, by the latest fit on or before the day
+    remind_risk_bands: list[RiskBand] = list(RISK_BANDS)
 
     @model_validator(mode="after")
     def _bands(self) -> ValueSettings:

@@ -27,6 +27,7 @@ from assets.customers.models import (
 )
 from assets.customers.prediction import holdout_scores, quality
 from assets.customers.value import customer_value, fit, model_inputs
+from assets.outreach.reminders import in_risk_bands
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import ValueSettings
 from reports.prediction import WORDS
@@ -270,3 +271,25 @@ def test_holdout_quality_on_a_hand_made_shop():
 
 def test_the_prediction_section_has_every_word_in_every_language():
     assert WORDS["en"].keys() == WORDS["zh"].keys()
+
+
+def test_reminders_may_skip_a_risk_band_by_the_latest_fit():
+    # Fader, Hardie & Lee's parameters in weeks. P(alive) by hand, for x > 0:
+    # 1 / (1 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x)); 1 for x = 0.
+    r, alpha, a, b = FHL
+    facts = pl.DataFrame({  # A and B: 3 purchase days over 39 weeks, last at week 30 or 5; C: one purchase
+        "customer_id": ["A", "B", "C"], "purchase_days": [3, 3, 1], "tenure_days": [273, 273, 100],
+        "recency_days": [63, 238, 100], "net_revenue": [30.0, 30.0, 10.0],
+    })  # fmt: skip
+    p_alive = {c: 1 / (1 + a / (b + 1) * ((alpha + 39) / (alpha + t_x)) ** (r + 2)) for c, t_x in (("A", 30), ("B", 5))}
+    assert p_alive["A"] == pytest.approx(0.7195, abs=1e-4) and p_alive["B"] == pytest.approx(0.1229, abs=1e-4)
+    rfm = facts.select("customer_id", stage=pl.lit("due"))
+    fits = pl.DataFrame({
+        "fit_date": [date(2024, 6, 1)] * 2, "model": ["bgnbd", "gammagamma"], "unit": ["weeks"] * 2,
+        "params": [json.dumps(dict(zip(("r", "alpha", "a", "b"), FHL, strict=True))), json.dumps({"p": 1.0})],
+    })  # fmt: skip
+    # bands at 0.3 and 0.7: A low, B high, C (x = 0) low
+    skip_high = ValueSettings(remind_risk_bands=["low", "medium"])
+    assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), skip_high)["customer_id"].to_list() == ["A", "C"]
+    assert in_risk_bands(facts, rfm, fits, date(2024, 5, 31), skip_high).equals(rfm)  # no fit that old yet
+    assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ValueSettings()).equals(rfm)  # every band

@@ -91,15 +91,10 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
         "expected_spend_per_purchase": per_purchase, "predicted_value_12m": (discount @ monthly)[index] * per_purchase,
         "next_in_days": days_to_one_purchase(ahead, cumulative[-1])[index],
     }, nan_to_null=True)  # fmt: skip
-    band = (
-        pl.when(pl.col("p_alive") < settings.risk_high_below).then(pl.lit("high"))
-        .when(pl.col("p_alive") < settings.risk_low_from).then(pl.lit("medium"))
-        .otherwise(pl.lit("low"))
-    )  # fmt: skip
     top_spend = facts["net_revenue"].rank("ordinal", descending=True) <= settings.high_value_share * facts.height
     return (
         pl.concat([facts.select("customer_id", "as_of_date", top_spend.alias("top_spend")), value], how="horizontal")
-        .with_columns(risk_band=band)
+        .with_columns(risk_band=risk_band(pl.col("p_alive"), settings))
         .with_columns(
             expected_next_date=pl.col("as_of_date") + pl.duration(days=pl.col("next_in_days").cast(pl.Int64)),
             tags=pl.concat_str(
@@ -111,6 +106,24 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
         )  # fmt: skip
         .select(list(SCHEMA))
     )
+
+
+def risk_band(p_alive: pl.Expr, settings: ValueSettings) -> pl.Expr:
+    """Churn risk from P(alive): high below `risk_high_below`, low from `risk_low_from`, medium between."""
+    return (
+        pl.when(p_alive < settings.risk_high_below).then(pl.lit("high"))
+        .when(p_alive < settings.risk_low_from).then(pl.lit("medium"))
+        .otherwise(pl.lit("low"))
+    )  # fmt: skip
+
+
+def risk_bands(facts: pl.DataFrame, model: str, params: dict[str, float], unit: str, settings: ValueSettings):
+    """customer_id and risk band of a snapshot's facts, from a count model's fitted parameters (as in
+    core.model_fits, fitted in `unit`)."""
+    customers, _, _ = model_inputs(facts, unit)
+    p_alive = COUNT_MODELS[model][3](list(params.values()), customers)
+    with_p = facts.select("customer_id").with_columns(p_alive=pl.Series(p_alive))
+    return with_p.select("customer_id", risk_band=risk_band(pl.col("p_alive"), settings))
 
 
 def days_to_one_purchase(ahead, within_year: np.ndarray) -> np.ndarray:

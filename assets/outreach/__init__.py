@@ -10,9 +10,10 @@ import polars as pl
 from assets import OUTREACH, REPORTS, markdown_table
 from assets.customers import CUSTOMER_FACTS, RFM
 from assets.customers.snapshot import customer_snapshot
+from assets.customers.value_assets import MODEL_FITS
 from assets.orders import STAGING_ORDERS
 from assets.outreach.care import care_moments
-from assets.outreach.reminders import reminders_for_days
+from assets.outreach.reminders import in_risk_bands, reminders_for_days
 from assets.outreach.uplift import list_results
 from pipelines.settings import ShopSettings
 from pipelines.spreadsheets import write_spreadsheet_csv
@@ -20,6 +21,7 @@ from pipelines.warehouse import (
     WAREHOUSE_POOL,
     Warehouse,
     loaded_until,
+    read_table,
     replace_days,
     replace_tables,
     transaction,
@@ -93,7 +95,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
     @dg.asset(
         key=REPURCHASE_REMINDERS,
         group_name=OUTREACH,
-        deps=[CUSTOMER_FACTS, RFM],
+        deps=[CUSTOMER_FACTS, RFM, MODEL_FITS],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
@@ -107,9 +109,11 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         with warehouse.get_connection() as conn:
             orders = conn.sql("SELECT * FROM staging.orders WHERE order_date <= ?", params=[last]).pl()
 
+            fits = read_table(conn, "core.model_fits")
+
             def snapshot_on(day: date):
                 snapshot = customer_snapshot(orders, day, settings)
-                return snapshot.facts, snapshot.rfm
+                return snapshot.facts, in_risk_bands(snapshot.facts, snapshot.rfm, fits, day, settings.value)
 
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),

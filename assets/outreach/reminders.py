@@ -1,11 +1,15 @@
 """Repurchase reminders: the customers who entered their `due` window on a day, less opt-outs
 and anyone with another marketing contact inside the frequency cap. Plain Polars."""
 
+import json
 from datetime import date
 
 import polars as pl
 
+from assets.customers.models import COUNT_MODELS
+from assets.customers.value import risk_bands
 from pipelines.control import assign
+from pipelines.settings import RISK_BANDS, ValueSettings
 from reports.messages import render_message
 
 CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date, "yields": pl.Boolean}
@@ -14,6 +18,21 @@ CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date, "yields": p
 def due_today(rfm: pl.DataFrame, day: date) -> pl.DataFrame:
     """Customers of a snapshot as of `day` whose due window opens that day."""
     return rfm.filter((pl.col("stage") == "due") & (pl.col("due_date") == day))
+
+
+def in_risk_bands(
+    facts: pl.DataFrame, rfm: pl.DataFrame, fits: pl.DataFrame | None, day: date, settings: ValueSettings
+) -> pl.DataFrame:
+    """`rfm` less the customers outside `settings.remind_risk_bands`, by the latest purchase-model fit on or
+    before `day` (core.model_fits rows); all of them when every band is allowed or there is no such fit."""
+    if fits is None or set(settings.remind_risk_bands) == set(RISK_BANDS):
+        return rfm
+    latest = fits.filter((pl.col("fit_date") <= day) & pl.col("model").is_in(list(COUNT_MODELS))).sort("fit_date")
+    if latest.is_empty():
+        return rfm
+    fit = latest.row(-1, named=True)
+    bands = risk_bands(facts, fit["model"], json.loads(fit["params"]), fit["unit"], settings)
+    return rfm.join(bands.filter(pl.col("risk_band").is_in(settings.remind_risk_bands)), on="customer_id", how="semi")
 
 
 def reachable(
