@@ -328,6 +328,8 @@ class ValueSettings(_Strict):
     min_repeat_buyers: int = Field(20, ge=2)  # fewer repeat buyers than this: no fit, and the reason why
     # repurchase reminders go to customers of these churn-risk bands only, by the latest fit on or before the day
     remind_risk_bands: list[RiskBand] = list(RISK_BANDS)
+    # campaign win-back audiences (class important_winback) keep these bands only, by the latest fit before the event
+    win_back_risk_bands: list[RiskBand] = list(RISK_BANDS)
 
     @model_validator(mode="after")
     def _bands(self) -> ValueSettings:

@@ -273,7 +273,7 @@ def test_the_prediction_section_has_every_word_in_every_language():
     assert WORDS["en"].keys() == WORDS["zh"].keys()
 
 
-def test_reminders_may_skip_a_risk_band_by_the_latest_fit():
+def test_reminders_and_win_back_lists_may_keep_only_some_risk_bands_by_the_latest_fit():
     # Fader, Hardie & Lee's parameters in weeks. P(alive) by hand, for x > 0:
     # 1 / (1 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x)); 1 for x = 0.
     r, alpha, a, b = FHL
@@ -289,7 +289,8 @@ def test_reminders_may_skip_a_risk_band_by_the_latest_fit():
         "params": [json.dumps(dict(zip(("r", "alpha", "a", "b"), FHL, strict=True))), json.dumps({"p": 1.0})],
     })  # fmt: skip
     # bands at 0.3 and 0.7: A low, B high, C (x = 0) low
-    skip_high = ValueSettings(remind_risk_bands=["low", "medium"])
-    assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), skip_high)["customer_id"].to_list() == ["A", "C"]
-    assert in_risk_bands(facts, rfm, fits, date(2024, 5, 31), skip_high).equals(rfm)  # no fit that old yet
-    assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ValueSettings()).equals(rfm)  # every band
+    settings, skip_high = ValueSettings(), ["low", "medium"]
+    assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), skip_high, settings)["customer_id"].to_list() == ["A", "C"]
+    assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ["high"], settings)["customer_id"].to_list() == ["B"]
+    assert in_risk_bands(facts, rfm, fits, date(2024, 5, 31), skip_high, settings).equals(rfm)  # no fit that old
+    assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ["low", "medium", "high"], settings).equals(rfm)

@@ -13,9 +13,10 @@ from assets.campaigns.results import event_results, outreach_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
+from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import campaign_contacts, opted_out, reminder_contacts, withdraw, write_outbox
-from assets.outreach.reminders import reachable
+from assets.outreach.reminders import in_risk_bands, reachable
 from pipelines.calendar import Event, comparable, passed_over
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
@@ -33,6 +34,7 @@ BASELINES = dg.AssetKey(["campaigns", "baselines"])
 GOALS = dg.AssetKey(["campaigns", "goals"])
 CAMPAIGN_TARGETS = dg.AssetKey(["outreach", "campaign_targets"])
 RESULTS = dg.AssetKey(["campaigns", "results"])
+WIN_BACK = "important_winback"  # the class whose audience is the win-back list (value.win_back_risk_bands)
 
 
 def event_partitions(settings: ShopSettings) -> dg.StaticPartitionsDefinition:
@@ -50,8 +52,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         dg.AssetSpec(GOALS, group_name=CAMPAIGNS, deps=[BASELINES, every_day], description=(
             "Goals from the comparable event, from staging.orders and campaigns.baselines: one row per event and "
             "measure (and class), with the formula and its inputs.")),
-        dg.AssetSpec(CAMPAIGN_TARGETS, group_name=CAMPAIGNS, deps=[BASELINES, every_day], description=(
-            "Who to reach in each phase, from campaigns.baselines and staging.orders: one row per event, phase "
+        dg.AssetSpec(CAMPAIGN_TARGETS, group_name=CAMPAIGNS, deps=[BASELINES, every_day, MODEL_FITS], description=(
+            "Who to reach in each phase, from campaigns.baselines, staging.orders and core.model_fits (win-back "
+            "risk bands): one row per event, phase "
             "and customer, with channel and message; also written to the outbox as CSV and Parquet.")),
     ]  # fmt: skip
 
@@ -85,7 +88,13 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 return render_message("campaign", settings.outreach.language, audience, shop=settings.name,
                                       event=event.label, category=row["main_category"] or "")  # fmt: skip
 
-            targets = campaign_targets(event, settings.events.plan, baseline.rfm, facts_now, orders, known_until,
+            win_back = pl.col("rfm_class") == WIN_BACK
+            audiences = pl.concat([
+                baseline.rfm.filter(~win_back),
+                in_risk_bands(baseline.facts, baseline.rfm.filter(win_back), read_table(conn, "core.model_fits"),
+                              event.start, settings.value.win_back_risk_bands, settings.value),
+            ])  # fmt: skip
+            targets = campaign_targets(event, settings.events.plan, audiences, facts_now, orders, known_until,
                                        reach, render, settings.outreach.control)  # fmt: skip
             with transaction(conn):
                 write_rows(conn, {

@@ -113,7 +113,9 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
 
             def snapshot_on(day: date):
                 snapshot = customer_snapshot(orders, day, settings)
-                return snapshot.facts, in_risk_bands(snapshot.facts, snapshot.rfm, fits, day, settings.value)
+                return snapshot.facts, in_risk_bands(
+                    snapshot.facts, snapshot.rfm, fits, day, settings.value.remind_risk_bands, settings.value
+                )
 
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),

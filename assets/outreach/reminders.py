@@ -21,18 +21,19 @@ def due_today(rfm: pl.DataFrame, day: date) -> pl.DataFrame:
 
 
 def in_risk_bands(
-    facts: pl.DataFrame, rfm: pl.DataFrame, fits: pl.DataFrame | None, day: date, settings: ValueSettings
-) -> pl.DataFrame:
-    """`rfm` less the customers outside `settings.remind_risk_bands`, by the latest purchase-model fit on or
-    before `day` (core.model_fits rows); all of them when every band is allowed or there is no such fit."""
-    if fits is None or set(settings.remind_risk_bands) == set(RISK_BANDS):
+    facts: pl.DataFrame, rfm: pl.DataFrame, fits: pl.DataFrame | None, day: date, bands: list[str],
+    settings: ValueSettings,
+) -> pl.DataFrame:  # fmt: skip
+    """`rfm` less the customers outside `bands` (a setting's churn-risk bands), by the latest purchase-model fit
+    on or before `day` (core.model_fits rows); all of them when every band is allowed or there is no such fit."""
+    if fits is None or set(bands) == set(RISK_BANDS):
         return rfm
     latest = fits.filter((pl.col("fit_date") <= day) & pl.col("model").is_in(list(COUNT_MODELS))).sort("fit_date")
     if latest.is_empty():
         return rfm
     fit = latest.row(-1, named=True)
-    bands = risk_bands(facts, fit["model"], json.loads(fit["params"]), fit["unit"], settings)
-    return rfm.join(bands.filter(pl.col("risk_band").is_in(settings.remind_risk_bands)), on="customer_id", how="semi")
+    banded = risk_bands(facts, fit["model"], json.loads(fit["params"]), fit["unit"], settings)
+    return rfm.join(banded.filter(pl.col("risk_band").is_in(bands)), on="customer_id", how="semi")
 
 
 def reachable(
