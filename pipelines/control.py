@@ -29,6 +29,8 @@ def held_out(customer_id: pl.Expr, list_id: pl.Expr, control, big_enough: pl.Exp
     global control group, or in the list's share when the list is `big_enough`."""
     seed = pl.lit(str(control.seed))
     in_list = _bucket(customer_id, list_id, seed) < round(control.share * BUCKETS)
+    if not control.global_share:  # off by default: no second hash per row
+        return in_list & big_enough
     in_global = _bucket(customer_id, pl.lit("global"), seed) < round(control.global_share * BUCKETS)
     return in_global | (in_list & big_enough)
 

@@ -29,18 +29,18 @@ MONTH_MEASURES = ("revenue_new", "revenue_returning", "buyers", "orders", "avera
 NOT_COMPLETED = ("open_orders", "cancelled_orders")
 
 
-def months_with_rates(orders: pl.DataFrame, first: date, last: date, churned_after_days: int) -> pl.DataFrame:
+def months_with_rates(
+    orders: pl.DataFrame, completed: pl.DataFrame, first: date, last: date, churned_after_days: int
+) -> pl.DataFrame:  # fmt: skip
     """monthly_figures of the completed orders with the rates on each month's last day (within the period) and
-    the orders not completed beside them."""
-    completed = orders.filter(pl.col("status") == COMPLETED)
+    the orders not completed (from `orders`, of every status) beside them."""
     rates = rates_as_of(completed, month_ends(first, last), churned_after_days).drop("as_of", "customers")
     others = not_completed_by_month(orders, first, last).drop("month")
     return pl.concat([monthly_figures(completed, first, last), rates, others], how="horizontal")
 
 
-def totals(orders: pl.DataFrame, months: pl.DataFrame, first: date, last: date, churned_after_days: int) -> dict:
-    """period_totals of the completed orders, and the orders not completed of its months."""
-    completed = orders.filter(pl.col("status") == COMPLETED)
+def totals(completed: pl.DataFrame, months: pl.DataFrame, first: date, last: date, churned_after_days: int) -> dict:
+    """period_totals of the completed orders, and the orders not completed of its months (months_with_rates)."""
     return period_totals(completed, first, last, churned_after_days) | {m: months[m].sum() for m in NOT_COMPLETED}
 
 
@@ -52,8 +52,9 @@ def trends_context(
     status); figures count the completed ones, and the others are counted beside them."""
     t, names = TEXT[language], CLASS_NAMES[language]
     previous_first, previous_last = previous_period(first, last)
-    this = months_with_rates(orders, first, last, churned_after_days)
-    before = months_with_rates(orders, previous_first, previous_last, churned_after_days)
+    completed = orders.filter(pl.col("status") == COMPLETED)
+    this = months_with_rates(orders, completed, first, last, churned_after_days)
+    before = months_with_rates(orders, completed, previous_first, previous_last, churned_after_days)
     labels = [f"{m:%Y-%m}" for m in this["month"]]
     revenue_chart = chart(
         pygal.StackedBar, labels,
@@ -80,13 +81,12 @@ def trends_context(
                .iter_rows(named=True)}  # fmt: skip
     class_ends = [(names[c], at_ends.get((last, c)), at_ends.get((previous_last, c))) for c in names
                   if (last, c) in at_ends or (previous_last, c) in at_ends]  # fmt: skip
-    completed = orders.filter(pl.col("status") == COMPLETED)
     grid = cohort_grid(completed, first, last)
     previous_grid = cohort_grid(completed, previous_first, previous_last)
     return {
         "first": first, "last": last, "previous_first": previous_first, "previous_last": previous_last,
-        "totals": totals(orders, this, first, last, churned_after_days),
-        "previous_totals": totals(orders, before, previous_first, previous_last, churned_after_days),
+        "totals": totals(completed, this, first, last, churned_after_days),
+        "previous_totals": totals(completed, before, previous_first, previous_last, churned_after_days),
         "period_measures": PERIOD_MEASURES, "month_measures": MONTH_MEASURES,
         "months": list(zip(labels, this.to_dicts(), before.to_dicts() + [None] * (this.height - before.height),
                            strict=False)),
