@@ -161,10 +161,14 @@ def test_regulars_report_overview_takes_a_period_and_a_language_and_keeps_the_ot
         args = ["report", "overview", "--config", config, "--language", language, "--from", "2024-10-01"]
         result = runner.invoke(main, [*args, "--to", "2024-11-30"])
         assert result.exit_code == 0, result.output
-    zh = (folder / "out" / "reports" / "overview-2024-12-31.zh.html").read_text(encoding="utf-8")
-    en = (folder / "out" / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
+    reports = folder / "out" / "reports"
+    zh = (reports / "overview-2024-10-01_2024-11-30.zh.html").read_text(encoding="utf-8")
+    en = (reports / "overview-2024-10-01_2024-11-30.en.html").read_text(encoding="utf-8")
     assert "店铺概览" in zh and "2024-10-01 至 2024-11-30，对比 2024-08-01 至 2024-09-30" in zh
     assert "Shop overview" in en and "2024-10-01 to 2024-11-30" in en
+    result = runner.invoke(main, ["report", "overview", "--config", config, "--language", "en"])
+    assert result.exit_code == 0 and "overview-2024-12-31.en.html" in result.output  # the default period's file
+    assert (reports / "overview-2024-10-01_2024-11-30.en.html").read_text(encoding="utf-8") == en
     result = runner.invoke(main, ["report", "overview", "--config", config, "--language", "fr"])
     assert result.exit_code == 2 and "'fr' is not one of 'en', 'zh'" in result.output
 

@@ -110,7 +110,9 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             settings.outreach.response_days,
             prediction_section(language, settings.value.model, settings.value.holdout_days, quality, weekly),
         )  # fmt: skip
-        path = settings.output / "reports" / f"overview-{as_of}.{language}.html"
+        asked = config.period_from or config.period_to
+        name = f"overview-{first}_{last}" if asked else f"overview-{as_of}"  # an asked period keeps its own file
+        path = settings.output / "reports" / f"{name}.{language}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
         return dg.MaterializeResult(metadata={
