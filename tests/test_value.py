@@ -8,6 +8,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+from scipy import integrate, stats
 from scipy.special import gammaln
 
 from assets.customers.models import (
@@ -18,6 +19,7 @@ from assets.customers.models import (
     bgnbd_p_alive,
     fit_bgnbd,
     fit_gammagamma,
+    gammagamma_log_likelihood,
     paretonbd_conditional,
     paretonbd_expected,
     paretonbd_log_likelihood,
@@ -105,6 +107,33 @@ def test_models_stay_finite_for_heavy_buyers_with_long_histories():
     customers = Customers([5000.0, 300.0], [3650.0, 10.0], [3660.0, 3660.0])
     assert np.isfinite(bgnbd_conditional((0.5, 8.0, 0.7, 2.5), customers, 365)).all()
     assert np.isfinite(paretonbd_log_likelihood((0.5, 8.0, 0.7, 12.0), customers)).all()
+
+
+def test_paretonbd_likelihood_of_customers_sharing_x_and_times_is_each_ones_own():
+    # The hypergeometric terms are computed once per distinct (x, t_x) and (x, T): customers sharing them must
+    # get the likelihood each gets alone.
+    params = (0.55, 10.6, 0.61, 11.7)
+    together = Customers([0, 2, 2, 2, 5, 0], [0, 10, 10, 30, 10, 0], [40, 40, 60, 40, 60, 60])
+    alone = [paretonbd_log_likelihood(params, together.take(np.array([i])))[0] for i in range(6)]
+    assert paretonbd_log_likelihood(params, together) == pytest.approx(alone, rel=1e-12)
+    assert paretonbd_p_alive(params, together) == pytest.approx(
+        [paretonbd_p_alive(params, together.take(np.array([i])))[0] for i in range(6)], rel=1e-12
+    )
+
+
+def test_gammagamma_likelihood_is_the_gamma_mixture_integrated_numerically():
+    # Mean spend m of x purchases ~ Gamma(shape p x, rate x nu), nu ~ Gamma(shape q, rate v): integrate over nu.
+    p, q, v = 6.0, 4.0, 15.0
+    x, m = np.array([1.0, 3.0, 3.0, 10.0]), np.array([2.5, 4.0, 1.2, 3.3])
+
+    def one(x, m):
+        def density(nu):
+            return stats.gamma.pdf(m, p * x, scale=1 / (x * nu)) * stats.gamma.pdf(nu, q, scale=1 / v)
+
+        return np.log(integrate.quad(density, 0, np.inf, epsabs=0, epsrel=1e-12)[0])
+
+    expected = sum(one(*pair) for pair in zip(x, m, strict=True))
+    assert gammagamma_log_likelihood(x, m)((p, q, v)) == pytest.approx(expected, rel=1e-9)
 
 
 def facts(rows: list[tuple[str, int, int, int, float]], as_of=date(2024, 12, 31)) -> pl.DataFrame:

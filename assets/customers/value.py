@@ -73,19 +73,25 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
     discounted 12-month value, risk band, the day their expected purchases reach one (within a year) and tags."""
     customers, purchases, spend = model_inputs(facts, settings.unit)
     distinct, index = customers.grouped()  # customers alike in (x, t_x, T) are scored once
-    _, _, expected, p_alive = COUNT_MODELS[fits.purchases.model]
+    model = COUNT_MODELS[fits.purchases.model]
     params = list(fits.purchases.params.values())
     days = UNIT_DAYS[settings.unit]
+    alive = model.p_alive(params, distinct)
+    xs, Ts, pair = distinct.by_x_T  # purchases while alive depend on (x, T) alone: fewer still
 
-    def ahead(horizon_days, rows=slice(None)):
-        return expected(params, distinct.take(rows), np.asarray(horizon_days) / days)
+    def ahead(horizon_days, rows=None):
+        """Expected purchases in the next days: while alive, times P(alive)."""
+        t = np.asarray(horizon_days) / days
+        if rows is None:
+            return model.while_alive(params, xs, Ts, t)[pair] * alive
+        return model.while_alive(params, distinct.x[rows], distinct.T[rows], t) * alive[rows]
 
     cumulative = [ahead(m * MONTH_DAYS) for m in range(1, 13)]
     monthly = np.diff(np.stack([np.zeros(len(distinct.x)), *cumulative]), axis=0)
     discount = (1 + settings.annual_discount_rate) ** -(np.arange(1, 13) / 12)
     per_purchase = gammagamma_spend(list(fits.spend.params.values()), purchases, np.maximum(spend, 0))
     value = pl.DataFrame({
-        "p_alive": p_alive(params, distinct)[index],
+        "p_alive": alive[index],
         "expected_purchases_30d": ahead(30)[index], "expected_purchases_90d": ahead(90)[index],
         "expected_purchases_365d": cumulative[-1][index],
         "expected_spend_per_purchase": per_purchase, "predicted_value_12m": (discount @ monthly)[index] * per_purchase,
@@ -121,7 +127,7 @@ def risk_bands(facts: pl.DataFrame, model: str, params: dict[str, float], unit: 
     """customer_id and risk band of a snapshot's facts, from a count model's fitted parameters (as in
     core.model_fits, fitted in `unit`)."""
     customers, _, _ = model_inputs(facts, unit)
-    p_alive = COUNT_MODELS[model][3](list(params.values()), customers)
+    p_alive = COUNT_MODELS[model].p_alive(list(params.values()), customers)
     with_p = facts.select("customer_id").with_columns(p_alive=pl.Series(p_alive))
     return with_p.select("customer_id", risk_band=risk_band(pl.col("p_alive"), settings))
 
