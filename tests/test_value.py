@@ -5,6 +5,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -65,16 +66,19 @@ def test_bgnbd_p_alive_by_hand():
 
 def test_bgnbd_and_gammagamma_recover_simulated_parameters():
     rng = np.random.default_rng(2005)
-    truth, spend_truth = (0.5, 8.0, 0.7, 2.5), (6.0, 4.0, 15.0)
-    customers = simulate_bgnbd(truth, rng.uniform(26, 78, 20_000), rng)
+    purchase_truth, spend_truth = (0.5, 8.0, 0.7, 2.5), (6.0, 4.0, 15.0)
+    customers = simulate_bgnbd(purchase_truth, rng.uniform(26, 78, 20_000), rng)
     purchases = fit_bgnbd(customers)
     assert purchases.converged
-    for (name, value), true in zip(purchases.params.items(), truth, strict=True):
-        assert abs(value - true) < 1.96 * purchases.std_errors[name], name
-    mean_spend = simulate_spend(spend_truth, customers.x, rng)
-    spend = fit_gammagamma(customers.x, mean_spend)
-    for (name, value), true in zip(spend.params.items(), spend_truth, strict=True):
-        assert abs(value - true) < 1.96 * spend.std_errors[name], name
+    spend = fit_gammagamma(customers.x, simulate_spend(spend_truth, customers.x, rng))
+    for fitted, truth in ((purchases, purchase_truth), (spend, spend_truth)):
+        for (name, value), true in zip(fitted.params.items(), truth, strict=True):
+            low, high = fitted.intervals[name]
+            assert low < true < high, name
+            # the interval is symmetric on the log scale: se(log θ) = se(θ) / θ by the delta method
+            assert np.log([low, high]) == pytest.approx(
+                np.log(value) + np.array([-1.96, 1.96]) * fitted.std_errors[name] / value, rel=1e-4
+            )
 
 
 def test_paretonbd_conditional_expectation_agrees_with_its_own_likelihood():
@@ -195,9 +199,11 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     ingest(settings, "2024-01-01", "2024-12-31")
     job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
     with dg.DagsterInstance.ephemeral() as instance:
-        for _ in range(2):  # the same day twice: the day's fits are replaced, not added
-            result = job.execute_in_process(instance=instance)
-            assert result.success
+        assert job.execute_in_process(instance=instance).success
+        with duckdb.connect(str(settings.warehouse)) as conn:  # as a warehouse from before intervals were kept
+            conn.execute("ALTER TABLE core.model_fits DROP COLUMN intervals")
+        result = job.execute_in_process(instance=instance)  # the same day again: its fits replaced, not added
+        assert result.success
     checks = result.get_asset_check_evaluations()
     assert any(c.check_name == "model_fitted" and c.passed for c in checks)
     facts, value = table(settings, "core.customer_facts"), table(settings, "core.customer_value")
@@ -208,7 +214,12 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
         (date(2024, 12, 31), "gammagamma"),
     ]
     # the stored parameters are the ones a fit on the stored facts gives
-    assert json.loads(fits["params"][0]) == pytest.approx(fit(facts, settings.value).purchases.params)
+    refitted = fit(facts, settings.value).purchases
+    assert json.loads(fits["params"][0]) == pytest.approx(refitted.params)
+    stored = json.loads(fits["intervals"][0])
+    assert np.ravel([stored[name] for name in refitted.intervals]) == pytest.approx(
+        np.ravel([*refitted.intervals.values()])
+    )
     quality = table(settings, "analysis.prediction_quality")
     assert sorted(quality["method"]) == ["model", "rule"]
     assert quality["calibration_end_date"].unique().to_list() == [date(2024, 9, 2)]

@@ -22,6 +22,7 @@ from scipy import optimize, special
 
 # bounds of every parameter, fitted as its log
 LOG_BOUNDS = (np.log(1e-4), np.log(1e5))
+Z_95 = special.ndtri(0.975)  # 95% intervals: 1.96 standard errors either side
 
 
 class FitError(ValueError):
@@ -33,6 +34,7 @@ class Fit:
     model: str  # "bgnbd", "paretonbd" or "gammagamma"
     params: dict[str, float]
     std_errors: dict[str, float]  # from the inverse Hessian; NaN where it is not positive definite
+    intervals: dict[str, tuple[float, float]]  # 95%, on the log scale the fit works in: exp(log θ ± 1.96 se(log θ))
     log_likelihood: float
     customers: int
     converged: bool
@@ -290,11 +292,14 @@ def _fit(model: str, total_log_likelihood, start, customers: int) -> Fit:
     names = PARAMS[model]
     params = np.exp(result.x)
     at_bound = np.isclose(result.x, LOG_BOUNDS[0]) | np.isclose(result.x, LOG_BOUNDS[1])
-    std_errors = params * _log_std_errors(objective, result.x)
+    log_errors = _log_std_errors(objective, result.x)
+    std_errors = params * log_errors
+    intervals = np.exp(result.x[:, None] + np.outer(log_errors, [-Z_95, Z_95]))
     return Fit(
         model=model,
         params=dict(zip(names, params.tolist(), strict=True)),
         std_errors=dict(zip(names, std_errors.tolist(), strict=True)),
+        intervals={name: tuple(bounds) for name, bounds in zip(names, intervals.tolist(), strict=True)},
         log_likelihood=-float(result.fun),
         customers=customers,
         converged=bool(result.success and not at_bound.any()),
