@@ -29,7 +29,7 @@ from assets.customers.models import (
     simulate_spend,
 )
 from assets.customers.prediction import holdout_scores, quality
-from assets.customers.value import customer_value, fit, model_inputs
+from assets.customers.value import customer_value, fit, latest_fit, model_inputs, with_value_tags
 from assets.outreach.reminders import in_risk_bands
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import ValueSettings
@@ -213,6 +213,11 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
         (date(2024, 12, 31), "bgnbd"),
         (date(2024, 12, 31), "gammagamma"),
     ]
+    # core.rfm's targeting tags carry high_value_at_risk by the fit before it: the same day's, from the first run
+    rfm = table(settings, "core.rfm")
+    tagged = {name: set(frame.filter(pl.col("tags").str.contains("high_value_at_risk"))["customer_id"])
+              for name, frame in (("rfm", rfm), ("value", value))}  # fmt: skip
+    assert tagged["rfm"] and tagged["rfm"] == tagged["value"]
     # the stored parameters are the ones a fit on the stored facts gives
     refitted = fit(facts, settings.value).purchases
     assert json.loads(fits["params"][0]) == pytest.approx(refitted.params)
@@ -334,3 +339,28 @@ def test_reminders_and_win_back_lists_may_keep_only_some_risk_bands_by_the_lates
     assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ["high"], settings)["customer_id"].to_list() == ["B"]
     assert in_risk_bands(facts, rfm, fits, date(2024, 5, 31), skip_high, settings).equals(rfm)  # no fit that old
     assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ["low", "medium", "high"], settings).equals(rfm)
+
+
+def test_the_targeting_tags_mark_top_spenders_at_high_risk_by_the_latest_fit():
+    # P(alive) with Fader, Hardie & Lee's weekly parameters, as in the test above: A (last purchase at week 30 of
+    # 39) 0.7195, low risk; B and D (week 5) 0.1229, high; C (one purchase) 1, low. The top half by net spend is
+    # A and B (2 of 4): only B is both.
+    facts = pl.DataFrame({
+        "customer_id": ["A", "B", "C", "D"], "purchase_days": [3, 3, 1, 3], "tenure_days": [273, 273, 100, 273],
+        "recency_days": [63, 238, 100, 238], "net_revenue": [100.0, 80.0, 10.0, 20.0],
+    })  # fmt: skip
+    rfm = facts.select("customer_id", tags=pl.lit("lost;at_risk"))
+    fits = pl.DataFrame({
+        "fit_date": [date(2024, 6, 1), date(2024, 6, 1), date(2024, 7, 1)], "model": ["bgnbd", "gammagamma", "bgnbd"],
+        "unit": ["weeks", "weeks", "weeks"],
+        "params": [json.dumps(dict(zip(("r", "alpha", "a", "b"), FHL, strict=True))), json.dumps({"p": 1.0}),
+                   json.dumps({"r": 1.0, "alpha": 1.0, "a": 1.0, "b": 1.0})],
+    })  # fmt: skip
+    settings = ValueSettings(high_value_share=0.5)
+    fit_then = latest_fit(fits, date(2024, 6, 30))
+    assert fit_then["fit_date"] == date(2024, 6, 1) and fit_then["model"] == "bgnbd"
+    assert with_value_tags(facts, rfm, fit_then, settings)["tags"].to_list() == [
+        "lost;at_risk", "lost;at_risk;high_value_at_risk", "lost;at_risk", "lost;at_risk",
+    ]  # fmt: skip
+    assert latest_fit(fits, date(2024, 5, 31)) is None  # before the first fit: the tags stay as they are
+    assert with_value_tags(facts, rfm, None, settings).equals(rfm)
