@@ -1,6 +1,6 @@
 """Segment history, migration, reminders and messages: in process on a small synthetic shop."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
@@ -10,6 +10,7 @@ import pytest
 from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
 from assets.customers.rfm import CLASSES
 from assets.customers.snapshot import customer_snapshot
+from assets.customers.value import latest_fit, with_value_tags
 from assets.outreach.reminders import reminders_for_days
 from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import ControlSettings
@@ -152,7 +153,10 @@ def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):
         orders = conn.sql("SELECT * FROM staging.orders").pl()
     full = customer_snapshot(orders, LAST, settings)
     assert table(settings, "core.customer_facts").equals(full.facts.sort(pl.all()))
-    assert table(settings, "core.rfm").equals(full.rfm.sort(pl.all()))
+    # the day's targeting tags carry high_value_at_risk by the fit before it: the day before's
+    fit = latest_fit(table(settings, "core.model_fits").filter(pl.col("fit_date") < LAST), LAST)
+    assert fit["fit_date"] == LAST - timedelta(days=1)
+    assert table(settings, "core.rfm").equals(with_value_tags(full.facts, full.rfm, fit, settings.value).sort(pl.all()))
     assert orders.filter(pl.col("order_date") == LAST).height > 0
 
 

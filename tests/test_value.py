@@ -5,9 +5,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
+from scipy import integrate, stats
 from scipy.special import gammaln
 
 from assets.customers.models import (
@@ -18,6 +20,7 @@ from assets.customers.models import (
     bgnbd_p_alive,
     fit_bgnbd,
     fit_gammagamma,
+    gammagamma_log_likelihood,
     paretonbd_conditional,
     paretonbd_expected,
     paretonbd_log_likelihood,
@@ -26,7 +29,7 @@ from assets.customers.models import (
     simulate_spend,
 )
 from assets.customers.prediction import holdout_scores, quality
-from assets.customers.value import customer_value, fit, model_inputs
+from assets.customers.value import customer_value, fit, latest_fit, model_inputs, with_value_tags
 from assets.outreach.reminders import in_risk_bands
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import ValueSettings
@@ -63,16 +66,19 @@ def test_bgnbd_p_alive_by_hand():
 
 def test_bgnbd_and_gammagamma_recover_simulated_parameters():
     rng = np.random.default_rng(2005)
-    truth, spend_truth = (0.5, 8.0, 0.7, 2.5), (6.0, 4.0, 15.0)
-    customers = simulate_bgnbd(truth, rng.uniform(26, 78, 20_000), rng)
+    purchase_truth, spend_truth = (0.5, 8.0, 0.7, 2.5), (6.0, 4.0, 15.0)
+    customers = simulate_bgnbd(purchase_truth, rng.uniform(26, 78, 20_000), rng)
     purchases = fit_bgnbd(customers)
     assert purchases.converged
-    for (name, value), true in zip(purchases.params.items(), truth, strict=True):
-        assert abs(value - true) < 1.96 * purchases.std_errors[name], name
-    mean_spend = simulate_spend(spend_truth, customers.x, rng)
-    spend = fit_gammagamma(customers.x, mean_spend)
-    for (name, value), true in zip(spend.params.items(), spend_truth, strict=True):
-        assert abs(value - true) < 1.96 * spend.std_errors[name], name
+    spend = fit_gammagamma(customers.x, simulate_spend(spend_truth, customers.x, rng))
+    for fitted, truth in ((purchases, purchase_truth), (spend, spend_truth)):
+        for (name, value), true in zip(fitted.params.items(), truth, strict=True):
+            low, high = fitted.intervals[name]
+            assert low < true < high, name
+            # the interval is symmetric on the log scale: se(log θ) = se(θ) / θ by the delta method
+            assert np.log([low, high]) == pytest.approx(
+                np.log(value) + np.array([-1.96, 1.96]) * fitted.std_errors[name] / value, rel=1e-4
+            )
 
 
 def test_paretonbd_conditional_expectation_agrees_with_its_own_likelihood():
@@ -105,6 +111,33 @@ def test_models_stay_finite_for_heavy_buyers_with_long_histories():
     customers = Customers([5000.0, 300.0], [3650.0, 10.0], [3660.0, 3660.0])
     assert np.isfinite(bgnbd_conditional((0.5, 8.0, 0.7, 2.5), customers, 365)).all()
     assert np.isfinite(paretonbd_log_likelihood((0.5, 8.0, 0.7, 12.0), customers)).all()
+
+
+def test_paretonbd_likelihood_of_customers_sharing_x_and_times_is_each_ones_own():
+    # The hypergeometric terms are computed once per distinct (x, t_x) and (x, T): customers sharing them must
+    # get the likelihood each gets alone.
+    params = (0.55, 10.6, 0.61, 11.7)
+    together = Customers([0, 2, 2, 2, 5, 0], [0, 10, 10, 30, 10, 0], [40, 40, 60, 40, 60, 60])
+    alone = [paretonbd_log_likelihood(params, together.take(np.array([i])))[0] for i in range(6)]
+    assert paretonbd_log_likelihood(params, together) == pytest.approx(alone, rel=1e-12)
+    assert paretonbd_p_alive(params, together) == pytest.approx(
+        [paretonbd_p_alive(params, together.take(np.array([i])))[0] for i in range(6)], rel=1e-12
+    )
+
+
+def test_gammagamma_likelihood_is_the_gamma_mixture_integrated_numerically():
+    # Mean spend m of x purchases ~ Gamma(shape p x, rate x nu), nu ~ Gamma(shape q, rate v): integrate over nu.
+    p, q, v = 6.0, 4.0, 15.0
+    x, m = np.array([1.0, 3.0, 3.0, 10.0]), np.array([2.5, 4.0, 1.2, 3.3])
+
+    def one(x, m):
+        def density(nu):
+            return stats.gamma.pdf(m, p * x, scale=1 / (x * nu)) * stats.gamma.pdf(nu, q, scale=1 / v)
+
+        return np.log(integrate.quad(density, 0, np.inf, epsabs=0, epsrel=1e-12)[0])
+
+    expected = sum(one(*pair) for pair in zip(x, m, strict=True))
+    assert gammagamma_log_likelihood(x, m)((p, q, v)) == pytest.approx(expected, rel=1e-9)
 
 
 def facts(rows: list[tuple[str, int, int, int, float]], as_of=date(2024, 12, 31)) -> pl.DataFrame:
@@ -166,9 +199,11 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     ingest(settings, "2024-01-01", "2024-12-31")
     job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
     with dg.DagsterInstance.ephemeral() as instance:
-        for _ in range(2):  # the same day twice: the day's fits are replaced, not added
-            result = job.execute_in_process(instance=instance)
-            assert result.success
+        assert job.execute_in_process(instance=instance).success
+        with duckdb.connect(str(settings.warehouse)) as conn:  # as a warehouse from before intervals were kept
+            conn.execute("ALTER TABLE core.model_fits DROP COLUMN intervals")
+        result = job.execute_in_process(instance=instance)  # the same day again: its fits replaced, not added
+        assert result.success
     checks = result.get_asset_check_evaluations()
     assert any(c.check_name == "model_fitted" and c.passed for c in checks)
     facts, value = table(settings, "core.customer_facts"), table(settings, "core.customer_value")
@@ -178,8 +213,18 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
         (date(2024, 12, 31), "bgnbd"),
         (date(2024, 12, 31), "gammagamma"),
     ]
+    # core.rfm's targeting tags carry high_value_at_risk by the fit before it: the same day's, from the first run
+    rfm = table(settings, "core.rfm")
+    tagged = {name: set(frame.filter(pl.col("tags").str.contains("high_value_at_risk"))["customer_id"])
+              for name, frame in (("rfm", rfm), ("value", value))}  # fmt: skip
+    assert tagged["rfm"] and tagged["rfm"] == tagged["value"]
     # the stored parameters are the ones a fit on the stored facts gives
-    assert json.loads(fits["params"][0]) == pytest.approx(fit(facts, settings.value).purchases.params)
+    refitted = fit(facts, settings.value).purchases
+    assert json.loads(fits["params"][0]) == pytest.approx(refitted.params)
+    stored = json.loads(fits["intervals"][0])
+    assert np.ravel([stored[name] for name in refitted.intervals]) == pytest.approx(
+        np.ravel([*refitted.intervals.values()])
+    )
     quality = table(settings, "analysis.prediction_quality")
     assert sorted(quality["method"]) == ["model", "rule"]
     assert quality["calibration_end_date"].unique().to_list() == [date(2024, 9, 2)]
@@ -294,3 +339,28 @@ def test_reminders_and_win_back_lists_may_keep_only_some_risk_bands_by_the_lates
     assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ["high"], settings)["customer_id"].to_list() == ["B"]
     assert in_risk_bands(facts, rfm, fits, date(2024, 5, 31), skip_high, settings).equals(rfm)  # no fit that old
     assert in_risk_bands(facts, rfm, fits, date(2024, 6, 2), ["low", "medium", "high"], settings).equals(rfm)
+
+
+def test_the_targeting_tags_mark_top_spenders_at_high_risk_by_the_latest_fit():
+    # P(alive) with Fader, Hardie & Lee's weekly parameters, as in the test above: A (last purchase at week 30 of
+    # 39) 0.7195, low risk; B and D (week 5) 0.1229, high; C (one purchase) 1, low. The top half by net spend is
+    # A and B (2 of 4): only B is both.
+    facts = pl.DataFrame({
+        "customer_id": ["A", "B", "C", "D"], "purchase_days": [3, 3, 1, 3], "tenure_days": [273, 273, 100, 273],
+        "recency_days": [63, 238, 100, 238], "net_revenue": [100.0, 80.0, 10.0, 20.0],
+    })  # fmt: skip
+    rfm = facts.select("customer_id", tags=pl.lit("lost;at_risk"))
+    fits = pl.DataFrame({
+        "fit_date": [date(2024, 6, 1), date(2024, 6, 1), date(2024, 7, 1)], "model": ["bgnbd", "gammagamma", "bgnbd"],
+        "unit": ["weeks", "weeks", "weeks"],
+        "params": [json.dumps(dict(zip(("r", "alpha", "a", "b"), FHL, strict=True))), json.dumps({"p": 1.0}),
+                   json.dumps({"r": 1.0, "alpha": 1.0, "a": 1.0, "b": 1.0})],
+    })  # fmt: skip
+    settings = ValueSettings(high_value_share=0.5)
+    fit_then = latest_fit(fits, date(2024, 6, 30))
+    assert fit_then["fit_date"] == date(2024, 6, 1) and fit_then["model"] == "bgnbd"
+    assert with_value_tags(facts, rfm, fit_then, settings)["tags"].to_list() == [
+        "lost;at_risk", "lost;at_risk;high_value_at_risk", "lost;at_risk", "lost;at_risk",
+    ]  # fmt: skip
+    assert latest_fit(fits, date(2024, 5, 31)) is None  # before the first fit: the tags stay as they are
+    assert with_value_tags(facts, rfm, None, settings).equals(rfm)

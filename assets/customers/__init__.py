@@ -13,6 +13,7 @@ from assets.customers.facts import ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
 from assets.customers.products import items_of, product_roles
 from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
+from assets.customers.value import HIGH_VALUE_AT_RISK, latest_fit, with_value_tags
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
 from pipelines.settings import ShopSettings
@@ -50,8 +51,9 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         dg.AssetSpec(CUSTOMER_FACTS, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
                      description="Customer facts from staging.orders: one row per customer as of the run's date."),
         dg.AssetSpec(RFM, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
-                     description="RFM scores, class, group, lifecycle stage and tags from staging.orders: "
-                                 "one row per customer as of the run's date."),
+                     description="RFM scores, class, group, lifecycle stage and tags from staging.orders (the "
+                                 "high_value_at_risk tag by the latest fit in core.model_fits): one row per customer "
+                                 "as of the run's date."),
         dg.AssetSpec(SEGMENT_HISTORY, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
                      description="Class and lifecycle stretches, day by day from staging.orders: one row per customer "
                                  "and stretch of time in one class and stage (valid_to exclusive)."),
@@ -86,6 +88,9 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 if since < as_of:
                     step = settings.lifecycle.history_step_days
                     history = rebuild_from_orders(history, orders, since, as_of, settings, step)
+            # the tag from the models waits on a fit, which comes after this step: the latest on or before the day
+            fit = latest_fit(read_table(conn, "core.model_fits"), as_of)
+            snapshot = Snapshot(snapshot.facts, with_value_tags(snapshot.facts, snapshot.rfm, fit, settings.value))
             if since == as_of:
                 state = snapshot.rfm.select("customer_id", "rfm_class", "stage", "expected_next_date")
                 history = rebuild(history, lambda _: state, as_of, as_of)
@@ -108,6 +113,8 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": rfm.height,
                 "classes": dg.MetadataValue.json(dict(rfm.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
                 "stages": dg.MetadataValue.json(dict(rfm.group_by("stage").len().sort("stage").iter_rows())),
+                "high_value_at_risk": int(rfm["tags"].str.contains(HIGH_VALUE_AT_RISK, literal=True).sum()),
+                "high_value_at_risk_fit_date": str(fit["fit_date"]) if fit else "no fit yet",
             },
         )
         yield dg.MaterializeResult(asset_key=SEGMENT_HISTORY, metadata={

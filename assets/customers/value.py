@@ -6,7 +6,9 @@ A customer's repeat purchases are their purchase days after the first (as facts 
 everyone from their own purchase days and mean spend (a one-time buyer's one purchase weighs little).
 """
 
+import json
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -23,6 +25,7 @@ from assets.customers.models import (
 from pipelines.settings import ValueSettings
 
 UNIT_DAYS = {"days": 1.0, "weeks": 7.0}
+HIGH_VALUE_AT_RISK = "high_value_at_risk"  # the tag of a top spender whose churn risk is high
 MONTH_DAYS = 365 / 12
 # core.customer_value
 SCHEMA = {
@@ -73,33 +76,38 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
     discounted 12-month value, risk band, the day their expected purchases reach one (within a year) and tags."""
     customers, purchases, spend = model_inputs(facts, settings.unit)
     distinct, index = customers.grouped()  # customers alike in (x, t_x, T) are scored once
-    _, _, expected, p_alive = COUNT_MODELS[fits.purchases.model]
+    model = COUNT_MODELS[fits.purchases.model]
     params = list(fits.purchases.params.values())
     days = UNIT_DAYS[settings.unit]
+    alive = model.p_alive(params, distinct)
+    xs, Ts, pair = distinct.by_x_T  # purchases while alive depend on (x, T) alone: fewer still
 
-    def ahead(horizon_days, rows=slice(None)):
-        return expected(params, distinct.take(rows), np.asarray(horizon_days) / days)
+    def ahead(horizon_days, rows=None):
+        """Expected purchases in the next days: while alive, times P(alive)."""
+        t = np.asarray(horizon_days) / days
+        if rows is None:
+            return model.while_alive(params, xs, Ts, t)[pair] * alive
+        return model.while_alive(params, distinct.x[rows], distinct.T[rows], t) * alive[rows]
 
     cumulative = [ahead(m * MONTH_DAYS) for m in range(1, 13)]
     monthly = np.diff(np.stack([np.zeros(len(distinct.x)), *cumulative]), axis=0)
     discount = (1 + settings.annual_discount_rate) ** -(np.arange(1, 13) / 12)
     per_purchase = gammagamma_spend(list(fits.spend.params.values()), purchases, np.maximum(spend, 0))
     value = pl.DataFrame({
-        "p_alive": p_alive(params, distinct)[index],
+        "p_alive": alive[index],
         "expected_purchases_30d": ahead(30)[index], "expected_purchases_90d": ahead(90)[index],
         "expected_purchases_365d": cumulative[-1][index],
         "expected_spend_per_purchase": per_purchase, "predicted_value_12m": (discount @ monthly)[index] * per_purchase,
         "next_in_days": days_to_one_purchase(ahead, cumulative[-1])[index],
     }, nan_to_null=True)  # fmt: skip
-    top_spend = facts["net_revenue"].rank("ordinal", descending=True) <= settings.high_value_share * facts.height
     return (
-        pl.concat([facts.select("customer_id", "as_of_date", top_spend.alias("top_spend")), value], how="horizontal")
+        pl.concat([facts.select("customer_id", "as_of_date", top_spend=top_spend(settings)), value], how="horizontal")
         .with_columns(risk_band=risk_band(pl.col("p_alive"), settings))
         .with_columns(
             expected_next_date=pl.col("as_of_date") + pl.duration(days=pl.col("next_in_days").cast(pl.Int64)),
             tags=pl.concat_str(
                 pl.lit("risk:") + pl.col("risk_band"),
-                pl.when(pl.col("top_spend") & (pl.col("risk_band") == "high")).then(pl.lit("high_value_at_risk")),
+                pl.when(pl.col("top_spend") & (pl.col("risk_band") == "high")).then(pl.lit(HIGH_VALUE_AT_RISK)),
                 separator=";",
                 ignore_nulls=True,
             ),
@@ -117,13 +125,39 @@ def risk_band(p_alive: pl.Expr, settings: ValueSettings) -> pl.Expr:
     )  # fmt: skip
 
 
-def risk_bands(facts: pl.DataFrame, model: str, params: dict[str, float], unit: str, settings: ValueSettings):
-    """customer_id and risk band of a snapshot's facts, from a count model's fitted parameters (as in
-    core.model_fits, fitted in `unit`)."""
-    customers, _, _ = model_inputs(facts, unit)
-    p_alive = COUNT_MODELS[model][3](list(params.values()), customers)
+def top_spend(settings: ValueSettings) -> pl.Expr:
+    """Whether a customer of core.customer_facts is in the top `high_value_share` by net spend."""
+    return pl.col("net_revenue").rank("ordinal", descending=True) <= settings.high_value_share * pl.len()
+
+
+def latest_fit(fits: pl.DataFrame | None, day: date) -> dict | None:
+    """The latest purchase-model fit on or before `day` among core.model_fits rows, or None."""
+    if fits is None:
+        return None
+    latest = fits.filter((pl.col("fit_date") <= day) & pl.col("model").is_in(list(COUNT_MODELS))).sort("fit_date")
+    return latest.row(-1, named=True) if latest.height else None
+
+
+def risk_bands(facts: pl.DataFrame, fit: dict, settings: ValueSettings) -> pl.DataFrame:
+    """customer_id and risk band of a snapshot's facts, from a core.model_fits row of a purchase model."""
+    customers, _, _ = model_inputs(facts, fit["unit"])
+    p_alive = COUNT_MODELS[fit["model"]].p_alive(list(json.loads(fit["params"]).values()), customers)
     with_p = facts.select("customer_id").with_columns(p_alive=pl.Series(p_alive))
     return with_p.select("customer_id", risk_band=risk_band(pl.col("p_alive"), settings))
+
+
+def with_value_tags(facts: pl.DataFrame, rfm: pl.DataFrame, fit: dict | None, settings: ValueSettings) -> pl.DataFrame:
+    """core.rfm with `high_value_at_risk` added to the tags of the top spenders whose churn risk is high, from
+    the snapshot's facts and a core.model_fits row (`latest_fit`); as it was without a fit."""
+    if fit is None:
+        return rfm
+    high_risk = risk_bands(facts, fit, settings).filter(pl.col("risk_band") == "high")
+    flagged = facts.filter(top_spend(settings)).join(high_risk, on="customer_id", how="semi")["customer_id"]
+    return rfm.with_columns(
+        tags=pl.when(pl.col("customer_id").is_in(flagged.implode()))
+        .then(pl.col("tags") + f";{HIGH_VALUE_AT_RISK}")
+        .otherwise("tags")
+    )
 
 
 def days_to_one_purchase(ahead, within_year: np.ndarray) -> np.ndarray:

@@ -22,18 +22,20 @@ PREDICTION_QUALITY = dg.AssetKey(["analysis", "prediction_quality"])
 PREDICTION_TRACKING = dg.AssetKey(["analysis", "prediction_tracking"])
 FITS_SCHEMA = {
     "fit_date": pl.Date, "model": pl.String, "unit": pl.String, "customers": pl.Int64, "log_likelihood": pl.Float64,
-    "converged": pl.Boolean, "params": pl.String, "std_errors": pl.String, "frequency_spend_correlation": pl.Float64,
+    "converged": pl.Boolean, "params": pl.String, "std_errors": pl.String, "intervals": pl.String,
+    "frequency_spend_correlation": pl.Float64,
 }  # fmt: skip
 
 
 def fit_rows(fits: Fits, fit_date: date, unit: str) -> pl.DataFrame:
-    """core.model_fits rows: one per model, parameters and standard errors as JSON objects."""
+    """core.model_fits rows: one per model, parameters, standard errors and 95% intervals as JSON objects."""
 
     def row(model: Fit, correlation: float | None) -> dict:
         return {
             "fit_date": fit_date, "model": model.model, "unit": unit, "customers": model.customers,
             "log_likelihood": model.log_likelihood, "converged": model.converged, "params": json.dumps(model.params),
-            "std_errors": json.dumps(model.std_errors), "frequency_spend_correlation": correlation,
+            "std_errors": json.dumps(model.std_errors), "intervals": json.dumps(model.intervals),
+            "frequency_spend_correlation": correlation,
         }  # fmt: skip
 
     rows = [row(fits.purchases, None), row(fits.spend, fits.frequency_spend_correlation)]
@@ -43,8 +45,8 @@ def fit_rows(fits: Fits, fit_date: date, unit: str) -> pl.DataFrame:
 def _fit_metadata(fits: Fits) -> dict:
     return {
         f"{model.model}": dg.MetadataValue.json({
-            "params": model.params, "std_errors": model.std_errors, "log_likelihood": model.log_likelihood,
-            "customers": model.customers, "converged": model.converged,
+            "params": model.params, "std_errors": model.std_errors, "intervals": model.intervals,
+            "log_likelihood": model.log_likelihood, "customers": model.customers, "converged": model.converged,
         })
         for model in (fits.purchases, fits.spend)
     } | {"frequency_spend_correlation": round(fits.frequency_spend_correlation, 4)}  # fmt: skip
@@ -84,8 +86,9 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             value = customer_value(facts, fits, settings.value)
             earlier = read_table(conn, "core.model_fits")
             earlier = earlier.filter(pl.col("fit_date") != as_of) if earlier is not None else None
-            history = pl.concat(
-                [*([earlier] if earlier is not None else []), fit_rows(fits, as_of, settings.value.unit)]
+            history = pl.concat(  # diagonal: rows from before a column was added keep it empty
+                [*([earlier] if earlier is not None else []), fit_rows(fits, as_of, settings.value.unit)],
+                how="diagonal",
             )
             replace_tables(conn, {"core.customer_value": value, "core.model_fits": history.sort("fit_date", "model")})
         context.log.info(f"Customer value as of {as_of}: {fits.purchases.params}, {fits.spend.params}")

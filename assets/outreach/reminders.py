@@ -1,13 +1,11 @@
 """Repurchase reminders: the customers who entered their `due` window on a day, less opt-outs
 and anyone with another marketing contact inside the frequency cap. Plain Polars."""
 
-import json
 from datetime import date
 
 import polars as pl
 
-from assets.customers.models import COUNT_MODELS
-from assets.customers.value import risk_bands
+from assets.customers.value import latest_fit, risk_bands
 from pipelines.control import assign
 from pipelines.settings import RISK_BANDS, ValueSettings
 from reports.messages import render_message
@@ -26,13 +24,10 @@ def in_risk_bands(
 ) -> pl.DataFrame:  # fmt: skip
     """`rfm` less the customers outside `bands` (a setting's churn-risk bands), by the latest purchase-model fit
     on or before `day` (core.model_fits rows); all of them when every band is allowed or there is no such fit."""
-    if fits is None or set(bands) == set(RISK_BANDS):
+    fit = latest_fit(fits, day)
+    if fit is None or set(bands) == set(RISK_BANDS):
         return rfm
-    latest = fits.filter((pl.col("fit_date") <= day) & pl.col("model").is_in(list(COUNT_MODELS))).sort("fit_date")
-    if latest.is_empty():
-        return rfm
-    fit = latest.row(-1, named=True)
-    banded = risk_bands(facts, fit["model"], json.loads(fit["params"]), fit["unit"], settings)
+    banded = risk_bands(facts, fit, settings)
     return rfm.join(banded.filter(pl.col("risk_band").is_in(bands)), on="customer_id", how="semi")
 
 
