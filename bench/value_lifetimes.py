@@ -58,7 +58,7 @@ def main() -> None:
         ("BG/NBD", lambda: fit_bgnbd(customers),
          lambda: BetaGeoFitter().fit(customers.x, customers.t_x, customers.T), lifetimes_bgnbd),
         ("Pareto/NBD", lambda: fit_paretonbd(customers),
-         lambda: ParetoNBDFitter().fit(customers.x, customers.t_x, customers.T), lifetimes_paretonbd),
+         lambda: lifetimes_paretonbd_fit(customers), lifetimes_paretonbd),
         ("Gamma-Gamma", lambda: fit_gammagamma(purchases, np.where(repeat, spend, np.nan)),
          lambda: GammaGammaFitter().fit(purchases[repeat], spend[repeat]), lifetimes_gammagamma),
     ]  # fmt: skip
@@ -91,6 +91,16 @@ def main() -> None:
         if name == "Pareto/NBD":
             rows += pareto_where_lifetimes_is_finite(customers, our_params, their_params)
     print_table(rows)
+
+
+def lifetimes_paretonbd_fit(customers):
+    """lifetimes starts its Pareto/NBD Nelder-Mead from a random point and, on this shop, lands in a different place
+    on each run from one start; its own remedy is `iterative_fitting`, the best of several starts by its own
+    likelihood. Seeded, so that the benchmark prints the same reference every time."""
+    from lifetimes import ParetoNBDFitter
+
+    np.random.seed(0)
+    return ParetoNBDFitter().fit(customers.x, customers.t_x, customers.T, iterative_fitting=5)
 
 
 def pareto_where_lifetimes_is_finite(customers, ours, theirs) -> list[tuple[str, str, str]]:
