@@ -1,7 +1,8 @@
 """Customer benchmark: facts + RFM + lifecycle for the synthetic shop at 20 million orders, in the
 same run on the same orders, beside
 
-- a bare Polars scan of the columns the step reads, with one group-by per customer;
+- a bare Polars scan of the columns the step reads, with one group-by per customer aggregating each of them
+  (and, as measured before, the same scan with only a count, which reads `customer_id` alone);
 - one DuckDB SQL query of the same outputs (facts, quintile scores, classes, stages);
 - a straightforward pandas implementation of the same outputs;
 - `lifetimes.utils.summary_data_from_transaction_data` (where installed: `pip install -e '.[bench]'`);
@@ -91,11 +92,25 @@ def warehouse(folder: Path, orders: int) -> dict:
 
 
 def bare_scan(folder: Path, orders: int) -> dict:
+    """Every column the step reads, aggregated per customer in one group-by (`--phase bare_scan` prints the
+    plan: the scan projects all of COLUMNS); and first, as the table measured before, the same scan with only
+    a count, for which Polars reads `customer_id` alone."""
     import polars as pl
 
+    scan = pl.scan_parquet(_orders(folder)).select(COLUMNS)
+    aggregated = scan.group_by("customer_id").agg(
+        pl.len(), pl.col("amount").sum(), pl.col("items").sum(), first_ts=pl.col("order_ts").min(),
+        last_ts=pl.col("order_ts").max(), last_date=pl.col("order_date").max(),
+        completed=(pl.col("status") == "completed").sum(), channel=pl.col("channel").max(),
+        region=pl.col("region").max(), category=pl.col("category").max(),
+    )  # fmt: skip
+    print(aggregated.explain(), file=sys.stderr)
     started = time.perf_counter()
-    customers = pl.scan_parquet(_orders(folder)).select(COLUMNS).group_by("customer_id").agg(pl.len()).collect().height
-    return {"seconds": time.perf_counter() - started, "customers": customers}
+    scan.group_by("customer_id").agg(pl.len()).collect()
+    one_column = time.perf_counter() - started
+    started = time.perf_counter()
+    customers = aggregated.collect().height
+    return {"seconds": time.perf_counter() - started, "customers": customers, "one_column_seconds": one_column}
 
 
 def regulars(folder: Path, orders: int) -> dict:
@@ -336,9 +351,12 @@ def report(results: dict) -> list[tuple[str, str, str]]:
     rows = [
         ("orders (clean)", f"{results['prepare']['rows']:,}", ""),
         ("customers", f"{ours['customers']:,}", ""),
-        ("bare Polars scan of the same columns, one group-by", figure(scan), ""),
+        ("bare Polars scan of the same columns, one group-by aggregating each", figure(scan), ""),
+        ("  the bare scan measured before: a count only (Polars reads customer_id alone)",
+         f"{scan['one_column_seconds']:.1f} s", ""),
         ("facts + RFM + lifecycle (regulars, from Parquet)", figure(ours), ""),
         ("  regulars / bare scan", ratio(ours, scan), "within 4x"),
+        ("  regulars / the count-only scan", f"{ours['seconds'] / scan['one_column_seconds']:.1f}x", "(as before)"),
         ("the same outputs as one DuckDB SQL query", figure(duck), ""),
         ("  regulars / DuckDB query", ratio(ours, duck, 2), "at most 1x"),
         ("the same outputs in pandas", figure(pandas), ""),
