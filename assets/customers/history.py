@@ -90,15 +90,15 @@ def rebuild_from_orders(
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
     steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
     changes = [days.advance(day, previous) for day in sorted({*steps, until})]
-    opened = pl.concat(changes)
-    opened = opened.join(customers, on=KEY).select(
-        "customer_id", *STATE, "expected_next_date", "valid_from", valid_to=pl.lit(None, pl.Date)
-    )
-    return (
-        pl.concat([kept, opened])
-        .sort("customer_id", "valid_from")
-        .with_columns(valid_to=pl.col("valid_from").shift(-1).over("customer_id"))
-    )
+    # keys are numbered in id order: sorted by key, the stretches are in id order without sorting any text
+    opened = pl.concat(changes).sort(KEY, "valid_from")
+    opened = opened.select(
+        customers["customer_id"].gather(opened[KEY]), *STATE, "expected_next_date", "valid_from",
+        valid_to=pl.lit(None, pl.Date),
+    )  # fmt: skip
+    history = pl.concat([kept, opened]).sort("customer_id", "valid_from") if kept.height else opened
+    same_customer = pl.col("customer_id") == pl.col("customer_id").shift(-1)
+    return history.with_columns(valid_to=pl.when(same_customer).then(pl.col("valid_from").shift(-1)))
 
 
 def _snapshot_states(orders: pl.LazyFrame | pl.DataFrame, settings: ShopSettings) -> Callable[[date], pl.DataFrame]:
@@ -190,7 +190,7 @@ def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, li
     )
     categories = episodes["main_category"].drop_nulls().unique().sort().to_list()
     return episodes.with_columns(
-        category=pl.col("main_category").replace_strict(categories, range(len(categories)), default=-1)
+        category=pl.col("main_category").replace_strict(categories, range(len(categories)), default=len(categories))
     ), categories
 
 
@@ -216,7 +216,7 @@ class DayStates:
         self.frequency = np.zeros(customers, np.int64)
         self.monetary = np.zeros(customers, np.float64)
         self.cycle = np.full(customers, np.nan)
-        self.category = np.full(customers, -1, np.int64)
+        self.category = np.full(customers, len(categories), np.int64)  # the number of categories: none
         self.categories = categories
         # repeat buyers' cycles counted by category (the last row: the whole shop), for the typical cycles
         cycles = self.episode["cycle"]
@@ -238,8 +238,8 @@ class DayStates:
     def _count_cycles(self, keys: np.ndarray, sign: int) -> None:
         repeat = keys[~np.isnan(self.cycle[keys])]
         ranks = np.searchsorted(self.cycle_values, self.cycle[repeat])
-        np.add.at(self.cycle_counts, (self.category[repeat], ranks), sign)  # -1 (no category) is the shop row
-        with_category = self.category[repeat] >= 0
+        np.add.at(self.cycle_counts, (self.category[repeat], ranks), sign)  # no category: the shop row
+        with_category = self.category[repeat] < len(self.categories)
         np.add.at(self.cycle_counts[-1], ranks[with_category], sign)
 
     def _typical_cycles(self) -> np.ndarray:
@@ -268,24 +268,18 @@ class DayStates:
             self.next_episode = end
         known = self.purchase_days > 0
         recency = today - self.last
-        r_high, f_high, m_high = self._highs(recency, known)
+        r_high, f_high, m_high = self._highs(today, recency, known)
         typical = self._typical_cycles()
-        own = self.cycle
         shop = typical[-1] if not np.isnan(typical[-1]) else self.rules.default_cycle_days
-        by_category = np.where(self.category >= 0, typical[self.category], np.nan)
-        cycle = np.where(np.isnan(own), np.where(np.isnan(by_category), shop, by_category), own)
+        typical = np.where(np.isnan(typical), shop, typical)  # by category, the last: no category
+        cycle = np.where(np.isnan(self.cycle), typical[self.category], self.cycle)
         rules = self.rules
-        stage = np.select(
-            [
-                (recency > rules.churned_after * cycle) | (recency > rules.churned_after_days),
-                recency > rules.at_risk_after * cycle,
-                recency >= rules.due_from * cycle,
-                self.purchase_days <= 1,
-            ],
-            [4, 3, 2, 0],
-            1,
-        )
-        code = (4 * r_high + 2 * f_high + m_high) * len(STAGES) + stage
+        # the stages from the lowest to the highest precedence, each over what comes before it
+        stage = np.where(self.purchase_days <= 1, 0, 1).astype(np.int8)
+        stage[recency >= rules.due_from * cycle] = 2
+        stage[recency > rules.at_risk_after * cycle] = 3
+        stage[(recency > rules.churned_after * cycle) | (recency > rules.churned_after_days)] = 4
+        code = (4 * r_high.view(np.int8) + 2 * f_high.view(np.int8) + m_high.view(np.int8)) * len(STAGES) + stage
         changed = np.flatnonzero(known & (code != previous))
         previous[changed] = code[changed]
         expected = self.last[changed] + np.rint(cycle[changed]).astype(np.int64)
@@ -303,18 +297,26 @@ class DayStates:
             }
         )
 
-    def _highs(self, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _highs(self, today: int, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rules = self.rfm
         if rules.threshold == "fixed":
             window = self.active_window[self.category]
             return recency <= window, self.frequency >= rules.frequency, self.monetary >= rules.monetary
-        center = np.mean if rules.threshold == "mean" else np.median
-        if not known.any():
+        count = np.count_nonzero(known)
+        if not count:
             return known, known, known
+        if rules.threshold == "median":
+            return (
+                recency < np.median(recency[known]),
+                self.frequency > np.median(self.frequency[known]),
+                self.monetary > np.median(self.monetary[known]),
+            )
+        # means of whole numbers as exact sums over the count (customers yet to buy add nothing: last day 0,
+        # frequency 0), which is what the mean of the known ones comes to; money as a mean of its own
         return (
-            recency < center(recency[known]),
-            self.frequency > center(self.frequency[known]),
-            self.monetary > center(self.monetary[known]),
+            recency < (today * count - int(self.last.sum())) / count,
+            self.frequency > int(self.frequency.sum()) / count,
+            self.monetary > self.monetary[known].mean(),
         )
 
 
