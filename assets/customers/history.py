@@ -212,11 +212,11 @@ class DayStates:
             "category": episodes["category"].to_numpy(),
         }
         self.last = np.zeros(customers, np.int32)
-        self.purchase_days = np.zeros(customers, np.int64)
-        self.frequency = np.zeros(customers, np.int64)
+        self.purchase_days = np.zeros(customers, np.int32)
+        self.frequency = np.zeros(customers, np.int32)
         self.monetary = np.zeros(customers, np.float64)
         self.cycle = np.full(customers, np.nan)
-        self.category = np.full(customers, len(categories), np.int64)  # the number of categories: none
+        self.category = np.full(customers, len(categories), np.int32)  # the number of categories: none
         self.categories = categories
         # repeat buyers' cycles counted by category (the last row: the whole shop), for the typical cycles
         cycles = self.episode["cycle"]
@@ -228,7 +228,7 @@ class DayStates:
     def code_of(self, keys: pl.Series, classes: pl.Series, stages: pl.Series) -> np.ndarray:
         """Per customer, the code of a class and stage (-1: none)."""
         class_codes = {code: n for n, code in enumerate(_CLASS_BY_HIGHS)}
-        codes = np.full(len(self.last), -1, np.int64)
+        codes = np.full(len(self.last), -1, np.int8)
         codes[keys.to_numpy()] = (
             classes.replace_strict(class_codes).to_numpy() * len(STAGES)
             + stages.replace_strict({name: n for n, name in enumerate(STAGES)}).to_numpy()
@@ -255,7 +255,7 @@ class DayStates:
     def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
         """The customers whose class or stage on `day` differs from `previous` (updated in place)."""
         today = (day - date(1970, 1, 1)).days
-        end = np.searchsorted(self.episode_days, today, side="right")
+        end = np.searchsorted(self.episode_days, np.int32(today), side="right")  # a Python int would copy the days
         if end > self.next_episode:
             # each customer's latest episode up to today (the first call may cover many days)
             keys = self.episode["key"][self.next_episode : end][::-1]
@@ -275,7 +275,7 @@ class DayStates:
         cycle = np.where(np.isnan(self.cycle), typical[self.category], self.cycle)
         rules = self.rules
         # the stages from the lowest to the highest precedence, each over what comes before it
-        stage = np.where(self.purchase_days <= 1, 0, 1).astype(np.int8)
+        stage = (self.purchase_days > 1).view(np.int8)  # new, else active
         stage[recency >= rules.due_from * cycle] = 2
         stage[recency > rules.at_risk_after * cycle] = 3
         stage[(recency > rules.churned_after * cycle) | (recency > rules.churned_after_days)] = 4
