@@ -106,6 +106,14 @@ def _snapshot_states(orders: pl.LazyFrame | pl.DataFrame, settings: ShopSettings
     return lambda day: customer_snapshot(orders, day, settings).rfm.select("customer_id", *STATE, "expected_next_date")
 
 
+def so_far(value: pl.Expr, group: pl.Expr | None = None) -> pl.Expr:
+    """A running total within each group (rows in group order; by default, customer_key): the whole column's,
+    less where the group began. Money comes out within far less than a cent of its sum, and is rounded to cents."""
+    group = pl.col(KEY) if group is None else group
+    running = value.cum_sum()
+    return running - pl.when((group != group.shift(1)).fill_null(True)).then(running - value).forward_fill()
+
+
 def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
     """Each customer's values from each of their order days on (one row per customer and order day, in order
     of day): last purchase, purchase days, F, M, own cycle and main category (as a number into the returned
@@ -121,14 +129,6 @@ def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, li
             order_date=((pl.col("customer_day") % 2**32).cast(pl.Int64) - 2**31).cast(pl.Int32).cast(pl.Date),
         )
     )
-    first_row = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
-
-    def so_far(value: pl.Expr) -> pl.Expr:
-        """A customer's running total (rows in customer order): the shop's, less where the customer began.
-        Money comes out within far less than a cent of its sum, and is rounded to cents."""
-        running = value.cum_sum()
-        return running - pl.when(first_row).then(running - value).forward_fill()
-
     purchase_days = pl.col("purchase_days")
     running = per_day.with_columns(
         orders=so_far(pl.col("orders")),
@@ -152,46 +152,38 @@ def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, li
         .agg(pl.col("amount").sum())
         .collect()
     )
-    bought = spend.group_by(KEY).agg(
-        only=pl.when(pl.col("category").n_unique() == 1).then(pl.col("category").first()),
-        since=pl.col("order_date").min(),
+    names = spend.select(pl.col("category").unique().sort())["category"]  # categoricals sort by name
+    categories, n = names.cast(pl.String).to_list(), len(names)
+    # main category as of each order day: the category with the most spend so far (in cents), first by name. A
+    # category's spend only grows, so that is the category of the customer's highest spend so far in any row,
+    # found by a running maximum of one number: cents, then categories earlier by name higher
+    code = pl.col("category").to_physical()
+    rank = code.replace_strict(names.to_physical(), range(n), return_dtype=pl.Int64)
+    by_category = spend.sort(KEY, code, "order_date").with_columns(
+        spent=(so_far(pl.col("amount"), pl.col(KEY).cast(pl.Int64) * n + rank).round(2) * 100).round().cast(pl.Int64)
     )
-    # main category as of each order day: the category with the most spend so far (in cents), first by name;
-    # for a customer of one category, that one from its first purchase on
-    several = spend.join(bought.filter(pl.col("only").is_null()), on=KEY, how="semi")
-    running_spend = several.sort(KEY, "category", "order_date").with_columns(
-        spent=pl.col("amount").cum_sum().over(KEY, "category").round(2)
-    )
-    categories_since = running_spend.group_by(KEY, "category").agg(since=pl.col("order_date").min())
-    of_several = (
-        values.lazy()
-        .select(KEY, "order_date")
-        .join(categories_since.lazy(), on=KEY)
-        .filter(pl.col("since") <= pl.col("order_date"))
-        .sort("order_date")
-        .join_asof(running_spend.lazy().select(KEY, "category", "order_date", "spent").sort("order_date"),
-                   on="order_date", by=[KEY, "category"], check_sortedness=False)
-        .sort(KEY, "order_date", pl.col("spent"), "category", descending=[False, False, True, False])
-        .group_by(KEY, "order_date", maintain_order=True)
-        .agg(several=pl.col("category").first())
-    )  # fmt: skip
+    score = by_category.select(KEY, "order_date", score=pl.col("spent") * n + n - 1 - rank).sort(KEY, "order_date")
+    # the running maximum of each customer at once: the customer's key in front keeps customers apart
+    size = int(score["score"].max() or 0) + 1
+    if (int(score[KEY].max() or 0) + 1) * size < 2**63:
+        front = pl.col(KEY).cast(pl.Int64) * size
+        highest = (front + pl.col("score")).cum_max() - front
+    else:
+        highest = pl.col("score").cum_max().over(KEY)
+    day_ends = (pl.col(KEY) != pl.col(KEY).shift(-1)) | (pl.col("order_date") != pl.col("order_date").shift(-1))
+    best = score.lazy().select(KEY, "order_date", category=n - 1 - highest % n).filter(day_ends.fill_null(True))
+    # on days without such spend, the day before's: carried forward with the customer's key, kept where it matches
+    tagged = pl.col(KEY).cast(pl.Int64) * n + pl.col("category")
     episodes = (
         values.lazy()
-        .join(bought.lazy(), on=KEY, how="left")
-        .join(of_several, on=[KEY, "order_date"], how="left")
-        .with_columns(
-            main_category=pl.coalesce(pl.when(pl.col("since") <= pl.col("order_date")).then("only"), "several").cast(
-                pl.String
-            )
-        )
-        .drop("only", "since", "several")
+        .join(best, on=[KEY, "order_date"], how="left", maintain_order="left")
+        .with_columns(tagged=tagged.forward_fill())
+        .with_columns(category=pl.when(pl.col("tagged") // n == pl.col(KEY)).then(pl.col("tagged") % n).fill_null(n))
+        .drop("tagged")
         .sort("order_date")
         .collect()
     )
-    categories = episodes["main_category"].drop_nulls().unique().sort().to_list()
-    return episodes.with_columns(
-        category=pl.col("main_category").replace_strict(categories, range(len(categories)), default=len(categories))
-    ), categories
+    return episodes, categories
 
 
 class DayStates:
