@@ -39,6 +39,12 @@ def in_sprints(day: pl.Expr, sprints: list[tuple[date, date]]) -> pl.Expr:
     return pl.any_horizontal([day.is_between(first, last) for first, last in sprints]) if sprints else pl.lit(False)
 
 
+def named(code: pl.Expr, names: list[str] | tuple[str, ...]) -> pl.Expr:
+    """The name numbered `code` (0, 1, ...; null stays null): the texts are looked up, not made per row, which
+    costs a tenth of `replace_strict` with a dict."""
+    return pl.lit(pl.Series(names, dtype=pl.String)).gather(code)
+
+
 def needed_columns(orders: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """The columns of staging.orders the customer step reads, short texts as categoricals and the status as
     a purchase flag (as is, if they are so already); the order a customer's orders come in does not matter."""

@@ -90,20 +90,28 @@ def rebuild_from_orders(
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
     steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
     changes = [days.advance(day, previous) for day in sorted({*steps, until})]
-    opened = pl.concat(changes)
-    opened = opened.join(customers, on=KEY).select(
-        "customer_id", *STATE, "expected_next_date", "valid_from", valid_to=pl.lit(None, pl.Date)
-    )
-    return (
-        pl.concat([kept, opened])
-        .sort("customer_id", "valid_from")
-        .with_columns(valid_to=pl.col("valid_from").shift(-1).over("customer_id"))
-    )
+    # keys are numbered in id order: sorted by key, the stretches are in id order without sorting any text
+    opened = pl.concat(changes).sort(KEY, "valid_from")
+    opened = opened.select(
+        customers["customer_id"].gather(opened[KEY]), *STATE, "expected_next_date", "valid_from",
+        valid_to=pl.lit(None, pl.Date),
+    )  # fmt: skip
+    history = pl.concat([kept, opened]).sort("customer_id", "valid_from") if kept.height else opened
+    same_customer = pl.col("customer_id") == pl.col("customer_id").shift(-1)
+    return history.with_columns(valid_to=pl.when(same_customer).then(pl.col("valid_from").shift(-1)))
 
 
 def _snapshot_states(orders: pl.LazyFrame | pl.DataFrame, settings: ShopSettings) -> Callable[[date], pl.DataFrame]:
     orders = needed_columns(orders).collect()
     return lambda day: customer_snapshot(orders, day, settings).rfm.select("customer_id", *STATE, "expected_next_date")
+
+
+def so_far(value: pl.Expr, group: pl.Expr | None = None) -> pl.Expr:
+    """A running total within each group (rows in group order; by default, customer_key): the whole column's,
+    less where the group began. Money comes out within far less than a cent of its sum, and is rounded to cents."""
+    group = pl.col(KEY) if group is None else group
+    running = value.cum_sum()
+    return running - pl.when((group != group.shift(1)).fill_null(True)).then(running - value).forward_fill()
 
 
 def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
@@ -121,14 +129,6 @@ def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, li
             order_date=((pl.col("customer_day") % 2**32).cast(pl.Int64) - 2**31).cast(pl.Int32).cast(pl.Date),
         )
     )
-    first_row = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
-
-    def so_far(value: pl.Expr) -> pl.Expr:
-        """A customer's running total (rows in customer order): the shop's, less where the customer began.
-        Money comes out within far less than a cent of its sum, and is rounded to cents."""
-        running = value.cum_sum()
-        return running - pl.when(first_row).then(running - value).forward_fill()
-
     purchase_days = pl.col("purchase_days")
     running = per_day.with_columns(
         orders=so_far(pl.col("orders")),
@@ -152,46 +152,38 @@ def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, li
         .agg(pl.col("amount").sum())
         .collect()
     )
-    bought = spend.group_by(KEY).agg(
-        only=pl.when(pl.col("category").n_unique() == 1).then(pl.col("category").first()),
-        since=pl.col("order_date").min(),
+    names = spend.select(pl.col("category").unique().sort())["category"]  # categoricals sort by name
+    categories, n = names.cast(pl.String).to_list(), len(names)
+    # main category as of each order day: the category with the most spend so far (in cents), first by name. A
+    # category's spend only grows, so that is the category of the customer's highest spend so far in any row,
+    # found by a running maximum of one number: cents, then categories earlier by name higher
+    code = pl.col("category").to_physical()
+    rank = code.replace_strict(names.to_physical(), range(n), return_dtype=pl.Int64)
+    by_category = spend.sort(KEY, code, "order_date").with_columns(
+        spent=(so_far(pl.col("amount"), pl.col(KEY).cast(pl.Int64) * n + rank).round(2) * 100).round().cast(pl.Int64)
     )
-    # main category as of each order day: the category with the most spend so far (in cents), first by name;
-    # for a customer of one category, that one from its first purchase on
-    several = spend.join(bought.filter(pl.col("only").is_null()), on=KEY, how="semi")
-    running_spend = several.sort(KEY, "category", "order_date").with_columns(
-        spent=pl.col("amount").cum_sum().over(KEY, "category").round(2)
-    )
-    categories_since = running_spend.group_by(KEY, "category").agg(since=pl.col("order_date").min())
-    of_several = (
-        values.lazy()
-        .select(KEY, "order_date")
-        .join(categories_since.lazy(), on=KEY)
-        .filter(pl.col("since") <= pl.col("order_date"))
-        .sort("order_date")
-        .join_asof(running_spend.lazy().select(KEY, "category", "order_date", "spent").sort("order_date"),
-                   on="order_date", by=[KEY, "category"], check_sortedness=False)
-        .sort(KEY, "order_date", pl.col("spent"), "category", descending=[False, False, True, False])
-        .group_by(KEY, "order_date", maintain_order=True)
-        .agg(several=pl.col("category").first())
-    )  # fmt: skip
+    score = by_category.select(KEY, "order_date", score=pl.col("spent") * n + n - 1 - rank).sort(KEY, "order_date")
+    # the running maximum of each customer at once: the customer's key in front keeps customers apart
+    size = int(score["score"].max() or 0) + 1
+    if (int(score[KEY].max() or 0) + 1) * size < 2**63:
+        front = pl.col(KEY).cast(pl.Int64) * size
+        highest = (front + pl.col("score")).cum_max() - front
+    else:
+        highest = pl.col("score").cum_max().over(KEY)
+    day_ends = (pl.col(KEY) != pl.col(KEY).shift(-1)) | (pl.col("order_date") != pl.col("order_date").shift(-1))
+    best = score.lazy().select(KEY, "order_date", category=n - 1 - highest % n).filter(day_ends.fill_null(True))
+    # on days without such spend, the day before's: carried forward with the customer's key, kept where it matches
+    tagged = pl.col(KEY).cast(pl.Int64) * n + pl.col("category")
     episodes = (
         values.lazy()
-        .join(bought.lazy(), on=KEY, how="left")
-        .join(of_several, on=[KEY, "order_date"], how="left")
-        .with_columns(
-            main_category=pl.coalesce(pl.when(pl.col("since") <= pl.col("order_date")).then("only"), "several").cast(
-                pl.String
-            )
-        )
-        .drop("only", "since", "several")
+        .join(best, on=[KEY, "order_date"], how="left", maintain_order="left")
+        .with_columns(tagged=tagged.forward_fill())
+        .with_columns(category=pl.when(pl.col("tagged") // n == pl.col(KEY)).then(pl.col("tagged") % n).fill_null(n))
+        .drop("tagged")
         .sort("order_date")
         .collect()
     )
-    categories = episodes["main_category"].drop_nulls().unique().sort().to_list()
-    return episodes.with_columns(
-        category=pl.col("main_category").replace_strict(categories, range(len(categories)), default=-1)
-    ), categories
+    return episodes, categories
 
 
 class DayStates:
@@ -212,11 +204,11 @@ class DayStates:
             "category": episodes["category"].to_numpy(),
         }
         self.last = np.zeros(customers, np.int32)
-        self.purchase_days = np.zeros(customers, np.int64)
-        self.frequency = np.zeros(customers, np.int64)
+        self.purchase_days = np.zeros(customers, np.int32)
+        self.frequency = np.zeros(customers, np.int32)
         self.monetary = np.zeros(customers, np.float64)
         self.cycle = np.full(customers, np.nan)
-        self.category = np.full(customers, -1, np.int64)
+        self.category = np.full(customers, len(categories), np.int32)  # the number of categories: none
         self.categories = categories
         # repeat buyers' cycles counted by category (the last row: the whole shop), for the typical cycles
         cycles = self.episode["cycle"]
@@ -228,7 +220,7 @@ class DayStates:
     def code_of(self, keys: pl.Series, classes: pl.Series, stages: pl.Series) -> np.ndarray:
         """Per customer, the code of a class and stage (-1: none)."""
         class_codes = {code: n for n, code in enumerate(_CLASS_BY_HIGHS)}
-        codes = np.full(len(self.last), -1, np.int64)
+        codes = np.full(len(self.last), -1, np.int8)
         codes[keys.to_numpy()] = (
             classes.replace_strict(class_codes).to_numpy() * len(STAGES)
             + stages.replace_strict({name: n for n, name in enumerate(STAGES)}).to_numpy()
@@ -238,8 +230,8 @@ class DayStates:
     def _count_cycles(self, keys: np.ndarray, sign: int) -> None:
         repeat = keys[~np.isnan(self.cycle[keys])]
         ranks = np.searchsorted(self.cycle_values, self.cycle[repeat])
-        np.add.at(self.cycle_counts, (self.category[repeat], ranks), sign)  # -1 (no category) is the shop row
-        with_category = self.category[repeat] >= 0
+        np.add.at(self.cycle_counts, (self.category[repeat], ranks), sign)  # no category: the shop row
+        with_category = self.category[repeat] < len(self.categories)
         np.add.at(self.cycle_counts[-1], ranks[with_category], sign)
 
     def _typical_cycles(self) -> np.ndarray:
@@ -255,7 +247,7 @@ class DayStates:
     def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
         """The customers whose class or stage on `day` differs from `previous` (updated in place)."""
         today = (day - date(1970, 1, 1)).days
-        end = np.searchsorted(self.episode_days, today, side="right")
+        end = np.searchsorted(self.episode_days, np.int32(today), side="right")  # a Python int would copy the days
         if end > self.next_episode:
             # each customer's latest episode up to today (the first call may cover many days)
             keys = self.episode["key"][self.next_episode : end][::-1]
@@ -268,24 +260,18 @@ class DayStates:
             self.next_episode = end
         known = self.purchase_days > 0
         recency = today - self.last
-        r_high, f_high, m_high = self._highs(recency, known)
+        r_high, f_high, m_high = self._highs(today, recency, known)
         typical = self._typical_cycles()
-        own = self.cycle
         shop = typical[-1] if not np.isnan(typical[-1]) else self.rules.default_cycle_days
-        by_category = np.where(self.category >= 0, typical[self.category], np.nan)
-        cycle = np.where(np.isnan(own), np.where(np.isnan(by_category), shop, by_category), own)
+        typical = np.where(np.isnan(typical), shop, typical)  # by category, the last: no category
+        cycle = np.where(np.isnan(self.cycle), typical[self.category], self.cycle)
         rules = self.rules
-        stage = np.select(
-            [
-                (recency > rules.churned_after * cycle) | (recency > rules.churned_after_days),
-                recency > rules.at_risk_after * cycle,
-                recency >= rules.due_from * cycle,
-                self.purchase_days <= 1,
-            ],
-            [4, 3, 2, 0],
-            1,
-        )
-        code = (4 * r_high + 2 * f_high + m_high) * len(STAGES) + stage
+        # the stages from the lowest to the highest precedence, each over what comes before it
+        stage = (self.purchase_days > 1).view(np.int8)  # new, else active
+        stage[recency >= rules.due_from * cycle] = 2
+        stage[recency > rules.at_risk_after * cycle] = 3
+        stage[(recency > rules.churned_after * cycle) | (recency > rules.churned_after_days)] = 4
+        code = (4 * r_high.view(np.int8) + 2 * f_high.view(np.int8) + m_high.view(np.int8)) * len(STAGES) + stage
         changed = np.flatnonzero(known & (code != previous))
         previous[changed] = code[changed]
         expected = self.last[changed] + np.rint(cycle[changed]).astype(np.int64)
@@ -303,18 +289,26 @@ class DayStates:
             }
         )
 
-    def _highs(self, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _highs(self, today: int, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rules = self.rfm
         if rules.threshold == "fixed":
             window = self.active_window[self.category]
             return recency <= window, self.frequency >= rules.frequency, self.monetary >= rules.monetary
-        center = np.mean if rules.threshold == "mean" else np.median
-        if not known.any():
+        count = np.count_nonzero(known)
+        if not count:
             return known, known, known
+        if rules.threshold == "median":
+            return (
+                recency < np.median(recency[known]),
+                self.frequency > np.median(self.frequency[known]),
+                self.monetary > np.median(self.monetary[known]),
+            )
+        # means of whole numbers as exact sums over the count (customers yet to buy add nothing: last day 0,
+        # frequency 0), which is what the mean of the known ones comes to; money as a mean of its own
         return (
-            recency < center(recency[known]),
-            self.frequency > center(self.frequency[known]),
-            self.monetary > center(self.monetary[known]),
+            recency < (today * count - int(self.last.sum())) / count,
+            self.frequency > int(self.frequency.sum()) / count,
+            self.monetary > self.monetary[known].mean(),
         )
 
 

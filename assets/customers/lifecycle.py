@@ -9,6 +9,7 @@ works best); otherwise new (one purchase day) or active. Multipliers are setting
 
 import polars as pl
 
+from assets.customers.facts import named
 from pipelines.settings import LifecycleSettings
 
 STAGES = ("new", "active", "due", "at_risk", "churned")
@@ -26,17 +27,19 @@ def typical_cycles(facts: pl.DataFrame) -> tuple[dict[str, float], float | None]
 
 
 def stage(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: LifecycleSettings) -> pl.Expr:
-    return (
+    # a number per stage, named once at the end: a text per branch would be made for every customer
+    code = (
         pl.when((days > rules.churned_after * cycle) | (days > rules.churned_after_days))
-        .then(pl.lit("churned"))
+        .then(STAGES.index("churned"))
         .when(days > rules.at_risk_after * cycle)
-        .then(pl.lit("at_risk"))
+        .then(STAGES.index("at_risk"))
         .when(days >= rules.due_from * cycle)
-        .then(pl.lit("due"))
+        .then(STAGES.index("due"))
         .when(purchase_days <= 1)
-        .then(pl.lit("new"))
-        .otherwise(pl.lit("active"))
+        .then(STAGES.index("new"))
+        .otherwise(STAGES.index("active"))
     )
+    return named(code, STAGES)
 
 
 def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
@@ -46,21 +49,23 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
     cycle_or_typical = pl.coalesce(
         pl.col("cycle_days"), category_cycle, pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
     )
-    source = (
-        pl.when(pl.col("cycle_days").is_not_null()).then(pl.lit("own"))
-        .when(category_cycle.is_not_null()).then(pl.lit("category"))
-        .when(pl.lit(shop is not None)).then(pl.lit("shop"))
-        .otherwise(pl.lit("default"))
+    source = named(
+        pl.when(pl.col("cycle_days").is_not_null()).then(0)
+        .when(category_cycle.is_not_null()).then(1)
+        .when(pl.lit(shop is not None)).then(2)
+        .otherwise(3),
+        ("own", "category", "shop", "default"),
     )  # fmt: skip
     # Thresholds compare the cycle as computed; only the column shown to people is rounded.
     cycle = pl.col("cycle")
+    last_day = pl.col("last_order_date").cast(pl.Int32)  # dates as day numbers: whole days added as integers
     return (
         facts.with_columns(cycle=cycle_or_typical, cycle_source=source)
         .with_columns(
             cycle_used_days=cycle.round(1),
             stage=stage(pl.col("recency_days"), cycle, pl.col("purchase_days"), rules),
-            due_date=pl.col("last_order_date") + pl.duration(days=(rules.due_from * cycle).ceil()),
-            expected_next_date=pl.col("last_order_date") + pl.duration(days=cycle.round(0)),
+            due_date=(last_day + (rules.due_from * cycle).ceil().cast(pl.Int32)).cast(pl.Date),
+            expected_next_date=(last_day + cycle.round(0).cast(pl.Int32)).cast(pl.Date),
         )
         .drop("cycle")
     )
@@ -70,7 +75,9 @@ def value_tier(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
     """'<100', '100-300', ..., '1000+' for upper bounds [100, 300, 1000]."""
     middle = [f"{a:g}-{b:g}" for a, b in zip(bounds, bounds[1:], strict=False)]
     labels = [f"<{bounds[0]:g}", *middle, f"{bounds[-1]:g}+"]
-    return amount.cut(bounds, labels=labels, left_closed=True).cast(pl.String)
+    # the number of bounds at or below the amount, named (cheaper than `cut`'s categories cast to text)
+    tier = pl.lit(pl.Series(bounds, dtype=pl.Float64)).search_sorted(amount, side="right")
+    return pl.when(amount.is_not_null()).then(named(tier, labels))
 
 
 def tags() -> pl.Expr:

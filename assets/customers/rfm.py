@@ -9,6 +9,7 @@ active window, per main category where set).
 
 import polars as pl
 
+from assets.customers.facts import named
 from pipelines.settings import RfmSettings
 
 # (R high, F high, M high) -> class, 中文, what to do
@@ -33,7 +34,7 @@ GROUP_GRID = {
     1: ("Lost", "Hibernating", "At risk", "Can't lose them", "Can't lose them"),
 }
 GROUPS = {f"{r}{fm}": GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
-_GROUP_BY_SCORES = {10 * r + fm: GROUP_GRID[r][fm - 1] for r in GROUP_GRID for fm in range(1, 6)}
+_GROUPS_BY_SCORES = [GROUP_GRID[r][fm - 1] for r in range(1, 6) for fm in range(1, 6)]  # 5 x (R - 1) + FM - 1
 
 
 def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Expr, rules: RfmSettings):
@@ -80,7 +81,7 @@ def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
 def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     """Scores, high/low, the eight classes and the named groups for every customer of `values`, row for row."""
     r_high, f_high, m_high = _highs(rules)
-    by_highs = {4 * r + 2 * f + m: (code, zh) for (r, f, m), (code, zh, _) in CLASSES.items()}
+    by_highs = dict(sorted((4 * r + 2 * f + m, (code, zh)) for (r, f, m), (code, zh, _) in CLASSES.items()))
     highs = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
     scored = values.with_columns(
         r_score=quintile(-values["recency_days"]),
@@ -92,7 +93,7 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     )
     fm = ((pl.col("f_score") + pl.col("m_score")) / 2).round(0, mode="half_away_from_zero").cast(pl.Int8)
     return scored.with_columns(
-        rfm_class=highs.replace_strict({n: code for n, (code, _) in by_highs.items()}, return_dtype=pl.String),
-        rfm_class_zh=highs.replace_strict({n: zh for n, (_, zh) in by_highs.items()}, return_dtype=pl.String),
-        rfm_group=(10 * pl.col("r_score").cast(pl.Int16) + fm).replace_strict(_GROUP_BY_SCORES, return_dtype=pl.String),
+        rfm_class=named(highs, [code for code, _ in by_highs.values()]),
+        rfm_class_zh=named(highs, [zh for _, zh in by_highs.values()]),
+        rfm_group=named(5 * (pl.col("r_score") - 1) + fm - 1, _GROUPS_BY_SCORES),
     )
