@@ -245,7 +245,9 @@ def clean_orders(
     price = parse_number(pl.col("unit_price"), decimal)
     amount = parse_number(pl.col("amount"), decimal) if "amount" in has else quantity * price
     ambiguous = pl.any_horizontal(ambiguous_number(pl.col(f), decimal) for f in NUMBER_FIELDS if f in has)
-    rows = rows.with_columns(
+    ordered = in_source_order(rows)
+    # lazily, in one plan: each value's text is parsed once where several expressions read it
+    rows = rows.lazy().with_columns(
         _quantity=quantity,
         _amount=amount,
         _ambiguous=ambiguous,
@@ -298,7 +300,7 @@ def clean_orders(
     if "currency" in has:  # a row without a currency is in the shop's
         currency = pl.col("currency").str.strip_chars().str.to_uppercase().fill_null(rules.currency)
         reason = reason.when(currency != rules.currency).then(pl.lit("other_currency"))
-    rows = in_source_order(rows).with_columns(reason=reason)
+    rows = (rows if ordered else rows.sort("_source", "_row")).with_columns(reason=reason)
     if rules.layout.rows == "orders":
         rows = rows.with_columns(reason=pl.coalesce("reason", _repeated_order_id()))
     if first is not None and last is not None:
@@ -306,6 +308,7 @@ def clean_orders(
     if rules.layout.rows == "lines":  # all lines of an order share its day, so the window holds them all
         rows = rows.with_columns(reason=pl.coalesce("reason", _mixed_customers()))
 
+    rows = rows.collect()
     kept = rows.filter(pl.col("reason").is_null())
     rejects = rows.filter(pl.col("reason").is_not_null())
     return CleanOrders(
@@ -317,12 +320,11 @@ def clean_orders(
     )
 
 
-def in_source_order(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows by `_source`, `_row`; sorted only when they are not in that order already (a sort of a chunk's
-    text costs a third of its cleaning)."""
+def in_source_order(rows: pl.DataFrame) -> bool:
+    """Whether rows are by `_source`, `_row` already (a sort of a chunk's text costs a third of its cleaning)."""
     source, row = pl.col("_source"), pl.col("_row")
     follows = (source > source.shift()) | ((source == source.shift()) & (row > row.shift()))
-    return rows if rows.select(follows.slice(1).all()).item() else rows.sort("_source", "_row")
+    return rows.select(follows.slice(1).all()).item()
 
 
 def _derived_order_id() -> pl.Expr:
