@@ -103,6 +103,9 @@ def parse_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     last is the mark; a mark that repeats groups thousands; a lone "." is the mark (as in most exports),
     and so is a lone "," unless three digits follow it and at most three precede it ('1,250'), which
     could be either: NaN, refused as `ambiguous_amount` (see `ambiguous_number`)."""
+    plain = text.cast(pl.Float64, strict=False)
+    if decimal == "auto":  # a plain number (most values) reads as it is: only the others are read mark by mark
+        text = pl.when(plain.is_null()).then(text)
     text = text.str.replace_all(SYMBOLS, "")
     dot_decimal = text.str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
     comma_decimal = (
@@ -115,7 +118,8 @@ def parse_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     lone_comma = (commas == 1) & (dots == 0)  # '12,50'
     dotted_thousands = (commas == 0) & (dots > 1)  # '1.234.567'
     return (
-        pl.when(ambiguous_number(text, decimal)).then(float("nan"))
+        pl.when(plain.is_not_null()).then(plain)
+        .when(ambiguous_number(text, decimal)).then(float("nan"))
         .when(comma_last | lone_comma | dotted_thousands).then(comma_decimal)
         .otherwise(dot_decimal)
     )  # fmt: skip
@@ -125,7 +129,8 @@ def ambiguous_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     """Whether a value reads as two numbers depending on the decimal mark, which the settings do not state."""
     if decimal != "auto":
         return pl.lit(False)
-    return text.str.replace_all(SYMBOLS, "").str.contains(AMBIGUOUS_NUMBER).fill_null(False)
+    marked = pl.when(text.cast(pl.Float64, strict=False).is_null()).then(text)  # a plain number is not ambiguous
+    return marked.str.replace_all(SYMBOLS, "").str.contains(AMBIGUOUS_NUMBER).fill_null(False)
 
 
 def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
