@@ -77,11 +77,18 @@ AMBIGUOUS_NUMBER = r"^[+-]?\d{1,3},\d{3}$"  # '1,250': a thousand and 250, or on
 
 def parse_timestamp(text: pl.Expr, rules: CleaningRules) -> pl.Expr:
     """Text in the source's zone, or with an offset of its own (`+08:00`, `Z`) -> wall-clock time in the
-    shop's zone (null where unreadable)."""
+    shop's zone (null where unreadable). Best in a lazy plan, which reads what several branches share once."""
+    fmt = rules.layout.timestamp_format
+    whole = None  # no cache of parsed values below, which only costs when nearly every time differs
+    if fmt and "%z" not in fmt.lower():  # most values match the format whole: only the others are looked at further
+        whole = text.str.to_datetime(fmt, strict=False, time_unit="us", cache=False)
+        text = pl.when(whole.is_null()).then(text)
     text = text.str.strip_chars()
     zoned = text.str.contains(ZONE_OFFSET)
     # local times only: a format recognised from a zoned value would not read the others
-    local = pl.when(~zoned).then(text).str.to_datetime(rules.layout.timestamp_format, strict=False, time_unit="us")
+    local = pl.when(~zoned).then(text).str.to_datetime(fmt, strict=False, time_unit="us", cache=False)
+    if whole is not None:
+        local = pl.coalesce(whole, local)
     if rules.layout.timezone != rules.shop_timezone:
         local = (
             local.dt.replace_time_zone(rules.layout.timezone, ambiguous="earliest", non_existent="null")
@@ -90,7 +97,7 @@ def parse_timestamp(text: pl.Expr, rules: CleaningRules) -> pl.Expr:
         )
     instant = (
         pl.when(zoned).then(text).str.replace(r"Z$", "+00:00").str.replace("T", " ", literal=True)
-        .str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_unit="us")
+        .str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_unit="us", cache=False)
         .dt.convert_time_zone(rules.shop_timezone).dt.replace_time_zone(None)
     )  # fmt: skip
     return pl.coalesce(local, instant)
@@ -144,7 +151,8 @@ def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     its nearest day.
     Raises `MalformedExportError` when a whole column of a file reads as the wrong type.
     """
-    rows = rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules), _order_key=order_key(rules))
+    rows = rows.lazy().with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules), _order_key=order_key(rules))
+    rows = rows.collect()
     _check_column_types(rows, rules)
     day = pl.col("_ts").dt.date().forward_fill().backward_fill().over("_source", order_by="_row")
     if rules.history:  # refused on a day the warehouse shows: the nearest of history, or its first
@@ -386,24 +394,29 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
         for f in ("channel", "region", "category", "shipped_ts", "delivered_ts")
         if f not in has
     }
-    return orders.with_columns(**missing).select(
-        "order_id",
-        "customer_id",
-        "order_ts",
-        "order_date",
-        "amount",
-        items=pl.col("items").cast(pl.Int64),
-        channel="channel",
-        region="region",
-        category="category",
-        status=pl.when(pl.col("cancelled"))
-        .then(pl.lit(CANCELLED))
-        .when(pl.col("open"))
-        .then(pl.lit(OPEN))
-        .otherwise(pl.lit(COMPLETED)),
-        currency=pl.lit(rules.currency),
-        shipped_ts=parse_timestamp(pl.col("shipped_ts"), rules),
-        delivered_ts=parse_timestamp(pl.col("delivered_ts"), rules),
+    return (
+        orders.lazy()
+        .with_columns(**missing)
+        .select(
+            "order_id",
+            "customer_id",
+            "order_ts",
+            "order_date",
+            "amount",
+            items=pl.col("items").cast(pl.Int64),
+            channel="channel",
+            region="region",
+            category="category",
+            status=pl.when(pl.col("cancelled"))
+            .then(pl.lit(CANCELLED))
+            .when(pl.col("open"))
+            .then(pl.lit(OPEN))
+            .otherwise(pl.lit(COMPLETED)),
+            currency=pl.lit(rules.currency),
+            shipped_ts=parse_timestamp(pl.col("shipped_ts"), rules),
+            delivered_ts=parse_timestamp(pl.col("delivered_ts"), rules),
+        )
+        .collect()
     )
 
 
