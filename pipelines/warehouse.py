@@ -151,7 +151,8 @@ def drop_incoming(conn: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> Non
 def append(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame]) -> None:
     """Add `frames` to their tables' incoming copies; each in a transaction of its own."""
     for table, frame in frames.items():
-        conn.register("frame", frame.to_arrow())
+        # Arrow's string views are Polars' own strings: DuckDB reads them without a copy into Arrow's older layout
+        conn.register("frame", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
         conn.execute(f"INSERT INTO {incoming(table)} BY NAME SELECT * FROM frame")
         conn.unregister("frame")
 

@@ -289,7 +289,7 @@ def _read_chunk(source: OrderSource, index: pl.DataFrame, rules: CleaningRules) 
             order_date=pl.lit(None, pl.Date), _first_day=pl.lit(None, pl.Date), _ts=pl.lit(None, pl.Datetime("us"))
         )
     rows = pl.concat(pl.collect_all(parts, engine="streaming"))
-    return rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+    return rows.lazy().with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules)).collect()
 
 
 def _stored_once(conn, days: list[date], rules: CleaningRules) -> None:

@@ -77,11 +77,18 @@ AMBIGUOUS_NUMBER = r"^[+-]?\d{1,3},\d{3}$"  # '1,250': a thousand and 250, or on
 
 def parse_timestamp(text: pl.Expr, rules: CleaningRules) -> pl.Expr:
     """Text in the source's zone, or with an offset of its own (`+08:00`, `Z`) -> wall-clock time in the
-    shop's zone (null where unreadable)."""
+    shop's zone (null where unreadable). Best in a lazy plan, which reads what several branches share once."""
+    fmt = rules.layout.timestamp_format
+    whole = None  # no cache of parsed values below, which only costs when nearly every time differs
+    if fmt and "%z" not in fmt.lower():  # most values match the format whole: only the others are looked at further
+        whole = text.str.to_datetime(fmt, strict=False, time_unit="us", cache=False)
+        text = pl.when(whole.is_null()).then(text)
     text = text.str.strip_chars()
     zoned = text.str.contains(ZONE_OFFSET)
     # local times only: a format recognised from a zoned value would not read the others
-    local = pl.when(~zoned).then(text).str.to_datetime(rules.layout.timestamp_format, strict=False, time_unit="us")
+    local = pl.when(~zoned).then(text).str.to_datetime(fmt, strict=False, time_unit="us", cache=False)
+    if whole is not None:
+        local = pl.coalesce(whole, local)
     if rules.layout.timezone != rules.shop_timezone:
         local = (
             local.dt.replace_time_zone(rules.layout.timezone, ambiguous="earliest", non_existent="null")
@@ -90,7 +97,7 @@ def parse_timestamp(text: pl.Expr, rules: CleaningRules) -> pl.Expr:
         )
     instant = (
         pl.when(zoned).then(text).str.replace(r"Z$", "+00:00").str.replace("T", " ", literal=True)
-        .str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_unit="us")
+        .str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_unit="us", cache=False)
         .dt.convert_time_zone(rules.shop_timezone).dt.replace_time_zone(None)
     )  # fmt: skip
     return pl.coalesce(local, instant)
@@ -103,6 +110,9 @@ def parse_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     last is the mark; a mark that repeats groups thousands; a lone "." is the mark (as in most exports),
     and so is a lone "," unless three digits follow it and at most three precede it ('1,250'), which
     could be either: NaN, refused as `ambiguous_amount` (see `ambiguous_number`)."""
+    plain = text.cast(pl.Float64, strict=False)
+    if decimal == "auto":  # a plain number (most values) reads as it is: only the others are read mark by mark
+        text = pl.when(plain.is_null()).then(text)
     text = text.str.replace_all(SYMBOLS, "")
     dot_decimal = text.str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
     comma_decimal = (
@@ -115,7 +125,8 @@ def parse_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     lone_comma = (commas == 1) & (dots == 0)  # '12,50'
     dotted_thousands = (commas == 0) & (dots > 1)  # '1.234.567'
     return (
-        pl.when(ambiguous_number(text, decimal)).then(float("nan"))
+        pl.when(plain.is_not_null()).then(plain)
+        .when(ambiguous_number(text, decimal)).then(float("nan"))
         .when(comma_last | lone_comma | dotted_thousands).then(comma_decimal)
         .otherwise(dot_decimal)
     )  # fmt: skip
@@ -125,7 +136,8 @@ def ambiguous_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     """Whether a value reads as two numbers depending on the decimal mark, which the settings do not state."""
     if decimal != "auto":
         return pl.lit(False)
-    return text.str.replace_all(SYMBOLS, "").str.contains(AMBIGUOUS_NUMBER).fill_null(False)
+    marked = pl.when(text.cast(pl.Float64, strict=False).is_null()).then(text)  # a plain number is not ambiguous
+    return marked.str.replace_all(SYMBOLS, "").str.contains(AMBIGUOUS_NUMBER).fill_null(False)
 
 
 def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
@@ -139,7 +151,8 @@ def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     its nearest day.
     Raises `MalformedExportError` when a whole column of a file reads as the wrong type.
     """
-    rows = rows.with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules), _order_key=order_key(rules))
+    rows = rows.lazy().with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules), _order_key=order_key(rules))
+    rows = rows.collect()
     _check_column_types(rows, rules)
     day = pl.col("_ts").dt.date().forward_fill().backward_fill().over("_source", order_by="_row")
     if rules.history:  # refused on a day the warehouse shows: the nearest of history, or its first
@@ -245,7 +258,9 @@ def clean_orders(
     price = parse_number(pl.col("unit_price"), decimal)
     amount = parse_number(pl.col("amount"), decimal) if "amount" in has else quantity * price
     ambiguous = pl.any_horizontal(ambiguous_number(pl.col(f), decimal) for f in NUMBER_FIELDS if f in has)
-    rows = rows.with_columns(
+    ordered = in_source_order(rows)
+    # lazily, in one plan: each value's text is parsed once where several expressions read it
+    rows = rows.lazy().with_columns(
         _quantity=quantity,
         _amount=amount,
         _ambiguous=ambiguous,
@@ -298,7 +313,7 @@ def clean_orders(
     if "currency" in has:  # a row without a currency is in the shop's
         currency = pl.col("currency").str.strip_chars().str.to_uppercase().fill_null(rules.currency)
         reason = reason.when(currency != rules.currency).then(pl.lit("other_currency"))
-    rows = in_source_order(rows).with_columns(reason=reason)
+    rows = (rows if ordered else rows.sort("_source", "_row")).with_columns(reason=reason)
     if rules.layout.rows == "orders":
         rows = rows.with_columns(reason=pl.coalesce("reason", _repeated_order_id()))
     if first is not None and last is not None:
@@ -306,6 +321,7 @@ def clean_orders(
     if rules.layout.rows == "lines":  # all lines of an order share its day, so the window holds them all
         rows = rows.with_columns(reason=pl.coalesce("reason", _mixed_customers()))
 
+    rows = rows.collect()
     kept = rows.filter(pl.col("reason").is_null())
     rejects = rows.filter(pl.col("reason").is_not_null())
     return CleanOrders(
@@ -317,12 +333,11 @@ def clean_orders(
     )
 
 
-def in_source_order(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows by `_source`, `_row`; sorted only when they are not in that order already (a sort of a chunk's
-    text costs a third of its cleaning)."""
+def in_source_order(rows: pl.DataFrame) -> bool:
+    """Whether rows are by `_source`, `_row` already (a sort of a chunk's text costs a third of its cleaning)."""
     source, row = pl.col("_source"), pl.col("_row")
     follows = (source > source.shift()) | ((source == source.shift()) & (row > row.shift()))
-    return rows if rows.select(follows.slice(1).all()).item() else rows.sort("_source", "_row")
+    return rows.select(follows.slice(1).all()).item()
 
 
 def _derived_order_id() -> pl.Expr:
@@ -379,24 +394,29 @@ def _orders(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
         for f in ("channel", "region", "category", "shipped_ts", "delivered_ts")
         if f not in has
     }
-    return orders.with_columns(**missing).select(
-        "order_id",
-        "customer_id",
-        "order_ts",
-        "order_date",
-        "amount",
-        items=pl.col("items").cast(pl.Int64),
-        channel="channel",
-        region="region",
-        category="category",
-        status=pl.when(pl.col("cancelled"))
-        .then(pl.lit(CANCELLED))
-        .when(pl.col("open"))
-        .then(pl.lit(OPEN))
-        .otherwise(pl.lit(COMPLETED)),
-        currency=pl.lit(rules.currency),
-        shipped_ts=parse_timestamp(pl.col("shipped_ts"), rules),
-        delivered_ts=parse_timestamp(pl.col("delivered_ts"), rules),
+    return (
+        orders.lazy()
+        .with_columns(**missing)
+        .select(
+            "order_id",
+            "customer_id",
+            "order_ts",
+            "order_date",
+            "amount",
+            items=pl.col("items").cast(pl.Int64),
+            channel="channel",
+            region="region",
+            category="category",
+            status=pl.when(pl.col("cancelled"))
+            .then(pl.lit(CANCELLED))
+            .when(pl.col("open"))
+            .then(pl.lit(OPEN))
+            .otherwise(pl.lit(COMPLETED)),
+            currency=pl.lit(rules.currency),
+            shipped_ts=parse_timestamp(pl.col("shipped_ts"), rules),
+            delivered_ts=parse_timestamp(pl.col("delivered_ts"), rules),
+        )
+        .collect()
     )
 
 

@@ -71,7 +71,7 @@ def scan_export(path: Path, source: FileSource, name: str) -> pl.LazyFrame:
         frame = _scan_parquet(path, name)
     else:
         frame = _read_xlsx(path, name, source.sheet).lazy()
-    schema = frame.collect_schema()
+    schema = frame.clone().collect_schema()  # of a copy: a scan whose schema is resolved takes no slice pushdown
     missing = [column for column in mapping.values() if column not in schema]
     if missing:
         raise MalformedExportError(
