@@ -13,7 +13,7 @@ from assets.customers.facts import ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
 from assets.customers.products import items_of, product_roles
 from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
-from assets.customers.value import HIGH_VALUE_AT_RISK, latest_fit, with_value_tags
+from assets.customers.value import HIGH_VALUE_AT_RISK, fit_on, latest_fit, with_value_tags
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
 from pipelines.settings import ShopSettings
@@ -88,8 +88,9 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 if since < as_of:
                     step = settings.lifecycle.history_step_days
                     history = rebuild_from_orders(history, orders, since, as_of, settings, step)
-            # the tag from the models waits on a fit, which comes after this step: the latest on or before the day
-            fit = latest_fit(read_table(conn, "core.model_fits"), as_of)
+            # the tag from the models: the latest fit on or before the day (the value step fits after this one),
+            # else (a shop's first run) the fit of these facts that the value step is about to record
+            fit = latest_fit(read_table(conn, "core.model_fits"), as_of) or fit_on(snapshot.facts, settings.value)
             snapshot = Snapshot(snapshot.facts, with_value_tags(snapshot.facts, snapshot.rfm, fit, settings.value))
             if since == as_of:
                 state = snapshot.rfm.select("customer_id", "rfm_class", "stage", "expected_next_date")

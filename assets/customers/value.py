@@ -138,6 +138,18 @@ def latest_fit(fits: pl.DataFrame | None, day: date) -> dict | None:
     return latest.row(-1, named=True) if latest.height else None
 
 
+def fit_on(facts: pl.DataFrame, settings: ValueSettings) -> dict | None:
+    """The purchase model fitted on a snapshot's own facts, as a core.model_fits row (`latest_fit`'s shape), or
+    None when too few customers bought twice: what the value step records after the snapshot of a shop's first
+    run, which has no earlier fit to tag by."""
+    try:
+        purchases = fit(facts, settings).purchases
+    except FitError:
+        return None
+    as_of = facts["as_of_date"].max()
+    return {"fit_date": as_of, "model": purchases.model, "unit": settings.unit, "params": json.dumps(purchases.params)}
+
+
 def risk_bands(facts: pl.DataFrame, fit: dict, settings: ValueSettings) -> pl.DataFrame:
     """customer_id and risk band of a snapshot's facts, from a core.model_fits row of a purchase model."""
     customers, _, _ = model_inputs(facts, fit["unit"])
