@@ -125,6 +125,15 @@ def test_paretonbd_likelihood_of_customers_sharing_x_and_times_is_each_ones_own(
     )
 
 
+def test_gammagamma_refuses_a_shop_whose_spend_has_no_finite_mean():
+    # q <= 1: the population's mean spend per purchase, p v / (q - 1), is infinite (and negative as a formula)
+    rng = np.random.default_rng(7)
+    x = rng.integers(1, 6, 3000).astype(float)
+    with pytest.raises(FitError, match=r"q = 0\.\d+, at most 1: spend per purchase has no finite mean"):
+        fit_gammagamma(x, simulate_spend((6.0, 0.7, 15.0), x, rng))
+    assert fit_gammagamma(x, simulate_spend((6.0, 4.0, 15.0), x, rng)).params["q"] > 1
+
+
 def test_gammagamma_likelihood_is_the_gamma_mixture_integrated_numerically():
     # Mean spend m of x purchases ~ Gamma(shape p x, rate x nu), nu ~ Gamma(shape q, rate v): integrate over nu.
     p, q, v = 6.0, 4.0, 15.0

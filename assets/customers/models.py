@@ -274,7 +274,13 @@ def fit_gammagamma(x: np.ndarray, m: np.ndarray, min_customers: int = 2) -> Fit:
     x, m = x[keep], m[keep]
     mean, var = m.mean(), m.var()
     start = [max(mean**2 / var, 0.1) if var > 0 else 1.0, 3.0, mean]
-    return _fit("gammagamma", gammagamma_log_likelihood(x, m), start, len(x))
+    fitted = _fit("gammagamma", gammagamma_log_likelihood(x, m), start, len(x))
+    if fitted.params["q"] <= 1:  # the mean of nu's inverse, and so of spend per purchase, is (q - 1)^-1 v
+        raise FitError(
+            f"gammagamma: q = {fitted.params['q']:.3g}, at most 1: spend per purchase has no finite mean in this shop "
+            "(a few customers' very large orders?), so the model cannot value a customer's purchases"
+        )
+    return fitted
 
 
 def _fit(model: str, total_log_likelihood, start, customers: int) -> Fit:
