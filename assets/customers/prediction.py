@@ -57,7 +57,7 @@ def holdout_scores(orders: pl.DataFrame, as_of: date, settings: ShopSettings) ->
     snapshot = customer_snapshot(orders, calibration_end, settings)
     fits = fit(snapshot.facts, settings.value)
     customers, _, _ = model_inputs(snapshot.facts, settings.value.unit)
-    conditional = COUNT_MODELS[fits.purchases.model][2]
+    conditional = COUNT_MODELS[fits.purchases.model].conditional
     expected = conditional(list(fits.purchases.params.values()), customers, holdout / UNIT_DAYS[settings.value.unit])
     actual = (
         purchase_days(orders.filter(pl.col("order_date").is_between(calibration_end, as_of, closed="right")))

@@ -56,19 +56,23 @@ def model_inputs(facts: pl.DataFrame, unit: str) -> tuple[Customers, np.ndarray,
 def fit(facts: pl.DataFrame, settings: ValueSettings) -> Fits:
     """Both models on a snapshot's facts; FitError with the reason when there are too few repeat buyers."""
     customers, purchases, spend = model_inputs(facts, settings.unit)
+    repeat_spend = np.where(purchases > 1, spend, np.nan)
+    return Fits(
+        fit_purchases(customers, settings),
+        fit_gammagamma(purchases, repeat_spend, settings.min_repeat_buyers),
+        independence(purchases, repeat_spend),
+    )
+
+
+def fit_purchases(customers: Customers, settings: ValueSettings) -> Fit:
+    """The purchase-count model (`model_inputs`' customers); FitError when there are too few repeat buyers."""
     repeat = int((customers.x > 0).sum())
     if repeat < settings.min_repeat_buyers:
         raise FitError(
             f"{repeat} customers bought on more than one day; the models need at least "
             f"{settings.min_repeat_buyers} (value.min_repeat_buyers)"
         )
-    fit_counts = COUNT_MODELS[settings.model][0]
-    repeat_spend = np.where(purchases > 1, spend, np.nan)
-    return Fits(
-        fit_counts(customers),
-        fit_gammagamma(purchases, repeat_spend, settings.min_repeat_buyers),
-        independence(purchases, repeat_spend),
-    )
+    return COUNT_MODELS[settings.model].fit(customers)
 
 
 def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> pl.DataFrame:
@@ -143,7 +147,7 @@ def fit_on(facts: pl.DataFrame, settings: ValueSettings) -> dict | None:
     None when too few customers bought twice: what the value step records after the snapshot of a shop's first
     run, which has no earlier fit to tag by."""
     try:
-        purchases = fit(facts, settings).purchases
+        purchases = fit_purchases(model_inputs(facts, settings.unit)[0], settings)
     except FitError:
         return None
     as_of = facts["as_of_date"].max()
@@ -163,8 +167,8 @@ def with_value_tags(facts: pl.DataFrame, rfm: pl.DataFrame, fit: dict | None, se
     the snapshot's facts and a core.model_fits row (`latest_fit`); as it was without a fit."""
     if fit is None:
         return rfm
-    high_risk = risk_bands(facts, fit, settings).filter(pl.col("risk_band") == "high")
-    flagged = facts.filter(top_spend(settings)).join(high_risk, on="customer_id", how="semi")["customer_id"]
+    top = facts.filter(top_spend(settings))  # P(alive) is needed for the top spenders only
+    flagged = risk_bands(top, fit, settings).filter(pl.col("risk_band") == "high")["customer_id"]
     return rfm.with_columns(
         tags=pl.when(pl.col("customer_id").is_in(flagged.implode()))
         .then(pl.col("tags") + f";{HIGH_VALUE_AT_RISK}")
