@@ -1,9 +1,11 @@
 """Cleaning on tiny hand-made exports: each rule, and where each row ends."""
 
+from datetime import date
+
 import polars as pl
 import pytest
 
-from assets.orders.cleaning import CleaningRules, as_raw_text, clean_orders, with_order_dates
+from assets.orders.cleaning import CleaningRules, as_raw_text, clean_orders, file_index, with_order_dates
 from pipelines.settings import CancellationRule
 from pipelines.sources import SourceLayout
 from pipelines.sources.exports import MalformedExportError
@@ -128,6 +130,22 @@ def test_a_column_where_no_value_reads_as_its_type_refuses_the_file():
             as_raw_text(frame), rules(timestamp_format="%Y-%m-%d %H:%M:%S", columns={"order_ts": "下单时间"})
         )
     assert (error.value.file, error.value.row, error.value.column) == ("export.csv", 1, "下单时间")
+
+
+def test_a_file_index_checks_numbers_on_the_first_rows_and_reads_on_only_when_none_of_them_reads():
+    def export(amounts: list[str]) -> pl.LazyFrame:
+        records = [(f"A{n}", "c1", f"2024-11-11 10:{n % 60:02d}:00", a, "paid") for n, a in enumerate(amounts)]
+        return as_raw_text(rows(*records)).lazy()
+
+    cleaning = rules(columns={"amount": "实付金额"})
+    # 1,200 rows without an amount, then a number: the file is read on, and the column reads
+    index = file_index(export([""] * 1200 + ["10"]), cleaning)
+    assert index.height == 1201 and index["order_date"].unique().to_list() == [date(2024, 11, 11)]
+    # a column in which no value is a number, from its first row on: the file is refused, naming where
+    with pytest.raises(MalformedExportError) as error:
+        file_index(export([""] * 1200 + ["paid"] * 5), cleaning)
+    assert (error.value.file, error.value.row, error.value.column) == ("export.csv", 1201, "实付金额")
+    assert "no value reads as a number (first value: 'paid')" in str(error.value)
 
 
 def test_a_row_in_another_currency_is_refused_and_orders_carry_the_shops():

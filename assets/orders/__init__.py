@@ -11,7 +11,6 @@ import polars as pl
 
 from assets import ORDERS, markdown_table
 from assets.orders.cleaning import (
-    NUMBER_FIELDS,
     CleaningRules,
     as_raw_text,
     by_order,
@@ -255,9 +254,8 @@ _EMPTY_INDEX = pl.DataFrame(
 
 
 def _index(source: OrderSource, name: str, rules: CleaningRules) -> pl.DataFrame:
-    """Which day each row of a file belongs to: its time column (and ids and numbers, to check them) read whole."""
-    needed = [f for f in ("order_ts", "order_id", *NUMBER_FIELDS) if f in rules.layout.fields]
-    return file_index(as_raw_text(source.scan(name)).select("_source", "_row", *needed).collect(), rules)
+    """Which day each row of a file belongs to (see `file_index`)."""
+    return file_index(as_raw_text(source.scan(name)), rules)
 
 
 def day_chunks(index: pl.DataFrame, days: list[date], max_rows: int) -> list[list[date]]:

@@ -140,7 +140,7 @@ def ambiguous_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     return marked.str.replace_all(SYMBOLS, "").str.contains(AMBIGUOUS_NUMBER).fill_null(False)
 
 
-def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+def with_order_dates(rows: pl.DataFrame, rules: CleaningRules, scan: pl.LazyFrame | None = None) -> pl.DataFrame:
     """Source rows (text) with `_ts`, the parsed order time, `order_date`, the shop-local day, and
     `_order_key` and `_first_day` (see `by_order`).
 
@@ -149,11 +149,12 @@ def with_order_dates(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     order), or the next one, or the first day of history in a file without a readable time,
     so that it is refused in exactly one partition; a row outside the shop's history takes
     its nearest day.
-    Raises `MalformedExportError` when a whole column of a file reads as the wrong type.
+    Raises `MalformedExportError` when a whole column of a file reads as the wrong type (number columns
+    from `scan`, the one file of `rows`, where given).
     """
     rows = rows.lazy().with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules), _order_key=order_key(rules))
     rows = rows.collect()
-    _check_column_types(rows, rules)
+    _check_column_types(rows, rules, scan)
     day = pl.col("_ts").dt.date().forward_fill().backward_fill().over("_source", order_by="_row")
     if rules.history:  # refused on a day the warehouse shows: the nearest of history, or its first
         day = day.clip(*rules.history).fill_null(rules.history[0])
@@ -180,18 +181,27 @@ def by_order(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     )
 
 
-def file_index(rows: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+def file_index(scan: pl.LazyFrame, rules: CleaningRules) -> pl.DataFrame:
     """One file's rows (text) -> `_row, order_date, _order_key`: the day each row belongs to, found
-    once per file so that a run can then read a range of days at a time."""
-    return with_order_dates(rows, rules).select("_row", "order_date", "_order_key")
+    once per file so that a run can then read a range of days at a time. Its times and ids are read
+    whole, its numbers only as far as checking their type needs."""
+    keys = [f for f in ("order_ts", "order_id") if f in rules.layout.fields]
+    rows = scan.select("_source", "_row", *keys).collect()
+    return with_order_dates(rows, rules, scan).select("_row", "order_date", "_order_key")
 
 
-def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
-    """A file in which no value of a column parses is mapped wrong, not dirty: refuse the file."""
-    checks = {"order_ts": pl.col("_ts")} | {
-        f: parse_number(pl.col(f), rules.layout.decimal) for f in NUMBER_FIELDS if f in rules.layout.fields
-    }
+def _check_column_types(rows: pl.DataFrame, rules: CleaningRules, scan: pl.LazyFrame | None = None) -> None:
+    """A file in which no value of a column parses is mapped wrong, not dirty: refuse the file. Number
+    columns are read from `scan`, the one file of `rows`, where given, else from `rows`."""
+    numbers = [f for f in NUMBER_FIELDS if f in rules.layout.fields]
+    checks = {"order_ts": pl.col("_ts")} | {f: parse_number(pl.col(f), rules.layout.decimal) for f in numbers}
     present = {f: pl.col(f).str.strip_chars().str.len_chars() > 0 for f in checks}
+
+    def first(n: int | None) -> pl.DataFrame:
+        """Each file's first `n` rows (all of them: None), with its number columns."""
+        if scan is None:
+            return rows if n is None else rows.group_by("_source").head(n)
+        return pl.concat([rows.slice(0, n), scan.slice(0, n).select(numbers).collect()], how="horizontal")
 
     def summary(rows: pl.DataFrame) -> pl.DataFrame:
         return rows.group_by("_source").agg(
@@ -201,9 +211,9 @@ def _check_column_types(rows: pl.DataFrame, rules: CleaningRules) -> None:
         )
 
     # a value that reads among each file's first rows settles it: the whole file is read only when none does
-    if summary(rows.group_by("_source").head(1000)).select(pl.all_horizontal(cs.ends_with("_any"))).to_series().all():
+    if summary(first(1000)).select(pl.all_horizontal(cs.ends_with("_any"))).to_series().all():
         return
-    for row in summary(rows).iter_rows(named=True):
+    for row in summary(first(None)).iter_rows(named=True):
         for f in checks:
             if row[f"{f}_first_row"] is not None and not row[f"{f}_any"]:
                 kind = "time" if f == "order_ts" else "number"
