@@ -19,7 +19,7 @@ from dagster._core.test_utils import freeze_time  # Dagster's own clock, which t
 import assets.orders
 from checks import suites
 from checks.customers import class_shift
-from checks.orders import reconciliation
+from checks.orders import reconciliation, sample
 from pipelines.definitions import build_definitions
 from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
 from pipelines.warehouse import WAREHOUSE_POOL
@@ -289,6 +289,25 @@ def test_reconciliation_finds_the_day_whose_rows_do_not_add_up(tmp_path):
                      "(SELECT min(rowid) FROM staging.order_lines WHERE order_date = '2024-11-11')")  # fmt: skip
         [day] = reconciliation(conn, date(2024, 11, 10), date(2024, 11, 12)).to_dicts()
     assert day["order_date"] == date(2024, 11, 11) and day["rows_in"] == day["kept"] + day["refused"] + 1
+
+
+def test_a_sample_is_stretches_of_the_days_rows_drawn_the_same_each_time_or_all_of_a_few():
+    conn = duckdb.connect()
+    # 60,000 rows: days 1, 2 and 3 of November in turn, then 30 rows of the 4th
+    conn.execute(
+        "CREATE TABLE t AS SELECT range AS n, DATE '2024-11-01' + CAST(range % 3 AS INTEGER) AS order_date "
+        "FROM range(60000) UNION ALL SELECT 60000 + range, DATE '2024-11-04' FROM range(30)"
+    )
+    drawn = sample(conn, "t", date(2024, 11, 1), date(2024, 11, 2), stretch=500)
+    assert drawn.height == pytest.approx(suites.SAMPLE_ROWS * 2 / 3, rel=0.05)  # 40 stretches, 2 days of 3 in each
+    assert drawn["order_date"].is_between(date(2024, 11, 1), date(2024, 11, 2)).all()
+    stretches = drawn.group_by(pl.col("n") // 500).len()
+    assert stretches.height == suites.SAMPLE_ROWS // 500 and stretches["len"].is_between(333, 334).all()
+    assert (
+        drawn["n"].sort().to_list()
+        == sample(conn, "t", date(2024, 11, 1), date(2024, 11, 2), 500)["n"].sort().to_list()
+    )
+    assert sample(conn, "t", date(2024, 11, 4), date(2024, 11, 4))["n"].sort().to_list() == list(range(60000, 60030))
 
 
 def test_class_shift_is_the_move_of_each_class_share_in_points():
