@@ -9,6 +9,7 @@ bounded sample and keep its result (JSON, Data Docs) for analysts. The checks ru
 commits, and a blocking failure rolls it back. A share (refused rows, unreadable times) is judged
 over at least `quality.share_min_rows` rows, so that one bad row on a quiet day is refused, not a failure."""
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -41,6 +42,15 @@ def order_check_specs(raw: dg.AssetKey, orders: dg.AssetKey, rejects: dg.AssetKe
         dg.AssetCheckSpec(ORDERS_EVERY_DAY, asset=orders,
                           description="no day without orders when the shop usually has some"),
     ]  # fmt: skip
+
+
+def set_up_order_suites(settings: ShopSettings) -> Future:
+    """GX set up for the order suites while the run reads and writes (see `suites.set_up_in_background`)."""
+    return suites.set_up_in_background(_quality_folder(settings), suites.RAW_ORDERS, suites.CLEAN_ORDERS)
+
+
+def _quality_folder(settings: ShopSettings) -> Path:
+    return Path(settings.output) / "quality"
 
 
 def reconciliation(conn, first: date, last: date) -> pl.DataFrame:
@@ -179,7 +189,7 @@ def order_check_results(
     computed in its transaction before it commits; `broken` are the rule breaks `broken_order_rules` found, and
     `rows_read` the source rows of the days written, counted from the files, which every row in must match."""
     raw_key, orders_key, rejects_key = keys
-    output = Path(settings.output) / "quality"
+    output = _quality_folder(settings)
     docs = settings.quality.data_docs
     days = suites.days(*loaded)
     raw = sample(conn, "raw.orders", *loaded).with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))

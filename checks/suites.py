@@ -10,6 +10,7 @@ when a suite fails, renders it in GX Data Docs in the output folder.
 import json
 import logging
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import cache
@@ -161,6 +162,15 @@ def _prepared(output: Path, suite: Suite):
         kind, kwargs = spec["type"], {k: v for k, v in spec.items() if k != "type"}
         gx_suite.add_expectation(getattr(gx.expectations, "".join(part.title() for part in kind.split("_")))(**kwargs))
     return batches, gx_suite
+
+
+def set_up_in_background(output: Path, *suites: Suite) -> Future:
+    """Set GX up for `suites` in a thread of its own (its import alone takes seconds of one core), for a
+    caller with other work meanwhile: validate once the future is done."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    ready = pool.submit(lambda: [_prepared(output, suite) for suite in suites])
+    pool.shutdown(wait=False)
+    return ready
 
 
 def _pandas(frame: pl.DataFrame):

@@ -18,7 +18,14 @@ from assets.orders.cleaning import (
     file_index,
     parse_timestamp,
 )
-from checks.orders import BLOCKING, OrderCheckTally, broken_order_rules, order_check_results, order_check_specs
+from checks.orders import (
+    BLOCKING,
+    OrderCheckTally,
+    broken_order_rules,
+    order_check_results,
+    order_check_specs,
+    set_up_order_suites,
+)
 from pipelines.progress import Progress
 from pipelines.settings import ShopSettings
 from pipelines.sources import OrderSource, SourceFile
@@ -126,6 +133,7 @@ def ingest_days(
     The days are cleaned a chunk at a time into incoming copies of the tables, each chunk committed (DuckDB
     holds no run-long transaction), then published and checked in one transaction that a failed blocking
     check rolls back: a failed or killed run leaves the warehouse as it was."""
+    suites_ready = set_up_order_suites(settings)
     rules = CleaningRules(
         source.layout, settings.timezone, settings.rules.max_amount, settings.currency, settings.customer_ids,
         (settings.history_start, settings.last_day),
@@ -163,6 +171,7 @@ def ingest_days(
             identical_rows = _write_chunks(conn, source, rules, index, days, tally, loaded_ts, progress)
         loaded = (days[0], days[-1])
         broken = broken_order_rules(conn, incoming("staging.orders"), days, settings)
+        suites_ready.result()
         with transaction(conn):
             publish_days(conn, WRITTEN, days)
             _stored_once(conn, days, rules)
