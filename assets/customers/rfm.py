@@ -58,9 +58,11 @@ def rfm_values(summary: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
 def quintile(goodness: pl.Series) -> pl.Series:
     """Scores 1-5 by rank, 5 the best; equal values always share a score."""
     # 1 + floor(5 x (rank - 1) / n), where rank - 1 counts the values below: a value scores one more for each
-    # k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so one sort stands in for a ranking
-    ordered, n = goodness.drop_nulls().sort(), len(goodness)
-    cuts = [ordered[i] for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < len(ordered)]
+    # k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so four selections stand in for a ranking
+    # (the i-th smallest of m values is the "nearest" quantile i / (m - 1), found without sorting them all)
+    n, m = len(goodness), goodness.len() - goodness.null_count()
+    ranks = [i for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < m]
+    cuts = [goodness.quantile(i / max(m - 1, 1), "nearest") for i in ranks]
     score = sum(((pl.col("v") > cut).cast(pl.Int8) for cut in cuts), pl.lit(1, pl.Int8))
     return (
         goodness.to_frame("v").select(pl.when(pl.col("v").is_not_null()).then(score)).to_series().alias(goodness.name)
