@@ -15,17 +15,6 @@ from pipelines.settings import LifecycleSettings
 STAGES = ("new", "active", "due", "at_risk", "churned")
 
 
-def typical_cycles(facts: pl.DataFrame) -> tuple[dict[str, float], float | None]:
-    """Median cycle of repeat buyers, per main category and for the whole shop."""
-    repeat = facts.filter(pl.col("cycle_days").is_not_null())
-    by_category = (
-        repeat.filter(pl.col("main_category").is_not_null())
-        .group_by("main_category")
-        .agg(pl.col("cycle_days").median())
-    )
-    return dict(by_category.iter_rows()), repeat["cycle_days"].median()
-
-
 def stage(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: LifecycleSettings) -> pl.Expr:
     # a number per stage, named once at the end: a text per branch would be made for every customer
     code = (
@@ -44,14 +33,17 @@ def stage(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: Lifecycl
 
 def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
     """facts + the cycle used (and where it came from), stage, due date and expected next purchase."""
-    by_category, shop = typical_cycles(facts)
-    category_cycle = pl.col("main_category").replace_strict(by_category, default=None, return_dtype=pl.Float64)
+    # the typical cycle: the median cycle of repeat buyers of the customer's main category, else of the shop
+    category_cycle = pl.when(pl.col("main_category").is_not_null()).then(
+        pl.col("cycle_days").median().over("main_category")
+    )
+    shop = facts["cycle_days"].median()
     cycle_or_typical = pl.coalesce(
-        pl.col("cycle_days"), category_cycle, pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
+        pl.col("cycle_days"), pl.col("category_cycle"), pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
     )
     source = named(
         pl.when(pl.col("cycle_days").is_not_null()).then(0)
-        .when(category_cycle.is_not_null()).then(1)
+        .when(pl.col("category_cycle").is_not_null()).then(1)
         .when(pl.lit(shop is not None)).then(2)
         .otherwise(3),
         ("own", "category", "shop", "default"),
@@ -60,14 +52,15 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
     cycle = pl.col("cycle")
     last_day = pl.col("last_order_date").cast(pl.Int32)  # dates as day numbers: whole days added as integers
     return (
-        facts.with_columns(cycle=cycle_or_typical, cycle_source=source)
+        facts.with_columns(category_cycle=category_cycle)
+        .with_columns(cycle=cycle_or_typical, cycle_source=source)
         .with_columns(
             cycle_used_days=cycle.round(1),
             stage=stage(pl.col("recency_days"), cycle, pl.col("purchase_days"), rules),
             due_date=(last_day + (rules.due_from * cycle).ceil().cast(pl.Int32)).cast(pl.Date),
             expected_next_date=(last_day + cycle.round(0).cast(pl.Int32)).cast(pl.Date),
         )
-        .drop("cycle")
+        .drop("category_cycle", "cycle")
     )
 
 
