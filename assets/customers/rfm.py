@@ -80,11 +80,16 @@ def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     return r < center(r), f > center(f), m > center(m)
 
 
+# a class as a number, 4 x R high + 2 x F high + M high, and the (class, 中文) of each number
+HIGHS = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
+BY_HIGHS = [
+    names for _, names in sorted((4 * r + 2 * f + m, (code, zh)) for (r, f, m), (code, zh, _) in CLASSES.items())
+]
+
+
 def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     """Scores, high/low, the eight classes and the named groups for every customer of `values`, row for row."""
     r_high, f_high, m_high = _highs(rules)
-    by_highs = dict(sorted((4 * r + 2 * f + m, (code, zh)) for (r, f, m), (code, zh, _) in CLASSES.items()))
-    highs = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
     scored = values.with_columns(
         r_score=quintile(-values["recency_days"]),
         f_score=quintile(values["frequency"]),
@@ -95,7 +100,7 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     )
     fm = ((pl.col("f_score") + pl.col("m_score")) / 2).round(0, mode="half_away_from_zero").cast(pl.Int8)
     return scored.with_columns(
-        rfm_class=named(highs, [code for code, _ in by_highs.values()]),
-        rfm_class_zh=named(highs, [zh for _, zh in by_highs.values()]),
+        rfm_class=named(HIGHS, [code for code, _ in BY_HIGHS]),
+        rfm_class_zh=named(HIGHS, [zh for _, zh in BY_HIGHS]),
         rfm_group=named(5 * (pl.col("r_score") - 1) + fm - 1, _GROUPS_BY_SCORES),
     )

@@ -36,13 +36,13 @@ def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
     facts = facts_of(summary)
     classes = classify(rfm_values(summary, settings.rfm), settings.rfm)
     stages = lifecycle(facts, settings.lifecycle).select(
-        "cycle_used_days", "cycle_source", "stage", "due_date", "expected_next_date", "acquired_on_event",
-        "event_orders", "orders", "first_channel",
+        "cycle_used_days", "cycle_source", "stage", "stage_code", "due_date", "expected_next_date",
+        "acquired_on_event", "event_orders", "orders", "first_channel", "avg_order_value",
         value_tier=value_tier(pl.col("avg_order_value"), settings.order_value_tiers),
     )  # fmt: skip
     rfm = (
         pl.concat([classes, stages], how="horizontal")
-        .with_columns(tags=tags(), as_of_date=pl.lit(summary["as_of_date"].max(), pl.Date))
+        .with_columns(tags=tags(settings.order_value_tiers), as_of_date=pl.lit(summary["as_of_date"].max(), pl.Date))
         .select(RFM_COLUMNS)
     )
     return Snapshot(facts, rfm)
