@@ -197,7 +197,7 @@ def snapshot_after(
     """The snapshot as of `as_of` from the previous facts and the orders placed since (`next_day_snapshot`)."""
     new_orders = read_orders(conn, as_of, after=previous["as_of_date"].max())
     buyers = new_orders.select(pl.col("customer_id").unique())
-    return next_day_snapshot(previous, new_orders, read_orders(conn, as_of, buyers), as_of, settings)
+    return next_day_snapshot(previous, read_orders(conn, as_of, buyers), as_of, settings)
 
 
 def facts_still_hold(conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame | None, as_of: date, settings) -> bool:

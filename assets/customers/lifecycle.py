@@ -10,25 +10,20 @@ works best); otherwise new (one purchase day) or active. Multipliers are setting
 import polars as pl
 
 from assets.customers.facts import named
+from assets.customers.rfm import BY_HIGHS, HIGHS
 from pipelines.settings import LifecycleSettings
 
 STAGES = ("new", "active", "due", "at_risk", "churned")
 
 
-def typical_cycles(facts: pl.DataFrame) -> tuple[dict[str, float], float | None]:
-    """Median cycle of repeat buyers, per main category and for the whole shop."""
-    repeat = facts.filter(pl.col("cycle_days").is_not_null())
-    by_category = (
-        repeat.filter(pl.col("main_category").is_not_null())
-        .group_by("main_category")
-        .agg(pl.col("cycle_days").median())
-    )
-    return dict(by_category.iter_rows()), repeat["cycle_days"].median()
-
-
 def stage(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: LifecycleSettings) -> pl.Expr:
-    # a number per stage, named once at the end: a text per branch would be made for every customer
-    code = (
+    return named(stage_code(days, cycle, purchase_days, rules), STAGES)
+
+
+def stage_code(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: LifecycleSettings) -> pl.Expr:
+    """The stage's number in STAGES: a number per stage, named once at the end (a text per branch would be made
+    for every customer)."""
+    return (
         pl.when((days > rules.churned_after * cycle) | (days > rules.churned_after_days))
         .then(STAGES.index("churned"))
         .when(days > rules.at_risk_after * cycle)
@@ -39,19 +34,21 @@ def stage(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: Lifecycl
         .then(STAGES.index("new"))
         .otherwise(STAGES.index("active"))
     )
-    return named(code, STAGES)
 
 
 def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
     """facts + the cycle used (and where it came from), stage, due date and expected next purchase."""
-    by_category, shop = typical_cycles(facts)
-    category_cycle = pl.col("main_category").replace_strict(by_category, default=None, return_dtype=pl.Float64)
+    # the typical cycle: the median cycle of repeat buyers of the customer's main category, else of the shop
+    category_cycle = pl.when(pl.col("main_category").is_not_null()).then(
+        pl.col("cycle_days").median().over("main_category")
+    )
+    shop = facts["cycle_days"].median()
     cycle_or_typical = pl.coalesce(
-        pl.col("cycle_days"), category_cycle, pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
+        pl.col("cycle_days"), pl.col("category_cycle"), pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
     )
     source = named(
         pl.when(pl.col("cycle_days").is_not_null()).then(0)
-        .when(category_cycle.is_not_null()).then(1)
+        .when(pl.col("category_cycle").is_not_null()).then(1)
         .when(pl.lit(shop is not None)).then(2)
         .otherwise(3),
         ("own", "category", "shop", "default"),
@@ -60,40 +57,54 @@ def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
     cycle = pl.col("cycle")
     last_day = pl.col("last_order_date").cast(pl.Int32)  # dates as day numbers: whole days added as integers
     return (
-        facts.with_columns(cycle=cycle_or_typical, cycle_source=source)
+        facts.with_columns(category_cycle=category_cycle)
+        .with_columns(cycle=cycle_or_typical, cycle_source=source)
         .with_columns(
             cycle_used_days=cycle.round(1),
-            stage=stage(pl.col("recency_days"), cycle, pl.col("purchase_days"), rules),
+            stage_code=stage_code(pl.col("recency_days"), cycle, pl.col("purchase_days"), rules),
             due_date=(last_day + (rules.due_from * cycle).ceil().cast(pl.Int32)).cast(pl.Date),
             expected_next_date=(last_day + cycle.round(0).cast(pl.Int32)).cast(pl.Date),
         )
-        .drop("cycle")
+        .with_columns(stage=named(pl.col("stage_code"), STAGES))
+        .drop("category_cycle", "cycle")
     )
 
 
-def value_tier(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
+def tier_labels(bounds: list[float]) -> list[str]:
     """'<100', '100-300', ..., '1000+' for upper bounds [100, 300, 1000]."""
     middle = [f"{a:g}-{b:g}" for a, b in zip(bounds, bounds[1:], strict=False)]
-    labels = [f"<{bounds[0]:g}", *middle, f"{bounds[-1]:g}+"]
-    # the number of bounds at or below the amount, named (cheaper than `cut`'s categories cast to text)
-    tier = pl.lit(pl.Series(bounds, dtype=pl.Float64)).search_sorted(amount, side="right")
-    return pl.when(amount.is_not_null()).then(named(tier, labels))
+    return [f"<{bounds[0]:g}", *middle, f"{bounds[-1]:g}+"]
 
 
-def tags() -> pl.Expr:
-    """Targeting tags, ';'-separated: class, stage, order-value tier, promotion-sensitive, main category, channel."""
+def tier_code(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
+    """The tier's number in `tier_labels`: the number of bounds at or below the amount."""
+    return pl.lit(pl.Series(bounds, dtype=pl.Float64)).search_sorted(amount, side="right")
+
+
+def value_tier(amount: pl.Expr, bounds: list[float]) -> pl.Expr:
+    """The amount's tier, named (cheaper than `cut`'s categories cast to text)."""
+    return pl.when(amount.is_not_null()).then(named(tier_code(amount, bounds), tier_labels(bounds)))
+
+
+def tags(bounds: list[float]) -> pl.Expr:
+    """Targeting tags, ';'-separated: class, stage, order-value tier (by `bounds`), promotion-sensitive, main
+    category, channel."""
     promotion_sensitive = pl.col("acquired_on_event") | (pl.col("event_orders") * 2 >= pl.col("orders"))
+    # Class and stage, then tier and promotion, each pair one text looked up by the numbers of its parts (never
+    # missing: a customer without an amount has no tier, ""), not pieced together for every customer.
+    heads = [f"{code};{stage}" for code, _ in BY_HIGHS for stage in STAGES]
+    tiers = [*(f";tier:{label}" for label in tier_labels(bounds)), ""]
+    amount = pl.col("avg_order_value")
+    tier = pl.when(amount.is_not_null()).then(tier_code(amount, bounds)).otherwise(len(tiers) - 1)
+    middles = [f"{tier}{promotion}" for tier in tiers for promotion in ("", ";promotion_sensitive")]
 
     def labelled(prefix: str, name: str) -> list[pl.Expr]:
         """The prefix and the column's value, or nothing where it has none (no text made for the pair first)."""
         return [pl.when(pl.col(name).is_not_null()).then(pl.lit(prefix)), pl.col(name)]
 
     return pl.concat_str(
-        "rfm_class",  # class and stage are never missing
-        pl.lit(";"),
-        "stage",
-        *labelled(";tier:", "value_tier"),
-        pl.when(promotion_sensitive).then(pl.lit(";promotion_sensitive")),
+        named(len(STAGES) * HIGHS + pl.col("stage_code"), heads),
+        named(2 * tier + promotion_sensitive, middles),
         *labelled(";category:", "main_category"),
         *labelled(";channel:", "first_channel"),
         ignore_nulls=True,

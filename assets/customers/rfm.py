@@ -58,9 +58,11 @@ def rfm_values(summary: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
 def quintile(goodness: pl.Series) -> pl.Series:
     """Scores 1-5 by rank, 5 the best; equal values always share a score."""
     # 1 + floor(5 x (rank - 1) / n), where rank - 1 counts the values below: a value scores one more for each
-    # k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so one sort stands in for a ranking
-    ordered, n = goodness.drop_nulls().sort(), len(goodness)
-    cuts = [ordered[i] for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < len(ordered)]
+    # k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so four selections stand in for a ranking
+    # (the i-th smallest of m values is the "nearest" quantile i / (m - 1), found without sorting them all)
+    n, m = len(goodness), goodness.len() - goodness.null_count()
+    ranks = [i for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < m]
+    cuts = [goodness.quantile(i / max(m - 1, 1), "nearest") for i in ranks]
     score = sum(((pl.col("v") > cut).cast(pl.Int8) for cut in cuts), pl.lit(1, pl.Int8))
     return (
         goodness.to_frame("v").select(pl.when(pl.col("v").is_not_null()).then(score)).to_series().alias(goodness.name)
@@ -78,11 +80,16 @@ def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     return r < center(r), f > center(f), m > center(m)
 
 
+# a class as a number, 4 x R high + 2 x F high + M high, and the (class, 中文) of each number
+HIGHS = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
+BY_HIGHS = [
+    names for _, names in sorted((4 * r + 2 * f + m, (code, zh)) for (r, f, m), (code, zh, _) in CLASSES.items())
+]
+
+
 def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     """Scores, high/low, the eight classes and the named groups for every customer of `values`, row for row."""
     r_high, f_high, m_high = _highs(rules)
-    by_highs = dict(sorted((4 * r + 2 * f + m, (code, zh)) for (r, f, m), (code, zh, _) in CLASSES.items()))
-    highs = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
     scored = values.with_columns(
         r_score=quintile(-values["recency_days"]),
         f_score=quintile(values["frequency"]),
@@ -93,7 +100,7 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     )
     fm = ((pl.col("f_score") + pl.col("m_score")) / 2).round(0, mode="half_away_from_zero").cast(pl.Int8)
     return scored.with_columns(
-        rfm_class=named(highs, [code for code, _ in by_highs.values()]),
-        rfm_class_zh=named(highs, [zh for _, zh in by_highs.values()]),
+        rfm_class=named(HIGHS, [code for code, _ in BY_HIGHS]),
+        rfm_class_zh=named(HIGHS, [zh for _, zh in BY_HIGHS]),
         rfm_group=named(5 * (pl.col("r_score") - 1) + fm - 1, _GROUPS_BY_SCORES),
     )
