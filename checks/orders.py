@@ -29,16 +29,18 @@ BLOCKING = (RAW_SUITE, CLEAN_SUITE, RECONCILED)  # a run whose blocking check fa
 READABLE_TIMES = ("expect_column_values_to_not_be_null", "_ts")  # the raw suite's share, judged exactly
 
 
-def order_check_specs(raw: dg.AssetKey, orders: dg.AssetKey, rejects: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+def order_check_specs(orders: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The checks, all on staging/orders: the step's one asset recorded per day (Dagster checks the assets a
+    step declares; raw.orders and staging.rejects are written with it and named in the descriptions)."""
     return [
-        dg.AssetCheckSpec(RAW_SUITE, asset=raw, blocking=True,
-                          description="raw_orders GX suite: columns and readable times"),
+        dg.AssetCheckSpec(RAW_SUITE, asset=orders, blocking=True,
+                          description="raw_orders GX suite on raw.orders: columns and readable times"),
         dg.AssetCheckSpec(CLEAN_SUITE, asset=orders, blocking=True,
                           description="clean_orders GX suite: unique ids, customers, amounts, days, currency"),
-        dg.AssetCheckSpec(RECONCILED, asset=rejects, blocking=True,
+        dg.AssetCheckSpec(RECONCILED, asset=orders, blocking=True,
                           description="per day in the warehouse: rows in = kept + refused"),
-        dg.AssetCheckSpec(REJECTED_SHARE, asset=rejects,
-                          description="refused rows stay under quality.max_rejected_share"),
+        dg.AssetCheckSpec(REJECTED_SHARE, asset=orders,
+                          description="refused rows (staging.rejects) stay under quality.max_rejected_share"),
         dg.AssetCheckSpec(ORDERS_EVERY_DAY, asset=orders,
                           description="no day without orders when the shop usually has some"),
     ]  # fmt: skip
@@ -182,13 +184,12 @@ def sample(conn, table: str, first: date, last: date, stretch: int = 1_000) -> p
 
 def order_check_results(
     conn, settings: ShopSettings, rules: CleaningRules, tally: OrderCheckTally, broken: dict[tuple, dict],
-    first: date, last: date, loaded: tuple[date, date], run_id: str, keys: tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey],
+    first: date, last: date, loaded: tuple[date, date], run_id: str, key: dg.AssetKey,
     rows_read: int,
 ) -> list[dg.AssetCheckResult]:  # fmt: skip
     """The order checks of a run over first..last that wrote the days loaded[0]..loaded[1] (late days widen it),
     computed in its transaction before it commits; `broken` are the rule breaks `broken_order_rules` found, and
     `rows_read` the source rows of the days written, counted from the files, which every row in must match."""
-    raw_key, orders_key, rejects_key = keys
     output = _quality_folder(settings)
     docs = settings.quality.data_docs
     days = suites.days(*loaded)
@@ -215,18 +216,18 @@ def order_check_results(
     warn = dg.AssetCheckSeverity.WARN
     limit = settings.quality.max_rejected_share
     return [
-        suite_check(RAW_SUITE, raw_key, raw_result),
-        suite_check(CLEAN_SUITE, orders_key, clean_result),
-        dg.AssetCheckResult(check_name=RECONCILED, asset_key=rejects_key,
+        suite_check(RAW_SUITE, key, raw_result),
+        suite_check(CLEAN_SUITE, key, clean_result),
+        dg.AssetCheckResult(check_name=RECONCILED, asset_key=key,
                             passed=mismatched.is_empty() and tally.rows_in == rows_read,
                             metadata={"rows_read_from_source": rows_read, "rows_in": tally.rows_in,
                                       "days_checked": (loaded[1] - loaded[0]).days + 1, "days_off": mismatched.height,
                                       "first_days_off": dg.MetadataValue.json(mismatched.head(5).to_dicts())}),
-        dg.AssetCheckResult(check_name=REJECTED_SHARE, asset_key=rejects_key, severity=warn,
+        dg.AssetCheckResult(check_name=REJECTED_SHARE, asset_key=key, severity=warn,
                             passed=within_share(tally.refused, tally.rows_in, limit, settings.quality.share_min_rows),
                             metadata={"rejected_share": round(share, 4), "limit": limit,
                                       "judged_over_rows": max(tally.rows_in, settings.quality.share_min_rows)}),
-        dg.AssetCheckResult(check_name=ORDERS_EVERY_DAY, asset_key=orders_key, severity=warn, passed=not quiet,
+        dg.AssetCheckResult(check_name=ORDERS_EVERY_DAY, asset_key=key, severity=warn, passed=not quiet,
                             metadata={"days_without_orders": len(quiet),
                                       "first_days": ", ".join(str(d) for d in quiet[:5])}),
     ]  # fmt: skip

@@ -51,7 +51,7 @@ def build_definitions(settings: ShopSettings) -> dg.Definitions:
     ops = operations(settings, daily, campaigns, review, freshness)
     return dg.Definitions(
         assets=[
-            order_assets(settings, days),
+            *order_assets(settings, days),
             *customer_assets(settings),
             *value_assets(settings),
             *outreach_assets(settings, days),

@@ -21,9 +21,10 @@ def daily_file(folder, day: date, orders: int) -> None:
 
 
 def raw_metadata(result) -> dict:
-    """The metadata of the run's raw/orders (a run over many days repeats it on each day)."""
-    raw = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw", "orders"]][-1]
-    return {k: v.value for k, v in raw.materialization.metadata.items()}
+    """The metadata of the run's raw/orders (recorded once a run)."""
+    raw = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw", "orders"]]
+    assert len(raw) == 1
+    return {k: v.value for k, v in raw[0].materialization.metadata.items()}
 
 
 def test_a_daily_run_after_two_years_reads_only_the_new_days_file(tmp_path):

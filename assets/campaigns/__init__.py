@@ -123,8 +123,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=RESULTS, group_name=CAMPAIGNS, partitions_def=event_partitions(settings), pool=WAREHOUSE_POOL,
-        deps=[BASELINES, GOALS, every_day, *(dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping())
-                                             for key in (ORDER_LINES, REJECTS))],
+        deps=[BASELINES, GOALS, every_day, ORDER_LINES, REJECTS],
         output_required=False,
     )  # fmt: skip
     def campaign_results(context: dg.AssetExecutionContext, warehouse: Warehouse):
