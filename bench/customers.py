@@ -23,6 +23,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from harness import clock, since
+
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 HISTORY_SINCE = date(2024, 1, 1)
 ORDERS_PER_CUSTOMER = 2.18
@@ -31,15 +33,6 @@ CHUNK_ORDERS = 5_000_000
 # orders), and the warehouse phases (load, asset path, history, daily) are left out to keep the run short.
 FULL_RUN_ORDERS = 30_000_000
 COLUMNS = ["customer_id", "order_ts", "order_date", "amount", "items", "channel", "region", "category", "status"]
-
-
-def _clock() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def _since(started: tuple[float, float]) -> dict:
-    """Wall time, and CPU time of all the process's threads (what a busy machine changes least)."""
-    return {"seconds": time.perf_counter() - started[0], "cpu_seconds": time.process_time() - started[1]}
 
 
 def _orders(folder: Path) -> str:
@@ -118,9 +111,9 @@ def bare_scan(folder: Path, orders: int) -> dict:
     started = time.perf_counter()
     scan.group_by("customer_id").agg(pl.len()).collect()
     one_column = time.perf_counter() - started
-    started = _clock()
+    started = clock()
     customers = aggregated.collect().height
-    return {**_since(started), "customers": customers, "one_column_seconds": one_column}
+    return {**since(started), "customers": customers, "one_column_seconds": one_column}
 
 
 def regulars(folder: Path, orders: int) -> dict:
@@ -130,9 +123,9 @@ def regulars(folder: Path, orders: int) -> dict:
     from assets.customers.snapshot import customer_snapshot
 
     settings = _settings(folder)
-    started = _clock()
+    started = clock()
     snapshot = customer_snapshot(pl.scan_parquet(_orders(folder)), END, settings)
-    timed = _since(started)
+    timed = since(started)
     snapshot.rfm.select("customer_id", "rfm_class", "stage").write_parquet(folder / "regulars.parquet")
     return {**timed, "customers": snapshot.rfm.height}
 
@@ -147,10 +140,10 @@ def regulars_warehouse(folder: Path, orders: int) -> dict:
     from assets.customers.snapshot import customer_snapshot
 
     settings = _settings(folder)
-    started = _clock()
+    started = clock()
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as conn:
         snapshot = customer_snapshot(read_orders(conn, END), END, settings)
-    return {**_since(started), "customers": snapshot.rfm.height}
+    return {**since(started), "customers": snapshot.rfm.height}
 
 
 # Facts, quintile scores, the eight classes and lifecycle stages (default rules) in one query.
@@ -207,10 +200,10 @@ FROM scored
 def duckdb_query(folder: Path, orders: int) -> dict:
     import duckdb
 
-    started = _clock()
+    started = clock()
     with duckdb.connect() as conn:
         result = conn.execute(DUCKDB_QUERY, {"orders": _orders(folder), "as_of": END}).to_arrow_table()
-    timed = _since(started)
+    timed = since(started)
     import pyarrow.parquet as pq
 
     pq.write_table(result.select(["customer_id", "rfm_class", "stage"]), folder / "duckdb.parquet")
@@ -224,7 +217,7 @@ def pandas_version(folder: Path, orders: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    started = _clock()
+    started = clock()
     orders = pd.read_parquet(folder / "orders", columns=COLUMNS)
     orders["order_date"] = pd.to_datetime(orders["order_date"])
     orders = orders[orders["order_date"] <= pd.Timestamp(END)]
@@ -259,7 +252,7 @@ def pandas_version(folder: Path, orders: int) -> dict:
         [(d > 2 * cycle) | (d > 365), d > 1.5 * cycle, d >= 0.9 * cycle, facts["days"] <= 1],
         ["churned", "at_risk", "due", "new"], default="active",
     )  # fmt: skip
-    timed = _since(started)
+    timed = since(started)
     facts[["rfm_class", "stage"]].reset_index().to_parquet(folder / "pandas.parquet")
     return {**timed, "customers": len(facts)}
 
@@ -274,13 +267,13 @@ def lifetimes_summary(folder: Path, orders: int) -> dict:
         return {"installed": False}
     import pandas as pd
 
-    started = _clock()
+    started = clock()
     orders = pd.read_parquet(folder / "orders", columns=["customer_id", "order_date", "amount", "status"])
     buys = orders[orders["status"] == "completed"]
     summary = summary_data_from_transaction_data(
         buys, "customer_id", "order_date", monetary_value_col="amount", observation_period_end=pd.Timestamp(END)
     )
-    return {"installed": True, **_since(started), "customers": len(summary)}
+    return {"installed": True, **since(started), "customers": len(summary)}
 
 
 def history(folder: Path, orders: int) -> dict:
@@ -294,11 +287,11 @@ def history(folder: Path, orders: int) -> dict:
     from assets.customers.history import empty_history, rebuild_from_orders
 
     settings = _settings(folder)
-    started = _clock()
+    started = clock()
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as conn:
         step = settings.lifecycle.history_step_days
         rebuilt = rebuild_from_orders(empty_history(), read_orders(conn, END), HISTORY_SINCE, END, settings, step)
-    return {**_since(started), "rows": rebuilt.height}
+    return {**since(started), "rows": rebuilt.height}
 
 
 def next_day(folder: Path, orders: int) -> dict:
@@ -317,11 +310,11 @@ def next_day(folder: Path, orders: int) -> dict:
         before = customer_snapshot(read_orders(conn, END - timedelta(days=1)), END - timedelta(days=1), settings)
         replace_tables(conn, {"core.customer_facts": before.facts})
         del before
-        started = _clock()
+        started = clock()
         previous = read_table(conn, "core.customer_facts")
         assert facts_still_hold(conn, previous, END, settings)
         snapshot = snapshot_after(conn, previous, END, settings)
-        timed = _since(started)
+        timed = since(started)
     snapshot.rfm.select("customer_id", "rfm_class", "stage").write_parquet(folder / "next_day.parquet")
     return {**timed, "customers": snapshot.rfm.height}
 

@@ -7,10 +7,21 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def clock() -> tuple[float, float]:
+    """Now, as wall time and CPU time of this process (user + system, all its threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(started: tuple[float, float]) -> dict:
+    """`seconds` and `cpu_seconds` since `clock()`: on a shared machine the CPU time moves least."""
+    return {"seconds": time.perf_counter() - started[0], "cpu_seconds": time.process_time() - started[1]}
 
 
 def print_table(rows: list[tuple[str, str, str]]) -> None:

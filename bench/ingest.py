@@ -9,20 +9,15 @@ DuckDB `CREATE TABLE ... AS SELECT` of the same Parquet files, in the same run.
 Each phase runs in a fresh process so that its peak memory is its own.
 """
 
-import resource
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from harness import clock, since
+
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 ORDERS_PER_CUSTOMER = 2.18  # what the generator gives over these three years
-
-
-def cpu_seconds() -> float:
-    """User and system time of this process, all its threads: what a phase costs whatever else the machine runs."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def generate(folder: Path, orders: int) -> dict:
@@ -42,10 +37,10 @@ def generate(folder: Path, orders: int) -> dict:
 def bare_copy(folder: Path, orders: int) -> dict:
     import duckdb
 
-    started, cpu = time.perf_counter(), cpu_seconds()
+    started = clock()
     with duckdb.connect(str(folder / "bare.duckdb")) as conn:
         conn.execute("CREATE TABLE orders AS SELECT * FROM read_parquet(?)", [str(folder / "*.parquet")])
-    return {"seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu}
+    return since(started)
 
 
 def ingest(folder: Path, orders: int) -> dict:
@@ -73,12 +68,11 @@ def ingest(folder: Path, orders: int) -> dict:
         },
         folder / "shop.yaml",
     )
-    started, cpu = time.perf_counter(), cpu_seconds()
+    started = clock()
     with Warehouse(database=str(settings.warehouse)).get_connection() as conn:
         ingested = ingest_days(order_source(settings), settings, conn, START, END, "bench")
     failed = [c.check_name for c in ingested.checks if not c.passed]
-    return {"seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu, "rows": ingested.rows_in,
-            "refused": ingested.refused, "failed_checks": failed}  # fmt: skip
+    return {**since(started), "rows": ingested.rows_in, "refused": ingested.refused, "failed_checks": failed}
 
 
 def report(results: dict) -> list[tuple[str, str, str]]:
