@@ -14,7 +14,7 @@ import polars as pl
 
 from assets.customers.facts import KEY, customer_keys, needed_columns
 from assets.customers.lifecycle import STAGES
-from assets.customers.rfm import CLASSES, frequency_and_monetary
+from assets.customers.rfm import CLASS_CODES, frequency_and_monetary
 from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import RfmSettings, ShopSettings
 
@@ -219,7 +219,7 @@ class DayStates:
 
     def code_of(self, keys: pl.Series, classes: pl.Series, stages: pl.Series) -> np.ndarray:
         """Per customer, the code of a class and stage (-1: none)."""
-        class_codes = {code: n for n, code in enumerate(_CLASS_BY_HIGHS)}
+        class_codes = {code: n for n, code in enumerate(CLASS_CODES)}
         codes = np.full(len(self.last), -1, np.int8)
         codes[keys.to_numpy()] = (
             classes.replace_strict(class_codes).to_numpy() * len(STAGES)
@@ -279,7 +279,7 @@ class DayStates:
             {
                 KEY: changed.astype(np.uint32),
                 "rfm_class": pl.Series(code[changed] // len(STAGES)).replace_strict(
-                    dict(enumerate(_CLASS_BY_HIGHS)), return_dtype=pl.String
+                    dict(enumerate(CLASS_CODES)), return_dtype=pl.String
                 ),
                 "stage": pl.Series(code[changed] % len(STAGES)).replace_strict(
                     dict(enumerate(STAGES)), return_dtype=pl.String
@@ -310,7 +310,3 @@ class DayStates:
             self.frequency > int(self.frequency.sum()) / count,
             self.monetary > self.monetary[known].mean(),
         )
-
-
-# class codes in the order `classify` numbers them: 4 x R high + 2 x F high + M high
-_CLASS_BY_HIGHS = [CLASSES[(bool(n & 4), bool(n & 2), bool(n & 1))][0] for n in range(8)]

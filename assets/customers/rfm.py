@@ -85,6 +85,7 @@ HIGHS = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) 
 BY_HIGHS = [
     names for _, names in sorted((4 * r + 2 * f + m, (code, zh)) for (r, f, m), (code, zh, _) in CLASSES.items())
 ]
+CLASS_CODES = [code for code, _ in BY_HIGHS]
 
 
 def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
@@ -100,7 +101,7 @@ def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     )
     fm = ((pl.col("f_score") + pl.col("m_score")) / 2).round(0, mode="half_away_from_zero").cast(pl.Int8)
     return scored.with_columns(
-        rfm_class=named(HIGHS, [code for code, _ in BY_HIGHS]),
+        rfm_class=named(HIGHS, CLASS_CODES),
         rfm_class_zh=named(HIGHS, [zh for _, zh in BY_HIGHS]),
         rfm_group=named(5 * (pl.col("r_score") - 1) + fm - 1, _GROUPS_BY_SCORES),
     )
