@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from assets.customers.facts import customer_facts
 from assets.customers.lifecycle import lifecycle, stage, value_tier
-from assets.customers.rfm import CLASSES, GROUPS, classify, quintile
+from assets.customers.rfm import CLASSES, GROUPS, classify, quintile, quintile_cuts
 from assets.customers.snapshot import customer_snapshot, next_day_snapshot
 from pipelines.settings import LifecycleSettings, RfmSettings
 from tests.conftest import shop
@@ -94,7 +94,8 @@ def test_fixed_thresholds_use_the_category_active_window():
 
 
 def test_quintiles_give_ties_one_score():
-    scores = quintile(pl.Series([1, 1, 1, 2, 3, 4, 5, 6, 7, 8])).to_list()
+    values = pl.DataFrame({"v": [1, 1, 1, 2, 3, 4, 5, 6, 7, 8]})
+    scores = values.select(quintile(pl.col("v"), quintile_cuts(values)["v"])).to_series().to_list()
     assert scores == [1, 1, 1, 2, 3, 3, 4, 4, 5, 5]
 
 

@@ -36,20 +36,21 @@ def stage_code(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: Lif
     )
 
 
-def lifecycle(facts: pl.DataFrame, rules: LifecycleSettings) -> pl.DataFrame:
-    """facts + the cycle used (and where it came from), stage, due date and expected next purchase."""
+def lifecycle(facts: pl.DataFrame | pl.LazyFrame, rules: LifecycleSettings) -> pl.DataFrame | pl.LazyFrame:
+    """facts + the cycle used (and where it came from), stage, due date and expected next purchase (a lazy plan
+    stays one)."""
     # the typical cycle: the median cycle of repeat buyers of the customer's main category, else of the shop
     category_cycle = pl.when(pl.col("main_category").is_not_null()).then(
         pl.col("cycle_days").median().over("main_category")
     )
-    shop = facts["cycle_days"].median()
+    shop = pl.col("cycle_days").median()
     cycle_or_typical = pl.coalesce(
-        pl.col("cycle_days"), pl.col("category_cycle"), pl.lit(shop, pl.Float64), pl.lit(rules.default_cycle_days)
+        pl.col("cycle_days"), pl.col("category_cycle"), shop, pl.lit(rules.default_cycle_days, pl.Float64)
     )
     source = named(
         pl.when(pl.col("cycle_days").is_not_null()).then(0)
         .when(pl.col("category_cycle").is_not_null()).then(1)
-        .when(pl.lit(shop is not None)).then(2)
+        .when(shop.is_not_null()).then(2)
         .otherwise(3),
         ("own", "category", "shop", "default"),
     )  # fmt: skip

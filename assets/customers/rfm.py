@@ -46,7 +46,7 @@ def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Ex
     return frequency, monetary.round(2)
 
 
-def rfm_values(summary: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
+def rfm_values(summary: pl.DataFrame | pl.LazyFrame, rules: RfmSettings) -> pl.DataFrame | pl.LazyFrame:
     """Recency (all history), frequency and monetary (inside the look-back window) per customer, from the
     customer summary (`facts.customer_summary`)."""
     frequency, monetary = frequency_and_monetary(
@@ -55,18 +55,27 @@ def rfm_values(summary: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
     return summary.select("customer_id", "recency_days", "main_category", frequency=frequency, monetary=monetary)
 
 
-def quintile(goodness: pl.Series) -> pl.Series:
-    """Scores 1-5 by rank, 5 the best; equal values always share a score."""
-    # 1 + floor(5 x (rank - 1) / n), where rank - 1 counts the values below: a value scores one more for each
-    # k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so four selections stand in for a ranking
-    # (the i-th smallest of m values is the "nearest" quantile i / (m - 1), found without sorting them all)
-    n, m = len(goodness), goodness.len() - goodness.null_count()
-    ranks = [i for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < m]
-    cuts = [goodness.quantile(i / max(m - 1, 1), "nearest") for i in ranks]
-    score = sum(((pl.col("v") > cut).cast(pl.Int8) for cut in cuts), pl.lit(1, pl.Int8))
-    return (
-        goodness.to_frame("v").select(pl.when(pl.col("v").is_not_null()).then(score)).to_series().alias(goodness.name)
+def quintile_cuts(goodness: pl.DataFrame) -> dict[str, list]:
+    """Per column, the values a score 1-5 by rank is cut at (5 the best; `quintile`), the columns sorted at once.
+
+    A score is 1 + floor(5 x (rank - 1) / n), where rank - 1 counts the values below: a value scores one more for
+    each k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so four values stand in for a ranking.
+    Nulls (not scored) count in n."""
+    n = goodness.height
+    ranks = {
+        name: [i for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < n - column.null_count()]
+        for name, column in goodness.to_dict().items()
+    }
+    smallest = goodness.lazy().select(
+        pl.col(name).drop_nulls().sort().gather(at).implode() for name, at in ranks.items()
     )
+    return {name: cuts.item().to_list() for name, cuts in smallest.collect().to_dict().items()}
+
+
+def quintile(goodness: pl.Expr, cuts: list) -> pl.Expr:
+    """Scores 1-5 by rank, 5 the best, at the cuts of `quintile_cuts`; equal values always share a score."""
+    score = sum(((goodness > cut).cast(pl.Int8) for cut in cuts), pl.lit(1, pl.Int8))
+    return pl.when(goodness.is_not_null()).then(score)
 
 
 def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -88,13 +97,14 @@ BY_HIGHS = [
 CLASS_CODES = [code for code, _ in BY_HIGHS]
 
 
-def classify(values: pl.DataFrame, rules: RfmSettings) -> pl.DataFrame:
-    """Scores, high/low, the eight classes and the named groups for every customer of `values`, row for row."""
+def classify(values: pl.DataFrame | pl.LazyFrame, rules: RfmSettings) -> pl.DataFrame | pl.LazyFrame:
+    """Scores, high/low, the eight classes and the named groups for every customer of `values`, row for row (a
+    lazy plan stays one, but for the quintile cuts, computed now)."""
     r_high, f_high, m_high = _highs(rules)
+    goodness = {"r_score": -pl.col("recency_days"), "f_score": pl.col("frequency"), "m_score": pl.col("monetary")}
+    cuts = quintile_cuts(values.lazy().select(**goodness).collect())
     scored = values.with_columns(
-        r_score=quintile(-values["recency_days"]),
-        f_score=quintile(values["frequency"]),
-        m_score=quintile(values["monetary"]),
+        *(quintile(value, cuts[name]).alias(name) for name, value in goodness.items()),
         r_high=r_high.fill_null(False),
         f_high=f_high.fill_null(False),
         m_high=m_high.fill_null(False),

@@ -31,11 +31,12 @@ def customer_snapshot(orders: pl.LazyFrame | pl.DataFrame, as_of: date, settings
 
 
 def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
-    """Facts and RFM from a customer summary in customer_id order (`facts.customer_summary`): what depends
-    on every customer (means, quintiles, typical cycles) is computed here."""
+    """Facts and RFM from a customer summary (`facts.customer_summary`), row for row: what depends on every
+    customer (means, quintiles, typical cycles) is computed here, in one lazy plan (its branches run side by
+    side)."""
     facts = facts_of(summary)
-    classes = classify(rfm_values(summary, settings.rfm), settings.rfm)
-    stages = lifecycle(facts, settings.lifecycle).select(
+    classes = classify(rfm_values(summary.lazy(), settings.rfm), settings.rfm)
+    stages = lifecycle(facts.lazy(), settings.lifecycle).select(
         "cycle_used_days", "cycle_source", "stage", "stage_code", "due_date", "expected_next_date",
         "acquired_on_event", "event_orders", "orders", "first_channel", "avg_order_value",
         value_tier=value_tier(pl.col("avg_order_value"), settings.order_value_tiers),
@@ -44,6 +45,7 @@ def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
         pl.concat([classes, stages], how="horizontal")
         .with_columns(tags=tags(settings.order_value_tiers), as_of_date=pl.lit(summary["as_of_date"].max(), pl.Date))
         .select(RFM_COLUMNS)
+        .collect()
     )
     return Snapshot(facts, rfm)
 
