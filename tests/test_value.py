@@ -29,7 +29,7 @@ from assets.customers.models import (
     simulate_spend,
 )
 from assets.customers.prediction import holdout_scores, quality
-from assets.customers.value import customer_value, fit, latest_fit, model_inputs, with_value_tags
+from assets.customers.value import customer_value, fit, latest_fit, model_inputs, top_spend, with_value_tags
 from assets.outreach.reminders import in_risk_bands
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
 from pipelines.settings import ValueSettings
@@ -381,3 +381,14 @@ def test_the_targeting_tags_mark_top_spenders_at_high_risk_by_the_latest_fit():
     ]  # fmt: skip
     assert latest_fit(fits, date(2024, 5, 31)) is None  # before the first fit: the tags stay as they are
     assert with_value_tags(facts, rfm, None, settings).equals(rfm)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_spenders_tied_at_the_cut_are_taken_in_customer_id_order_whatever_the_row_order(seed):
+    # 10 customers, top 30% = 3: E (50) is in; B, D, H and J share 20, and B and D, first by id, fill the rest.
+    facts = pl.DataFrame({
+        "customer_id": list("ABCDEFGHIJ"),
+        "net_revenue": [10.0, 20.0, 5.0, 20.0, 50.0, 1.0, 2.0, 20.0, 3.0, 20.0],
+    }).sample(fraction=1.0, shuffle=True, seed=seed)  # fmt: skip
+    chosen = facts.filter(top_spend(facts, ValueSettings(high_value_share=0.3)))["customer_id"]
+    assert sorted(chosen) == ["B", "D", "E"]

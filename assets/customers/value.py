@@ -104,8 +104,9 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
         "expected_spend_per_purchase": per_purchase, "predicted_value_12m": (discount @ monthly)[index] * per_purchase,
         "next_in_days": days_to_one_purchase(ahead, cumulative[-1])[index],
     }, nan_to_null=True)  # fmt: skip
+    spenders = facts.select("customer_id", "as_of_date", top_spend=top_spend(facts, settings))
     return (
-        pl.concat([facts.select("customer_id", "as_of_date", top_spend=top_spend(settings)), value], how="horizontal")
+        pl.concat([spenders, value], how="horizontal")
         .with_columns(risk_band=risk_band(pl.col("p_alive"), settings))
         .with_columns(
             expected_next_date=pl.col("as_of_date") + pl.duration(days=pl.col("next_in_days").cast(pl.Int64)),
@@ -129,9 +130,17 @@ def risk_band(p_alive: pl.Expr, settings: ValueSettings) -> pl.Expr:
     )  # fmt: skip
 
 
-def top_spend(settings: ValueSettings) -> pl.Expr:
-    """Whether a customer of core.customer_facts is in the top `high_value_share` by net spend."""
-    return pl.col("net_revenue").rank("ordinal", descending=True) <= settings.high_value_share * pl.len()
+def top_spend(facts: pl.DataFrame, settings: ValueSettings) -> pl.Expr:
+    """Whether a customer of `facts` (core.customer_facts) is in the top `high_value_share` by net spend: the
+    first floor(share x customers), those spending the same at the cut in customer_id order, so that the order
+    of the rows (a daily snapshot's differs from a full one's) does not matter."""
+    top = int(settings.high_value_share * facts.height)
+    if top == 0:
+        return pl.lit(False)
+    spend = facts["net_revenue"]
+    cut = spend.top_k(top).min()  # the top-th largest
+    at_cut = facts.filter(pl.col("net_revenue") == cut)["customer_id"].sort().head(top - int((spend > cut).sum()))
+    return (pl.col("net_revenue") > cut) | pl.col("customer_id").is_in(at_cut.implode())
 
 
 def latest_fit(fits: pl.DataFrame | None, day: date) -> dict | None:
@@ -167,7 +176,7 @@ def with_value_tags(facts: pl.DataFrame, rfm: pl.DataFrame, fit: dict | None, se
     the snapshot's facts and a core.model_fits row (`latest_fit`); as it was without a fit."""
     if fit is None:
         return rfm
-    top = facts.filter(top_spend(settings))  # P(alive) is needed for the top spenders only
+    top = facts.filter(top_spend(facts, settings))  # P(alive) is needed for the top spenders only
     flagged = risk_bands(top, fit, settings).filter(pl.col("risk_band") == "high")["customer_id"]
     return rfm.with_columns(
         tags=pl.when(pl.col("customer_id").is_in(flagged.implode()))
