@@ -64,21 +64,26 @@ def test_bgnbd_p_alive_by_hand():
     assert bgnbd_p_alive(FHL, customers) == pytest.approx([1.0, 1 / (1 + odds)])
 
 
-def test_bgnbd_and_gammagamma_recover_simulated_parameters():
+def test_bgnbd_and_gammagamma_intervals_hold_simulated_parameters_in_at_least_9_runs_of_10():
+    # One parameter set, 20 runs of 20,000 simulated customers: 140 intervals, each meant to hold the truth with
+    # probability 95%. At least 90% (126) must (for calibrated intervals 133 on average, 126 or fewer about once
+    # in 250 seeds; intervals half as wide as they should be would hold about 68% of the time).
     rng = np.random.default_rng(2005)
     purchase_truth, spend_truth = (0.5, 8.0, 0.7, 2.5), (6.0, 4.0, 15.0)
-    customers = simulate_bgnbd(purchase_truth, rng.uniform(26, 78, 20_000), rng)
-    purchases = fit_bgnbd(customers)
-    assert purchases.converged
-    spend = fit_gammagamma(customers.x, simulate_spend(spend_truth, customers.x, rng))
-    for fitted, truth in ((purchases, purchase_truth), (spend, spend_truth)):
-        for (name, value), true in zip(fitted.params.items(), truth, strict=True):
-            low, high = fitted.intervals[name]
-            assert low < true < high, name
-            # the interval is symmetric on the log scale: se(log θ) = se(θ) / θ by the delta method
-            assert np.log([low, high]) == pytest.approx(
-                np.log(value) + np.array([-1.96, 1.96]) * fitted.std_errors[name] / value, rel=1e-4
-            )
+    held = []
+    for _ in range(20):
+        customers = simulate_bgnbd(purchase_truth, rng.uniform(26, 78, 20_000), rng)
+        purchases = fit_bgnbd(customers)
+        spend = fit_gammagamma(customers.x, simulate_spend(spend_truth, customers.x, rng))
+        for fitted, truth in ((purchases, purchase_truth), (spend, spend_truth)):
+            for (name, value), true in zip(fitted.params.items(), truth, strict=True):
+                low, high = fitted.intervals[name]
+                held.append(low < true < high)
+                # the interval is symmetric on the log scale: se(log θ) = se(θ) / θ by the delta method
+                assert np.log([low, high]) == pytest.approx(
+                    np.log(value) + np.array([-1.96, 1.96]) * fitted.std_errors[name] / value, rel=1e-4
+                )
+    assert sum(held) >= 0.9 * len(held), f"{sum(held)} of {len(held)}"
 
 
 def test_paretonbd_conditional_expectation_agrees_with_its_own_likelihood():
