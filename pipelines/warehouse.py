@@ -214,8 +214,11 @@ def replace_tables(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.Data
             conn.unregister("incoming")
 
 
-def read_table(conn: duckdb.DuckDBPyConnection, table: str, **equal) -> pl.DataFrame | None:
-    """A table, or its rows where each given column equals its value; None if it does not exist yet."""
+def read_table(
+    conn: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...] = ("*",), **equal
+) -> pl.DataFrame | None:
+    """A table (or some of its columns), or its rows where each given column equals its value; None if it does
+    not exist yet."""
     schema, name = table.split(".")
     exists = conn.sql(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
@@ -224,7 +227,7 @@ def read_table(conn: duckdb.DuckDBPyConnection, table: str, **equal) -> pl.DataF
     if not exists:
         return None
     where = " AND ".join(f"{column} = ?" for column in equal) or "true"
-    return conn.sql(f"SELECT * FROM {table} WHERE {where}", params=list(equal.values())).pl()
+    return conn.sql(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", params=list(equal.values())).pl()
 
 
 def loaded_until(conn: duckdb.DuckDBPyConnection) -> date | None:

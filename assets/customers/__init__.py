@@ -1,6 +1,7 @@
 """Customers: facts, RFM classes and lifecycle as of a date (`core.*`), their history, and the
 shop analysis (`analysis.*`). Unpartitioned: each materialization is the latest snapshot."""
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
@@ -9,7 +10,7 @@ import polars as pl
 
 from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
-from assets.customers.facts import ORDER_COLUMNS, needed_columns
+from assets.customers.facts import KEPT_COLUMNS, ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
 from assets.customers.products import items_of, product_roles
 from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
@@ -71,8 +72,8 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "SELECT min(order_date), max(order_date) FROM staging.orders"
             ).fetchall()[0]
             history = read_table(conn, "core.segment_history")
-            previous = read_table(conn, "core.customer_facts")
-            previous_rfm = read_table(conn, "core.rfm")
+            previous = previous_facts(conn)
+            previous_rfm = read_table(conn, "core.rfm", columns=("rfm_class",))  # what the class-shift check reads
             if last_day is None:
                 raise dg.Failure("staging.orders is empty: ingest orders before building customers")
             as_of = date.fromisoformat(config.as_of) if config.as_of else last_day
@@ -80,8 +81,8 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             context.log.info(f"Customers as of {as_of}; history from {since}")
             history = history if history is not None else empty_history()
             if since == as_of and facts_still_hold(conn, previous, as_of, settings):
-                context.log.info(f"Customers as of {as_of} from the facts of {previous['as_of_date'].max()}")
-                snapshot = snapshot_after(conn, previous, as_of, settings)
+                context.log.info(f"Customers as of {as_of} from the facts of {previous.as_of}")
+                snapshot = snapshot_after(conn, previous.as_of, as_of, settings)
             else:
                 orders = read_orders(conn, as_of)
                 snapshot = customer_snapshot(orders, as_of, settings)
@@ -192,35 +193,52 @@ def read_orders(
 
 
 def snapshot_after(
-    conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame, as_of: date, settings: ShopSettings
+    conn: duckdb.DuckDBPyConnection, previous_day: date, as_of: date, settings: ShopSettings
 ) -> Snapshot:
-    """The snapshot as of `as_of` from the previous facts and the orders placed since (`next_day_snapshot`)."""
-    new_orders = read_orders(conn, as_of, after=previous["as_of_date"].max())
-    buyers = new_orders.select(pl.col("customer_id").unique())
-    return next_day_snapshot(previous, read_orders(conn, as_of, buyers), as_of, settings)
+    """The snapshot as of `as_of` from core.customer_facts (as of `previous_day`) and the orders placed since
+    (`next_day_snapshot`): the facts of the customers who ordered since are left out as they are read."""
+    buyers = read_orders(conn, as_of, after=previous_day).select(pl.col("customer_id").unique())
+    conn.register("buyers", buyers.to_arrow())
+    kept = ", ".join(KEPT_COLUMNS)  # the rest are derived again: reading them costs more
+    others = conn.sql(f"SELECT {kept} FROM core.customer_facts ANTI JOIN buyers USING (customer_id)").pl()
+    conn.unregister("buyers")
+    return next_day_snapshot(others, read_orders(conn, as_of, buyers), as_of, settings)
 
 
-def facts_still_hold(conn: duckdb.DuckDBPyConnection, previous: pl.DataFrame | None, as_of: date, settings) -> bool:
+@dataclass(frozen=True)
+class PreviousFacts:
+    """What a run needs to know of the last snapshot's facts (core.customer_facts): its day and totals."""
+
+    as_of: date
+    orders: int
+    items: int
+
+
+def previous_facts(conn: duckdb.DuckDBPyConnection) -> PreviousFacts | None:
+    """The day and totals of core.customer_facts, or None before the first snapshot."""
+    totals = read_table(conn, "core.customer_facts", columns=("max(as_of_date)", "sum(orders)", "sum(items)"))
+    return None if totals is None or totals.item(0, 0) is None else PreviousFacts(*totals.row(0))
+
+
+def facts_still_hold(conn: duckdb.DuckDBPyConnection, previous: PreviousFacts | None, as_of: date, settings) -> bool:
     """Whether the day's snapshot can start from the previous one's facts: they are from an earlier day, RFM has
     no sliding window, and the orders up to their day are still the ones they were computed from (completed
     orders and items add up; a reload of an earlier day changes them)."""
-    if previous is None or previous.is_empty() or settings.rfm.lookback_days:
-        return False
-    previous_day = previous["as_of_date"].max()
-    if previous_day >= as_of:
+    if previous is None or previous.as_of >= as_of or settings.rfm.lookback_days:
         return False
     completed, items = conn.execute(
         "SELECT count(*), coalesce(sum(items), 0) FROM staging.orders WHERE order_date <= ? AND status = ?",
-        [previous_day, COMPLETED],
+        [previous.as_of, COMPLETED],
     ).fetchall()[0]
-    return (completed, items) == (previous["orders"].sum(), previous["items"].sum())
+    return (completed, items) == (previous.orders, previous.items)
 
 
-def _history_since(config: SnapshotConfig, previous, history, first_day: date, as_of: date) -> date:
+def _history_since(
+    config: SnapshotConfig, previous: PreviousFacts | None, history, first_day: date, as_of: date
+) -> date:
     """Where history needs recomputing: as asked, else right after the last snapshot, else from the first order."""
     if config.history_since:
         return date.fromisoformat(config.history_since)
-    if history is not None and previous is not None and not previous.is_empty():
-        last = previous["as_of_date"].max()
-        return min(last + timedelta(days=1), as_of) if last < as_of else as_of
+    if history is not None and previous is not None:
+        return min(previous.as_of + timedelta(days=1), as_of) if previous.as_of < as_of else as_of
     return first_day

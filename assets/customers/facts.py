@@ -22,6 +22,10 @@ COLUMNS = (
     "items", "avg_order_value", "recency_days", "tenure_days", "cycle_days", "cycle_median_days", "cycle_std_days",
     "main_category", "first_channel", "region", "acquired_on_event", "event_orders",
 )  # fmt: skip
+# what the daily snapshot keeps of the previous facts: the rest follow from these and the day (`derived_facts`)
+KEPT_COLUMNS = tuple(name for name in COLUMNS if name not in (
+    "as_of_date", "recency_days", "tenure_days", "cycle_days", "avg_order_value",
+))  # fmt: skip
 # the staging.orders columns the customer step reads
 ORDER_COLUMNS = ("customer_id", "order_ts", "order_date", "amount", "items", "channel", "region", "category", "status")
 # what RFM reads besides the facts: frequency and spend inside the look-back window
@@ -55,6 +59,18 @@ def needed_columns(orders: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         "customer_id", "order_ts", "order_date", "amount", "items",
         pl.col(*_LABELS).cast(pl.String).cast(pl.Categorical), purchase=pl.col("status") == COMPLETED,
     )  # fmt: skip
+
+
+def derived_facts(as_of: date) -> dict[str, pl.Expr]:
+    """The facts that follow from a customer's others and the day: recency, tenure, cycle and average order."""
+    span = (pl.col("last_order_date") - pl.col("first_order_date")).dt.total_days()
+    return {
+        "as_of_date": pl.lit(as_of),
+        "recency_days": (pl.lit(as_of) - pl.col("last_order_date")).dt.total_days(),
+        "tenure_days": (pl.lit(as_of) - pl.col("first_order_date")).dt.total_days(),
+        "cycle_days": pl.when(pl.col("purchase_days") >= 2).then(span / (pl.col("purchase_days") - 1)),
+        "avg_order_value": (pl.col("net_revenue") / pl.col("orders")).round(2),
+    }
 
 
 def customer_keys(orders: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]:
@@ -172,20 +188,15 @@ def customer_summary(
         summary = summary.with_columns(
             window_orders=pl.col("orders"), window_purchase_days=pl.col("purchase_days"), window_spend=pl.col("net")
         )
-    span = (pl.col("last_order_date") - pl.col("first_order_date")).dt.total_days()
     return (
         summary.with_columns(
-            as_of_date=pl.lit(as_of),
             net_revenue=pl.col("net").round(2),
-            recency_days=(pl.lit(as_of) - pl.col("last_order_date")).dt.total_days(),
-            tenure_days=(pl.lit(as_of) - pl.col("first_order_date")).dt.total_days(),
-            cycle_days=pl.when(pl.col("purchase_days") >= 2).then(span / (pl.col("purchase_days") - 1)),
             acquired_on_event=in_sprints(pl.col("first_order_date"), list(sprints)),
             first_channel=pl.col("first_channel").cast(pl.String),
             region=pl.col("region").cast(pl.String),
             main_category=pl.col("main_category").cast(pl.String),
         )
-        .with_columns(avg_order_value=(pl.col("net_revenue") / pl.col("orders")).round(2))
+        .with_columns(**derived_facts(as_of))
         .select(*COLUMNS, KEY, *WINDOW_COLUMNS)
     )
 

@@ -5,7 +5,7 @@ from datetime import date
 
 import polars as pl
 
-from assets.customers.facts import COLUMNS, customer_summary, facts_of
+from assets.customers.facts import COLUMNS, customer_summary, derived_facts, facts_of
 from assets.customers.lifecycle import lifecycle, tags, value_tier
 from assets.customers.rfm import classify, rfm_values
 from pipelines.settings import ShopSettings
@@ -51,36 +51,17 @@ def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
 
 
 def next_day_snapshot(
-    previous: pl.DataFrame, customers_orders: pl.DataFrame, as_of: date, settings: ShopSettings
+    others: pl.DataFrame, customers_orders: pl.DataFrame, as_of: date, settings: ShopSettings
 ) -> Snapshot:
-    """The snapshot as of `as_of` from the previous one's facts (core.customer_facts) and all orders of the
-    customers who ordered after it (`customers_orders`): their summaries are computed again; everyone else's
-    facts only age. Without a look-back window; equals `customer_snapshot` on all orders."""
+    """The snapshot as of `as_of` from the previous one's facts (core.customer_facts, `facts.KEPT_COLUMNS` at
+    least) of the customers who did not order after it (`others`) and all orders of those who did
+    (`customers_orders`): the buyers' summaries are computed again, everyone else's facts only age. Without a
+    look-back window; equals `customer_snapshot` on all orders but for the order of the rows: the others as they
+    come, then the buyers, appended without a copy (keeping the customer_id order would copy every column for
+    the few thousand new customers)."""
     sprints = [event.sprint for event in settings.calendar()]
-    changed = customer_summary(customers_orders, as_of, sprints)
-    if previous.is_empty():
-        return snapshot_of(changed, settings)
-    if not previous["customer_id"].is_sorted():
-        previous = previous.sort("customer_id")
-    # in one piece: read from the warehouse, the facts come in many, where a gather costs several times more
-    aged = previous.with_columns(
-        as_of_date=pl.lit(as_of),
-        recency_days=(pl.lit(as_of) - pl.col("last_order_date")).dt.total_days(),
-        tenure_days=(pl.lit(as_of) - pl.col("first_order_date")).dt.total_days(),
-    ).rechunk()
-    # The changed customers located among the previous ones by binary search (not a pass over every id): a
-    # returning customer's row is replaced where it is, a new one inserted where their id sorts.
-    ids, n = previous["customer_id"], previous.height
-    at = ids.search_sorted(changed["customer_id"], side="left").cast(pl.Int64)
-    new = ids.gather(at.clip(upper_bound=n - 1)) != changed["customer_id"]
-    row = at + new.cum_sum() - new  # each changed customer's row in the new snapshot
-    inserted = pl.zeros(n + new.sum(), pl.Int64, eager=True).scatter(row.filter(new), 1)
-    # The previous row each row of the new snapshot comes from (any for the inserted ones, then overwritten), in
-    # Polars' index type and without nulls: other indices are converted and checked again for every column, which
-    # doubled the time at 8.9 million customers.
-    source = (pl.int_range(inserted.len(), eager=True) - inserted.cum_sum()).clip(lower_bound=0)
-    source = source.cast(pl.get_index_type())
-    summary = pl.DataFrame([aged[name].gather(source).scatter(row, changed[name]) for name in COLUMNS])
+    aged = others.with_columns(**derived_facts(as_of)).select(COLUMNS)
+    summary = pl.concat([aged, customer_summary(customers_orders, as_of, sprints).select(COLUMNS)])
     all_history = {"window_orders": "orders", "window_purchase_days": "purchase_days", "window_spend": "net_revenue"}
     return snapshot_of(
         summary.with_columns(pl.col(name).alias(window) for window, name in all_history.items()), settings
