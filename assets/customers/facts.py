@@ -172,6 +172,9 @@ def customer_summary(
         .agg(main_category=pl.col("category").min())
     )
     bought, cycles, main_category, refunds = pl.collect_all([bought, cycles, main_category, refunds])
+    # Each comes in pieces of its own: put in one piece, the summary's columns line up, which the first select
+    # of a snapshot would otherwise do for every column at once (1.3 GB more at 8.9 million customers).
+    bought, cycles = bought.rechunk(), cycles.rechunk()
     keys = bought[KEY]
     summary = pl.DataFrame(
         [

@@ -46,15 +46,6 @@ def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Ex
     return frequency, monetary.round(2)
 
 
-def rfm_values(summary: pl.DataFrame | pl.LazyFrame, rules: RfmSettings) -> pl.DataFrame | pl.LazyFrame:
-    """Recency (all history), frequency and monetary (inside the look-back window) per customer, from the
-    customer summary (`facts.customer_summary`)."""
-    frequency, monetary = frequency_and_monetary(
-        pl.col("window_orders"), pl.col("window_purchase_days"), pl.col("window_spend"), rules
-    )
-    return summary.select("customer_id", "recency_days", "main_category", frequency=frequency, monetary=monetary)
-
-
 def quintile_cuts(goodness: pl.DataFrame) -> dict[str, list]:
     """Per column, the values a score 1-5 by rank is cut at (5 the best; `quintile`), the columns sorted at once.
 

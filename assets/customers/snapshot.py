@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.customers.facts import COLUMNS, customer_summary, derived_facts, facts_of
 from assets.customers.lifecycle import lifecycle, tags, value_tier
-from assets.customers.rfm import classify, rfm_values
+from assets.customers.rfm import classify, frequency_and_monetary
 from pipelines.settings import ShopSettings
 
 # core.rfm
@@ -32,22 +32,20 @@ def customer_snapshot(orders: pl.LazyFrame | pl.DataFrame, as_of: date, settings
 
 def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
     """Facts and RFM from a customer summary (`facts.customer_summary`), row for row: what depends on every
-    customer (means, quintiles, typical cycles) is computed here, in one lazy plan (its branches run side by
-    side)."""
-    facts = facts_of(summary)
-    classes = classify(rfm_values(summary.lazy(), settings.rfm), settings.rfm)
-    stages = lifecycle(facts.lazy(), settings.lifecycle).select(
-        "cycle_used_days", "cycle_source", "stage", "stage_code", "due_date", "expected_next_date",
-        "acquired_on_event", "event_orders", "orders", "first_channel", "avg_order_value",
-        value_tier=value_tier(pl.col("avg_order_value"), settings.order_value_tiers),
-    )  # fmt: skip
+    customer (means, quintiles, typical cycles) is computed here, in one lazy plan. (One line of steps, not
+    branches put side by side: their pieces would not line up, and the first select would copy every column.)"""
+    frequency, monetary = frequency_and_monetary(
+        pl.col("window_orders"), pl.col("window_purchase_days"), pl.col("window_spend"), settings.rfm
+    )
+    values = summary.lazy().with_columns(frequency=frequency, monetary=monetary)
     rfm = (
-        pl.concat([classes, stages], how="horizontal")
-        .with_columns(tags=tags(settings.order_value_tiers), as_of_date=pl.lit(summary["as_of_date"].max(), pl.Date))
+        lifecycle(classify(values, settings.rfm), settings.lifecycle)
+        .with_columns(value_tier=value_tier(pl.col("avg_order_value"), settings.order_value_tiers))
+        .with_columns(tags=tags(settings.order_value_tiers))
         .select(RFM_COLUMNS)
         .collect()
     )
-    return Snapshot(facts, rfm)
+    return Snapshot(facts_of(summary), rfm)
 
 
 def next_day_snapshot(
