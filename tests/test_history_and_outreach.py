@@ -7,6 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from assets.customers import history
 from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
 from assets.customers.rfm import CLASSES
 from assets.customers.snapshot import customer_snapshot
@@ -117,7 +118,7 @@ def test_a_class_without_a_message_is_an_error_not_a_blank():
                   "monetary_measure": "average"}},
      {"rfm": {"threshold": "median"}, "lifecycle": {"due_from": 0.8}}],
 )  # fmt: skip
-def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules):
+def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules, monkeypatch):
     settings = demo.model_copy(update={name: type(getattr(demo, name))(**value) for name, value in rules.items()})
     with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
         orders = conn.sql("SELECT * FROM staging.orders").pl()
@@ -139,6 +140,9 @@ def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules):
         weekly.sort("customer_id", "valid_from")
     )
     assert day_by_day.filter(pl.col("valid_from") > first).height > 100  # customers do move
+    # the customers classified in many pieces, as at millions of customers
+    monkeypatch.setattr(history, "PIECE", 97)
+    assert rebuild_from_orders(empty_history(), orders, first, last, settings).equals(day_by_day)
 
 
 def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):

@@ -7,18 +7,20 @@ two dates is one self-join of the table (see `migration`).
 """
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 
-from assets.customers.facts import KEY, customer_keys, needed_columns
+from assets.customers.facts import KEY, customer_keys, named, needed_columns
 from assets.customers.lifecycle import STAGES
 from assets.customers.rfm import CLASS_CODES, frequency_and_monetary
 from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import RfmSettings, ShopSettings
 
 STATE = ("rfm_class", "stage")
+PIECE = 1_000_000  # customers a day's classification handles at a time
 HISTORY_SCHEMA = {
     "customer_id": pl.String, "rfm_class": pl.String, "stage": pl.String,
     "expected_next_date": pl.Date, "valid_from": pl.Date, "valid_to": pl.Date,
@@ -90,11 +92,14 @@ def rebuild_from_orders(
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
     steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
     changes = [days.advance(day, previous) for day in sorted({*steps, until})]
-    # keys are numbered in id order: sorted by key, the stretches are in id order without sorting any text
+    # keys are numbered in id order: sorted by key, the stretches are in id order without sorting any text; the
+    # class and stage are named once sorted, not as texts per day and sorted with them
     opened = pl.concat(changes).sort(KEY, "valid_from")
     opened = opened.select(
-        customers["customer_id"].gather(opened[KEY]), *STATE, "expected_next_date", "valid_from",
-        valid_to=pl.lit(None, pl.Date),
+        customers["customer_id"].gather(opened[KEY]),
+        rfm_class=named(pl.col("code") // len(STAGES), CLASS_CODES),
+        stage=named(pl.col("code") % len(STAGES), STAGES),
+        expected_next_date="expected_next_date", valid_from="valid_from", valid_to=pl.lit(None, pl.Date),
     )  # fmt: skip
     history = pl.concat([kept, opened]).sort("customer_id", "valid_from") if kept.height else opened
     same_customer = pl.col("customer_id") == pl.col("customer_id").shift(-1)
@@ -245,7 +250,8 @@ class DayStates:
         return np.where(counts > 0, (self.cycle_values[below] + self.cycle_values[above]) / 2, np.nan)
 
     def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
-        """The customers whose class or stage on `day` differs from `previous` (updated in place)."""
+        """The customers whose class or stage on `day` differs from `previous` (updated in place), with the code
+        of the new ones (`code_of`)."""
         today = (day - date(1970, 1, 1)).days
         end = np.searchsorted(self.episode_days, np.int32(today), side="right")  # a Python int would copy the days
         if end > self.next_episode:
@@ -258,36 +264,45 @@ class DayStates:
                 getattr(self, name)[keys] = self.episode[name][rows]
             self._count_cycles(keys, 1)
             self.next_episode = end
-        known = self.purchase_days > 0
         recency = today - self.last
-        r_high, f_high, m_high = self._highs(today, recency, known)
+        highs = self._highs(today, recency, self.purchase_days > 0)
         typical = self._typical_cycles()
         shop = typical[-1] if not np.isnan(typical[-1]) else self.rules.default_cycle_days
         typical = np.where(np.isnan(typical), shop, typical)  # by category, the last: no category
-        cycle = np.where(np.isnan(self.cycle), typical[self.category], self.cycle)
-        rules = self.rules
-        # the stages from the lowest to the highest precedence, each over what comes before it
-        stage = (self.purchase_days > 1).view(np.int8)  # new, else active
-        stage[recency >= rules.due_from * cycle] = 2
-        stage[recency > rules.at_risk_after * cycle] = 3
-        stage[(recency > rules.churned_after * cycle) | (recency > rules.churned_after_days)] = 4
-        code = (4 * r_high.view(np.int8) + 2 * f_high.view(np.int8) + m_high.view(np.int8)) * len(STAGES) + stage
-        changed = np.flatnonzero(known & (code != previous))
-        previous[changed] = code[changed]
-        expected = self.last[changed] + np.rint(cycle[changed]).astype(np.int64)
+        # the customers in pieces, two at a time: numpy lets go of the GIL over whole arrays, and a piece's arrays
+        # stay nearer the processor between one comparison and the next (at 8.9 million customers a day took
+        # about half the time)
+        pieces = [slice(start, start + PIECE) for start in range(0, max(len(self.last), 1), PIECE)]
+        with ThreadPoolExecutor(2) as pool:
+            parts = list(pool.map(lambda piece: self._changes(piece, recency, highs, typical, previous), pieces))
+        changed, code, cycle = (np.concatenate(column) for column in zip(*parts, strict=True))
+        previous[changed] = code
+        expected = self.last[changed] + np.rint(cycle).astype(np.int64)
         return pl.DataFrame(
             {
                 KEY: changed.astype(np.uint32),
-                "rfm_class": pl.Series(code[changed] // len(STAGES)).replace_strict(
-                    dict(enumerate(CLASS_CODES)), return_dtype=pl.String
-                ),
-                "stage": pl.Series(code[changed] % len(STAGES)).replace_strict(
-                    dict(enumerate(STAGES)), return_dtype=pl.String
-                ),
+                "code": code,
                 "expected_next_date": pl.Series(expected, dtype=pl.Int32).cast(pl.Date),
                 "valid_from": pl.repeat(day, len(changed), dtype=pl.Date, eager=True),
             }
         )
+
+    def _changes(
+        self, piece: slice, recency: np.ndarray, highs: tuple, typical: np.ndarray, previous: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Among a piece of the customers: who has a class or stage other than `previous`, their new code and
+        the cycle their stage came from."""
+        r_high, f_high, m_high = (high[piece] for high in highs)
+        days, rules = recency[piece], self.rules
+        cycle = np.where(np.isnan(self.cycle[piece]), typical[self.category[piece]], self.cycle[piece])
+        # the stages from the lowest to the highest precedence, each over what comes before it
+        stage = (self.purchase_days[piece] > 1).view(np.int8)  # new, else active
+        stage[days >= rules.due_from * cycle] = 2
+        stage[days > rules.at_risk_after * cycle] = 3
+        stage[(days > rules.churned_after * cycle) | (days > rules.churned_after_days)] = 4
+        code = (4 * r_high.view(np.int8) + 2 * f_high.view(np.int8) + m_high.view(np.int8)) * len(STAGES) + stage
+        changed = np.flatnonzero((self.purchase_days[piece] > 0) & (code != previous[piece]))
+        return changed + piece.start, code[changed], cycle[changed]
 
     def _highs(self, today: int, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rules = self.rfm
