@@ -270,8 +270,8 @@ class DayStates:
         shop = typical[-1] if not np.isnan(typical[-1]) else self.rules.default_cycle_days
         typical = np.where(np.isnan(typical), shop, typical)  # by category, the last: no category
         # the customers in pieces, two at a time: numpy lets go of the GIL over whole arrays, and a piece's arrays
-        # stay nearer the processor between one comparison and the next (at 8.9 million customers a day took
-        # about half the time)
+        # stay nearer the processor between one comparison and the next (at 8.9 million customers a day takes
+        # about two thirds of the time it took in one piece)
         pieces = [slice(start, start + PIECE) for start in range(0, max(len(self.last), 1), PIECE)]
         with ThreadPoolExecutor(2) as pool:
             parts = list(pool.map(lambda piece: self._changes(piece, recency, highs, typical, previous), pieces))
