@@ -22,14 +22,12 @@ COLUMNS = (
     "items", "avg_order_value", "recency_days", "tenure_days", "cycle_days", "cycle_median_days", "cycle_std_days",
     "main_category", "first_channel", "region", "acquired_on_event", "event_orders",
 )  # fmt: skip
-# what the daily snapshot keeps of the previous facts: the rest follow from these and the day (`derived_facts`)
-KEPT_COLUMNS = tuple(name for name in COLUMNS if name not in (
-    "as_of_date", "recency_days", "tenure_days", "cycle_days", "avg_order_value",
-))  # fmt: skip
 # the staging.orders columns the customer step reads
 ORDER_COLUMNS = ("customer_id", "order_ts", "order_date", "amount", "items", "channel", "region", "category", "status")
 # what RFM reads besides the facts: frequency and spend inside the look-back window
 WINDOW_COLUMNS = ("window_orders", "window_purchase_days", "window_spend")
+# without a look-back window, RFM's window is the whole history
+WHOLE_HISTORY = {"window_orders": "orders", "window_purchase_days": "purchase_days", "window_spend": "net_revenue"}
 KEY = "customer_key"
 _LABELS = ("channel", "region", "category")
 
@@ -71,6 +69,10 @@ def derived_facts(as_of: date) -> dict[str, pl.Expr]:
         "cycle_days": pl.when(pl.col("purchase_days") >= 2).then(span / (pl.col("purchase_days") - 1)),
         "avg_order_value": (pl.col("net_revenue") / pl.col("orders")).round(2),
     }
+
+
+# what the daily snapshot keeps of the previous facts: the rest follow from these and the day
+KEPT_COLUMNS = tuple(name for name in COLUMNS if name not in derived_facts(date.min))
 
 
 def customer_keys(orders: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]:
@@ -187,21 +189,16 @@ def customer_summary(
     ).with_columns(net=pl.col("net") + pl.col("refunded").fill_null(0.0))
     if lookback_days:
         summary = summary.with_columns(pl.col("window_spend") + pl.col("window_refunded").fill_null(0.0))
-    else:
-        summary = summary.with_columns(
-            window_orders=pl.col("orders"), window_purchase_days=pl.col("purchase_days"), window_spend=pl.col("net")
-        )
-    return (
-        summary.with_columns(
-            net_revenue=pl.col("net").round(2),
-            acquired_on_event=in_sprints(pl.col("first_order_date"), list(sprints)),
-            first_channel=pl.col("first_channel").cast(pl.String),
-            region=pl.col("region").cast(pl.String),
-            main_category=pl.col("main_category").cast(pl.String),
-        )
-        .with_columns(**derived_facts(as_of))
-        .select(*COLUMNS, KEY, *WINDOW_COLUMNS)
-    )
+    summary = summary.with_columns(
+        net_revenue=pl.col("net").round(2),
+        acquired_on_event=in_sprints(pl.col("first_order_date"), list(sprints)),
+        first_channel=pl.col("first_channel").cast(pl.String),
+        region=pl.col("region").cast(pl.String),
+        main_category=pl.col("main_category").cast(pl.String),
+    ).with_columns(**derived_facts(as_of))
+    if not lookback_days:
+        summary = summary.with_columns(pl.col(name).alias(window) for window, name in WHOLE_HISTORY.items())
+    return summary.select(*COLUMNS, KEY, *WINDOW_COLUMNS)
 
 
 def facts_of(summary: pl.DataFrame) -> pl.DataFrame:

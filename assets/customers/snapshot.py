@@ -5,7 +5,7 @@ from datetime import date
 
 import polars as pl
 
-from assets.customers.facts import COLUMNS, customer_summary, derived_facts, facts_of
+from assets.customers.facts import COLUMNS, WHOLE_HISTORY, customer_summary, derived_facts, facts_of
 from assets.customers.lifecycle import lifecycle, tags, value_tier
 from assets.customers.rfm import classify, frequency_and_monetary
 from pipelines.settings import ShopSettings
@@ -60,7 +60,6 @@ def next_day_snapshot(
     sprints = [event.sprint for event in settings.calendar()]
     aged = others.with_columns(**derived_facts(as_of)).select(COLUMNS)
     summary = pl.concat([aged, customer_summary(customers_orders, as_of, sprints).select(COLUMNS)])
-    all_history = {"window_orders": "orders", "window_purchase_days": "purchase_days", "window_spend": "net_revenue"}
     return snapshot_of(
-        summary.with_columns(pl.col(name).alias(window) for window, name in all_history.items()), settings
+        summary.with_columns(pl.col(name).alias(window) for window, name in WHOLE_HISTORY.items()), settings
     )
