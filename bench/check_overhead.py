@@ -48,7 +48,7 @@ def instrumented_daily_run(day: str) -> dict:
     import assets.customers
     import assets.orders
     from checks import suites
-    from pipelines.definitions import build_definitions
+    from pipelines.definitions import shop_job
     from pipelines.operations import DAILY_JOB
     from pipelines.settings import load_settings
 
@@ -72,7 +72,7 @@ def instrumented_daily_run(day: str) -> dict:
 
     check_events = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
 
-    job = build_definitions(load_settings()).resolve_job_def(DAILY_JOB)
+    job = shop_job(load_settings(), DAILY_JOB)
     quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     with (
         patch.object(assets.orders, "order_check_results", timed(assets.orders.order_check_results, "checks")),

@@ -1,7 +1,9 @@
-"""`regulars`: run the pipeline for a range of days, through Dagster, from the command line.
+"""`regulars`: the pipeline for a range of days, through Dagster, from the command line.
 
-Runs execute in this process against the Dagster instance in `DAGSTER_HOME` (default
-`data/dagster` under the project), so they show in `dagster dev` like any other run.
+The CLI runs the same jobs, with the same selections, as the daemon: the shop's daily job over the range (its
+orders and everything downstream), then each sales event's step that pipelines/automation.py says is due. Runs
+execute in this process against the Dagster instance in `DAGSTER_HOME` (default `data/dagster` under the
+project), so they show in `dagster dev` like any other run, under the shop's own assets.
 """
 
 import fcntl
@@ -10,37 +12,41 @@ import re
 import shutil
 import sys
 import time
+import uuid
 import warnings
 from datetime import date, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 import dagster as dg
 from dagster import BetaWarning
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster._core.utils import make_new_run_id
 
+from assets.campaigns import GOALS
+from assets.reports import EVENT_REVIEW
+from pipelines.automation import REVIEW, due_steps, plan_steps, planned_through
 from pipelines.definitions import (
     CAMPAIGNS_JOB,
-    CUSTOMERS_JOB,
-    INGEST_JOB,
-    OUTREACH_JOB,
+    DAILY_JOB,
+    RANGE_END,
+    RANGE_START,
     REPORTS_JOB,
     REVIEW_JOB,
+    SHOPS_FILE,
     build_definitions,
+    dagster_home,
+    job_name,
 )  # fmt: skip
 from pipelines.progress import heartbeat
 from pipelines.recovery import clean_up_after_crashes, process_tags, waiting_for
-from pipelines.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, SettingsError, ShopSettings, load_settings
+from pipelines.settings import PROJECT_ROOT, SettingsError, ShopSettings, load_settings
 from pipelines.sources.exports import MalformedExportError
 from pipelines.warehouse import Warehouse, loaded_until, read_table
 
 
 def dagster_instance() -> dg.DagsterInstance:
     """The instance in DAGSTER_HOME, or data/dagster; given the project's dagster.yaml if it has none."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DATA_DIR / "dagster").resolve()
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     # Two first runs at once would both create the home's databases, and one would fail.
@@ -50,9 +56,22 @@ def dagster_instance() -> dg.DagsterInstance:
             shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)  # creates the run, event log and schedule databases
-        instance.event_log_storage.get_pool_limits()
-        instance.all_instigator_state()
     return instance
+
+
+def register_shop(config: str | None) -> None:
+    """Remember a shop's settings file in the Dagster home, so that `dagster dev` there shows its assets too."""
+    if not config:
+        return
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    listed = home / SHOPS_FILE
+    path = str(os.path.abspath(config))
+    with listed.open("a+", encoding="utf-8") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        if path not in file.read().split():
+            file.write(path + "\n")
 
 
 def default_range(settings: ShopSettings) -> tuple[date, date]:
@@ -61,28 +80,35 @@ def default_range(settings: ShopSettings) -> tuple[date, date]:
     return settings.history_start, settings.history_end or yesterday
 
 
-def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo) -> bool:
-    """Materialize everything for first..last as Dagster runs; print progress and a summary."""
+def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo, language: str | None = None) -> bool:
+    """The daily job over first..last, then every event step due (pipelines/automation.py), as Dagster runs."""
     if first < settings.history_start:
         raise click.BadParameter(f"{first} is before history_start ({settings.history_start})", param_hint="--from")
+    if last > settings.last_day:
+        raise click.BadParameter(
+            f"{last} is after the last day of history ({settings.last_day}): orders are loaded up to it",
+            param_hint="--to",
+        )
     if last < first:
         raise click.BadParameter(f"{last} is before {first}", param_hint="--to")
     echo(f"{settings.name}: {first} .. {last} ({(last - first).days + 1} days), warehouse {settings.warehouse}")
-    days = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
-    snapshot = {
-        "ops": {"customer_snapshot": {"config": {"as_of": last.isoformat(), "history_since": first.isoformat()}}}
-    }
+    defs, instance = build_definitions(settings), dagster_instance()
+    config = {"ops": {"customer_snapshot": {"config": {"as_of": last.isoformat(), "history_since": first.isoformat()}}}}
+    config |= report_config(f"{settings.id}__reports__shop_overview", language=language)
+    daily = ("Orders, customers, outreach and the overview", DAILY_JOB,
+             {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}, config)  # fmt: skip
+    if not run_steps(settings, defs, instance, [daily], echo):
+        return False
+    events = [e for e in settings.calendar() if e.start <= last and e.end >= first]
+    planned = planned_through(instance, settings.key(GOALS), events)
+    reviewed = instance.get_materialized_partitions(settings.key(EVENT_REVIEW))
     steps = [
-        ("Orders: ingest, clean, refuse", INGEST_JOB, days, {}),
-        (f"Customers as of {last}: facts, RFM, lifecycle, history, analysis", CUSTOMERS_JOB, {}, snapshot),
-        (f"Outreach for {last}: repurchase reminders, care messages", OUTREACH_JOB,
-         {"dagster/partition": last.isoformat()}, {}),
-        *((f"Event {event.label}: baseline, goals, targets; results and review once it is over", CAMPAIGNS_JOB,
-           {"dagster/partition": event.id}, {})
-          for event in settings.calendar() if event.start <= last and event.end >= first),
-        ("Reports: shop overview", REPORTS_JOB, {}, {}),
+        (f"Event {event.label}: " + ("results and review" if step == REVIEW else f"plan through {step}"),
+         REVIEW_JOB if step == REVIEW and planned.get(event.id) == plan_steps(settings)[-1] else CAMPAIGNS_JOB,
+         {"dagster/partition": event.id}, report_config(f"{settings.id}__reports__event_review", language=language))
+        for event, step in due_steps(settings, first, last, planned, set(reviewed)) if event in events
     ]  # fmt: skip
-    return run_steps(settings, steps, echo)
+    return run_steps(settings, defs, instance, steps, echo, first_number=2)
 
 
 def report_config(op: str, **config) -> dict:
@@ -98,10 +124,11 @@ def run_overview(
     if first and last and last < first:
         raise click.BadParameter(f"{last} is before {first}", param_hint="--to")
     config = report_config(
-        "reports__shop_overview", language=language, period_from=first and first.isoformat(),
+        f"{settings.id}__reports__shop_overview", language=language, period_from=first and first.isoformat(),
         period_to=last and last.isoformat(),
     )  # fmt: skip
-    return run_steps(settings, [("Reports: shop overview", REPORTS_JOB, {}, config)], echo)
+    steps = [("Reports: shop overview", REPORTS_JOB, {}, config)]
+    return run_steps(settings, build_definitions(settings), dagster_instance(), steps, echo)
 
 
 def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo, language: str | None = None) -> bool:
@@ -122,25 +149,31 @@ def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo, lan
     title = f"Event {event.label}: " + (
         "results and review" if planned else "baseline, goals, targets, results, review"
     )
-    config = report_config("reports__event_review", language=language)
-    return run_steps(
-        settings, [(title, REVIEW_JOB if planned else CAMPAIGNS_JOB, {"dagster/partition": event_id}, config)], echo
-    )
+    config = report_config(f"{settings.id}__reports__event_review", language=language)
+    job = REVIEW_JOB if planned else CAMPAIGNS_JOB
+    steps = [(title, job, {"dagster/partition": event_id}, config)]
+    return run_steps(settings, build_definitions(settings), dagster_instance(), steps, echo)
 
 
-def run_steps(settings: ShopSettings, steps: list[tuple], echo=click.echo) -> bool:
-    """Execute (title, job, tags, run config) steps in order in process; stop at the first failure."""
-    defs = build_definitions(settings)
-    instance = dagster_instance()
+def run_steps(
+    settings: ShopSettings,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    steps: list[tuple],
+    echo=click.echo,
+    first_number: int = 1,
+) -> bool:
+    """Execute (title, job, tags, run config) steps of the shop's jobs in order in process; stop at the first
+    failure. Numbers them from `first_number`."""
     for line in clean_up_after_crashes(instance):
         echo(line)
     reports = []
-    for number, (title, job_name, tags, run_config) in enumerate(steps, 1):
-        echo(f"[{number}/{len(steps)}] {title} ...")
+    for number, (title, job, tags, run_config) in enumerate(steps, first_number):
+        echo(f"[{number}] {title} ...")
         started = time.monotonic()
-        run_id = make_new_run_id()
-        with heartbeat(title.split(":")[0], waiting=partial(waiting_for, instance, run_id)):
-            result = defs.resolve_job_def(job_name).execute_in_process(
+        run_id = str(uuid.uuid4())
+        with heartbeat(title.split(":")[0], waiting=partial(waiting_for, instance, run_id, settings.pool)):
+            result = defs.resolve_job_def(job_name(settings, job)).execute_in_process(
                 instance=instance,
                 run_id=run_id,
                 tags=tags | process_tags(),
@@ -164,7 +197,8 @@ def run_steps(settings: ShopSettings, steps: list[tuple], echo=click.echo) -> bo
             if not check.passed:  # a failed blocking check would have failed the run
                 echo(_warning_line(check))
         reports.extend(v.value for m in latest.values() for k, v in m.items() if k == "path")
-    echo(f"Dagster runs are in {instance.root_directory}: open them with `dagster dev`.")
+    if steps:
+        echo(f"Dagster runs are in {instance.root_directory}: open them with `dagster dev`.")
     for path in reports:
         echo(f"Report: {path}")
     return True
@@ -197,7 +231,8 @@ def _summary_line(key: dg.AssetKey, metadata: dict) -> str:
     if counts:
         extra += " (" + "; ".join(", ".join(f"{k} {n}" for k, n in c.items()) for c in counts) + ")"
     count = "" if rows is None else f"{rows} rows"
-    return f"      {key.to_user_string():<30} {count:>14}  {extra}".rstrip()
+    table = "/".join(key.path[1:])  # without the shop's prefix: the run is the shop's
+    return f"      {table:<30} {count:>14}  {extra}".rstrip()
 
 
 def _counts(value) -> bool:
@@ -206,7 +241,8 @@ def _counts(value) -> bool:
 
 
 def _warning_line(check: dg.AssetCheckEvaluation) -> str:
-    return f"      warning: {check.asset_key.to_user_string()} {check.check_name}: {_in_words(_plain(check.metadata))}"
+    table = "/".join(check.asset_key.path[1:])
+    return f"      warning: {table} {check.check_name}: {_in_words(_plain(check.metadata))}"
 
 
 CLASS_PREFIX = re.compile(r"^[\w.]+(Error|Exception|Failure): ")  # 'dagster._core....Failure: ' before a message
@@ -255,6 +291,11 @@ def _check_config(config: str | None) -> ShopSettings:
         raise click.ClickException(str(exc)) from None
 
 
+LANGUAGE = click.option(
+    "--language", type=click.Choice(["en", "zh"]), help="Language of the reports (default: reports.language)."
+)
+
+
 @click.group()
 def main() -> None:
     """regulars: shop orders into customer retention work."""
@@ -267,13 +308,15 @@ def main() -> None:
 )
 @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: history_start).")
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: history_end or yesterday).")
-def run(config: str | None, first: datetime | None, last: datetime | None) -> None:
+@LANGUAGE
+def run(config: str | None, first: datetime | None, last: datetime | None, language: str | None) -> None:
     """Materialize everything for a range of days."""
     settings = _check_config(config)
+    register_shop(config)
     default_first, default_last = default_range(settings)
     try:
         ok = run_range(settings, first.date() if first else default_first, last.date() if last else default_last,
-                       echo=_with_config(config))  # fmt: skip
+                       echo=_with_config(config), language=language)  # fmt: skip
     except MalformedExportError as exc:
         raise click.ClickException(with_config(str(exc), config)) from None
     sys.exit(0 if ok else 1)
@@ -284,7 +327,7 @@ def run(config: str | None, first: datetime | None, last: datetime | None) -> No
 @click.option(
     "--config", type=click.Path(dir_okay=False), help="A shop's settings file (default: REGULARS_CONFIG or shop.yaml)."
 )
-@click.option("--language", type=click.Choice(["en", "zh"]), help="Language of the report (default: reports.language).")
+@LANGUAGE
 @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="overview: first day of the period.")
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="overview: last day (default: the as-of date).")
 def report(
@@ -307,10 +350,11 @@ def report(
 
 
 @main.command()
-def demo() -> None:
+@LANGUAGE
+def demo(language: str | None) -> None:
     """Generate the demo shop and run everything on it."""
     settings = _check_config(None)
-    sys.exit(0 if run_range(settings, *default_range(settings)) else 1)
+    sys.exit(0 if run_range(settings, *default_range(settings), language=language) else 1)
 
 
 if __name__ == "__main__":

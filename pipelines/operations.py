@@ -1,6 +1,5 @@
-"""Daily operations: the daily job and its schedule, retries, freshness, a notifier for failed
-runs, a sensor that reviews each sales event once its after-glow's last day is loaded, and one
-that cleans up after `regulars` runs whose process died."""
+"""Daily operations of one shop: the daily job and its schedule, retries, freshness, and the sensor that plans
+and reviews each sales event (pipelines/automation.py says when); a notifier for failed runs of any shop."""
 
 import json
 import os
@@ -13,26 +12,31 @@ from assets import CUSTOMERS, ORDERS, OUTREACH, REPORTS
 from assets.campaigns import GOALS
 from assets.orders import STAGING_ORDERS
 from assets.reports import EVENT_REVIEW
+from pipelines.automation import REVIEW, days_loaded, due_steps, plan_steps, planned_through
 from pipelines.recovery import clean_up_after_crashes
 from pipelines.settings import ShopSettings
 
-DAILY_JOB = "daily_job"
+SHOP_TAG = "regulars/shop"  # on every run: which shop it works for (the run queue lets one run a shop at a time)
+
 # Transient failures (a file still being written, a busy disk) get two more tries; a
 # malformed export fails at once (it raises with allow_retries=False).
 RETRIES = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
 class Notifier(dg.ConfigurableResource):
-    """Tells people a run failed: a JSON POST to a webhook when one is set, else a log line."""
+    """Tells people a run failed: a JSON POST to the shop's webhook or the deployment's when one is set, else a
+    log line."""
 
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # for every shop (REGULARS_WEBHOOK_URL)
+    shop_webhooks: dict[str, str] = {}  # shop id -> its own (operations.webhook_url)
 
-    def send(self, text: str, log) -> None:
-        if not self.webhook_url:
+    def send(self, text: str, log, shop: str | None = None) -> None:
+        url = self.shop_webhooks.get(shop or "") or self.webhook_url
+        if not url:
             log.error(text)
             return
         request = urllib.request.Request(
-            self.webhook_url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
+            url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 (the URL is the operator's own setting)
             pass
@@ -46,59 +50,75 @@ def freshness_checks(settings: ShopSettings) -> list[dg.AssetChecksDefinition]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
         return list(dg.build_time_partition_freshness_checks(
-            assets=[STAGING_ORDERS],
+            assets=[settings.key(STAGING_ORDERS)],
             deadline_cron=f"0 {settings.operations.freshness_deadline_hour} * * *",
             timezone=settings.timezone,
         ))  # fmt: skip
 
 
-def daily_job(partitions: dg.PartitionsDefinition, freshness: list[dg.AssetChecksDefinition]):
-    """Yesterday's orders and everything downstream, in one run: a failing blocking check stops the rest."""
+def daily_job(settings: ShopSettings, name: str, partitions, freshness, tags: dict):
+    """A day's orders (or a range's) and everything downstream, in one run: a failing blocking check stops the rest."""
+    shop = dg.AssetSelection.key_prefixes([settings.id])
     return dg.define_asset_job(
-        DAILY_JOB,
-        selection=dg.AssetSelection.groups(ORDERS, CUSTOMERS, OUTREACH, REPORTS) - dg.AssetSelection.checks(*freshness),
+        name,
+        selection=shop
+        & dg.AssetSelection.groups(ORDERS, CUSTOMERS, OUTREACH, REPORTS) - dg.AssetSelection.checks(*freshness),
         partitions_def=partitions,
         op_retry_policy=RETRIES,
+        tags=tags,
     )
 
 
-def review_requests(instance: dg.DagsterInstance, settings: ShopSettings, campaigns_job, review_job) -> list:
-    """A run for every event whose after-glow's last day is loaded and which has no review yet; the
-    whole event (plan, results, review) if it was never planned."""
-    loaded = instance.get_materialized_partitions(STAGING_ORDERS)
-    planned = instance.get_materialized_partitions(GOALS)
-    reviewed = instance.get_materialized_partitions(EVENT_REVIEW)
+def event_requests(instance: dg.DagsterInstance, settings: ShopSettings, campaigns_job: str, review_job: str):
+    """A run for every event step that is due (see pipelines/automation.py): the review alone for an event
+    planned through its last step, else the whole event job (plan, and results and review once it is over)."""
+    days = days_loaded(instance, settings, settings.key(STAGING_ORDERS))
+    since, until = (days[0], days[-1]) if days else (None, None)
+    events = [e for e in settings.calendar() if since and e.end >= since and e.start <= until]
+    planned = planned_through(instance, settings.key(GOALS), events)
+    reviewed = instance.get_materialized_partitions(settings.key(EVENT_REVIEW))
+    last_step = plan_steps(settings)[-1]
     return [
-        dg.RunRequest(run_key=f"review-{event.id}", partition_key=event.id,
-                      job_name=(review_job if event.id in planned else campaigns_job).name)
-        for event in settings.calendar() if event.end.isoformat() in loaded and event.id not in reviewed
+        dg.RunRequest(
+            run_key=f"{event.id}:{step}", partition_key=event.id,
+            job_name=review_job if step == REVIEW and planned.get(event.id) == last_step else campaigns_job,
+        )
+        for event, step in due_steps(settings, since, until, planned, set(reviewed))
     ]  # fmt: skip
 
 
-def operations(settings: ShopSettings, job, campaigns_job, review_job, freshness) -> dict:
-    """Schedule, the freshness checks' sensor, the failure sensor and its notifier, the review
-    sensor, the clean-up sensor, for Definitions."""
+def operations(settings: ShopSettings, daily, campaigns_job: str, review_job: str, freshness) -> dict:
+    """The shop's daily schedule, its freshness checks' sensor and its events sensor, for Definitions."""
     schedule = dg.build_schedule_from_partitioned_job(
-        job, hour_of_day=settings.operations.schedule_hour, default_status=dg.DefaultScheduleStatus.STOPPED
+        daily, hour_of_day=settings.operations.schedule_hour, default_status=dg.DefaultScheduleStatus.RUNNING
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
-        freshness_sensor = dg.build_sensor_for_freshness_checks(freshness_checks=freshness)
+        freshness_sensor = dg.build_sensor_for_freshness_checks(
+            freshness_checks=freshness, name=f"{settings.id}__freshness_checks_sensor"
+        )
+
+    @dg.sensor(
+        name=f"{settings.id}__plan_and_review_events", minimum_interval_seconds=60,
+        job_name=campaigns_job, default_status=dg.DefaultSensorStatus.RUNNING,
+    )  # fmt: skip
+    def plan_and_review_events(context: dg.SensorEvaluationContext):
+        """Plans each sales event step by step as its orders are loaded, and reviews it once it is over."""
+        return event_requests(context.instance, settings, campaigns_job, review_job) or dg.SkipReason("nothing due")
+
+    return {"schedules": [schedule], "sensors": [freshness_sensor, plan_and_review_events]}
+
+
+def failure_notices(shops: list[ShopSettings]) -> dict:
+    """The sensor that tells people about failed runs of any shop, and its notifier."""
 
     @dg.run_failure_sensor(name="notify_on_failure", default_status=dg.DefaultSensorStatus.RUNNING)
     def notify_on_failure(context: dg.RunFailureSensorContext, notifier: Notifier):
         run = context.dagster_run
         notifier.send(
-            f"regulars: run {run.run_id[:8]} of {run.job_name} failed: {context.failure_event.message}", context.log
-        )
-
-    @dg.sensor(
-        name="review_finished_events", jobs=[campaigns_job, review_job], minimum_interval_seconds=3600,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )  # fmt: skip
-    def review_finished_events(context: dg.SensorEvaluationContext):
-        """Reviews each sales event once the orders of its after-glow's last day are loaded."""
-        return review_requests(context.instance, settings, campaigns_job, review_job)
+            f"regulars: run {run.run_id[:8]} of {run.job_name} failed: {context.failure_event.message}",
+            context.log, run.tags.get(SHOP_TAG),
+        )  # fmt: skip
 
     @dg.sensor(
         name="clean_up_after_crashes", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
@@ -109,9 +129,11 @@ def operations(settings: ShopSettings, job, campaigns_job, review_job, freshness
         return dg.SkipReason("; ".join(clean_up_after_crashes(context.instance)) or "no run to clean up")
 
     return {
-        "schedules": [schedule],
-        "sensors": [freshness_sensor, notify_on_failure, review_finished_events, clean_up_after_crashed_runs],
+        "sensors": [notify_on_failure, clean_up_after_crashed_runs],
         "resources": {
-            "notifier": Notifier(webhook_url=os.environ.get("REGULARS_WEBHOOK_URL") or settings.operations.webhook_url)
-        },
+            "notifier": Notifier(
+                webhook_url=os.environ.get("REGULARS_WEBHOOK_URL"),
+                shop_webhooks={s.id: s.operations.webhook_url for s in shops if s.operations.webhook_url},
+            )
+        },  # fmt: skip
     }

@@ -14,14 +14,10 @@ import socket
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-from dagster._utils import process_is_alive
-
-from pipelines.warehouse import WAREHOUSE_POOL
 
 HOST_TAG, BOOT_TAG, PID_TAG = "regulars/host", "regulars/boot", "regulars/pid"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux: new at every start of the machine
-UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 def _boot_id() -> str:
@@ -37,7 +33,17 @@ def _process_is_gone(run: dg.DagsterRun) -> bool:
     """Whether the process that executes `run`, on this machine, has died."""
     if run.tags.get(BOOT_TAG) != _boot_id():  # the machine restarted since: its pid may be another's now
         return True
-    return not process_is_alive(int(run.tags[PID_TAG]))
+    return not _process_is_alive(int(run.tags[PID_TAG]))
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
 
 
 def _slots_by_run(instance: dg.DagsterInstance) -> dict[str, list[str]]:
@@ -63,7 +69,7 @@ def clean_up_after_crashes(instance: dg.DagsterInstance) -> list[str]:
     slots = _slots_by_run(instance)
     lines = []
     host = socket.gethostname()
-    for run in instance.get_runs(RunsFilter(statuses=UNFINISHED, tags={HOST_TAG: host})):
+    for run in instance.get_runs(dg.RunsFilter(statuses=UNFINISHED, tags={HOST_TAG: host})):
         if not _process_is_gone(run):
             continue
         pid = run.tags[PID_TAG]
@@ -85,7 +91,7 @@ def clean_up_after_crashes(instance: dg.DagsterInstance) -> list[str]:
     return lines
 
 
-def waiting_for(instance: dg.DagsterInstance, run_id: str, pool: str = WAREHOUSE_POOL) -> str | None:
+def waiting_for(instance: dg.DagsterInstance, run_id: str, pool: str) -> str | None:
     """What run `run_id` waits for in `pool`, in words; None when it is not waiting there."""
     info = instance.event_log_storage.get_concurrency_info(pool)
     holders = sorted(info.active_run_ids - {run_id})

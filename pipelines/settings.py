@@ -263,6 +263,9 @@ class OutreachSettings(_Strict):
     response_days: int = Field(14, ge=1)  # a list's response window: its contact day and the days after
     cost_per_message: dict[str, Annotated[float, Field(ge=0)]] = {}  # channel -> cost of one message; else 0
     coupon_cost: float = Field(0, ge=0)  # per redemption: a contacted customer buying in the window
+    # a run over a longer range makes the day-by-day lists (reminders, care) for its last this many days only:
+    # the lists of days further back could no longer be sent (the overview measures reminders over 90 days)
+    lists_for_last_days: int = Field(90, ge=1)
 
     def opt_out_ids(self) -> list[str]:
         """The ids of `opt_out` and the file's, as written (read when the settings load: a bad file stops there)."""
@@ -343,6 +346,8 @@ class ReportSettings(_Strict):
 
 
 class ShopSettings(_Strict):
+    # the shop in a deployment of many: its assets' key prefix, its jobs' prefix, its runs' `regulars/shop` tag
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
     name: str
     timezone: TimeZone = "Asia/Shanghai"
     currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
@@ -368,6 +373,15 @@ class ShopSettings(_Strict):
     def opt_outs(self) -> frozenset[str]:
         """Customer ids never to contact, normalized as the source's ids are."""
         return self._opt_outs
+
+    def key(self, table: dg.AssetKey) -> dg.AssetKey:
+        """This shop's asset key of a warehouse table's key (`staging/orders` -> `demo/staging/orders`)."""
+        return dg.AssetKey([self.id, *table.path])
+
+    @property
+    def pool(self) -> str:
+        """The concurrency pool of the steps that write this shop's warehouse: DuckDB takes one writer."""
+        return f"warehouse_{self.id}"
 
     @property
     def source_timezone(self) -> str:
@@ -468,7 +482,7 @@ def parse_settings(raw: dict, origin: Path) -> ShopSettings:
     if not isinstance(raw, dict):
         raise SettingsError(f"{origin}: expected a mapping of settings, found {type(raw).__name__}")
     base = origin.parent
-    raw = dict(raw)
+    raw = {"id": shop_id(origin)} | raw
     for key in ("warehouse", "output"):
         if key in raw:
             raw[key] = base / str(raw[key])
@@ -487,6 +501,12 @@ def parse_settings(raw: dict, origin: Path) -> ShopSettings:
     _check_folder("warehouse", settings.warehouse.parent)
     _check_folder("output", settings.output)
     return settings
+
+
+def shop_id(origin: Path) -> str:
+    """A shop's default id: its settings file's name, in lower case letters, digits and underscores."""
+    slug = re.sub(r"[^a-z0-9]+", "_", origin.stem.lower()).strip("_")
+    return slug if slug[:1].isalpha() else f"shop_{slug}"
 
 
 def load_settings(path: str | Path | None = None) -> ShopSettings:

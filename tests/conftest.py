@@ -7,9 +7,17 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.definitions import CAMPAIGNS_JOB, INGEST_JOB, OUTREACH_JOB, build_definitions
+from pipelines.definitions import (
+    CAMPAIGNS_JOB,
+    INGEST_JOB,
+    OUTREACH_JOB,
+    RANGE_END,
+    RANGE_START,
+    build_definitions,
+    job_name,
+    shop_job,
+)
 from pipelines.settings import ShopSettings, parse_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +60,8 @@ def file_shop(tmp_path: Path, path: str, columns: dict, **source) -> ShopSetting
 
 def ingest(settings: ShopSettings, first: str, last: str | None = None, raise_on_error: bool = True):
     """Run the ingest job for first..last in process, on an ephemeral Dagster instance."""
-    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first}
+    job = shop_job(settings, INGEST_JOB)
+    tags = {RANGE_START: first, RANGE_END: last or first}
     with dg.DagsterInstance.ephemeral() as instance:
         return job.execute_in_process(instance=instance, tags=tags, raise_on_error=raise_on_error)
 
@@ -76,11 +84,15 @@ def two_years(tmp_path_factory):
     with dg.DagsterInstance.ephemeral() as instance:
         # reminders inside double11-2024's warm-up, which campaign lists must respect
         assert (
-            defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, partition_key="2024-10-15").success
+            defs.resolve_job_def(job_name(settings, OUTREACH_JOB))
+            .execute_in_process(instance=instance, partition_key="2024-10-15")
+            .success
         )
         for event in ("double11-2023", "double11-2024"):
             assert (
-                defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=event).success
+                defs.resolve_job_def(job_name(settings, CAMPAIGNS_JOB))
+                .execute_in_process(instance=instance, partition_key=event)
+                .success
             )
     return settings
 

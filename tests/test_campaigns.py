@@ -12,7 +12,7 @@ import pytest
 from assets.campaigns.goals import plan_goals
 from assets.campaigns.results import performance
 from pipelines.calendar import Event, around, comparable, preset
-from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, shop_job
 from pipelines.settings import SettingsError
 from tests.conftest import file_shop, ingest, shop, table
 
@@ -151,7 +151,7 @@ def test_an_event_with_no_orders_at_all_still_plans(tmp_path):
     settings = settings.model_copy(update={"events": settings.events.model_copy(update={"presets": ["double11"]})})
     ingest(settings, "2024-03-01")
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(settings).resolve_job_def(CAMPAIGNS_JOB)
+        job = shop_job(settings, CAMPAIGNS_JOB)
         assert job.execute_in_process(instance=instance, partition_key="double11-2024").success
     assert table(settings, "campaigns.goals")["basis"].to_list() == ["none"]
     assert table(settings, "outreach.campaign_targets").height == 0
@@ -159,7 +159,7 @@ def test_an_event_with_no_orders_at_all_still_plans(tmp_path):
 
 def test_care_messages_follow_shipping_and_delivery_without_promotion(two_years):
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(two_years).resolve_job_def(OUTREACH_JOB)
+        job = shop_job(two_years, OUTREACH_JOB)
         assert job.execute_in_process(instance=instance, partition_key="2024-06-20").success
     care = table(two_years, "outreach.care_messages").filter(pl.col("contact_date") == date(2024, 6, 20))
     with duckdb.connect(str(two_years.warehouse), read_only=True) as conn:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checks.suites import SuiteResult
-from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, shop_job
 from pipelines.settings import SettingsError, load_settings
 from tests.conftest import COLUMNS, HEADER, file_shop, ingest, shop, table
 
@@ -44,7 +44,7 @@ def buyers_shop(tmp_path, **overrides):
 
 def run(settings, job: str, **kwargs) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
-        assert build_definitions(settings).resolve_job_def(job).execute_in_process(instance=instance, **kwargs).success
+        assert shop_job(settings, job).execute_in_process(instance=instance, **kwargs).success
 
 
 def outreach(settings, first: str, last: str) -> None:

@@ -13,7 +13,7 @@ from assets.customers.rfm import CLASSES
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value import latest_fit, with_value_tags
 from assets.outreach.reminders import reminders_for_days
-from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, shop_job
 from pipelines.settings import ControlSettings
 from reports.messages import render_message
 from tests.conftest import ingest, shop, table
@@ -28,8 +28,8 @@ def demo(tmp_path_factory):
     ingest(settings, "2024-01-01", "2024-12-31")
     config = {"ops": {"customer_snapshot": {"config": {"as_of": str(LAST), "history_since": str(FIRST)}}}}
     with dg.DagsterInstance.ephemeral() as instance:
-        defs = build_definitions(settings)
-        assert defs.resolve_job_def(CUSTOMERS_JOB).execute_in_process(instance=instance, run_config=config).success
+        job = shop_job(settings, CUSTOMERS_JOB)
+        assert job.execute_in_process(instance=instance, run_config=config).success
     return settings
 
 
@@ -54,7 +54,7 @@ def test_history_stretches_do_not_overlap(demo):
 def test_reminders_list_customers_entering_due_that_day(demo):
     day = "2024-12-20"
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(demo).resolve_job_def(OUTREACH_JOB)
+        job = shop_job(demo, OUTREACH_JOB)
         assert job.execute_in_process(instance=instance, partition_key=day).success
     reminders = table(demo, "outreach.repurchase_reminders")
     with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
@@ -148,7 +148,7 @@ def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules, monkeypatch)
 def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):
     settings = shop(tmp_path)
     ingest(settings, "2024-01-01", "2024-12-31")
-    job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
+    job = shop_job(settings, CUSTOMERS_JOB)
     with dg.DagsterInstance.ephemeral() as instance:
         for day in ("2024-12-30", "2024-12-31"):  # the second starts from the first's facts
             config = {"ops": {"customer_snapshot": {"config": {"as_of": day}}}}

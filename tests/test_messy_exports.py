@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from assets.campaigns.goals import counting_lost
 from pipelines.cli import main
-from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, build_definitions
+from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, shop_job
 from pipelines.settings import SettingsError, load_settings
 from pipelines.sources.exports import MalformedExportError, read_exports
 from tests.conftest import COLUMNS, ingest, shop, table
@@ -29,7 +29,7 @@ def test_an_event_without_orders_is_never_the_comparable_one(tmp_path):
     )  # fmt: skip
     ingest(settings, "2015-01-01", "2017-12-31")
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(settings).resolve_job_def(CAMPAIGNS_JOB)
+        job = shop_job(settings, CAMPAIGNS_JOB)
         assert job.execute_in_process(instance=instance, partition_key="double11-2017").success
 
     goals = table(settings, "campaigns.goals").filter(pl.col("rfm_class").is_null())
@@ -177,7 +177,7 @@ def test_orders_still_open_are_not_sales(tmp_path):
     assert orders["amount"].sum() == 10 + 5  # only delivered orders are revenue (open and cancelled: 0)
     assert table(settings, "staging.order_lines").height == 9  # every row kept: nothing refused
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
+        job = shop_job(settings, CUSTOMERS_JOB)
         assert job.execute_in_process(instance=instance).success
     facts = table(settings, "core.customer_facts")
     assert facts.select("customer_id", "orders", "net_revenue").rows() == [("m0", 2, 15.0)]  # the one who bought

@@ -20,9 +20,8 @@ import assets.orders
 from checks import suites
 from checks.customers import class_shift
 from checks.orders import reconciliation, sample
-from pipelines.definitions import build_definitions
-from pipelines.operations import DAILY_JOB, Notifier, freshness_checks
-from pipelines.warehouse import WAREHOUSE_POOL
+from pipelines.definitions import DAILY_JOB, build_definitions, job_name, shop_job
+from pipelines.operations import Notifier, freshness_checks
 from tests.conftest import COLUMNS, ROOT, file_shop, ingest, shop, table, write_csv
 
 DAY = date(2024, 11, 11)
@@ -138,7 +137,7 @@ def test_rfm_suite_reads_only_its_columns(tmp_path):
 
 
 def daily_run(settings, day: str, instance):
-    job = build_definitions(settings).resolve_job_def(DAILY_JOB)
+    job = shop_job(settings, DAILY_JOB)
     return job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
 
 
@@ -351,16 +350,17 @@ def test_a_transient_failure_is_retried_and_a_malformed_export_is_not(tmp_path, 
 
 
 def test_every_step_that_opens_the_warehouse_is_in_its_single_writer_pool(tmp_path):
-    graph = build_definitions(shop(tmp_path)).resolve_asset_graph()
-    opening = {a.node_def.name: a.op.pool for a in graph.assets_defs if "warehouse" in a.required_resource_keys}
+    settings = shop(tmp_path)
+    graph = build_definitions(settings).resolve_asset_graph()
+    opening = {a.node_def.name: a.op.pool for a in graph.assets_defs if a.is_executable and a.keys}
     assert len(opening) >= 9  # ingest, customers, analysis, reminders, care, plan, results, two reports
-    assert set(opening.values()) == {WAREHOUSE_POOL}, opening
+    assert set(opening.values()) == {settings.pool}, opening
 
 
 def test_the_schedule_asks_for_yesterday_and_that_run_materializes_it(tmp_path):
     settings = shop(tmp_path)
     defs = build_definitions(settings)
-    schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
+    schedule = defs.resolve_schedule_def(f"{job_name(settings, DAILY_JOB)}_schedule")
     tick = datetime(2024, 11, 12, 6, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     requests = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
     assert [r.partition_key for r in requests] == ["2024-11-11"]
@@ -397,8 +397,8 @@ def test_a_failed_run_is_announced_by_the_failure_sensor(tmp_path):
     sent = []
 
     class Recording(Notifier):
-        def send(self, text: str, log) -> None:
-            sent.append(text)
+        def send(self, text: str, log, shop: str | None = None) -> None:
+            sent.append((text, shop))
 
     settings = malformed_export_shop(tmp_path)
     defs = build_definitions(settings)
@@ -409,8 +409,9 @@ def test_a_failed_run_is_announced_by_the_failure_sensor(tmp_path):
             dagster_event=result.get_run_failure_event(), resources={"notifier": Recording()},
         ).for_run_failure()  # fmt: skip
         defs.resolve_sensor_def("notify_on_failure")(context)
-    [message] = sent
-    assert message.startswith(f"regulars: run {result.run_id[:8]} of daily_job failed")
+    [(message, shop_id)] = sent
+    assert message.startswith(f"regulars: run {result.run_id[:8]} of {job_name(settings, DAILY_JOB)} failed")
+    assert shop_id == settings.id  # from the run's regulars/shop tag: the shop's own webhook gets it
 
 
 def test_the_notifier_posts_failures_to_the_webhook():
@@ -436,7 +437,8 @@ def test_the_notifier_posts_failures_to_the_webhook():
 
 @pytest.mark.parametrize("hour", [6])
 def test_definitions_load_with_schedule_sensors_and_checks(tmp_path, hour):
-    defs = build_definitions(shop(tmp_path, operations={"schedule_hour": hour}))
-    assert defs.resolve_schedule_def(f"{DAILY_JOB}_schedule").cron_schedule == f"0 {hour} * * *"
+    settings = shop(tmp_path, operations={"schedule_hour": hour})
+    defs = build_definitions(settings)
+    assert defs.resolve_schedule_def(f"{job_name(settings, DAILY_JOB)}_schedule").cron_schedule == f"0 {hour} * * *"
     assert {s.name for s in defs.sensors} >= {"notify_on_failure"}
     assert len(defs.resolve_asset_graph().asset_check_keys) >= 8

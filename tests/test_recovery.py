@@ -13,7 +13,6 @@ import duckdb
 import polars as pl
 import pytest
 import yaml
-from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from pipelines.definitions import build_definitions
@@ -36,7 +35,7 @@ def instance():
         yield instance
 
 
-def _holding_the_warehouse(instance, tags: dict, status=DagsterRunStatus.STARTED) -> dg.DagsterRun:
+def _holding_the_warehouse(instance, tags: dict, status=dg.DagsterRunStatus.STARTED) -> dg.DagsterRun:
     """A run of the ingest job that has claimed the warehouse slot."""
     run = create_run_for_test(instance, job_name="ingest_orders_job", status=status, tags=tags)
     assert instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, run.run_id, "ingest_orders").is_claimed
@@ -44,7 +43,9 @@ def _holding_the_warehouse(instance, tags: dict, status=DagsterRunStatus.STARTED
 
 
 def _waiting_for_the_warehouse(instance) -> dg.DagsterRun:
-    run = create_run_for_test(instance, job_name="customers_job", status=DagsterRunStatus.STARTED, tags=process_tags())
+    run = create_run_for_test(
+        instance, job_name="customers_job", status=dg.DagsterRunStatus.STARTED, tags=process_tags()
+    )
     assert not instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, run.run_id, "customers").is_claimed
     return run
 
@@ -64,10 +65,10 @@ def test_a_live_holder_is_left_alone_and_named_to_the_run_that_waits(instance):
     waiter = _waiting_for_the_warehouse(instance)
     assert clean_up_after_crashes(instance) == []
     assert _holders(instance) == {holder.run_id}
-    assert waiting_for(instance, waiter.run_id) == (
+    assert waiting_for(instance, waiter.run_id, WAREHOUSE_POOL) == (
         f"waiting for the warehouse: run {holder.run_id[:8]} (ingest_orders_job, pid {os.getpid()}) holds it"
     )
-    assert waiting_for(instance, holder.run_id) is None  # it holds the slot, it does not wait
+    assert waiting_for(instance, holder.run_id, WAREHOUSE_POOL) is None  # it holds the slot, it does not wait
 
 
 def test_a_holder_whose_process_is_gone_is_failed_and_its_slot_freed(instance):
@@ -78,26 +79,26 @@ def test_a_holder_whose_process_is_gone_is_failed_and_its_slot_freed(instance):
         f"cleaned up run {holder.run_id[:8]} (ingest_orders_job): its process {pid} is gone; "
         "marked failed, freed its warehouse slot"
     ]
-    assert instance.get_run_by_id(holder.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(holder.run_id).status == dg.DagsterRunStatus.FAILURE
     assert instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, waiter.run_id, "customers").is_claimed
 
 
 def test_after_a_restart_of_the_machine_a_pid_that_lives_again_is_not_the_run_s(instance):
     holder = _holding_the_warehouse(instance, process_tags() | {BOOT_TAG: "an earlier boot"})
     assert clean_up_after_crashes(instance)[0].startswith(f"cleaned up run {holder.run_id[:8]}")
-    assert instance.get_run_by_id(holder.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(holder.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
 def test_a_run_of_another_machine_is_not_judged_here(instance):
     holder = _holding_the_warehouse(instance, process_tags() | {HOST_TAG: "elsewhere", PID_TAG: str(_dead_pid())})
     assert clean_up_after_crashes(instance) == []
-    assert instance.get_run_by_id(holder.run_id).status == DagsterRunStatus.STARTED
+    assert instance.get_run_by_id(holder.run_id).status == dg.DagsterRunStatus.STARTED
     assert _holders(instance) == {holder.run_id}
 
 
 def test_a_slot_still_held_by_a_run_that_is_over_is_freed(instance):
     # e.g. a run marked failed in the UI after its process was killed
-    holder = _holding_the_warehouse(instance, {}, status=DagsterRunStatus.FAILURE)
+    holder = _holding_the_warehouse(instance, {}, status=dg.DagsterRunStatus.FAILURE)
     assert clean_up_after_crashes(instance) == [
         f"cleaned up run {holder.run_id[:8]} (ingest_orders_job): it is over but still held the warehouse slot, "
         "now freed"
@@ -150,7 +151,7 @@ def test_a_run_killed_mid_ingest_is_cleaned_up_and_the_next_run_finishes(tmp_pat
         first.wait()
         killed = instance.get_run_by_id(slots[0].run_id)
         assert (killed.job_name, slots[0].step_key, killed.status) == (
-            "ingest_orders_job", "ingest_orders", DagsterRunStatus.STARTED
+            "ingest_orders_job", "ingest_orders", dg.DagsterRunStatus.STARTED
         )  # fmt: skip
 
         second = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -159,7 +160,7 @@ def test_a_run_killed_mid_ingest_is_cleaned_up_and_the_next_run_finishes(tmp_pat
             f"cleaned up run {killed.run_id[:8]} (ingest_orders_job): its process {first.pid} is gone; "
             "marked failed, freed its warehouse slot"
         ) in second.stdout
-        assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
 
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         days = conn.execute(RECONCILE).fetchall()
@@ -173,7 +174,7 @@ def test_the_daemon_cleans_up_after_a_regulars_run_too(instance, tmp_path):
     sensor = build_definitions(shop(tmp_path)).resolve_sensor_def("clean_up_after_crashes")
     skipped = sensor(dg.build_sensor_context(instance=instance))
     assert skipped.skip_message.startswith(f"cleaned up run {holder.run_id[:8]} (ingest_orders_job): its process {pid}")
-    assert instance.get_run_by_id(holder.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(holder.run_id).status == dg.DagsterRunStatus.FAILURE
     assert _holders(instance) == set()
 
 

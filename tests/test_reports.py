@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from assets.customers.rfm import CLASSES
 from pipelines.cli import main
-from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
+from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, shop_job
 from pipelines.settings import CLASS_CODES, ReportSettings
 from reports.render import mask
 from reports.translations import ACTIONS, CHANNEL_NAMES, CLASS_NAMES, TEXT
@@ -47,7 +47,7 @@ def shop_with_customers(tmp_path_factory):
     (folder / "shop.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")  # the same shop, for the CLI
     ingest(settings, "2024-07-01", "2024-12-31")
     with dg.DagsterInstance.ephemeral() as instance:
-        assert build_definitions(settings).resolve_job_def(CUSTOMERS_JOB).execute_in_process(instance=instance).success
+        assert shop_job(settings, CUSTOMERS_JOB).execute_in_process(instance=instance).success
     return settings
 
 
@@ -56,7 +56,7 @@ def overview(settings, language: str, path: bool = False) -> str | Path:
         update={"reports": ReportSettings(language=language), "output": settings.output / language}
     )
     with dg.DagsterInstance.ephemeral() as instance:
-        assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
+        assert shop_job(settings, REPORTS_JOB).execute_in_process(instance=instance).success
     found = next((settings.output / "reports").glob(f"overview-*.{language}.html"))
     return found if path else found.read_text(encoding="utf-8")
 

@@ -10,12 +10,19 @@ import polars as pl
 import pytest
 import yaml
 from click.testing import CliRunner
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from jinja2 import UndefinedError
 
 from pipelines.calendar import comparable
 from pipelines.cli import main
-from pipelines.definitions import INGEST_JOB, build_definitions
+from pipelines.definitions import (
+    CAMPAIGNS_JOB,
+    INGEST_JOB,
+    RANGE_END,
+    RANGE_START,
+    build_definitions,
+    job_name,
+    shop_job,
+)
 from pipelines.settings import load_settings
 from reports import review, translations
 from tests.conftest import headline_cards, open_in_chromium, table
@@ -74,25 +81,28 @@ def little_shop(tmp_path_factory):
 
 
 def ingest_days(settings, instance, first: str, last: str) -> None:
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
+    tags = {RANGE_START: first, RANGE_END: last}
+    job = shop_job(settings, INGEST_JOB)
     assert job.execute_in_process(instance=instance, tags=tags).success
 
 
 def sensor_requests(settings, instance) -> dict[str, str]:
     defs = build_definitions(settings)
     context = dg.build_sensor_context(instance=instance, definitions=defs)
-    return {r.partition_key: r.job_name for r in defs.resolve_sensor_def("review_finished_events")(context)}
+    requests = defs.resolve_sensor_def(f"{settings.id}__plan_and_review_events")(context)
+    return {} if isinstance(requests, dg.SkipReason) else {r.partition_key: r.job_name for r in requests}
 
 
 def test_the_sensor_reviews_an_event_once_its_after_glow_is_loaded_and_the_results_are_hand_worked(little_shop):
     settings, instance = little_shop
     defs = build_definitions(settings)
-    # February's after-glow is loaded; April's ends 04-13, which is not.
-    assert sensor_requests(settings, instance) == {"sale-feb": "campaigns_job"}
+    campaigns = job_name(settings, CAMPAIGNS_JOB)
+    # February's after-glow is loaded: its whole run; April's ends 04-13, which is not: its plan through the
+    # after-glow's list (the eve of its first day, 04-11, is loaded).
+    assert sensor_requests(settings, instance) == {"sale-feb": campaigns, "sale-apr": campaigns}
     ingest_days(settings, instance, "2024-04-13", "2024-07-31")
     requests = sensor_requests(settings, instance)
-    assert requests == {"sale-feb": "campaigns_job", "sale-apr": "campaigns_job"}
+    assert requests == {"sale-feb": campaigns, "sale-apr": campaigns}
     for event_id in ("sale-feb", "sale-apr"):  # in calendar order: April's goals come from February
         job = defs.resolve_job_def(requests[event_id])
         assert job.execute_in_process(instance=instance, partition_key=event_id).success

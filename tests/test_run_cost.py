@@ -6,10 +6,9 @@ import shutil
 from datetime import date, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.orders import ORDER_LINES, RAW_ORDERS, REJECTS, STAGING_ORDERS
-from pipelines.definitions import INGEST_JOB, build_definitions, daily_partitions
+from pipelines.definitions import INGEST_JOB, RANGE_END, RANGE_START, daily_partitions, shop_job
 from pipelines.event_log import BatchedSqliteEventLogStorage
 from tests.conftest import COLUMNS, ROOT, shop, table
 
@@ -28,8 +27,8 @@ def test_a_backfill_records_every_day_of_staging_orders_and_the_other_order_tabl
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     settings = shop(tmp_path)
-    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
-    tags = {ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: "2024-03-31"}
+    job = shop_job(settings, INGEST_JOB)
+    tags = {RANGE_START: "2024-03-01", RANGE_END: "2024-03-31"}
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
         run = job.execute_in_process(instance=instance, tags=tags)

@@ -7,12 +7,11 @@ from math import sqrt
 import dagster as dg
 import polars as pl
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from scipy import stats
 
 from assets.outreach.uplift import reminder_results, responses, uplift
 from pipelines.control import assign
-from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
+from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, RANGE_END, RANGE_START, shop_job
 from pipelines.settings import ControlSettings, OutreachSettings, SettingsError
 from pipelines.sources import order_source
 from pipelines.sources.synthetic import generate_orders, response_orders
@@ -139,21 +138,21 @@ def answering(tmp_path_factory):
     )
     ingest(settings, "2024-01-01", "2024-12-31")
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(settings).resolve_job_def(CAMPAIGNS_JOB)
+        job = shop_job(settings, CAMPAIGNS_JOB)
         assert job.execute_in_process(instance=instance, partition_key="double11-2024").success
     return settings
 
 
 def plan(settings, event: str = "double11-2024") -> None:
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(settings).resolve_job_def(CAMPAIGNS_JOB)
+        job = shop_job(settings, CAMPAIGNS_JOB)
         assert job.execute_in_process(instance=instance, partition_key=event).success
 
 
 def outreach(settings, first: str, last: str) -> pl.DataFrame:
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    tags = {RANGE_START: first, RANGE_END: last}
     with dg.DagsterInstance.ephemeral() as instance:
-        job = build_definitions(settings).resolve_job_def(OUTREACH_JOB)
+        job = shop_job(settings, OUTREACH_JOB)
         assert job.execute_in_process(instance=instance, tags=tags).success
     return table(settings, "outreach.repurchase_reminders")
 

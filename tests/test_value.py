@@ -31,7 +31,7 @@ from assets.customers.models import (
 from assets.customers.prediction import holdout_scores, quality
 from assets.customers.value import customer_value, fit, latest_fit, model_inputs, top_spend, with_value_tags
 from assets.outreach.reminders import in_risk_bands
-from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, build_definitions
+from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, shop_job
 from pipelines.settings import ValueSettings
 from reports.prediction import WORDS
 from tests.conftest import ingest, shop, table
@@ -219,7 +219,7 @@ def high_value_at_risk(settings) -> dict[str, set[str]]:
 def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     settings = shop(tmp_path, value={"holdout_days": 120, "min_repeat_buyers": 10})
     ingest(settings, "2024-01-01", "2024-12-31")
-    job = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB)
+    job = shop_job(settings, CUSTOMERS_JOB)
     with dg.DagsterInstance.ephemeral() as instance:
         assert job.execute_in_process(instance=instance).success
         first_run_tags = high_value_at_risk(settings)
@@ -257,7 +257,7 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     assert weekly.filter("holdout")["week_start_date"].min() > date(2024, 9, 2)
     # the overview says it in words, with the table's figures and the tracking chart
     with dg.DagsterInstance.ephemeral() as instance:
-        assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
+        assert shop_job(settings, REPORTS_JOB).execute_in_process(instance=instance).success
     html = (settings.output / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
     rule, model = (quality.filter(pl.col("method") == method).row(0, named=True) for method in ("rule", "model"))
     assert "Who buys again: the rule and the model on the last 120 days" in html
@@ -276,14 +276,14 @@ def test_a_shop_too_young_for_the_models_keeps_its_other_work(tmp_path):
     settings = shop(tmp_path, value={"min_repeat_buyers": 100_000})
     ingest(settings, "2024-11-01", "2024-12-31")
     with dg.DagsterInstance.ephemeral() as instance:
-        result = build_definitions(settings).resolve_job_def(CUSTOMERS_JOB).execute_in_process(instance=instance)
+        result = shop_job(settings, CUSTOMERS_JOB).execute_in_process(instance=instance)
     assert result.success
     (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "model_fitted"]
     assert not check.passed and "the models need at least 100000 (value.min_repeat_buyers)" in check.description
     assert table(settings, "core.customer_value").is_empty()
     assert table(settings, "analysis.prediction_quality").is_empty()
     with dg.DagsterInstance.ephemeral() as instance:
-        assert build_definitions(settings).resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
+        assert shop_job(settings, REPORTS_JOB).execute_in_process(instance=instance).success
     html = (settings.output / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
     assert "The model could not be fitted on the history before the last 180 days" in html
 

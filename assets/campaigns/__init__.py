@@ -15,12 +15,12 @@ from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
-from assets.outreach import campaign_contacts, opted_out, reminder_contacts, withdraw, write_outbox
+from assets.outreach import CAMPAIGN_TARGETS, campaign_contacts, opted_out, reminder_contacts, withdraw, write_outbox
 from assets.outreach.reminders import in_risk_bands, reachable
+from pipelines.automation import BASELINE, PLANNED_THROUGH, planned_step
 from pipelines.calendar import Event, comparable, passed_over
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
-    WAREHOUSE_POOL,
     Warehouse,
     loaded_until,
     read_table,
@@ -32,7 +32,6 @@ from reports.messages import render_message
 
 BASELINES = dg.AssetKey(["campaigns", "baselines"])
 GOALS = dg.AssetKey(["campaigns", "goals"])
-CAMPAIGN_TARGETS = dg.AssetKey(["outreach", "campaign_targets"])
 RESULTS = dg.AssetKey(["campaigns", "results"])
 WIN_BACK = "important_winback"  # the class whose audience is the win-back list (value.win_back_risk_bands)
 
@@ -42,24 +41,27 @@ def event_partitions(settings: ShopSettings) -> dg.StaticPartitionsDefinition:
 
 
 def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
+    key, warehouse = settings.key, Warehouse(database=str(settings.warehouse))
     calendar = settings.calendar()
     events = {event.id: event for event in calendar}
     lost_after = getattr(settings.source, "open_lost_after_days", None)  # file sources only
-    every_day = dg.AssetDep(STAGING_ORDERS, partition_mapping=dg.AllPartitionMapping())  # an event reads all history
+    # an event reads all history
+    every_day = dg.AssetDep(key(STAGING_ORDERS), partition_mapping=dg.AllPartitionMapping())
     specs = [
-        dg.AssetSpec(BASELINES, group_name=CAMPAIGNS, deps=[every_day], description=(
+        dg.AssetSpec(key(BASELINES), group_name=CAMPAIGNS, deps=[every_day], description=(
             "Customers as of an event's first build-up day, from staging.orders: one row per event and customer.")),
-        dg.AssetSpec(GOALS, group_name=CAMPAIGNS, deps=[BASELINES, every_day], description=(
+        dg.AssetSpec(key(GOALS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day], description=(
             "Goals from the comparable event, from staging.orders and campaigns.baselines: one row per event and "
             "measure (and class), with the formula and its inputs.")),
-        dg.AssetSpec(CAMPAIGN_TARGETS, group_name=CAMPAIGNS, deps=[BASELINES, every_day, MODEL_FITS], description=(
+        dg.AssetSpec(key(CAMPAIGN_TARGETS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day, key(MODEL_FITS)],
+                     description=(
             "Who to reach in each phase, from campaigns.baselines, staging.orders and core.model_fits (win-back "
             "risk bands): one row per event, phase "
             "and customer, with channel and message; also written to the outbox as CSV and Parquet.")),
     ]  # fmt: skip
 
-    @dg.multi_asset(name="plan_event", specs=specs, partitions_def=event_partitions(settings), pool=WAREHOUSE_POOL)
-    def plan_event(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    @dg.multi_asset(name="plan_event", specs=specs, partitions_def=event_partitions(settings), pool=settings.pool)
+    def plan_event(context: dg.AssetExecutionContext):
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
             orders = counting_lost(conn.sql("SELECT * FROM staging.orders").pl(), lost_after)
@@ -106,15 +108,16 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 )
         outbox = write_outbox(settings.output, event.id, targets)
         yield dg.MaterializeResult(
-            asset_key=BASELINES, metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
+            asset_key=key(BASELINES), metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
         )
         shop_goals = goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
-        yield dg.MaterializeResult(asset_key=GOALS, metadata={
+        yield dg.MaterializeResult(asset_key=key(GOALS), metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
+            PLANNED_THROUGH: planned_step(settings, event, known_until) or BASELINE,
             **({"passed_over": ", ".join(e.id for e in skipped)} if skipped else {}),
             "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
         })  # fmt: skip
-        yield dg.MaterializeResult(asset_key=CAMPAIGN_TARGETS, metadata={
+        yield dg.MaterializeResult(asset_key=key(CAMPAIGN_TARGETS), metadata={
             "rows": targets.height, "held_out": int(targets["held_out"].sum()),
             "outbox": dg.MetadataValue.path(str(outbox)),
             "reminders_withdrawn": withdrawn,
@@ -122,11 +125,11 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
 
     @dg.asset(
-        key=RESULTS, group_name=CAMPAIGNS, partitions_def=event_partitions(settings), pool=WAREHOUSE_POOL,
-        deps=[BASELINES, GOALS, every_day, ORDER_LINES, REJECTS],
+        key=key(RESULTS), group_name=CAMPAIGNS, partitions_def=event_partitions(settings), pool=settings.pool,
+        deps=[key(BASELINES), key(GOALS), every_day, key(ORDER_LINES), key(REJECTS)],
         output_required=False,
     )  # fmt: skip
-    def campaign_results(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    def campaign_results(context: dg.AssetExecutionContext):
         """Actual against goal, from staging.* and campaigns.baselines/goals: one row per event, section,
         dimension and measure, made once the orders of the after-glow's last day are in."""
         event = events[context.partition_key]

@@ -18,7 +18,7 @@ from assets.customers.value import HIGH_VALUE_AT_RISK, fit_on, latest_fit, with_
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import COMPLETED, WAREHOUSE_POOL, Warehouse, read_table, replace_tables
+from pipelines.warehouse import COMPLETED, Warehouse, read_table, replace_tables
 
 CUSTOMER_FACTS = dg.AssetKey(["core", "customer_facts"])
 RFM = dg.AssetKey(["core", "rfm"])
@@ -48,14 +48,15 @@ class SnapshotConfig(dg.Config):
 
 
 def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
+    key, warehouse = settings.key, Warehouse(database=str(settings.warehouse))
     specs = [
-        dg.AssetSpec(CUSTOMER_FACTS, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
+        dg.AssetSpec(key(CUSTOMER_FACTS), group_name=CUSTOMERS, deps=[key(STAGING_ORDERS)],
                      description="Customer facts from staging.orders: one row per customer as of the run's date."),
-        dg.AssetSpec(RFM, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
+        dg.AssetSpec(key(RFM), group_name=CUSTOMERS, deps=[key(STAGING_ORDERS)],
                      description="RFM scores, class, group, lifecycle stage and tags from staging.orders (the "
                                  "high_value_at_risk tag by the latest fit in core.model_fits): one row per customer "
                                  "as of the run's date."),
-        dg.AssetSpec(SEGMENT_HISTORY, group_name=CUSTOMERS, deps=[STAGING_ORDERS],
+        dg.AssetSpec(key(SEGMENT_HISTORY), group_name=CUSTOMERS, deps=[key(STAGING_ORDERS)],
                      description="Class and lifecycle stretches, day by day from staging.orders: one row per customer "
                                  "and stretch of time in one class and stage (valid_to exclusive)."),
     ]  # fmt: skip
@@ -63,10 +64,10 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(
         name="customer_snapshot",
         specs=specs,
-        check_specs=customer_check_specs(CUSTOMER_FACTS, RFM),
-        pool=WAREHOUSE_POOL,
+        check_specs=customer_check_specs(key(CUSTOMER_FACTS), key(RFM)),
+        pool=settings.pool,
     )
-    def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig, warehouse: Warehouse):
+    def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig):
         with warehouse.get_connection() as conn:
             first_day, last_day = conn.execute(
                 "SELECT min(order_date), max(order_date) FROM staging.orders"
@@ -101,7 +102,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             )
         rfm = snapshot.rfm
         yield dg.MaterializeResult(
-            asset_key=CUSTOMER_FACTS,
+            asset_key=key(CUSTOMER_FACTS),
             metadata={
                 "as_of": str(as_of),
                 "dagster/row_count": snapshot.facts.height,
@@ -109,7 +110,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             },
         )
         yield dg.MaterializeResult(
-            asset_key=RFM,
+            asset_key=key(RFM),
             metadata={
                 "as_of": str(as_of),
                 "dagster/row_count": rfm.height,
@@ -119,24 +120,26 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "high_value_at_risk_fit_date": str(fit["fit_date"]) if fit else "no fit yet",
             },
         )
-        yield dg.MaterializeResult(asset_key=SEGMENT_HISTORY, metadata={
+        yield dg.MaterializeResult(asset_key=key(SEGMENT_HISTORY), metadata={
             "rebuilt_from": str(since), "dagster/row_count": history.height})  # fmt: skip
         yield from customer_check_results(
-            settings, snapshot.facts, rfm, previous_rfm, context.run_id, (CUSTOMER_FACTS, RFM)
+            settings, snapshot.facts, rfm, previous_rfm, context.run_id, (key(CUSTOMER_FACTS), key(RFM))
         )
 
     analysis_specs = [
         dg.AssetSpec(
-            dg.AssetKey(["analysis", name]),
+            key(dg.AssetKey(["analysis", name])),
             group_name=CUSTOMERS,
             description=text,
-            deps=[STAGING_ORDERS] if name in ("never_completed", "product_roles") else [CUSTOMER_FACTS, RFM],
+            deps=[key(STAGING_ORDERS)]
+            if name in ("never_completed", "product_roles")
+            else [key(CUSTOMER_FACTS), key(RFM)],
         )
         for name, text in ANALYSIS.items()
     ]
 
-    @dg.multi_asset(name="shop_analysis", specs=analysis_specs, pool=WAREHOUSE_POOL)
-    def shop_analysis(warehouse: Warehouse):
+    @dg.multi_asset(name="shop_analysis", specs=analysis_specs, pool=settings.pool)
+    def shop_analysis():
         with warehouse.get_connection() as conn:
             facts = conn.sql("SELECT * FROM core.customer_facts").pl()
             rfm = conn.sql("SELECT * FROM core.rfm").pl()
@@ -165,7 +168,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             replace_tables(conn, {f"analysis.{name}": frame for name, frame in tables.items()})
         for name, frame in tables.items():
             yield dg.MaterializeResult(
-                asset_key=dg.AssetKey(["analysis", name]),
+                asset_key=key(dg.AssetKey(["analysis", name])),
                 metadata={"dagster/row_count": frame.height, "table": dg.MetadataValue.md(markdown_table(frame))},
             )
 

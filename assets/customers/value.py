@@ -57,6 +57,10 @@ def fit(facts: pl.DataFrame, settings: ValueSettings) -> Fits:
     """Both models on a snapshot's facts; FitError with the reason when there are too few repeat buyers."""
     customers, purchases, spend = model_inputs(facts, settings.unit)
     repeat_spend = np.where(purchases > 1, spend, np.nan)
+    # spend summed in one order whatever the order of the rows (a daily snapshot appends its buyers): the
+    # optimizer's answer depends on the order at its tolerance
+    order = np.lexsort((repeat_spend, purchases))
+    purchases, repeat_spend = purchases[order], repeat_spend[order]
     return Fits(
         fit_purchases(customers, settings),
         fit_gammagamma(purchases, repeat_spend, settings.min_repeat_buyers),

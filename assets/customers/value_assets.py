@@ -14,7 +14,7 @@ from assets.customers.prediction import QUALITY_SCHEMA, TRACKING_SCHEMA, holdout
 from assets.customers.value import SCHEMA, Fits, customer_value, fit
 from assets.orders import STAGING_ORDERS
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, read_table, replace_tables
+from pipelines.warehouse import Warehouse, read_table, replace_tables
 
 CUSTOMER_VALUE = dg.AssetKey(["core", "customer_value"])
 MODEL_FITS = dg.AssetKey(["core", "model_fits"])
@@ -53,22 +53,23 @@ def _fit_metadata(fits: Fits) -> dict:
 
 
 def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
-    fitted = dg.AssetCheckSpec("model_fitted", asset=CUSTOMER_VALUE, description="The models could be fitted.")
+    key, warehouse = settings.key, Warehouse(database=str(settings.warehouse))
+    fitted = dg.AssetCheckSpec("model_fitted", asset=key(CUSTOMER_VALUE), description="The models could be fitted.")
 
     @dg.multi_asset(
         name="customer_value",
         specs=[
-            dg.AssetSpec(CUSTOMER_VALUE, group_name=CUSTOMERS, deps=[CUSTOMER_FACTS],
+            dg.AssetSpec(key(CUSTOMER_VALUE), group_name=CUSTOMERS, deps=[key(CUSTOMER_FACTS)],
                          description="P(alive), expected purchases, spend and 12-month value, risk band and value "
                                      "tags from core.customer_facts: one row per customer as of the run's date."),
-            dg.AssetSpec(MODEL_FITS, group_name=CUSTOMERS, deps=[CUSTOMER_FACTS],
+            dg.AssetSpec(key(MODEL_FITS), group_name=CUSTOMERS, deps=[key(CUSTOMER_FACTS)],
                          description="Fitted parameters, standard errors and log-likelihood from core.customer_facts: "
                                      "one row per fit date and model."),
         ],
         check_specs=[fitted],
-        pool=WAREHOUSE_POOL,
+        pool=settings.pool,
     )  # fmt: skip
-    def customer_value_asset(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    def customer_value_asset(context: dg.AssetExecutionContext):
         with warehouse.get_connection() as conn:
             facts = conn.sql("SELECT * FROM core.customer_facts").pl()
             as_of = facts["as_of_date"].max()
@@ -78,10 +79,10 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 # A shop too young for the models keeps its other work; the warning check says why.
                 context.log.warning(f"Customer value as of {as_of}: no fit: {exc}")
                 replace_tables(conn, {"core.customer_value": pl.DataFrame(schema=SCHEMA)})
-                yield dg.MaterializeResult(asset_key=CUSTOMER_VALUE, metadata={"not_fitted": str(exc)})
-                yield dg.MaterializeResult(asset_key=MODEL_FITS, metadata={"not_fitted": str(exc)})
+                yield dg.MaterializeResult(asset_key=key(CUSTOMER_VALUE), metadata={"not_fitted": str(exc)})
+                yield dg.MaterializeResult(asset_key=key(MODEL_FITS), metadata={"not_fitted": str(exc)})
                 yield dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description=str(exc),
-                                          check_name="model_fitted", asset_key=CUSTOMER_VALUE)  # fmt: skip
+                                          check_name="model_fitted", asset_key=key(CUSTOMER_VALUE))  # fmt: skip
                 return
             value = customer_value(facts, fits, settings.value)
             earlier = read_table(conn, "core.model_fits")
@@ -93,37 +94,41 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             replace_tables(conn, {"core.customer_value": value, "core.model_fits": history.sort("fit_date", "model")})
         context.log.info(f"Customer value as of {as_of}: {fits.purchases.params}, {fits.spend.params}")
         yield dg.MaterializeResult(
-            asset_key=CUSTOMER_VALUE,
+            asset_key=key(CUSTOMER_VALUE),
             metadata={
                 "as_of": str(as_of), "dagster/row_count": value.height, **_fit_metadata(fits),
                 "risk_bands": dg.MetadataValue.json(dict(value.group_by("risk_band").len().sort("risk_band").rows())),
                 "high_value_at_risk": int(value["tags"].str.contains("high_value_at_risk").sum()),
             },
         )  # fmt: skip
-        yield dg.MaterializeResult(asset_key=MODEL_FITS, metadata={"dagster/row_count": history.height,
+        yield dg.MaterializeResult(asset_key=key(MODEL_FITS), metadata={"dagster/row_count": history.height,
                                                                    **_fit_metadata(fits)})  # fmt: skip
-        yield dg.AssetCheckResult(passed=True, check_name="model_fitted", asset_key=CUSTOMER_VALUE)
+        yield dg.AssetCheckResult(passed=True, check_name="model_fitted", asset_key=key(CUSTOMER_VALUE))
 
     @dg.multi_asset(
         name="prediction_quality",
         specs=[
-            dg.AssetSpec(PREDICTION_QUALITY, group_name=CUSTOMERS, deps=[STAGING_ORDERS, CUSTOMER_FACTS],
+            dg.AssetSpec(key(PREDICTION_QUALITY), group_name=CUSTOMERS, deps=[key(STAGING_ORDERS), key(CUSTOMER_FACTS)],
                          description="The lifecycle rule and the model judged on the last value.holdout_days, from "
                                      "staging.orders: one row per method."),
-            dg.AssetSpec(PREDICTION_TRACKING, group_name=CUSTOMERS, deps=[STAGING_ORDERS, CUSTOMER_FACTS],
+            dg.AssetSpec(key(PREDICTION_TRACKING), group_name=CUSTOMERS,
+                         deps=[key(STAGING_ORDERS), key(CUSTOMER_FACTS)],
                          description="Repeat purchases made and expected by the model fitted before the hold-out, "
                                      "from staging.orders: one row per week."),
         ],
-        pool=WAREHOUSE_POOL,
+        pool=settings.pool,
     )  # fmt: skip
-    def prediction_quality(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    def prediction_quality(context: dg.AssetExecutionContext):
         with warehouse.get_connection() as conn:
             as_of = conn.sql("SELECT max(as_of_date) FROM core.customer_facts").fetchall()[0][0]
             orders = read_orders(conn, as_of)
             try:
                 scores, fits, calibration_end = holdout_scores(orders, as_of, settings)
             except FitError as exc:
-                context.log.warning(f"Prediction quality as of {as_of}: no fit before the hold-out: {exc}")
+                # said of the orders before the hold-out, not of the shop: those are what the test fits on
+                holdout = settings.value.holdout_days
+                exc = f"no fit on the orders before the hold-out's {holdout} days (value.holdout_days): {exc}"
+                context.log.warning(f"Prediction quality as of {as_of}: {exc}")
                 replace_tables(
                     conn,
                     {
@@ -131,16 +136,16 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                         "analysis.prediction_tracking": pl.DataFrame(schema=TRACKING_SCHEMA),
                     },
                 )
-                for key in (PREDICTION_QUALITY, PREDICTION_TRACKING):
-                    yield dg.MaterializeResult(asset_key=key, metadata={"not_fitted": str(exc)})
+                for table in (PREDICTION_QUALITY, PREDICTION_TRACKING):
+                    yield dg.MaterializeResult(asset_key=key(table), metadata={"not_fitted": str(exc)})
                 return
             table = quality(scores, calibration_end, settings.value.holdout_days)
             weekly = tracking(orders, fits, calibration_end, as_of, settings.value.unit)
             replace_tables(conn, {"analysis.prediction_quality": table, "analysis.prediction_tracking": weekly})
         yield dg.MaterializeResult(
-            asset_key=PREDICTION_QUALITY,
+            asset_key=key(PREDICTION_QUALITY),
             metadata={"dagster/row_count": table.height, "table": dg.MetadataValue.md(markdown_table(table))},
         )
-        yield dg.MaterializeResult(asset_key=PREDICTION_TRACKING, metadata={"dagster/row_count": weekly.height})
+        yield dg.MaterializeResult(asset_key=key(PREDICTION_TRACKING), metadata={"dagster/row_count": weekly.height})
 
     return [customer_value_asset, prediction_quality]

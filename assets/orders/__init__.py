@@ -28,12 +28,11 @@ from checks.orders import (
 )
 from pipelines.progress import Progress
 from pipelines.settings import ShopSettings
-from pipelines.sources import OrderSource, SourceFile
+from pipelines.sources import OrderSource, SourceFile, order_source
 from pipelines.sources.exports import MalformedExportError
 from pipelines.spreadsheets import write_spreadsheet_csv
 from pipelines.warehouse import (
     CANCELLED,
-    WAREHOUSE_POOL,
     Warehouse,
     append,
     create_incoming,
@@ -55,19 +54,20 @@ def order_assets(
     """The ingest step: one read of the source, four tables replaced together per day. Only `staging/orders`,
     which everything downstream reads, is recorded per day; the other three tables are written in the same
     transaction and recorded once a run (a record per asset and day was most of Dagster's time in a backfill)."""
-    orders = dg.AssetSpec(STAGING_ORDERS, group_name=ORDERS, deps=[RAW_ORDERS], description=(
+    key, source, warehouse = settings.key, order_source(settings), Warehouse(database=str(settings.warehouse))
+    orders = dg.AssetSpec(key(STAGING_ORDERS), group_name=ORDERS, deps=[key(RAW_ORDERS)], description=(
         "Clean orders from raw.orders: one row per order (cancellations are rows of their own, netting "
         "revenue), shop-local time. Its step writes raw.orders, staging.order_lines and staging.rejects "
         "with it, day by day."))  # fmt: skip
     written_with_it = [
-        dg.AssetSpec(RAW_ORDERS, group_name=ORDERS, description=(
+        dg.AssetSpec(key(RAW_ORDERS), group_name=ORDERS, description=(
             "Source rows as received (text), with `_source`, `_row`, `_loaded_ts`: "
             "one row per source row, by shop-local day of order. Written by `ingest_orders`, "
             "recorded once a run (days loaded: see staging/orders).")),
-        dg.AssetSpec(ORDER_LINES, group_name=ORDERS, deps=[RAW_ORDERS], description=(
+        dg.AssetSpec(key(ORDER_LINES), group_name=ORDERS, deps=[key(RAW_ORDERS)], description=(
             "Kept source rows from raw.orders: one row per order line (an order row is one line). "
             "Written by `ingest_orders`, recorded once a run.")),
-        dg.AssetSpec(REJECTS, group_name=ORDERS, deps=[RAW_ORDERS], description=(
+        dg.AssetSpec(key(REJECTS), group_name=ORDERS, deps=[key(RAW_ORDERS)], description=(
             "Refused source rows from raw.orders: one row per refused row, with reason, detail "
             "and the values as received. Written by `ingest_orders`, recorded once a run.")),
     ]  # fmt: skip
@@ -75,12 +75,12 @@ def order_assets(
     @dg.multi_asset(
         name="ingest_orders",
         specs=[orders],
-        check_specs=order_check_specs(STAGING_ORDERS),
+        check_specs=order_check_specs(key(STAGING_ORDERS)),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=settings.pool,
     )
-    def ingest_orders(context: dg.AssetExecutionContext, source: OrderSource, warehouse: Warehouse):
+    def ingest_orders(context: dg.AssetExecutionContext):
         window = context.partition_time_window
         first, last = window.start.date(), window.end.date() - timedelta(days=1)
         context.log.info(f"Reading the source for {first} .. {last}")
@@ -104,7 +104,7 @@ def order_assets(
                 else ""
             )
         )
-        yield from ingest_results(f"{first} .. {last}", ingested, refused_csv)
+        yield from ingest_results(settings, f"{first} .. {last}", ingested, refused_csv)
         yield from ingested.checks
 
     return [ingest_orders, *written_with_it]
@@ -193,7 +193,7 @@ def ingest_days(
                 last,
                 loaded,
                 run_id,
-                STAGING_ORDERS,
+                settings.key(STAGING_ORDERS),
                 rows_read=index.height,
             )
             if any(not check.passed for check in checks if check.check_name in BLOCKING):
@@ -383,7 +383,7 @@ def _refused_rows_csv(conn, output: Path, first: date, last: date) -> Path:
 
 
 def ingest_results(
-    window: str, ingested: Ingested, refused_csv: Path
+    settings: ShopSettings, window: str, ingested: Ingested, refused_csv: Path
 ) -> list[dg.MaterializeResult | dg.AssetMaterialization]:
     """Metadata for the run's whole window: staging/orders repeats it on each day of the run, the three
     tables written with it are recorded once."""
@@ -391,7 +391,7 @@ def ingest_results(
     reconciliation = f"{ingested.rows_in} rows in = {kept} kept + {ingested.refused} refused"
     return [
         dg.AssetMaterialization(
-            asset_key=RAW_ORDERS,
+            asset_key=settings.key(RAW_ORDERS),
             metadata={
                 "window": window,
                 "rows": ingested.rows_in,
@@ -401,15 +401,15 @@ def ingest_results(
             },
         ),
         dg.MaterializeResult(
-            asset_key=STAGING_ORDERS,
+            asset_key=settings.key(STAGING_ORDERS),
             metadata={**ingested.orders, "preview": dg.MetadataValue.md(markdown_table(ingested.preview))},
         ),
         dg.AssetMaterialization(
-            asset_key=ORDER_LINES,
+            asset_key=settings.key(ORDER_LINES),
             metadata={"rows": kept, "reconciliation": reconciliation, "identical_rows": ingested.identical_rows},
         ),
         dg.AssetMaterialization(
-            asset_key=REJECTS,
+            asset_key=settings.key(REJECTS),
             metadata={
                 "rows": ingested.refused,
                 "rejected_share": round(ingested.refused / ingested.rows_in, 4) if ingested.rows_in else 0.0,

@@ -18,7 +18,6 @@ from assets.outreach.uplift import list_results
 from pipelines.settings import ShopSettings
 from pipelines.spreadsheets import write_spreadsheet_csv
 from pipelines.warehouse import (
-    WAREHOUSE_POOL,
     Warehouse,
     loaded_until,
     read_table,
@@ -32,6 +31,7 @@ from reports.messages import render_message
 REPURCHASE_REMINDERS = dg.AssetKey(["outreach", "repurchase_reminders"])
 CARE_MESSAGES = dg.AssetKey(["outreach", "care_messages"])
 LIST_RESULTS = dg.AssetKey(["outreach", "list_results"])
+CAMPAIGN_TARGETS = dg.AssetKey(["outreach", "campaign_targets"])
 
 
 def opted_out(settings: ShopSettings) -> pl.Expr:
@@ -91,20 +91,27 @@ def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
     return outbox
 
 
+def list_days(window: dg.TimeWindow, settings: ShopSettings) -> tuple[date, date]:
+    """The days a run makes lists for: its partitions' days, the last `outreach.lists_for_last_days` of them."""
+    last = window.end.date() - timedelta(days=1)
+    return max(window.start.date(), last - timedelta(days=settings.outreach.lists_for_last_days - 1)), last
+
+
 def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    key, warehouse = settings.key, Warehouse(database=str(settings.warehouse))
+
     @dg.asset(
-        key=REPURCHASE_REMINDERS,
+        key=key(REPURCHASE_REMINDERS),
         group_name=OUTREACH,
-        deps=[CUSTOMER_FACTS, RFM, MODEL_FITS],
+        deps=[key(CUSTOMER_FACTS), key(RFM), key(MODEL_FITS)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=settings.pool,
     )
-    def repurchase_reminders(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def repurchase_reminders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Customers whose due window opened that day, from staging.orders as of each day: one row per
         customer and contact day, with class, channel and a message from the class's template."""
-        window = context.partition_time_window
-        first, last = window.start.date(), window.end.date() - timedelta(days=1)
+        first, last = list_days(context.partition_time_window, settings)
         cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
         with warehouse.get_connection() as conn:
             orders = conn.sql("SELECT * FROM staging.orders WHERE order_date <= ?", params=[last]).pl()
@@ -138,18 +145,17 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         })  # fmt: skip
 
     @dg.asset(
-        key=CARE_MESSAGES,
+        key=key(CARE_MESSAGES),
         group_name=OUTREACH,
-        deps=[STAGING_ORDERS],
+        deps=[key(STAGING_ORDERS)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=settings.pool,
     )
-    def care_messages(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def care_messages(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Care after an order ships and is delivered, from staging.orders shipping times: one row per order,
         moment and contact day. No promotion; opt-outs apply."""
-        window = context.partition_time_window
-        first, last = window.start.date(), window.end.date() - timedelta(days=1)
+        first, last = list_days(context.partition_time_window, settings)
         language = settings.outreach.language
         with warehouse.get_connection() as conn:
             orders = conn.sql(
@@ -168,12 +174,12 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         })  # fmt: skip
 
     @dg.asset(
-        key=LIST_RESULTS,
+        key=key(LIST_RESULTS),
         group_name=REPORTS,  # made with the reports, after the day's lists and any event's
-        deps=[REPURCHASE_REMINDERS, dg.AssetKey(["outreach", "campaign_targets"]), STAGING_ORDERS],
-        pool=WAREHOUSE_POOL,
+        deps=[key(REPURCHASE_REMINDERS), key(CAMPAIGN_TARGETS), key(STAGING_ORDERS)],
+        pool=settings.pool,
     )
-    def outreach_list_results(warehouse: Warehouse) -> dg.MaterializeResult:
+    def outreach_list_results() -> dg.MaterializeResult:
         """Contacted against held-out customers of every list, from outreach.repurchase_reminders,
         outreach.campaign_targets and staging.orders: one row per list and grouping (reminders per day, per
         class and in total; each campaign list), as of the last day loaded."""

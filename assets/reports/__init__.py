@@ -15,7 +15,7 @@ from assets.outreach import REPURCHASE_REMINDERS
 from assets.outreach.uplift import reminder_results
 from pipelines.settings import ShopSettings
 from pipelines.spreadsheets import write_spreadsheet_csv
-from pipelines.warehouse import WAREHOUSE_POOL, Warehouse, loaded_until, read_table
+from pipelines.warehouse import Warehouse, loaded_until, read_table
 from reports.overview import due_next_week, overview_html
 from reports.prediction import prediction_section
 from reports.review import review_html
@@ -57,22 +57,24 @@ def report_language(settings: ShopSettings, config: ReportConfig) -> str:
 
 
 def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
+    key, warehouse = settings.key, Warehouse(database=str(settings.warehouse))
+
     @dg.asset(
-        key=SHOP_OVERVIEW,
+        key=key(SHOP_OVERVIEW),
         group_name=REPORTS,
         deps=[
-            CUSTOMER_FACTS,
-            RFM,
-            SEGMENT_HISTORY,
-            STAGING_ORDERS,
-            REPURCHASE_REMINDERS,
-            *(dg.AssetKey(["analysis", name]) for name in ANALYSIS),
-            PREDICTION_QUALITY,
-            PREDICTION_TRACKING,
+            key(CUSTOMER_FACTS),
+            key(RFM),
+            key(SEGMENT_HISTORY),
+            key(STAGING_ORDERS),
+            key(REPURCHASE_REMINDERS),
+            *(key(dg.AssetKey(["analysis", name])) for name in ANALYSIS),
+            key(PREDICTION_QUALITY),
+            key(PREDICTION_TRACKING),
         ],
-        pool=WAREHOUSE_POOL,
+        pool=settings.pool,
     )
-    def shop_overview(config: OverviewConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+    def shop_overview(config: OverviewConfig) -> dg.MaterializeResult:
         """The shop overview, from core.*, analysis.*, staging.orders and the last 90 days of
         outreach.repurchase_reminders: one HTML file per as-of date and language in the output folder, and the
         customers due next week in the outbox."""
@@ -124,12 +126,10 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     events = {event.id: event for event in calendar}
 
     @dg.asset(
-        key=EVENT_REVIEW, group_name=CAMPAIGNS, deps=[RESULTS], partitions_def=event_partitions(settings),
-        pool=WAREHOUSE_POOL,
+        key=key(EVENT_REVIEW), group_name=CAMPAIGNS, deps=[key(RESULTS)], partitions_def=event_partitions(settings),
+        pool=settings.pool,
     )  # fmt: skip
-    def event_review(
-        context: dg.AssetExecutionContext, config: ReportConfig, warehouse: Warehouse
-    ) -> dg.MaterializeResult:
+    def event_review(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
         """The post-promotion review, from campaigns.results: one HTML file per event, in the output folder."""
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:

@@ -75,7 +75,9 @@ def scan_export(path: Path, source: FileSource, name: str) -> pl.LazyFrame:
     missing = [column for column in mapping.values() if column not in schema]
     if missing:
         raise MalformedExportError(
-            name, f"mapped column not found; the file has: {', '.join(schema)}", column=missing[0]
+            name,
+            f"mapped column not found; the file has: {', '.join(c for c in schema if c != '_shape')}",
+            column=missing[0],
         )
     return frame.with_row_index("_row", offset=1).select(
         pl.lit(name).alias("_source"),
