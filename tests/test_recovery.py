@@ -130,7 +130,8 @@ def test_a_run_killed_mid_ingest_is_cleaned_up_and_the_next_run_finishes(tmp_pat
     settings = shop(tmp_path)
     config = tmp_path / "shop.yaml"
     config.write_text(yaml.safe_dump({
-        "name": "test shop", "timezone": "Asia/Shanghai", "history_start": "2024-01-01", "history_end": "2024-12-31",
+        "id": settings.id, "name": "test shop", "timezone": "Asia/Shanghai", "history_start": "2024-01-01",
+        "history_end": "2024-12-31",
         "source": {"kind": "synthetic", "seed": 7, "customers": 400},
     }))  # the shop of `settings`, whose warehouse and output the environment names  # fmt: skip
     home = tmp_path / "dagster"
@@ -144,21 +145,21 @@ def test_a_run_killed_mid_ingest_is_cleaned_up_and_the_next_run_finishes(tmp_pat
     first = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with dg.DagsterInstance.get() as instance:
         deadline = time.monotonic() + 120
-        while not (slots := instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots):
+        while not (slots := instance.event_log_storage.get_concurrency_info(settings.pool).claimed_slots):
             assert first.poll() is None and time.monotonic() < deadline, "the first run never reached its ingest"
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait()
         killed = instance.get_run_by_id(slots[0].run_id)
         assert (killed.job_name, slots[0].step_key, killed.status) == (
-            "ingest_orders_job", "ingest_orders", dg.DagsterRunStatus.STARTED
+            f"{settings.id}__daily", "ingest_orders", dg.DagsterRunStatus.STARTED
         )  # fmt: skip
 
         second = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert second.returncode == 0, second.stdout + second.stderr
         assert (
-            f"cleaned up run {killed.run_id[:8]} (ingest_orders_job): its process {first.pid} is gone; "
-            "marked failed, freed its warehouse slot"
+            f"cleaned up run {killed.run_id[:8]} ({settings.id}__daily): its process {first.pid} is gone; "
+            f"marked failed, freed its {settings.pool} slot"
         ) in second.stdout
         assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
 

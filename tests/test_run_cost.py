@@ -33,26 +33,26 @@ def test_a_backfill_records_every_day_of_staging_orders_and_the_other_order_tabl
         assert isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
         run = job.execute_in_process(instance=instance, tags=tags)
         march = {f"2024-03-{day:02d}" for day in range(1, 32)}
-        assert instance.get_materialized_partitions(STAGING_ORDERS) == march
+        assert instance.get_materialized_partitions(settings.key(STAGING_ORDERS)) == march
         events = instance.all_logs(run.run_id)
         planned = [e for e in events if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
         stored = [e for e in events if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
         assert (len(planned), len(stored)) == (1, 31 + 3)  # staging/orders planned once and stored per day
         written_with_it = {RAW_ORDERS: "raw.orders", ORDER_LINES: "staging.order_lines", REJECTS: "staging.rejects"}
         for key, name in written_with_it.items():  # once a run, for the whole range
-            record = instance.get_latest_materialization_event(key)
+            record = instance.get_latest_materialization_event(settings.key(key))
             assert (record.run_id, record.dagster_event.partition) == (run.run_id, None)
             assert record.asset_materialization.metadata["rows"].value == table(settings, name).height
-        raw = instance.get_latest_materialization_event(RAW_ORDERS).asset_materialization
+        raw = instance.get_latest_materialization_event(settings.key(RAW_ORDERS)).asset_materialization
         assert raw.metadata["window"].value == "2024-03-01 .. 2024-03-31"
-        latest = instance.get_latest_materialization_event(STAGING_ORDERS)
+        latest = instance.get_latest_materialization_event(settings.key(STAGING_ORDERS))
         assert (latest.run_id, latest.dagster_event.partition) == (run.run_id, "2024-03-31")
         # re-running one day is recorded as that day's newest materialization
         again = job.execute_in_process(instance=instance, partition_key="2024-03-05")
-        record = instance.get_latest_materialization_event(STAGING_ORDERS)
+        record = instance.get_latest_materialization_event(settings.key(STAGING_ORDERS))
         assert (record.run_id, record.dagster_event.partition) == (again.run_id, "2024-03-05")
-        assert instance.get_materialized_partitions(STAGING_ORDERS) == march
-        record = instance.get_latest_materialization_event(REJECTS)
+        assert instance.get_materialized_partitions(settings.key(STAGING_ORDERS)) == march
+        record = instance.get_latest_materialization_event(settings.key(REJECTS))
         assert (record.run_id, record.dagster_event.partition) == (again.run_id, None)
 
 
