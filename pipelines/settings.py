@@ -263,6 +263,9 @@ class OutreachSettings(_Strict):
     response_days: int = Field(14, ge=1)  # a list's response window: its contact day and the days after
     cost_per_message: dict[str, Annotated[float, Field(ge=0)]] = {}  # channel -> cost of one message; else 0
     coupon_cost: float = Field(0, ge=0)  # per redemption: a contacted customer buying in the window
+    # category as the export writes it -> its name in messages, in `language`; over the built-in names of the
+    # synthetic shop's categories (reports.translations.CATEGORY_NAMES)
+    category_names: dict[str, str] = {}
 
     def opt_out_ids(self) -> list[str]:
         """The ids of `opt_out` and the file's, as written (read when the settings load: a bad file stops there)."""

@@ -1,0 +1,119 @@
+"""Everything that leaves the warehouse for a person or a sending tool (#28, #27): opt-outs in any spelling, the
+one gate every outbox file passes, spreadsheet-safe cells, whole files, lists a marketer can send as they are."""
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from assets.outreach.gate import match_opt_outs, refusals, rules_on_record
+from pipelines.control import in_global_control
+from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, OUTREACH_JOB, REPORTS_JOB, build_definitions
+from pipelines.settings import CustomerIds
+from tests.conftest import ingest, read_outbox, shop, table
+from tests.test_faults import buyers_shop, regular_buyers
+
+FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})  # ASCII -> full-width forms
+
+
+def test_an_opt_out_matches_its_customer_ignoring_case_width_and_spaces_and_reports_the_rest():
+    # Case matters for ids (the default): AB12 and ab12 are two customers, and an exact match names one of them.
+    customers = pl.Series(["C00006", "C00007", "C00008", "AB12", "ab12", "keep"])
+    lines = ["c00006", "Ｃ００００７", "\u3000C00008\t", "ab12", "nobody", "c00006"]
+    opt_outs = match_opt_outs(lines, customers, CustomerIds())
+    assert opt_outs.customers == {"C00006", "C00007", "C00008", "ab12"}
+    assert opt_outs.unmatched == ("nobody",)
+
+
+def test_an_opt_out_in_another_case_holds_with_default_settings_and_unmatched_lines_are_reported(tmp_path):
+    # The export says C00006 and C00007, the opt-out file c00006 and a full-width Ｃ００００７; case_sensitive is
+    # left at its default (true). All four customers buy alike, so each list would hold all four.
+    regular_buyers(tmp_path / "orders.csv", ["C00006", "C00007", "keep", "also"])
+    (tmp_path / "opt_outs.csv").write_text("customer_id\nc00006\nＣ００００７\nC99999\n", encoding="utf-8")
+    settings = buyers_shop(tmp_path, outreach={"opt_out_file": str(tmp_path / "opt_outs.csv")})
+    ingest(settings, "2024-01-01", "2024-01-31")
+    defs = build_definitions(settings)
+    tags = {"dagster/asset_partition_range_start": "2024-01-21", "dagster/asset_partition_range_end": "2024-01-30"}
+    with dg.DagsterInstance.ephemeral() as instance:
+        reminded = defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, tags=tags)
+        planned = defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key="flash-2024")
+    reached = set()
+    for name in ("outreach.repurchase_reminders", "outreach.care_messages", "outreach.campaign_targets"):
+        reached |= set(table(settings, name)["customer_id"])
+    for path in (settings.output / "outbox").rglob("*.*"):
+        reached |= set(read_outbox(path)["customer_id"])
+    assert reached == {"keep", "also"}
+    # every step that reads the opt-outs says which line named nobody
+    for result in (reminded, planned):
+        for event in result.get_asset_materialization_events():
+            metadata = event.materialization.metadata
+            if "opt_outs_matching_nobody" in metadata:
+                assert metadata["opt_outs_matching_nobody"].value == ["C99999"]
+    keys = {
+        e.materialization.asset_key.to_user_string()
+        for r in (reminded, planned)
+        for e in r.get_asset_materialization_events()
+        if "opt_outs_matching_nobody" in e.materialization.metadata
+    }
+    assert keys == {"outreach/repurchase_reminders", "outreach/care_messages", "outreach/campaign_targets"}
+
+
+OPTED = ["C0000011", "C0000012", "C0000013"]  # the synthetic shop's ids
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory):
+    """A small shop run as the demo runs it: orders, customers, reminders for the autumn, Double 11 and 12
+    planned, the overview (and its due list); opt-outs in odd spellings, a global control group."""
+    settings = shop(tmp_path_factory.mktemp("outbox"), history_start="2024-01-01",
+                    source={"kind": "synthetic", "seed": 7, "customers": 600},
+                    outreach={"opt_out": ["c0000011", " C0000012 ", "C0000013".translate(FULL_WIDTH)],
+                              "frequency_cap_days": 10, "control": {"global_share": 0.1}})  # fmt: skip
+    ingest(settings, "2024-01-01", "2024-12-31")
+    defs = build_definitions(settings)
+    tags = {"dagster/asset_partition_range_start": "2024-10-01", "dagster/asset_partition_range_end": "2024-12-31"}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert defs.resolve_job_def(CUSTOMERS_JOB).execute_in_process(instance=instance).success
+        assert defs.resolve_job_def(OUTREACH_JOB).execute_in_process(instance=instance, tags=tags).success
+        for event in ("double11-2024", "double12-2024"):
+            assert (
+                defs.resolve_job_def(CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=event).success
+            )
+        assert defs.resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance).success
+    return settings
+
+
+def outbox_files(settings) -> dict[str, pl.DataFrame]:
+    """Every file under the outbox, by its path there, as the warehouse names columns and values."""
+    root = settings.output / "outbox"
+    return {str(path.relative_to(root)): read_outbox(path) for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_every_outbox_file_passes_the_gate(demo_like):
+    files = outbox_files(demo_like)
+    kinds = {name.split("/")[0] for name in files}
+    assert {"due", "reminders", "double11-2024", "double12-2024"} <= kinds
+    contacts = pl.concat(
+        table(demo_like, name).select("customer_id", "contact_date")
+        for name in ("outreach.repurchase_reminders", "outreach.campaign_targets")
+    )
+    opted = [c for c in OPTED if c in set(table(demo_like, "core.rfm")["customer_id"])]
+    assert opted  # the opt-outs name customers of this shop
+    for name, rows in files.items():
+        # a file that says neither who nor when cannot be checked: a new list must say both
+        day = next((c for c in ("contact_date", "due_date") if c in rows.columns), None)
+        assert "customer_id" in rows.columns and day, f"{name}: no customer_id or contact day"
+        with duckdb.connect(str(demo_like.warehouse), read_only=True) as conn:
+            refused = refusals(rows, rules_on_record(conn, demo_like, rows[day]), day).filter(
+                pl.col("refused").is_not_null()
+            )
+        assert refused.is_empty(), f"{name}: {refused.head(3)}"
+        # and by hand: no opted-out customer, nobody of the global control group, nobody twice inside the cap
+        assert not set(rows["customer_id"]) & set(opted), name
+        assert not rows.select(in_global_control(pl.col("customer_id"), demo_like.outreach.control)).to_series().any()
+        near = (
+            rows.select("customer_id", day)
+            .join(contacts, on="customer_id")
+            .filter((pl.col("contact_date") - pl.col(day)).dt.total_days().abs().is_between(1, 9))
+        )
+        assert near.is_empty(), f"{name}: {near.head(3)}"
