@@ -1,6 +1,9 @@
 """Everything that leaves the warehouse for a person or a sending tool (#28, #27): opt-outs in any spelling, the
 one gate every outbox file passes, spreadsheet-safe cells, whole files, lists a marketer can send as they are."""
 
+import errno
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 import polars as pl
@@ -9,9 +12,11 @@ import pytest
 from assets.outreach.gate import match_opt_outs, refusals, rules_on_record
 from pipelines.control import in_global_control
 from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, OUTREACH_JOB, REPORTS_JOB, build_definitions
+from pipelines.files import write_text_atomically
 from pipelines.settings import CustomerIds
+from pipelines.spreadsheets import spreadsheet_safe, write_spreadsheet_csv
 from tests.conftest import ingest, read_outbox, shop, table
-from tests.test_faults import buyers_shop, regular_buyers
+from tests.test_faults import buyers_shop, regular_buyers, run
 
 FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})  # ASCII -> full-width forms
 
@@ -117,3 +122,53 @@ def test_every_outbox_file_passes_the_gate(demo_like):
             .filter((pl.col("contact_date") - pl.col(day)).dt.total_days().abs().is_between(1, 9))
         )
         assert near.is_empty(), f"{name}: {near.head(3)}"
+
+
+def test_cells_a_spreadsheet_would_evaluate_are_escaped_and_signed_numbers_kept():
+    cells = {
+        "\x00=1+2": "'\x00=1+2",  # a NUL a spreadsheet drops, then a formula
+        "＝SUM(1)": "'＝SUM(1)", "＋1": "'＋1", "－1": "'－1", "＠SUM(1)": "'＠SUM(1)",  # full-width signs
+        " =1+2": "' =1+2", "\u3000=1": "'\u3000=1",  # a space (or an ideographic one) before the sign
+        "\tx": "'\tx", "=1": "'=1", "@A1": "'@A1", "-3+4": "'-3+4",  # OWASP's own list, arithmetic included
+        "+8613800138000": "+8613800138000", "-12.5": "-12.5",  # a phone number, a signed number: nothing to run
+        "王小明": "王小明", "a=b": "a=b",
+    }  # fmt: skip
+    escaped = spreadsheet_safe(pl.DataFrame({"cell": list(cells)}))["cell"].to_list()
+    assert dict(zip(cells, escaped, strict=True)) == cells
+
+
+def test_the_parquet_copy_has_the_csv_cells_and_a_phone_number_id_reaches_the_tool_unchanged(tmp_path):
+    regular_buyers(tmp_path / "orders.csv", ["+8613800138000", "＝SUM(1)", "keep"])
+    settings = buyers_shop(tmp_path)
+    ingest(settings, "2024-01-01", "2024-01-31")
+    run(settings, CAMPAIGNS_JOB, partition_key="flash-2024")
+    folder = settings.output / "outbox" / "flash-2024"
+    as_csv = pl.read_csv(folder / "targets.csv", infer_schema=False)
+    as_parquet = pl.read_parquet(folder / "targets.parquet")
+    assert as_csv.equals(as_parquet.select(pl.all().cast(pl.String)))
+    assert sorted(as_csv["客户编号"]) == ["'＝SUM(1)", "+8613800138000", "keep"]
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    # A disk that fills up half-way through: the writer has written part of the file when it fails.
+    path = tmp_path / "outbox" / "list.csv"
+    write_spreadsheet_csv(pl.DataFrame({"customer_id": ["a", "b"]}), path)
+    before = path.read_bytes()
+
+    def half_then_full(frame, file, **options):
+        with open(file, "w", encoding="utf-8") as written:
+            written.write("customer_id\nc")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_csv", half_then_full)
+    with pytest.raises(OSError, match="No space"):
+        write_spreadsheet_csv(pl.DataFrame({"customer_id": ["c", "d"]}), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["list.csv"]  # no temporary left behind
+
+    report = tmp_path / "reports" / "overview.en.html"
+    write_text_atomically(report, "<html>old</html>")
+    monkeypatch.setattr(Path, "write_text", lambda self, text, **_: half_then_full(None, self))
+    with pytest.raises(OSError, match="No space"):
+        write_text_atomically(report, "<html>new</html>")
+    assert report.read_text(encoding="utf-8") == "<html>old</html>"
