@@ -19,6 +19,7 @@ from pipelines.calendar import Event
 from reports.translations import CATEGORY_NAMES, EVENT_NAMES
 
 TEMPLATES = Path(__file__).parent / "templates"
+CAMPAIGN_PHASES = ("warm_up", "sprint", "after_glow")  # the phases with lists (pipelines.calendar.PHASES)
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -31,7 +32,11 @@ def _environment() -> Environment:
 def render_message(kind: str, language: str, audience: str, **values) -> str:
     """A message; a date among `values` is written as the language writes dates, an empty value is left out."""
     name = f"messages/{kind}.{language}.j2"
-    macro = getattr(_environment().get_template(name).module, audience, None)
+    module = _environment().get_template(name).module
+    macro = getattr(module, audience, None)
+    phase = next((p for p in CAMPAIGN_PHASES if audience.startswith(f"{p}_")), None)
+    if macro is None and phase:  # an audience a phase has no words of its own for gets the phase's message
+        macro = getattr(module, phase, None)
     if macro is None:
         raise KeyError(f"{name} has no message for {audience!r}")
     values = {key: spoken_date(value, language) if isinstance(value, date) else value for key, value in values.items()}
