@@ -1,15 +1,22 @@
 """Everything that leaves the warehouse for a person or a sending tool (#28, #27): opt-outs in any spelling, the
 one gate every outbox file passes, spreadsheet-safe cells, whole files, lists a marketer can send as they are."""
 
+import base64
 import errno
+import re
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from assets.outreach.gate import match_opt_outs, refusals, rules_on_record
+from assets.outreach.outbox import write_list
 from pipelines.control import in_global_control
 from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, OUTREACH_JOB, REPORTS_JOB, build_definitions
 from pipelines.files import write_text_atomically
@@ -172,3 +179,77 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         write_text_atomically(report, "<html>new</html>")
     assert report.read_text(encoding="utf-8") == "<html>old</html>"
+
+
+def test_a_chinese_shops_lists_read_in_chinese_and_the_reminders_carry_their_messages(demo_like):
+    root = demo_like.output / "outbox"
+    chinese = re.compile(r"[\u4e00-\u9fff]")
+    for path in root.rglob("*.csv"):
+        sent = pl.read_csv(path, infer_schema=False)
+        assert all(chinese.search(header) for header in sent.columns), f"{path.name}: {sent.columns}"
+        for column in {"客户类别", "阶段", "人群", "渠道", "生命周期阶段", "联系原因"} & set(sent.columns):
+            names = set(sent[column].drop_nulls())
+            # every coded value in Chinese; "App" is how Chinese readers write the app channel
+            assert all(chinese.search(name) or name == "App" for name in names), f"{path.name}: {column} {names}"
+    # each day's reminders are in the outbox with their message, as the warehouse has them (held-out ones not)
+    days = sorted(root.glob("reminders/reminders-*.csv"))
+    assert [p.name for p in days[:2]] == ["reminders-2024-10-01.csv", "reminders-2024-10-02.csv"] and len(days) == 92
+    files = pl.concat(read_outbox(p).select("customer_id", "contact_date", "message") for p in days)
+    reminded = table(demo_like, "outreach.repurchase_reminders").filter(~pl.col("held_out"))
+    assert files.sort(pl.all()).equals(reminded.select(files.columns).sort(pl.all()))
+    assert files.height > 0
+    messages = files["message"].str.replace_all(re.escape(demo_like.name), "")  # the shop's name is its own
+    assert not messages.str.contains("[A-Za-z]").any(), messages.filter(messages.str.contains("[A-Za-z]")).head(3)
+
+
+def test_the_overview_carries_its_due_list_so_the_link_works_when_the_report_is_mailed(demo_like):
+    report = next((demo_like.output / "reports").glob("overview-*.html")).read_text(encoding="utf-8")
+    href, name = re.search(r'<a href="data:text/csv;base64,([^"]+)" download="([^"]+)"', report).groups()
+    assert base64.b64decode(href) == (demo_like.output / "outbox" / "due" / name).read_bytes()
+    assert all(href.startswith(("data:", "file:", "https:", "#")) for href in re.findall(r'href="([^"]*)"', report))
+
+
+@pytest.fixture(scope="module")
+def sent_lists(demo_like):
+    """The demo-like shop's outbox lists, one per kind (the due list, each day's reminders together, each event's
+    targets), as the warehouse names columns and values, each with its day column; and the gate's rules on
+    record, every contact of every day included."""
+    kinds = {}
+    for name, rows in outbox_files(demo_like).items():
+        if name.endswith(".csv"):  # the Parquet copies hold the same cells
+            kinds.setdefault(name.split("/")[0], []).append(rows)
+    lists = {}
+    for kind, frames in kinds.items():
+        rows = pl.concat(frames)
+        lists[kind] = (rows, next(c for c in ("contact_date", "due_date") if c in rows.columns))
+    with duckdb.connect(str(demo_like.warehouse), read_only=True) as conn:
+        rules = rules_on_record(conn, demo_like, pl.Series([date(2024, 1, 1), date(2024, 12, 31)]))
+        customers = conn.sql("SELECT DISTINCT customer_id FROM staging.orders").pl()["customer_id"]
+    return lists, rules, customers
+
+
+SPELLINGS = st.tuples(
+    st.sampled_from([str, str.lower, str.swapcase, str.title]),
+    st.booleans(),  # full-width letters and digits
+    st.sampled_from(["", " ", "\t", "\u3000", "\u200b", "  \u3000"]),
+    st.sampled_from(["", " ", "\t", "\u3000", "\u200b"]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_no_opted_out_customer_in_any_outbox_file_whatever_the_spelling(sent_lists, tmp_path, data):
+    files, rules, customers = sent_lists
+    on_lists = sorted(set().union(*(set(rows["customer_id"]) for rows, _ in files.values())))
+    chosen = data.draw(st.lists(st.sampled_from(on_lists), min_size=1, max_size=4, unique=True))
+    lines = []
+    for customer in chosen:
+        case, wide, before, after = data.draw(SPELLINGS)
+        spelled = case(customer)
+        lines.append(before + (spelled.translate(FULL_WIDTH) if wide else spelled) + after)
+    opt_outs = match_opt_outs(lines, customers, CustomerIds())  # case-sensitive ids: the default
+    assert opt_outs.unmatched == ()  # each line names its customer
+    for kind, (rows, day) in files.items():
+        path = tmp_path / f"{kind}.csv"
+        write_list(rows, replace(rules, opt_outs=opt_outs), path, day, "zh")
+        assert not set(read_outbox(path)["customer_id"]) & set(chosen), (kind, lines)
