@@ -163,6 +163,10 @@ def test_nobody_gets_a_campaign_message_and_a_reminder_inside_the_cap(tmp_path, 
     assert reminders.rows() == reminded
     assert targets.rows() == [(c, warm_up) for c in ("c3", "p1", "r1", "r2") if c not in {r for r, _ in reminded}]
     assert sorted(outbox["customer_id"]) == targets["customer_id"].to_list()
+    # the reminders' outbox follows their table, withdrawals included (lists this small hold out nobody)
+    days = sorted((settings.output / "outbox" / "reminders").glob("reminders-*.csv"))
+    reminded_out = pl.concat(read_outbox(day).select("customer_id", "contact_date") for day in days)
+    assert sorted(reminded_out.rows()) == reminders.rows()
     contacts = pl.concat([reminders, targets]).sort("customer_id", "contact_date")
     gaps = contacts.select((pl.col("contact_date").diff().dt.total_days()).over("customer_id")).drop_nulls()
     assert gaps.is_empty() or gaps.to_series().min() >= 7  # nobody twice inside the cap

@@ -116,8 +116,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 }, "event_id", event.id)  # fmt: skip
                 withdrawn = withdraw(conn, "outreach.repurchase_reminders", targets, cap) if campaign_first else None
             if withdrawn is not None and withdrawn.height:  # the outbox follows its table
-                write_reminder_outbox(conn, settings, withdrawn["contact_date"].min(), withdrawn["contact_date"].max())
-            outbox = write_outbox(conn, settings, event.id, targets)
+                days = withdrawn["contact_date"]
+                write_reminder_outbox(conn, settings, days.min(), days.max(), opt_outs)
+            outbox = write_outbox(conn, settings, event.id, targets, opt_outs)
         yield dg.MaterializeResult(
             asset_key=BASELINES, metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
         )

@@ -90,25 +90,26 @@ def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataF
     return withdrawn
 
 
-def write_outbox(conn, settings: ShopSettings, event_id: str, targets: pl.DataFrame) -> Path:
+def write_outbox(conn, settings: ShopSettings, event_id: str, targets: pl.DataFrame, opt_outs=None) -> Path:
     """An event's target lists as CSV and Parquet, for whoever sends the messages: held-out customers left out,
-    through the gate."""
+    through the gate (`opt_outs`: see `rules_on_record`)."""
     path = settings.output / "outbox" / event_id / "targets.csv"
     contacted = targets.filter(~pl.col("held_out").fill_null(False)).drop("held_out")  # null: before control groups
-    rules = rules_on_record(conn, settings, contacted["contact_date"])
+    rules = rules_on_record(conn, settings, contacted["contact_date"], opt_outs)
     write_list(contacted, rules, path, "contact_date", settings.outreach.language, parquet=True)
     return path.parent
 
 
-def write_reminder_outbox(conn, settings: ShopSettings, first: date, last: date) -> None:
+def write_reminder_outbox(conn, settings: ShopSettings, first: date, last: date, opt_outs=None) -> None:
     """Each day's repurchase reminders of first..last, with their messages, as `outbox/reminders/reminders-<day>.csv`
-    (held-out customers left out, through the gate); a day without reminders gets a list without rows."""
+    (held-out customers left out, through the gate; `opt_outs`: see `rules_on_record`); a day without reminders
+    gets a list without rows."""
     reminders = conn.sql(
         "SELECT contact_date, customer_id, rfm_class, stage, expected_next_date, channel, reason, message"
         " FROM outreach.repurchase_reminders WHERE contact_date BETWEEN ? AND ? AND NOT coalesce(held_out, false)",
         params=[first, last],
     ).pl()
-    rules = rules_on_record(conn, settings, pl.Series([first, last]))
+    rules = rules_on_record(conn, settings, pl.Series([first, last]), opt_outs)
     for n in range((last - first).days + 1):
         day = first + timedelta(days=n)
         path = settings.output / "outbox" / "reminders" / f"reminders-{day}.csv"
@@ -154,10 +155,10 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 write_day_range(conn, {"outreach.repurchase_reminders": chosen}, first, last, "contact_date")
                 if not campaign_first:
                     withdrawn = withdraw(conn, "outreach.campaign_targets", chosen, cap)
-            write_reminder_outbox(conn, settings, first, last)
+            write_reminder_outbox(conn, settings, first, last, opt_outs)
             for event_id in withdrawn["event_id"].unique():  # the outbox follows its table
                 targets = conn.sql("SELECT * FROM outreach.campaign_targets WHERE event_id = ?", params=[event_id])
-                write_outbox(conn, settings, event_id, targets.pl())
+                write_outbox(conn, settings, event_id, targets.pl(), opt_outs)
         return dg.MaterializeResult(metadata={
             **unmatched_opt_outs(context, opt_outs),
             "window": f"{first} .. {last}", "rows": chosen.height, "held_out": int(chosen["held_out"].sum()),

@@ -43,8 +43,11 @@ def match_opt_outs(lines: list[str], customers: pl.Series, ids: CustomerIds) -> 
 
 def opt_outs_on_record(conn, settings: ShopSettings) -> OptOuts:
     """The settings' opt-outs matched against every customer in staging.orders."""
+    lines = settings.outreach.opt_out_ids()
+    if not lines:  # no need to read every customer id
+        return OptOuts(frozenset(), ())
     customers = conn.sql("SELECT DISTINCT customer_id FROM staging.orders").pl()["customer_id"]
-    return match_opt_outs(settings.outreach.opt_out_ids(), customers, settings.customer_ids)
+    return match_opt_outs(lines, customers, settings.customer_ids)
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ class GateRules:
     contacts: pl.DataFrame  # customer_id, contact_date: marketing contacts on record, held-out customers too
 
 
-def rules_on_record(conn, settings: ShopSettings, days: pl.Series) -> GateRules:
+def rules_on_record(conn, settings: ShopSettings, days: pl.Series, opt_outs: OptOuts | None = None) -> GateRules:
     """The gate's rules for a list of contact days `days`: the settings', and the contacts on record that could
-    fall inside the frequency cap of one of those days."""
+    fall inside the frequency cap of one of those days; `opt_outs`: the opt-outs on record, if the caller has
+    them already."""
     cap = settings.outreach.frequency_cap_days
     first, last = days.min(), days.max()
     window = [first - timedelta(days=cap), last + timedelta(days=cap)] if first else [None, None]
@@ -66,7 +70,8 @@ def rules_on_record(conn, settings: ShopSettings, days: pl.Series) -> GateRules:
                            for name in CONTACT_TABLES),
         params=window * len(CONTACT_TABLES),
     ).pl()  # fmt: skip
-    return GateRules(opt_outs_on_record(conn, settings), settings.outreach.control, cap, contacts)
+    opt_outs = opt_outs or opt_outs_on_record(conn, settings)
+    return GateRules(opt_outs, settings.outreach.control, cap, contacts)
 
 
 def refusals(rows: pl.DataFrame, rules: GateRules, day: str) -> pl.DataFrame:
