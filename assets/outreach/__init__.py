@@ -17,6 +17,7 @@ from assets.outreach.gate import OptOuts, opt_outs_on_record, rules_on_record
 from assets.outreach.outbox import write_list
 from assets.outreach.reminders import in_risk_bands, reminders_for_days
 from assets.outreach.uplift import list_results
+from pipelines.privacy import mask
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
     WAREHOUSE_POOL,
@@ -42,11 +43,12 @@ def opted_out(opt_outs: OptOuts) -> pl.Expr:
 
 
 def unmatched_opt_outs(context, opt_outs: OptOuts) -> dict:
-    """Warn of every opt-out line that names no customer (a typo, or a customer not in the data yet); the
-    asset's metadata lists them."""
-    if opt_outs.unmatched:
-        context.log.warning(f"{len(opt_outs.unmatched)} opt-out lines name no customer: {list(opt_outs.unmatched)}")
-    return {"opt_outs_matching_nobody": dg.MetadataValue.json(list(opt_outs.unmatched))}
+    """Warn of every opt-out line that names no customer (a typo, or someone not in the data yet), masked as run
+    metadata masks ids; the asset's metadata lists them, and `regulars run` shows them in its summary."""
+    unmatched = ", ".join(mask(line) for line in opt_outs.unmatched)
+    if unmatched:
+        context.log.warning(f"{len(opt_outs.unmatched)} opt-out lines name no customer: {unmatched}")
+    return {"opt_outs_matching_nobody": dg.MetadataValue.text(unmatched)}
 
 
 def reminder_contacts(
