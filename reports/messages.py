@@ -30,13 +30,13 @@ def _environment() -> Environment:
 
 
 def render_message(kind: str, language: str, audience: str, **values) -> str:
-    """A message; a date among `values` is written as the language writes dates, an empty value is left out."""
+    """A message, a date among `values` written as the language writes dates."""
     name = f"messages/{kind}.{language}.j2"
     module = _environment().get_template(name).module
     macro = getattr(module, audience, None)
-    phase = next((p for p in CAMPAIGN_PHASES if audience.startswith(f"{p}_")), None)
-    if macro is None and phase:  # an audience a phase has no words of its own for gets the phase's message
-        macro = getattr(module, phase, None)
+    if macro is None:  # an audience a campaign's phase has no words of its own for gets the phase's message
+        phase = next((p for p in CAMPAIGN_PHASES if audience.startswith(f"{p}_")), None)
+        macro = getattr(module, phase, None) if phase else None
     if macro is None:
         raise KeyError(f"{name} has no message for {audience!r}")
     values = {key: spoken_date(value, language) if isinstance(value, date) else value for key, value in values.items()}

@@ -92,7 +92,9 @@ def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataF
     return withdrawn
 
 
-def write_outbox(conn, settings: ShopSettings, event_id: str, targets: pl.DataFrame, opt_outs=None) -> Path:
+def write_outbox(
+    conn, settings: ShopSettings, event_id: str, targets: pl.DataFrame, opt_outs: OptOuts | None = None
+) -> Path:
     """An event's target lists as CSV and Parquet, for whoever sends the messages: held-out customers left out,
     through the gate (`opt_outs`: see `rules_on_record`)."""
     path = settings.output / "outbox" / event_id / "targets.csv"
@@ -102,7 +104,9 @@ def write_outbox(conn, settings: ShopSettings, event_id: str, targets: pl.DataFr
     return path.parent
 
 
-def write_reminder_outbox(conn, settings: ShopSettings, first: date, last: date, opt_outs=None) -> None:
+def write_reminder_outbox(
+    conn, settings: ShopSettings, first: date, last: date, opt_outs: OptOuts | None = None
+) -> None:
     """Each day's repurchase reminders of first..last, with their messages, as `outbox/reminders/reminders-<day>.csv`
     (held-out customers left out, through the gate; `opt_outs`: see `rules_on_record`); a day without reminders
     gets a list without rows."""

@@ -70,7 +70,8 @@ def rules_on_record(conn, settings: ShopSettings, days: pl.Series, opt_outs: Opt
                            for name in CONTACT_TABLES),
         params=window * len(CONTACT_TABLES),
     ).pl()  # fmt: skip
-    opt_outs = opt_outs or opt_outs_on_record(conn, settings)
+    if opt_outs is None:
+        opt_outs = opt_outs_on_record(conn, settings)
     return GateRules(opt_outs, settings.outreach.control, cap, contacts)
 
 
@@ -84,14 +85,15 @@ def refusals(rows: pl.DataFrame, rules: GateRules, day: str) -> pl.DataFrame:
         .filter(gap.is_between(1, rules.cap_days - 1)).select("customer_id", day).unique()
         .with_columns(_capped=pl.lit(True))
     )  # fmt: skip
-    in_global = in_global_control(pl.col("customer_id"), rules.control) if rules.control.global_share else pl.lit(False)
-    return (
-        rows.join(capped, on=["customer_id", day], how="left", maintain_order="left")
-        .with_columns(refused=pl.when(pl.col("customer_id").is_in(list(rules.opt_outs.customers))).then(pl.lit("opted_out"))
-                      .when(in_global).then(pl.lit("global_control"))
-                      .when(pl.col("_capped").fill_null(False)).then(pl.lit("frequency_cap")))
-        .drop("_capped")
+    customer = pl.col("customer_id")
+    global_control = in_global_control(customer, rules.control) if rules.control.global_share else pl.lit(False)
+    refused = (
+        pl.when(customer.is_in(list(rules.opt_outs.customers))).then(pl.lit("opted_out"))
+        .when(global_control).then(pl.lit("global_control"))
+        .when(pl.col("_capped").fill_null(False)).then(pl.lit("frequency_cap"))
     )  # fmt: skip
+    joined = rows.join(capped, on=["customer_id", day], how="left", maintain_order="left")
+    return joined.with_columns(refused=refused).drop("_capped")
 
 
 def gate(rows: pl.DataFrame, rules: GateRules, day: str) -> pl.DataFrame:
