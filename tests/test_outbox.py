@@ -70,7 +70,10 @@ def test_an_opt_out_in_another_case_holds_with_default_settings_and_unmatched_li
     assert keys == {"outreach/repurchase_reminders", "outreach/care_messages", "outreach/campaign_targets"}
 
 
-OPTED = ["C0000011", "C0000012", "C0000013"]  # the synthetic shop's ids
+# A tenth of the synthetic shop's customers opted out, in odd spellings, and a tenth in the global control group:
+# any list of a few dozen customers would hold some of both, so a list that skipped the gate shows.
+OPTED = [f"C{n:07d}" for n in range(7, 601, 10)]
+SPELLED = [str.lower, lambda i: f" {i}\u3000", lambda i: i.translate(FULL_WIDTH)]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def demo_like(tmp_path_factory):
     planned, the overview (and its due list); opt-outs in odd spellings, a global control group."""
     settings = shop(tmp_path_factory.mktemp("outbox"), history_start="2024-01-01",
                     source={"kind": "synthetic", "seed": 7, "customers": 600},
-                    outreach={"opt_out": ["c0000011", " C0000012 ", "C0000013".translate(FULL_WIDTH)],
+                    outreach={"opt_out": [SPELLED[n % 3](i) for n, i in enumerate(OPTED)],
                               "frequency_cap_days": 10, "control": {"global_share": 0.1}})  # fmt: skip
     ingest(settings, "2024-01-01", "2024-12-31")
     defs = build_definitions(settings)
