@@ -129,7 +129,7 @@ def test_every_outbox_file_passes_the_gate(demo_like):
         near = (
             rows.select("customer_id", day)
             .join(contacts, on="customer_id")
-            .filter((pl.col("contact_date") - pl.col(day)).dt.total_days().abs().is_between(1, 9))
+            .filter((pl.col("contact_date") - pl.col(day)).dt.total_days().abs().is_between(1, 9))  # a 10-day cap
         )
         assert near.is_empty(), f"{name}: {near.head(3)}"
 
