@@ -27,12 +27,15 @@ def _buckets(keys: pl.Series) -> pl.Series:
 def held_out(customer_id: pl.Expr, list_id: pl.Expr, control, big_enough: pl.Expr | bool = True) -> pl.Expr:
     """Whether a row's customer is held out of its list (`control`: the settings' outreach.control): in the
     global control group, or in the list's share when the list is `big_enough`."""
-    seed = pl.lit(str(control.seed))
-    in_list = _bucket(customer_id, list_id, seed) < round(control.share * BUCKETS)
+    in_list = _bucket(customer_id, list_id, pl.lit(str(control.seed))) < round(control.share * BUCKETS)
     if not control.global_share:  # off by default: no second hash per row
         return in_list & big_enough
-    in_global = _bucket(customer_id, pl.lit("global"), seed) < round(control.global_share * BUCKETS)
-    return in_global | (in_list & big_enough)
+    return in_global_control(customer_id, control) | (in_list & big_enough)
+
+
+def in_global_control(customer_id: pl.Expr, control) -> pl.Expr:
+    """Whether a customer is in the global control group, held out of every list."""
+    return _bucket(customer_id, pl.lit("global"), pl.lit(str(control.seed))) < round(control.global_share * BUCKETS)
 
 
 def assign(frame: pl.DataFrame, draw: pl.Expr, lists: list[str], control) -> pl.DataFrame:

@@ -266,6 +266,9 @@ class OutreachSettings(_Strict):
     # a run over a longer range makes the day-by-day lists (reminders, care) for its last this many days only:
     # the lists of days further back could no longer be sent (the overview measures reminders over 90 days)
     lists_for_last_days: int = Field(90, ge=1)
+    # category as the export writes it -> its name in messages, in `language`; over the built-in names of the
+    # synthetic shop's categories (reports.translations.CATEGORY_NAMES)
+    category_names: dict[str, str] = {}
 
     def opt_out_ids(self) -> list[str]:
         """The ids of `opt_out` and the file's, as written (read when the settings load: a bad file stops there)."""

@@ -2,15 +2,25 @@
 per kind of message and language.
 
 `templates/messages/<kind>.<language>.j2` defines the macros; an audience without one is an
-error, never a blank or a template key sent to a customer.
+error, never a blank or a template key sent to a customer. A message reads as a sentence in its
+language: a category or date it has no name for is left out (each macro has words for that case),
+never shown as a code.
 """
 
+import re
+from collections.abc import Mapping
+from datetime import date
 from functools import cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from pipelines.calendar import Event
+from reports.translations import CATEGORY_NAMES, EVENT_NAMES
+
 TEMPLATES = Path(__file__).parent / "templates"
+CAMPAIGN_PHASES = ("warm_up", "sprint", "after_glow")  # the phases with lists (pipelines.calendar.PHASES)
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
 @cache
@@ -20,8 +30,36 @@ def _environment() -> Environment:
 
 
 def render_message(kind: str, language: str, audience: str, **values) -> str:
+    """A message, a date among `values` written as the language writes dates."""
     name = f"messages/{kind}.{language}.j2"
-    macro = getattr(_environment().get_template(name).module, audience, None)
+    module = _environment().get_template(name).module
+    macro = getattr(module, audience, None)
+    if macro is None:  # an audience a campaign's phase has no words of its own for gets the phase's message
+        phase = next((p for p in CAMPAIGN_PHASES if audience.startswith(f"{p}_")), None)
+        macro = getattr(module, phase, None) if phase else None
     if macro is None:
         raise KeyError(f"{name} has no message for {audience!r}")
+    values = {key: spoken_date(value, language) if isinstance(value, date) else value for key, value in values.items()}
     return " ".join(str(macro(**values)).split())
+
+
+def spoken_date(day: date, language: str) -> str:
+    return f"{day.month}月{day.day}日" if language == "zh" else f"{day.day} {day:%B}"
+
+
+def category_name(category: str | None, language: str, names: Mapping[str, str]) -> str | None:
+    """A category as a message in `language` names it: the shop's name for it (`names`, outreach.category_names),
+    else the built-in name of a synthetic shop's category, else as the export writes it if that reads in the
+    language (a Chinese message takes only a name with Chinese characters); None: the message goes without."""
+    if not category:
+        return None
+    name = names.get(category) or CATEGORY_NAMES[language].get(category)
+    if name:
+        return name
+    return category if language != "zh" or CHINESE.search(category) else None
+
+
+def event_name(event: Event, language: str) -> str:
+    """An event as a message in `language` names it: a preset kind by its name in the language (no year), a
+    shop's own event by its label (events.custom's `label`, which a shop writes in its own language)."""
+    return EVENT_NAMES[language].get(event.kind, event.label)

@@ -33,9 +33,10 @@ def due_next_week(facts: pl.DataFrame, rfm: pl.DataFrame, as_of: date) -> pl.Dat
 def overview_html(
     shop: str, currency: str, language: str, as_of: date, facts: pl.DataFrame, rfm: pl.DataFrame,
     class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame, due: pl.DataFrame,
-    due_file: str, trends: dict, roles: pl.DataFrame, reminded: pl.DataFrame, response_days: int, prediction: dict,
+    due_file: dict, trends: dict, roles: pl.DataFrame, reminded: pl.DataFrame, response_days: int, prediction: dict,
 ) -> str:  # fmt: skip
-    """`reminded`: reminders' results (assets.outreach.uplift.reminder_results) of the days to show."""
+    """`due_file`: the due list as `reports.render.attachment` links it; `reminded`: reminders' results
+    (assets.outreach.uplift.reminder_results) of the days to show."""
     label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
     classes = class_mix.with_columns(label=label)
     stages = (

@@ -1,6 +1,7 @@
 """Rendering reports: self-contained HTML (inline CSS and SVG charts, no scripts, no
 requests), every value from the data escaped."""
 
+import base64
 import re
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,17 @@ CHART_STYLE = Style(
     font_family=FONT_STACK,
     colors=("#2f6f8f", "#e07a2f", "#7a9a3a", "#9a4a7a", "#c2a23a", "#4aa3a3", "#b04a3a", "#7a7a7a"),
 )
+
+
+EMBEDDED_UP_TO = 2_000_000  # bytes: a larger file is linked by its absolute path, not carried in the report
+
+
+def attachment(path: Path, media_type: str = "text/csv") -> dict[str, str]:
+    """A link to a file of the output folder that still works when the report is e-mailed or moved: the file
+    carried inside the report (a `data:` link that downloads it), or, when large, its absolute address."""
+    if path.stat().st_size > EMBEDDED_UP_TO:
+        return {"name": path.name, "href": path.resolve().as_uri()}
+    return {"name": path.name, "href": f"data:{media_type};base64,{base64.b64encode(path.read_bytes()).decode()}"}
 
 
 @cache

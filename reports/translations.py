@@ -419,3 +419,29 @@ CHANNEL_NAMES = {
     "en": {"app": "app", "mini_program": "mini program", "web": "web", "livestream": "livestream"},
     "zh": {"app": "App", "mini_program": "小程序", "web": "网站", "livestream": "直播"},
 }
+
+# Outbox lists for a Chinese shop: the headers and coded values a marketer reads (an English shop's lists keep
+# the codes, which is what CRM and SMS tools are set up with)
+OUTBOX_COLUMNS = {
+    "zh": {
+        "event_id": "活动", "phase": "阶段", "contact_date": "联系日期", "customer_id": "客户编号",
+        "audience": "人群", "rfm_class": "客户类别", "stage": "生命周期阶段", "due_date": "预计复购日",
+        "expected_next_date": "预计下次购买日", "channel": "渠道", "reason": "联系原因", "message": "消息内容",
+    },
+}  # fmt: skip
+STAGE_NAMES = {"zh": {"new": "新客", "active": "活跃", "due": "待复购", "at_risk": "流失风险", "churned": "已流失"}}
+CONTACT_REASONS = {"zh": {"repurchase_due": "复购提醒"}}
+
+# Names in messages to customers. Categories: the synthetic shop's (a shop names its own in
+# outreach.category_names); events: the calendar's presets, without the year.
+CATEGORY_NAMES = {
+    "en": {"consumables": "everyday essentials", "snacks": "snacks", "beauty": "beauty products",
+           "apparel": "clothes", "home": "home goods"},
+    "zh": {"consumables": "日用品", "snacks": "零食", "beauty": "美妆护肤品", "apparel": "服饰", "home": "家居用品"},
+}  # fmt: skip
+EVENT_NAMES = {
+    "en": {"618": "618", "double11": "Double 11", "double12": "Double 12", "newyear": "the New Year goods festival",
+           "black_friday": "Black Friday", "cyber_monday": "Cyber Monday", "christmas": "Christmas"},
+    "zh": {"618": "618", "double11": "双十一", "double12": "双十二", "newyear": "年货节", "black_friday": "黑色星期五",
+           "cyber_monday": "网络星期一", "christmas": "圣诞节"},
+}  # fmt: skip

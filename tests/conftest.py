@@ -8,6 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from assets.outreach.outbox import value_names
 from pipelines.definitions import (
     CAMPAIGNS_JOB,
     INGEST_JOB,
@@ -19,6 +20,7 @@ from pipelines.definitions import (
     shop_job,
 )
 from pipelines.settings import ShopSettings, parse_settings
+from reports.translations import OUTBOX_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -71,6 +73,23 @@ def table(settings: ShopSettings, name: str) -> pl.DataFrame:
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         frame = conn.sql(f"SELECT * FROM {name}").pl()
     return frame.drop("_loaded_ts", strict=False).sort(pl.all())
+
+
+def read_outbox(path: Path, language: str = "zh") -> pl.DataFrame:
+    """An outbox file (CSV cells as text) with the headers and coded values the warehouse has, where the shop's
+    outreach `language` names them for people."""
+    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+    codes = {name: code for code, name in OUTBOX_COLUMNS.get(language, {}).items()}
+    frame = frame.rename(codes, strict=False)
+    names = value_names(language)
+    return frame.with_columns(
+        *(pl.col(c).replace({name: code for code, name in names[c].items()}) for c in frame.columns if c in names),
+        *(
+            pl.col(c).str.to_date()
+            for c in ("contact_date", "due_date", "expected_next_date")
+            if frame.schema.get(c) == pl.String
+        ),
+    )
 
 
 @pytest.fixture(scope="session")

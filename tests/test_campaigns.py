@@ -14,7 +14,7 @@ from assets.campaigns.results import performance
 from pipelines.calendar import Event, around, comparable, preset
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, shop_job
 from pipelines.settings import SettingsError
-from tests.conftest import file_shop, ingest, shop, table
+from tests.conftest import file_shop, ingest, read_outbox, shop, table
 
 
 def test_preset_dates_by_year():
@@ -130,8 +130,8 @@ def test_targets_skip_opt_outs_and_anyone_inside_the_cap_across_lists(two_years)
     contacted, held_out = targets.filter(~pl.col("held_out")), targets.filter(pl.col("held_out"))
     assert held_out.height > 0 and held_out["message"].is_null().all()
     outbox = two_years.output / "outbox" / "double11-2024"
-    sent = pl.read_csv(outbox / "targets.csv", schema_overrides={"contact_date": pl.Date})
-    assert sent.height == contacted.height == pl.read_parquet(outbox / "targets.parquet").height
+    sent = read_outbox(outbox / "targets.csv")
+    assert sent.height == contacted.height == read_outbox(outbox / "targets.parquet").height
     assert sent.join(held_out, on=["customer_id", "phase"]).is_empty()
     assert "held_out" not in sent.columns
     assert contacted["message"].str.len_chars().min() > 0

@@ -15,7 +15,7 @@ from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, RANGE_END, RANGE_
 from pipelines.settings import ControlSettings, OutreachSettings, SettingsError
 from pipelines.sources import order_source
 from pipelines.sources.synthetic import generate_orders, response_orders
-from tests.conftest import ingest, shop, table
+from tests.conftest import ingest, read_outbox, shop, table
 
 Z = 1.959964  # the normal quantile of a two-sided 95% interval
 
@@ -193,7 +193,7 @@ def test_groups_are_the_same_on_every_run_and_held_out_customers_never_reach_the
     before = table(answering, "outreach.campaign_targets")
     plan(answering)
     assert table(answering, "outreach.campaign_targets").equals(before)
-    sent = pl.read_parquet(answering.output / "outbox" / "double11-2024" / "targets.parquet")
+    sent = read_outbox(answering.output / "outbox" / "double11-2024" / "targets.parquet")
     assert sent.join(before.filter(pl.col("held_out")), on=["customer_id", "phase"]).is_empty()
     assert sent.height == before.filter(~pl.col("held_out")).height
 

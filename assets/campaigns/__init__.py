@@ -15,7 +15,17 @@ from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
-from assets.outreach import CAMPAIGN_TARGETS, campaign_contacts, opted_out, reminder_contacts, withdraw, write_outbox
+from assets.outreach import (
+    CAMPAIGN_TARGETS,
+    campaign_contacts,
+    opted_out,
+    reminder_contacts,
+    unmatched_opt_outs,
+    withdraw,
+    write_outbox,
+    write_reminder_outbox,
+)
+from assets.outreach.gate import opt_outs_on_record
 from assets.outreach.reminders import in_risk_bands, reachable
 from pipelines.automation import BASELINE, PLANNED_THROUGH, planned_step
 from pipelines.calendar import Event, comparable, passed_over
@@ -28,7 +38,7 @@ from pipelines.warehouse import (
     transaction,
     write_rows,
 )
-from reports.messages import render_message
+from reports.messages import category_name, event_name, render_message
 
 BASELINES = dg.AssetKey(["campaigns", "baselines"])
 GOALS = dg.AssetKey(["campaigns", "goals"])
@@ -80,15 +90,19 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 reminder_contacts(conn, event.start, event.end, cap, yields=campaign_first),
             ])  # fmt: skip
             facts_now = customer_facts(orders, known_until, [e.sprint for e in calendar])
+            opt_outs = opt_outs_on_record(conn, settings)
 
             def reach(candidates: pl.DataFrame, day, earlier: pl.DataFrame) -> pl.DataFrame:
                 earlier = earlier.select("customer_id", "contact_date", yields=pl.lit(False))
                 contacts = pl.concat([others, earlier], how="vertical_relaxed")
-                return reachable(candidates, day, opted_out(settings), contacts, cap)
+                return reachable(candidates, day, opted_out(opt_outs), contacts, cap)
+
+            language = settings.outreach.language
 
             def render(audience: str, row: dict) -> str:
-                return render_message("campaign", settings.outreach.language, audience, shop=settings.name,
-                                      event=event.label, category=row["main_category"] or "")  # fmt: skip
+                category = category_name(row["main_category"], language, settings.outreach.category_names)
+                return render_message("campaign", language, audience, shop=settings.name,
+                                      event=event_name(event, language), category=category)  # fmt: skip
 
             win_back = pl.col("rfm_class") == WIN_BACK
             audiences = pl.concat([
@@ -103,10 +117,11 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                     "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
                     "campaigns.goals": goals, "outreach.campaign_targets": targets,
                 }, "event_id", event.id)  # fmt: skip
-                withdrawn = (
-                    withdraw(conn, "outreach.repurchase_reminders", targets, cap).height if campaign_first else 0
-                )
-        outbox = write_outbox(settings.output, event.id, targets)
+                withdrawn = withdraw(conn, "outreach.repurchase_reminders", targets, cap) if campaign_first else None
+            if withdrawn is not None and withdrawn.height:  # the outbox follows its table
+                days = withdrawn["contact_date"]
+                write_reminder_outbox(conn, settings, days.min(), days.max(), opt_outs)
+            outbox = write_outbox(conn, settings, event.id, targets, opt_outs)
         yield dg.MaterializeResult(
             asset_key=key(BASELINES), metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
         )
@@ -120,7 +135,8 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         yield dg.MaterializeResult(asset_key=key(CAMPAIGN_TARGETS), metadata={
             "rows": targets.height, "held_out": int(targets["held_out"].sum()),
             "outbox": dg.MetadataValue.path(str(outbox)),
-            "reminders_withdrawn": withdrawn,
+            "reminders_withdrawn": withdrawn.height if withdrawn is not None else 0,
+            **unmatched_opt_outs(context, opt_outs),
             "by_phase": dg.MetadataValue.json(dict(targets.group_by("phase").len().sort("phase").iter_rows())),
         })  # fmt: skip
 

@@ -13,10 +13,12 @@ from assets.customers.snapshot import customer_snapshot
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import STAGING_ORDERS
 from assets.outreach.care import care_moments
+from assets.outreach.gate import OptOuts, opt_outs_on_record, rules_on_record
+from assets.outreach.outbox import write_list
 from assets.outreach.reminders import in_risk_bands, reminders_for_days
 from assets.outreach.uplift import list_results
+from pipelines.privacy import mask
 from pipelines.settings import ShopSettings
-from pipelines.spreadsheets import write_spreadsheet_csv
 from pipelines.warehouse import (
     Warehouse,
     loaded_until,
@@ -34,10 +36,19 @@ LIST_RESULTS = dg.AssetKey(["outreach", "list_results"])
 CAMPAIGN_TARGETS = dg.AssetKey(["outreach", "campaign_targets"])
 
 
-def opted_out(settings: ShopSettings) -> pl.Expr:
-    """Whether a row's `customer_id` is opted out, the ids compared as the source's are read (trimmed, case-folded
-    when ids are case-insensitive), so that an opt-out in another spelling still holds."""
-    return settings.customer_ids.normalize(pl.col("customer_id")).is_in(list(settings.opt_outs))
+def opted_out(opt_outs: OptOuts) -> pl.Expr:
+    """Whether a row's `customer_id` is opted out, in whatever spelling the opt-out names them (see
+    `assets.outreach.gate.match_opt_outs`)."""
+    return pl.col("customer_id").is_in(list(opt_outs.customers))
+
+
+def unmatched_opt_outs(context, opt_outs: OptOuts) -> dict:
+    """Warn of every opt-out line that names no customer (a typo, or someone not in the data yet), masked as run
+    metadata masks ids; the asset's metadata lists them, and `regulars run` shows them in its summary."""
+    unmatched = ", ".join(mask(line) for line in opt_outs.unmatched)
+    if unmatched:
+        context.log.warning(f"{len(opt_outs.unmatched)} opt-out lines name no customer: {unmatched}")
+    return {"opt_outs_matching_nobody": dg.MetadataValue.text(unmatched)}
 
 
 def reminder_contacts(
@@ -81,14 +92,35 @@ def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataF
     return withdrawn
 
 
-def write_outbox(output: Path, event_id: str, targets: pl.DataFrame) -> Path:
-    """An event's target lists as CSV and Parquet, for whoever sends the messages: held-out customers left out."""
-    outbox = output / "outbox" / event_id
-    outbox.mkdir(parents=True, exist_ok=True)
+def write_outbox(
+    conn, settings: ShopSettings, event_id: str, targets: pl.DataFrame, opt_outs: OptOuts | None = None
+) -> Path:
+    """An event's target lists as CSV and Parquet, for whoever sends the messages: held-out customers left out,
+    through the gate (`opt_outs`: see `rules_on_record`)."""
+    path = settings.output / "outbox" / event_id / "targets.csv"
     contacted = targets.filter(~pl.col("held_out").fill_null(False)).drop("held_out")  # null: before control groups
-    write_spreadsheet_csv(contacted, outbox / "targets.csv")
-    contacted.write_parquet(outbox / "targets.parquet")
-    return outbox
+    rules = rules_on_record(conn, settings, contacted["contact_date"], opt_outs)
+    write_list(contacted, rules, path, "contact_date", settings.outreach.language, parquet=True)
+    return path.parent
+
+
+def write_reminder_outbox(
+    conn, settings: ShopSettings, first: date, last: date, opt_outs: OptOuts | None = None
+) -> None:
+    """Each day's repurchase reminders of first..last, with their messages, as `outbox/reminders/reminders-<day>.csv`
+    (held-out customers left out, through the gate; `opt_outs`: see `rules_on_record`); a day without reminders
+    gets a list without rows."""
+    reminders = conn.sql(
+        "SELECT contact_date, customer_id, rfm_class, stage, expected_next_date, channel, reason, message"
+        " FROM outreach.repurchase_reminders WHERE contact_date BETWEEN ? AND ? AND NOT coalesce(held_out, false)",
+        params=[first, last],
+    ).pl()
+    rules = rules_on_record(conn, settings, pl.Series([first, last]), opt_outs)
+    for n in range((last - first).days + 1):
+        day = first + timedelta(days=n)
+        path = settings.output / "outbox" / "reminders" / f"reminders-{day}.csv"
+        write_list(reminders.filter(pl.col("contact_date") == day), rules, path, "contact_date",
+                   settings.outreach.language)  # fmt: skip
 
 
 def list_days(window: dg.TimeWindow, settings: ShopSettings) -> tuple[date, date]:
@@ -117,6 +149,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             orders = conn.sql("SELECT * FROM staging.orders WHERE order_date <= ?", params=[last]).pl()
 
             fits = read_table(conn, "core.model_fits")
+            opt_outs = opt_outs_on_record(conn, settings)
 
             def snapshot_on(day: date):
                 snapshot = customer_snapshot(orders, day, settings)
@@ -127,17 +160,20 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),
                                 campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
-            chosen = reminders_for_days(snapshot_on, days, opted_out(settings), others, cap, settings.name,
-                                        settings.outreach.language, settings.outreach.control)  # fmt: skip
+            chosen = reminders_for_days(snapshot_on, days, opted_out(opt_outs), others, cap, settings.name,
+                                        settings.outreach.language, settings.outreach.control,
+                                        settings.outreach.category_names)  # fmt: skip
             withdrawn = pl.DataFrame(schema={"event_id": pl.String})
             with transaction(conn):
                 write_day_range(conn, {"outreach.repurchase_reminders": chosen}, first, last, "contact_date")
                 if not campaign_first:
                     withdrawn = withdraw(conn, "outreach.campaign_targets", chosen, cap)
+            write_reminder_outbox(conn, settings, first, last, opt_outs)
             for event_id in withdrawn["event_id"].unique():  # the outbox follows its table
                 targets = conn.sql("SELECT * FROM outreach.campaign_targets WHERE event_id = ?", params=[event_id])
-                write_outbox(settings.output, event_id, targets.pl())
+                write_outbox(conn, settings, event_id, targets.pl(), opt_outs)
         return dg.MaterializeResult(metadata={
+            **unmatched_opt_outs(context, opt_outs),
             "window": f"{first} .. {last}", "rows": chosen.height, "held_out": int(chosen["held_out"].sum()),
             "campaign_targets_withdrawn": withdrawn.height,
             "by_class": dg.MetadataValue.json(dict(chosen.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
@@ -163,13 +199,14 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 params=[first - timedelta(days=30), last],
             ).pl()
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-            moments = pl.concat([care_moments(orders, day) for day in days]).filter(~opted_out(settings))
+            opt_outs = opt_outs_on_record(conn, settings)
+            moments = pl.concat([care_moments(orders, day) for day in days]).filter(~opted_out(opt_outs))
             messages = [render_message("care", language, row["reason"], shop=settings.name, order_id=row["order_id"])
                         for row in moments.iter_rows(named=True)]  # fmt: skip
             care = moments.with_columns(language=pl.lit(language), message=pl.Series(messages, dtype=pl.String))
             replace_days(conn, {"outreach.care_messages": care}, first, last, day_column="contact_date")
         return dg.MaterializeResult(metadata={
-            "window": f"{first} .. {last}", "rows": care.height,
+            **unmatched_opt_outs(context, opt_outs), "window": f"{first} .. {last}", "rows": care.height,
             "by_moment": dg.MetadataValue.json(dict(care.group_by("reason").len().sort("reason").iter_rows())),
         })  # fmt: skip
 

@@ -8,7 +8,7 @@ import polars as pl
 from assets.customers.value import latest_fit, risk_bands
 from pipelines.control import assign
 from pipelines.settings import RISK_BANDS, ValueSettings
-from reports.messages import render_message
+from reports.messages import category_name, render_message
 
 CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date, "yields": pl.Boolean}
 
@@ -49,10 +49,11 @@ def reminder_list_id(contact_date: pl.Expr) -> pl.Expr:
 
 def reminders_for_days(
     snapshot_on, days: list[date], opted_out: pl.Expr, contacts: pl.DataFrame, cap_days: int, shop: str, language: str,
-    control,
+    control, category_names: dict[str, str] | None = None,
 ) -> pl.DataFrame:  # fmt: skip
     """Reminders for each day in order, with the day's control group (`held_out`, no message; `control`: the
     settings' outreach.control); each day's list, held-out customers too, counts against the next days' cap.
+    `category_names`: the shop's names of categories in messages (outreach.category_names).
 
     `snapshot_on(day)` returns (core.customer_facts, core.rfm) as of that day."""
     if "yields" not in contacts.columns:
@@ -73,7 +74,8 @@ def reminders_for_days(
     messages = [
         None if row["held_out"] else
         render_message("repurchase", language, row["rfm_class"], shop=shop,
-                       category=row["main_category"] or "", expected_next_date=row["expected_next_date"])
+                       category=category_name(row["main_category"], language, category_names or {}),
+                       expected_next_date=row["expected_next_date"])
         for row in chosen.iter_rows(named=True)
     ]  # fmt: skip
     return chosen.select(

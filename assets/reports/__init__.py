@@ -12,12 +12,15 @@ from assets.customers.trends import default_period
 from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
 from assets.orders import STAGING_ORDERS
 from assets.outreach import REPURCHASE_REMINDERS
+from assets.outreach.gate import rules_on_record
+from assets.outreach.outbox import write_list
 from assets.outreach.uplift import reminder_results
+from pipelines.files import write_text_atomically
 from pipelines.settings import ShopSettings
-from pipelines.spreadsheets import write_spreadsheet_csv
 from pipelines.warehouse import Warehouse, loaded_until, read_table
 from reports.overview import due_next_week, overview_html
 from reports.prediction import prediction_section
+from reports.render import attachment
 from reports.review import review_html
 from reports.trends import trends_context
 
@@ -95,12 +98,12 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 loaded_until(conn) or as_of,
                 settings.outreach,
             )
-        facts, rfm = tables["core.customer_facts"], tables["core.rfm"]
+            facts, rfm = tables["core.customer_facts"], tables["core.rfm"]
+            due = due_next_week(facts, rfm, as_of)
+            due_path = settings.output / "outbox" / "due" / f"due-{as_of}.csv"
+            due = write_list(due, rules_on_record(conn, settings, due["due_date"]), due_path, "due_date",
+                             settings.outreach.language)  # fmt: skip
         first, last = period(config, as_of)
-        due = due_next_week(facts, rfm, as_of)
-        due_path = settings.output / "outbox" / "due" / f"due-{as_of}.csv"
-        due_path.parent.mkdir(parents=True, exist_ok=True)
-        write_spreadsheet_csv(due, due_path)
         trends = trends_context(
             orders.filter(pl.col("order_date") <= last), tables["core.segment_history"], first, last,
             settings.lifecycle.churned_after_days, language, settings.currency,
@@ -108,15 +111,14 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         html = overview_html(
             settings.name, settings.currency, language, as_of, facts, rfm, tables["analysis.class_mix"],
             tables["analysis.value_tiers"], tables["analysis.category_cycles"], due,
-            f"../outbox/due/{due_path.name}", trends, tables["analysis.product_roles"], reminded,
+            attachment(due_path), trends, tables["analysis.product_roles"], reminded,
             settings.outreach.response_days,
             prediction_section(language, settings.value.model, settings.value.holdout_days, quality, weekly),
         )  # fmt: skip
         asked = config.period_from or config.period_to
         name = f"overview-{first}_{last}" if asked else f"overview-{as_of}"  # an asked period keeps its own file
         path = settings.output / "reports" / f"{name}.{language}.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        write_text_atomically(path, html)
         return dg.MaterializeResult(metadata={
             "as_of": str(as_of), "period": f"{first} .. {last}", "due_next_week": due.height,
             "path": dg.MetadataValue.path(str(path)), "due_list": dg.MetadataValue.path(str(due_path)),
@@ -141,8 +143,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             results, passed_over_of(goals, events), settings.outreach.response_days,
         )  # fmt: skip
         path = settings.output / "reports" / f"review-{event.id}.{language}.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        write_text_atomically(path, html)
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 
     return [shop_overview, event_review]
