@@ -122,7 +122,8 @@ TEXT = {
         "outreach_intro": (
             "Every list held out a random share of its customers, who got no message. What the contacted bought "
             "within {days} days of their list's day, less what the held-out bought, is what the messages did. "
-            "An uplift whose 95% interval includes zero is too few to tell."
+            "An uplift is told only when Fisher's exact test finds it at 5% and its 95% interval excludes zero; "
+            "otherwise it is too few to tell, and no return on spend is given."
         ),
         "reminders_title": "Did the reminders work? (last 90 days)",
         "reminders_intro": (
@@ -140,6 +141,7 @@ TEXT = {
         "cost": "Cost",
         "return_on_spend": "Return per 1 spent",
         "too_few_to_tell": "too few to tell",
+        "exact_test_p": "exact test p = {p}",
         "no_control_group": "no control group",
         "uplift_chart_series": "Uplift in the share who bought, points",
         "uplift_chart_title": "Uplift in the share who bought (percentage points), with its 95% interval",
@@ -310,7 +312,8 @@ TEXT = {
         "outreach_intro": (
             "每个名单随机留出一部分客户作为对照组，不发送消息。"
             "被触达客户在名单触达日起 {days} 天内的购买，减去对照组的购买，就是消息带来的效果。"
-            "95% 区间包含零的提升属于“样本太少，无法判断”。"
+            "只有 Fisher 精确检验在 5% 水平上显著且 95% 区间不含零时，提升才算可判断；"
+            "否则属于“样本太少，无法判断”，也不给出投入产出比。"
         ),
         "reminders_title": "复购提醒有效果吗？（最近 90 天）",
         "reminders_intro": (
@@ -328,6 +331,7 @@ TEXT = {
         "cost": "成本",
         "return_on_spend": "投入产出比",
         "too_few_to_tell": "样本太少，无法判断",
+        "exact_test_p": "精确检验 p = {p}",
         "no_control_group": "无对照组",
         "uplift_chart_series": "购买率提升（百分点）",
         "uplift_chart_title": "购买率提升（百分点）及其 95% 区间",
