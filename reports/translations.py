@@ -47,6 +47,23 @@ TEXT = {
         "of_goal_sentence": "{share} of goal ({actual} against {goal})",
         "no_goals_to_rank": "No goals were set, so nothing can be ranked against them.",
         "goal_vs_actual": "Actual as a share of goal",
+        "comparable_line": "{event}: {actual} · this event {change} · goal {goal}",
+        "goal_basis_title": "How the goals were set",
+        "goal_growth": "Goal on it",
+        "change_on_comparable": "This event on it",
+        "growth_measured": (
+            "The shop's growth, measured over the {days} days before each event's build-up: buyers {buyer}, spend "
+            "per buyer {spend} (orders per buyer {frequency}, order value {order_value}). Returning buyers' goal is "
+            "each class's size now times its response rate then."
+        ),
+        "growth_window_cut": (
+            "The data start on {start}: only {days} of the {full} days before {event}'s build-up are known, so both "
+            "events' growth was measured over {days} days."
+        ),
+        "growth_no_data_before": (
+            "The data start on {start}, with {event}'s build-up: no growth could be measured, so goals take it as none."
+        ),
+        "growth_from_setting": "Growth set in the settings (events.growth_rate): {rate}.",
         "of_goal": "actual / goal",
         "phases": "Phase by phase",
         "phase": "Phase",
@@ -247,6 +264,20 @@ TEXT = {
         "of_goal_sentence": "完成目标的 {share}（实际 {actual}，目标 {goal}）",
         "no_goals_to_rank": "未设目标，无法比较完成情况。",
         "goal_vs_actual": "目标完成率",
+        "comparable_line": "{event}：{actual} · 本次 {change} · 目标 {goal}",
+        "goal_basis_title": "目标如何制定",
+        "goal_growth": "目标相对其倍数",
+        "change_on_comparable": "本次相对其倍数",
+        "growth_measured": (
+            "店铺增长按每次活动蓄水期前 {days} 天计算：购买人数 {buyer}，人均消费 {spend}"
+            "（人均订单数 {frequency}，客单价 {order_value}）。老客购买人数目标为各类客户当前人数乘以其当时的响应率。"
+        ),
+        "growth_window_cut": (
+            "数据从 {start} 开始：{event}蓄水期前的 {full} 天中只有 {days} 天有数据，"
+            "因此两次活动的增长都按 {days} 天计算。"
+        ),
+        "growth_no_data_before": "数据从 {start} 开始，与{event}的蓄水期同时：无法计算增长，目标按不增长计算。",
+        "growth_from_setting": "增长率来自设置（events.growth_rate）：{rate}。",
         "of_goal": "实际 / 目标",
         "phases": "分阶段表现",
         "phase": "阶段",

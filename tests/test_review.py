@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from jinja2 import UndefinedError
 
+from assets.campaigns.goals import growth_of
 from pipelines.calendar import comparable
 from pipelines.cli import main
 from pipelines.definitions import INGEST_JOB, build_definitions
@@ -145,6 +146,21 @@ def test_text_from_the_data_is_escaped_and_customers_do_not_appear(little_shop):
     assert "E&lt;/b&gt;" not in html  # nor any customer id: the review is about groups, not people
 
 
+def test_the_review_sets_each_goal_beside_the_comparables_actual_and_the_growth_on_it(little_shop):
+    settings, _ = little_shop
+    html = unescape((settings.output / "reports" / "review-sale-apr.en.html").read_text(encoding="utf-8"))
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        goal = conn.execute("SELECT sum(goal) FROM campaigns.goals WHERE event_id = 'sale-apr'"
+                            " AND measure IN ('revenue_new', 'revenue_returning')").fetchall()[0][0]  # fmt: skip
+    # February sold 330 (50 + 200 + 80), April 460: 1.39 times it
+    row = (f'<tr><td>Net revenue</td><td class="n">330</td><td class="n">×{goal / 330:.2f}</td>'
+           f'<td class="n">{goal:,.0f}</td><td class="n">460</td><td class="n">×1.39</td>'
+           f'<td class="n">{460 / goal:.0%}</td></tr>')  # fmt: skip
+    assert "How the goals were set" in html and row in html
+    assert f"February sale: 330 · this event ×1.39 · goal ×{goal / 330:.2f}" in html  # on the headline card
+    assert "Growth set in the settings (events.growth_rate): +0.0%." in html  # EVENTS set it to 0
+
+
 def test_regulars_report_renders_on_demand_and_refuses_an_event_not_over(little_shop, tmp_path, monkeypatch):
     settings, _ = little_shop
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
@@ -187,7 +203,10 @@ def rendered(settings, language: str) -> str:
     event = {e.id: e for e in settings.calendar()}["double11-2024"]
     results = table(settings, "campaigns.results").filter(pl.col("event_id") == event.id)
     calendar = settings.calendar()
-    return review.review_html("shop", "CNY", language, event, comparable(event, calendar), calendar, results)
+    growth = growth_of(table(settings, "campaigns.goals").filter(pl.col("event_id") == event.id))
+    return review.review_html(
+        "shop", "CNY", language, event, comparable(event, calendar), calendar, results, growth=growth
+    )
 
 
 def test_both_languages_render_and_a_missing_translation_fails(two_years, monkeypatch):
@@ -203,7 +222,7 @@ def test_both_languages_render_and_a_missing_translation_fails(two_years, monkey
 def test_the_review_opens_in_headless_chromium_without_errors_requests_or_missing_glyphs(two_years, tmp_path, language):
     path = tmp_path / f"review.{language}.html"
     path.write_text(rendered(two_years, language), encoding="utf-8")
-    seen = open_in_chromium(path, tmp_path / f"review.{language}.png", tables=("table.outreach",))
+    seen = open_in_chromium(path, tmp_path / f"review.{language}.png", tables=("table.outreach", "table.goal-basis"))
     assert seen["errors"] == [] and seen["requests"] == [path.as_uri()]
     assert seen["missing_glyphs"] == ""
     assert seen["charts"] >= 4 and seen["height"] > 2000
@@ -214,6 +233,8 @@ def test_the_review_opens_in_headless_chromium_without_errors_requests_or_missin
     )
     assert translations.TEXT[language]["outreach_title"] in seen["headings"]
     assert seen["rows"]["table.outreach"] == 1 + results.select("dimension", "detail").n_unique() > 3
+    # "How the goals were set": a header and a line per headline measure, each beside Double 11 2023's figure
+    assert seen["rows"]["table.goal-basis"] == 1 + len(review.HEADLINE)
 
 
 def test_best_lists_only_what_reached_its_goal_and_worst_only_what_fell_short(two_years):

@@ -7,7 +7,8 @@ the actual figure, the goal where one was set, and the comparable event's figure
 - `phase` and `day` (dimension: the phase, or the ISO date): goals split by the comparable
   event's share of each measure in the same phase, and within it by its weekday pattern; the
   comparable figure is the comparable's on the same day counted from the sprint's first day;
-  order value and items per order follow from the split revenue, items and orders;
+  items per order follows from the split items and orders, order value from the split revenue and
+  orders in the ratio the event's order-value goal bears to its revenue goal over its orders goal;
 - `class` (dimension: class at the baseline): customers, buyers and response rate, against the
   rate the goal assumed;
 - `migration` (dimension: class at the baseline, detail: class at the after-glow's end);
@@ -94,6 +95,10 @@ def performance(
             day=pl.col("order_date") + (event.sprint[0] - comparable.sprint[0]), all=pl.lit("all")
         )
     whole_then = measures(then, []).row(0, named=True)
+    # The order-value goal is the comparable's times its own growth, not the revenue goal over the orders goal
+    # (new and returning buyers' spend grow apart): a phase's or day's takes the same ratio to its split goals'.
+    pooled = [event_goals.get(m) for m in ("average_order_value", "revenue", "orders")]
+    order_value_mix = pooled[0] / (pooled[1] / pooled[2]) if all(pooled) else 1.0
 
     def section(name: str, keys: pl.DataFrame) -> pl.DataFrame:
         by = keys.columns[0]
@@ -110,7 +115,7 @@ def performance(
             )
             goal = split.select(by, **{m: pl.col(m) if m in scale else pl.lit(None, pl.Float64) for m in SPLIT})
             goal = goal.with_columns(
-                average_order_value=pl.col("revenue") / pl.col("orders"),
+                average_order_value=pl.col("revenue") / pl.col("orders") * order_value_mix,
                 items_per_order=pl.col("items") / pl.col("orders"),
                 open_orders=pl.lit(None, pl.Float64),  # counts shown beside the goals, without one
                 cancelled_orders=pl.lit(None, pl.Float64),

@@ -7,6 +7,7 @@ import polars as pl
 
 from assets import CAMPAIGNS, REPORTS
 from assets.campaigns import RESULTS, comparable_of, event_partitions, passed_over_of
+from assets.campaigns.goals import growth_of
 from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY
 from assets.customers.trends import default_period
 from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
@@ -138,7 +139,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         language = report_language(settings, config)
         html = review_html(
             settings.name, settings.currency, language, event, comparable_of(goals, events), calendar,
-            results, passed_over_of(goals, events), settings.outreach.response_days,
+            results, passed_over_of(goals, events), settings.outreach.response_days, growth_of(goals),
         )  # fmt: skip
         path = settings.output / "reports" / f"review-{event.id}.{language}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
