@@ -14,7 +14,8 @@ WORDS = {
         "expected": "Purchases expected", "actual": "Purchases made",
         "how": "We held back the last {days} days (after {end}) and let both predict them from the history before: "
                "{customers:,} customers, of whom {buyers:,} bought again.",
-        "rule_words": "Of the {flagged:,} customers the rule called churned, {bought:.0%} bought again; they held "
+        "rule_words": "Of the {flagged:,} customers the rule called churned (the stage: beyond 2 cycles or a year), "
+                      "{bought:.0%} bought again; they held "
                       "{held:.0%} of the customers who did not come back.",
         "model_words": "The model's top 10% at risk ({flagged:,} customers) held {held:.0%} of the customers who did "
                        "not come back; {bought:.0%} of them bought again.",
@@ -36,7 +37,8 @@ WORDS = {
         "expected": "预测购买次数", "actual": "实际购买次数",
         "how": "我们留出最近 {days} 天（{end} 之后），让两者只用此前的历史来预测：共 {customers:,} 位客户，"
                "其中 {buyers:,} 位再次购买。",
-        "rule_words": "规则判为流失的 {flagged:,} 位客户中，{bought:.0%} 再次购买；他们占未回购客户的 {held:.0%}。",
+        "rule_words": "规则判为流失（阶段：超过 2 个周期或一年）的 {flagged:,} 位客户中，{bought:.0%} 再次购买；"
+                      "他们占未回购客户的 {held:.0%}。",
         "model_words": "模型风险最高的 10%（{flagged:,} 位客户）占未回购客户的 {held:.0%}；"
                        "其中 {bought:.0%} 再次购买。",
         "auc_help": "AUC 是一位回购客户排在一位未回购客户之前的概率：0.5 相当于抛硬币，1 为完美。",

@@ -174,12 +174,27 @@ TEXT = {
         "this_period": "This period",
         "previous_period": "Previous period",
         "change": "Change",
-        "measure_churn_rate": "Churn rate",
+        "measure_churn_rate": "Churn rate (no order in {days} days)",
         "measure_repeat_rate": "Repeat-purchase rate",
         "rates_note": (
             "Rates on the period's (or the month's) last day, over every customer so far. Churn rate: the share "
             "whose last order is more than {days} days before that day, who did not come back within a year. "
             "Repeat-purchase rate: the share who bought on two or more days."
+        ),
+        "not_enough_history": "not enough history",
+        "previous_not_enough": "previous: not enough history",
+        "period_partial": "The data start on {start}: this period's figures cover {start} to {last} only.",
+        "previous_not_known": (
+            "The data start on {start}: the previous period is before them, so there is not enough history to "
+            "compare with."
+        ),
+        "previous_partial": (
+            "The data start on {start}, inside the previous period: its figures cover part of it, so no change is "
+            "given."
+        ),
+        "churn_needs_history": (
+            "A churn rate needs more than {days} days of data (before then nobody can have been away that long): "
+            "it is known from {day}."
         ),
         "by_month": "Month by month",
         "month": "Month",
@@ -378,12 +393,18 @@ TEXT = {
         "this_period": "本期",
         "previous_period": "上期",
         "change": "变化",
-        "measure_churn_rate": "流失率",
+        "measure_churn_rate": "流失率（{days} 天未购买）",
         "measure_repeat_rate": "复购率",
         "rates_note": (
             "比率按本期（或当月）最后一天计算，范围为截至当天的全部客户。流失率：最近一次购买距当天超过 {days} 天、"
             "即一年内没有回来的客户占比。复购率：在两天或以上购买过的客户占比。"
         ),
+        "not_enough_history": "历史数据不足",
+        "previous_not_enough": "上期：历史数据不足",
+        "period_partial": "数据从 {start} 开始：本期数字只涵盖 {start} 至 {last}。",
+        "previous_not_known": "数据从 {start} 开始：上期在此之前，历史数据不足，无法对比。",
+        "previous_partial": "数据从 {start} 开始，落在上期之内：上期数字只涵盖其一部分，因此不给出变化。",
+        "churn_needs_history": "流失率需要超过 {days} 天的数据（此前不可能有客户离开这么久）：从 {day} 起才可计算。",
         "by_month": "逐月表现",
         "month": "月份",
         "by_month_note": "每个数字下方的灰色数字为上期同月。",

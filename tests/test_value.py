@@ -261,7 +261,8 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     html = (settings.output / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
     rule, model = (quality.filter(pl.col("method") == method).row(0, named=True) for method in ("rule", "model"))
     assert "Who buys again: the rule and the model on the last 120 days" in html
-    assert f"Of the {rule['flagged_customers']:,} customers the rule called churned, " in html
+    called = "the rule called churned (the stage: beyond 2 cycles or a year)"
+    assert f"Of the {rule['flagged_customers']:,} customers {called}, " in html
     assert f"{rule['flagged_bought_again_share']:.0%} bought again" in html
     for row in (rule, model):
         assert f'<td class="n">{row["auc_buys_again"]:.2f}</td>' in html

@@ -102,7 +102,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         write_spreadsheet_csv(due, due_path)
         trends = trends_context(
             orders.filter(pl.col("order_date") <= last), tables["core.segment_history"], first, last,
-            settings.lifecycle.churned_after_days, language, settings.currency,
+            settings.lifecycle.churned_after_days, language, settings.currency, settings.history_start,
         )  # fmt: skip
         html = overview_html(
             settings.name, settings.currency, language, as_of, facts, rfm, tables["analysis.class_mix"],
