@@ -6,6 +6,7 @@ import polars as pl
 import pygal
 
 from assets.campaigns.goals import TRAILING_DAYS
+from assets.campaigns.results import BUILD_UP_NEWCOMERS
 from pipelines.calendar import Event
 from reports.outreach import campaign_lines, uplift_chart
 from reports.render import chart, money, render
@@ -120,7 +121,9 @@ def review_html(
             (d, *(days[d][m]["actual"] for m in ("orders", *NOT_COMPLETED)))
             for d in day_keys if any(days[d][m]["actual"] for m in NOT_COMPLETED)
         ],
-        classes=[(c, names[c], classes[c]) for c in order if c in classes],
+        classes=[(c, names[c], classes[c]) for c in order if c in classes]
+        + [(c, t[c], classes[c]) for c in (BUILD_UP_NEWCOMERS,) if c in classes],
+        class_total=class_total(classes.values()),
         migration=(starts, ends, moves), class_names=names,
         acquired={r["dimension"]: int(r["actual"]) for r in section("acquired").iter_rows(named=True)},
         phase_new_buyers=int(sum(m["new_buyers"]["actual"] for m in phases.values() if "new_buyers" in m)),
@@ -130,6 +133,13 @@ def review_html(
         daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure, outreach=outreach,
         growth_basis=growth_basis(growth or {}, comparable, t), factor=factor,
     )  # fmt: skip
+
+
+def class_total(classes) -> dict:
+    """The class table's total: customers, buyers (the returning buyers) and the buyers' goal, and the rate."""
+    total = {m: sum(row[m]["actual"] or 0 for row in classes) for m in ("customers", "buyers")}
+    goals = [row["buyers"]["goal"] for row in classes if row["buyers"]["goal"] is not None]
+    return total | {"goal": sum(goals) if goals else None, "response_rate": ratio(total["buyers"], total["customers"])}
 
 
 def ratio(value: float | None, base: float | None) -> float | None:

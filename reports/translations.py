@@ -77,6 +77,8 @@ TEXT = {
         "classes_response": "Response by class",
         "class_at_baseline": "Class when the event began",
         "assumed_rate": "Rate the goal assumed",
+        "first_order_in_build_up": "First order in the build-up (no class yet)",
+        "all_returning_buyers": "All: the returning buyers",
         "migration": "Class migration",
         "migration_intro": (
             "Customers by their class when the event began (bars) and when the after-glow ended (colours)."
@@ -303,6 +305,8 @@ TEXT = {
         "classes_response": "各类客户响应",
         "class_at_baseline": "活动开始时的类别",
         "assumed_rate": "目标假设的响应率",
+        "first_order_in_build_up": "蓄水期首次购买（尚无类别）",
+        "all_returning_buyers": "合计：老客购买人数",
         "migration": "客户类别迁移",
         "migration_intro": "按活动开始时的类别（柱）与余热期结束时的类别（颜色）统计客户。",
         "from_to": "开始时 ↓ · 结束时 →",

@@ -9,8 +9,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.campaigns.goals import growth_of, plan_goals
-from assets.campaigns.results import performance
+from assets.campaigns.goals import GOAL_SCHEMA, event_actuals, growth_of, plan_goals
+from assets.campaigns.results import BUILD_UP_NEWCOMERS, class_response, performance
 from pipelines.calendar import Event, around, comparable, preset
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import SettingsError
@@ -259,3 +259,17 @@ def test_the_daily_goal_follows_the_comparable_events_weekdays():
     assert all(goal[d] == pytest.approx(10) for d in goal if d.isoweekday() != 6 and d != date(2024, 9, 19))
     assert goal[date(2024, 9, 19)] == pytest.approx(100)
     assert sum(goal.values()) == pytest.approx(12 * 10 + 100 + 6 * 10)  # the comparable's revenue
+
+
+def test_buyers_by_class_add_up_to_the_returning_buyers():
+    # Build-up 09-02..09-06, warm-up from 09-07. A is a customer at the baseline (09-02); B's first order is in
+    # the build-up, after it; C's in the warm-up (new). A and B buy again in the window: both returning buyers,
+    # and B, newer than the baseline, has no class there.
+    event = sale(date(2024, 9, 10))
+    orders = orders_frame([("A", "2024-08-01", 10, 1), ("A", "2024-09-10", 10, 1), ("B", "2024-09-04", 10, 1),
+                           ("B", "2024-09-10", 10, 1), ("C", "2024-09-08", 10, 1)])  # fmt: skip
+    baseline = pl.DataFrame({"customer_id": ["A"], "rfm_class": ["x"]})
+    none = pl.DataFrame(schema=GOAL_SCHEMA)
+    rows = class_response(event, baseline, orders, none).filter(pl.col("measure") == "buyers")
+    assert dict(rows.select("dimension", "actual").rows()) == {"x": 1, BUILD_UP_NEWCOMERS: 1}
+    assert rows["actual"].sum() == event_actuals(orders, event)["returning_buyers"] == 2

@@ -288,3 +288,17 @@ def test_the_review_shows_orders_not_completed_by_phase_and_day(two_years):
     for day, done, cancelled in per_day.rows():
         assert (f'<tr><td>{day}</td><td class="n">{done:,}</td><td class="n">0</td>'
                 f'<td class="n">{cancelled:,}</td></tr>') in html  # fmt: skip
+
+
+def test_the_class_table_adds_up_to_the_returning_buyers(two_years):
+    results = table(two_years, "campaigns.results").filter(pl.col("event_id") == "double11-2024")
+    classes = results.filter((pl.col("section") == "class") & (pl.col("measure") == "buyers"))
+    returning = results.filter((pl.col("section") == "event") & (pl.col("measure") == "returning_buyers"))
+    assert classes["actual"].sum() == returning["actual"].item()
+    # customers whose first order fell in the build-up, after the baseline, are a row of their own
+    newcomers = classes.filter(pl.col("dimension") == "first_order_in_build_up")["actual"].item()
+    assert newcomers > 0
+    html = unescape(rendered(two_years, "en"))
+    total = html.split("All: the returning buyers</td>")[1].split("</tr>")[0]
+    assert f'<td class="n">{returning["actual"].item():,.0f}</td>' in total
+    assert 'First order in the build-up (no class yet)</td><td class="n">' in html
