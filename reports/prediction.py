@@ -24,6 +24,8 @@ WORDS = {
         "trust_model": "Trust the model: it tells who buys again better ({better:.2f} against {worse:.2f}).",
         "trust_rule": "Trust the rule: the model does not tell who buys again better ({better:.2f} against "
                       "{worse:.2f}).",
+        "trust_rule_undetermined": "Trust the rule: the data do not determine the model's fit (its likelihood is "
+                                   "flat along {params}), so its ranking is not relied on, whatever its AUC.",
         "chart": "Repeat purchases per week, made and expected by the model fitted before the hold-out "
                  "(from {end} on, the hold-out)",
         "made": "made", "model_expects": "model",
@@ -44,6 +46,8 @@ WORDS = {
         "auc_help": "AUC 是一位回购客户排在一位未回购客户之前的概率：0.5 相当于抛硬币，1 为完美。",
         "trust_model": "建议采信模型：它更能区分谁会回购（{better:.2f} 对 {worse:.2f}）。",
         "trust_rule": "建议采信规则：模型并不更能区分谁会回购（{better:.2f} 对 {worse:.2f}）。",
+        "trust_rule_undetermined": "建议采信规则：数据无法确定模型的参数（似然在 {params} 方向上近乎平坦），"
+                                   "无论其 AUC 如何，其排序都不可靠。",
         "chart": "每周回购次数：实际与留出期前拟合的模型预测（{end} 起为留出期）",
         "made": "实际", "model_expects": "模型",
         "not_fitted": "最近 {days} 天之前的历史不足以拟合模型（回购客户太少），暂时无法与规则比较。",
@@ -63,8 +67,11 @@ def prediction_section(language: str, model: str, holdout_days: int, quality: pl
     by_method = {row["method"]: row for row in quality.iter_rows(named=True)}
     rule, fitted = by_method["rule"], by_method["model"]
     end = rule["calibration_end_date"]
-    model_wins = (fitted["auc_buys_again"] or 0) > (rule["auc_buys_again"] or 0)
+    # a fit the data do not determine (a flat ridge, a bound) ranks by chance along the ridge: the rule then
+    undetermined = fitted.get("undetermined_params")
+    model_wins = not undetermined and (fitted["auc_buys_again"] or 0) > (rule["auc_buys_again"] or 0)
     better, worse = (fitted, rule) if model_wins else (rule, fitted)
+    trust = "trust_rule_undetermined" if undetermined else "trust_model" if model_wins else "trust_rule"
     labels = [str(day) for day in weekly["week_start_date"]]
     return {
         "title": words["title"].format(days=rule["holdout_days"]),
@@ -77,8 +84,8 @@ def prediction_section(language: str, model: str, holdout_days: int, quality: pl
             for method, row in (("rule", rule), ("model", fitted))
         ],
         "auc_help": words["auc_help"],
-        "trust": words["trust_model" if model_wins else "trust_rule"].format(
-            better=better["auc_buys_again"] or 0, worse=worse["auc_buys_again"] or 0),
+        "trust": words[trust].format(
+            better=better["auc_buys_again"] or 0, worse=worse["auc_buys_again"] or 0, params=undetermined),
         "header": [words[key] for key in ("method", "auc", "mae", "expected", "actual")],
         "rows": [
             (words["rule"], rule), (words["model"].format(model=MODEL_NAMES[model]), fitted),
