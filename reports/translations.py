@@ -50,6 +50,7 @@ TEXT = {
         "comparable_line": "{event}: {actual} · this event {change} · goal {goal}",
         "goal_basis_title": "How the goals were set",
         "goal_growth": "Goal on it",
+        "this_event_column": "This event",
         "change_on_comparable": "This event on it",
         "growth_measured": (
             "The shop's growth, measured over the {days} days before each event's build-up: buyers {buyer}, spend "
@@ -284,6 +285,7 @@ TEXT = {
         "comparable_line": "{event}：{actual} · 本次 {change} · 目标 {goal}",
         "goal_basis_title": "目标如何制定",
         "goal_growth": "目标相对其倍数",
+        "this_event_column": "本次活动",
         "change_on_comparable": "本次相对其倍数",
         "growth_measured": (
             "店铺增长按每次活动蓄水期前 {days} 天计算：购买人数 {buyer}，人均消费 {spend}"

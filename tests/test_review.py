@@ -222,7 +222,9 @@ def test_both_languages_render_and_a_missing_translation_fails(two_years, monkey
 def test_the_review_opens_in_headless_chromium_without_errors_requests_or_missing_glyphs(two_years, tmp_path, language):
     path = tmp_path / f"review.{language}.html"
     path.write_text(rendered(two_years, language), encoding="utf-8")
-    seen = open_in_chromium(path, tmp_path / f"review.{language}.png", tables=("table.outreach", "table.goal-basis"))
+    seen = open_in_chromium(path, tmp_path / f"review.{language}.png", tables=("table.outreach", "table.goal-basis"),
+                            texts=("table.outreach", "p.sub", "tr.total"))  # fmt: skip
+    words = translations.TEXT[language]
     assert seen["errors"] == [] and seen["requests"] == [path.as_uri()]
     assert seen["missing_glyphs"] == ""
     assert seen["charts"] >= 4 and seen["height"] > 2000
@@ -233,8 +235,14 @@ def test_the_review_opens_in_headless_chromium_without_errors_requests_or_missin
     )
     assert translations.TEXT[language]["outreach_title"] in seen["headings"]
     assert seen["rows"]["table.outreach"] == 1 + results.select("dimension", "detail").n_unique() > 3
-    # "How the goals were set": a header and a line per headline measure, each beside Double 11 2023's figure
+    # each list's uplift with its exact test
+    assert words["exact_test_p"].split("{")[0] in seen["texts"]["table.outreach"][0]
+    # "How the goals were set": a header and a line per headline measure, each beside Double 11 2023's figure,
+    # and how the growth was measured (over the 90 days before each build-up: this shop's data reach back)
     assert seen["rows"]["table.goal-basis"] == 1 + len(review.HEADLINE)
+    assert any(text.startswith(words["growth_measured"].split("{")[0]) for text in seen["texts"]["p.sub"])
+    # the class table's total: the returning buyers
+    assert seen["texts"]["tr.total"][0].startswith(words["all_returning_buyers"])
 
 
 def test_best_lists_only_what_reached_its_goal_and_worst_only_what_fell_short(two_years):
