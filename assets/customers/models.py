@@ -369,7 +369,9 @@ def _undetermined(
         concerned.update(flat)
     for direction in (vectors[:, 0], -vectors[:, 0]):
         edge = at + _to_bounds(at, direction) * direction
-        if objective(edge) - objective(at) < LIKELIHOOD_RATIO_95:
+        with np.errstate(all="ignore"):  # at the bounds a likelihood may not be finite: then it is not flat there
+            rise = objective(edge) - objective(at)
+        if rise < LIKELIHOOD_RATIO_95:
             far = ", ".join(f"{name} = {value:.3g}" for name, value in zip(names, np.exp(edge), strict=True))
             issues.append(f"{', '.join(flat)} run to a bound: the likelihood stays within the 95% cut of its maximum "
                           f"as far as {far}")  # fmt: skip
