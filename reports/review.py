@@ -5,6 +5,8 @@ from `campaigns.results`, so the report and the table agree."""
 import polars as pl
 import pygal
 
+from assets.campaigns.goals import TRAILING_DAYS
+from assets.campaigns.results import BUILD_UP_NEWCOMERS
 from pipelines.calendar import Event
 from reports.outreach import campaign_lines, uplift_chart
 from reports.render import chart, money, render
@@ -18,8 +20,9 @@ SHOWN_BEST_WORST = 3
 
 def review_html(
     shop: str, currency: str, language: str, event: Event, comparable: Event | None, calendar: list[Event],
-    results: pl.DataFrame, passed_over: list[Event] = (), response_days: int = 14,
+    results: pl.DataFrame, passed_over: list[Event] = (), response_days: int = 14, growth: dict | None = None,
 ) -> str:  # fmt: skip
+    """The review's HTML; `growth` the goals' inputs (assets.campaigns.goals.growth_of): how they were scaled."""
     t, names = TEXT[language], CLASS_NAMES[language]
 
     def section(name: str) -> pl.DataFrame:
@@ -35,6 +38,9 @@ def review_html(
         return rows
 
     overall = wide("event").get("all", {})
+    for row in overall.values():  # beside each goal: the comparable's actual, the goal's growth on it, ours
+        row["goal_growth"] = ratio(row["goal"], row["comparable"])
+        row["change"] = None if row["comparable"] is None else ratio(row["actual"], row["comparable"])
     phases, days, classes = wide("phase"), wide("day"), wide("class")
     labels = {e.id: e.label for e in calendar}
 
@@ -115,7 +121,9 @@ def review_html(
             (d, *(days[d][m]["actual"] for m in ("orders", *NOT_COMPLETED)))
             for d in day_keys if any(days[d][m]["actual"] for m in NOT_COMPLETED)
         ],
-        classes=[(c, names[c], classes[c]) for c in order if c in classes],
+        classes=[(c, names[c], classes[c]) for c in order if c in classes]
+        + [(c, t[c], classes[c]) for c in (BUILD_UP_NEWCOMERS,) if c in classes],
+        class_total=class_total(classes.values()),
         migration=(starts, ends, moves), class_names=names,
         acquired={r["dimension"]: int(r["actual"]) for r in section("acquired").iter_rows(named=True)},
         phase_new_buyers=int(sum(m["new_buyers"]["actual"] for m in phases.values() if "new_buyers" in m)),
@@ -123,7 +131,41 @@ def review_html(
         quality_all={m: r["actual"] for m, r in quality.pop("all", {}).items()},
         reasons=[(reason, int(m["rows"]["actual"])) for reason, m in quality.items()],
         daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure, outreach=outreach,
+        growth_basis=growth_basis(growth or {}, comparable, t), factor=factor,
     )  # fmt: skip
+
+
+def class_total(classes) -> dict:
+    """The class table's total: customers, buyers (the returning buyers) and the buyers' goal, and the rate."""
+    total = {m: sum(row[m]["actual"] or 0 for row in classes) for m in ("customers", "buyers")}
+    goals = [row["buyers"]["goal"] for row in classes if row["buyers"]["goal"] is not None]
+    return total | {"goal": sum(goals) if goals else None, "response_rate": ratio(total["buyers"], total["customers"])}
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
+def factor(value: float | None) -> str:
+    """A growth factor as a reader wants it: x1.10, or – where there is none."""
+    return "–" if value is None else f"×{value:,.2f}"
+
+
+def growth_basis(growth: dict, comparable: Event | None, t: dict) -> list[str]:
+    """Sentences on how the goals were scaled from the comparable event (`growth`: the goals' inputs)."""
+    if comparable is None or not growth:
+        return []
+    factors = {name: factor(growth.get(f"{name}_growth")) for name in ("buyer", "spend", "frequency", "order_value")}
+    if "growth_rate_setting" in growth:
+        return [t["growth_from_setting"].format(rate=f"{growth['growth_rate_setting']:+.1%}", **factors)]
+    days = growth["trailing_days"]
+    if days == 0:
+        return [t["growth_no_data_before"].format(event=comparable.label, start=growth["data_start"])]
+    sentences = [t["growth_measured"].format(days=days, **factors)]
+    if growth.get("window_cut"):
+        sentences.append(t["growth_window_cut"].format(
+            start=growth["data_start"], days=days, full=TRAILING_DAYS, event=comparable.label))  # fmt: skip
+    return sentences
 
 
 HIT, MISSED = "#7a9a3a", "#b04a3a"

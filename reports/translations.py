@@ -47,6 +47,24 @@ TEXT = {
         "of_goal_sentence": "{share} of goal ({actual} against {goal})",
         "no_goals_to_rank": "No goals were set, so nothing can be ranked against them.",
         "goal_vs_actual": "Actual as a share of goal",
+        "comparable_line": "{event}: {actual} · this event {change} · goal {goal}",
+        "goal_basis_title": "How the goals were set",
+        "goal_growth": "Goal on it",
+        "this_event_column": "This event",
+        "change_on_comparable": "This event on it",
+        "growth_measured": (
+            "The shop's growth, measured over the {days} days before each event's build-up: buyers {buyer}, spend "
+            "per buyer {spend} (orders per buyer {frequency}, order value {order_value}). Returning buyers' goal is "
+            "each class's size now times its response rate then."
+        ),
+        "growth_window_cut": (
+            "The data start on {start}: only {days} of the {full} days before {event}'s build-up are known, so both "
+            "events' growth was measured over {days} days."
+        ),
+        "growth_no_data_before": (
+            "The data start on {start}, with {event}'s build-up: no growth could be measured, so goals take it as none."
+        ),
+        "growth_from_setting": "Growth set in the settings (events.growth_rate): {rate}.",
         "of_goal": "actual / goal",
         "phases": "Phase by phase",
         "phase": "Phase",
@@ -60,6 +78,8 @@ TEXT = {
         "classes_response": "Response by class",
         "class_at_baseline": "Class when the event began",
         "assumed_rate": "Rate the goal assumed",
+        "first_order_in_build_up": "First order in the build-up (no class yet)",
+        "all_returning_buyers": "All: the returning buyers",
         "migration": "Class migration",
         "migration_intro": (
             "Customers by their class when the event began (bars) and when the after-glow ended (colours)."
@@ -122,7 +142,8 @@ TEXT = {
         "outreach_intro": (
             "Every list held out a random share of its customers, who got no message. What the contacted bought "
             "within {days} days of their list's day, less what the held-out bought, is what the messages did. "
-            "An uplift whose 95% interval includes zero is too few to tell."
+            "An uplift is told only when Fisher's exact test finds it at 5% and its 95% interval excludes zero; "
+            "otherwise it is too few to tell, and no return on spend is given."
         ),
         "reminders_title": "Did the reminders work? (last 90 days)",
         "reminders_intro": (
@@ -140,6 +161,7 @@ TEXT = {
         "cost": "Cost",
         "return_on_spend": "Return per 1 spent",
         "too_few_to_tell": "too few to tell",
+        "exact_test_p": "exact test p = {p}",
         "no_control_group": "no control group",
         "uplift_chart_series": "Uplift in the share who bought, points",
         "uplift_chart_title": "Uplift in the share who bought (percentage points), with its 95% interval",
@@ -155,12 +177,27 @@ TEXT = {
         "this_period": "This period",
         "previous_period": "Previous period",
         "change": "Change",
-        "measure_churn_rate": "Churn rate",
+        "measure_churn_rate": "Churn rate (no order in {days} days)",
         "measure_repeat_rate": "Repeat-purchase rate",
         "rates_note": (
             "Rates on the period's (or the month's) last day, over every customer so far. Churn rate: the share "
             "whose last order is more than {days} days before that day, who did not come back within a year. "
             "Repeat-purchase rate: the share who bought on two or more days."
+        ),
+        "not_enough_history": "not enough history",
+        "previous_not_enough": "previous: not enough history",
+        "period_partial": "The data start on {start}: this period's figures cover {start} to {last} only.",
+        "previous_not_known": (
+            "The data start on {start}: the previous period is before them, so there is not enough history to "
+            "compare with."
+        ),
+        "previous_partial": (
+            "The data start on {start}, inside the previous period: its figures cover part of it, so no change is "
+            "given."
+        ),
+        "churn_needs_history": (
+            "A churn rate needs more than {days} days of data (before then nobody can have been away that long): "
+            "it is known from {day}."
         ),
         "by_month": "Month by month",
         "month": "Month",
@@ -245,6 +282,21 @@ TEXT = {
         "of_goal_sentence": "完成目标的 {share}（实际 {actual}，目标 {goal}）",
         "no_goals_to_rank": "未设目标，无法比较完成情况。",
         "goal_vs_actual": "目标完成率",
+        "comparable_line": "{event}：{actual} · 本次 {change} · 目标 {goal}",
+        "goal_basis_title": "目标如何制定",
+        "goal_growth": "目标相对其倍数",
+        "this_event_column": "本次活动",
+        "change_on_comparable": "本次相对其倍数",
+        "growth_measured": (
+            "店铺增长按每次活动蓄水期前 {days} 天计算：购买人数 {buyer}，人均消费 {spend}"
+            "（人均订单数 {frequency}，客单价 {order_value}）。老客购买人数目标为各类客户当前人数乘以其当时的响应率。"
+        ),
+        "growth_window_cut": (
+            "数据从 {start} 开始：{event}蓄水期前的 {full} 天中只有 {days} 天有数据，"
+            "因此两次活动的增长都按 {days} 天计算。"
+        ),
+        "growth_no_data_before": "数据从 {start} 开始，与{event}的蓄水期同时：无法计算增长，目标按不增长计算。",
+        "growth_from_setting": "增长率来自设置（events.growth_rate）：{rate}。",
         "of_goal": "实际 / 目标",
         "phases": "分阶段表现",
         "phase": "阶段",
@@ -255,6 +307,8 @@ TEXT = {
         "classes_response": "各类客户响应",
         "class_at_baseline": "活动开始时的类别",
         "assumed_rate": "目标假设的响应率",
+        "first_order_in_build_up": "蓄水期首次购买（尚无类别）",
+        "all_returning_buyers": "合计：老客购买人数",
         "migration": "客户类别迁移",
         "migration_intro": "按活动开始时的类别（柱）与余热期结束时的类别（颜色）统计客户。",
         "from_to": "开始时 ↓ · 结束时 →",
@@ -310,7 +364,8 @@ TEXT = {
         "outreach_intro": (
             "每个名单随机留出一部分客户作为对照组，不发送消息。"
             "被触达客户在名单触达日起 {days} 天内的购买，减去对照组的购买，就是消息带来的效果。"
-            "95% 区间包含零的提升属于“样本太少，无法判断”。"
+            "只有 Fisher 精确检验在 5% 水平上显著且 95% 区间不含零时，提升才算可判断；"
+            "否则属于“样本太少，无法判断”，也不给出投入产出比。"
         ),
         "reminders_title": "复购提醒有效果吗？（最近 90 天）",
         "reminders_intro": (
@@ -328,6 +383,7 @@ TEXT = {
         "cost": "成本",
         "return_on_spend": "投入产出比",
         "too_few_to_tell": "样本太少，无法判断",
+        "exact_test_p": "精确检验 p = {p}",
         "no_control_group": "无对照组",
         "uplift_chart_series": "购买率提升（百分点）",
         "uplift_chart_title": "购买率提升（百分点）及其 95% 区间",
@@ -343,12 +399,18 @@ TEXT = {
         "this_period": "本期",
         "previous_period": "上期",
         "change": "变化",
-        "measure_churn_rate": "流失率",
+        "measure_churn_rate": "流失率（{days} 天未购买）",
         "measure_repeat_rate": "复购率",
         "rates_note": (
             "比率按本期（或当月）最后一天计算，范围为截至当天的全部客户。流失率：最近一次购买距当天超过 {days} 天、"
             "即一年内没有回来的客户占比。复购率：在两天或以上购买过的客户占比。"
         ),
+        "not_enough_history": "历史数据不足",
+        "previous_not_enough": "上期：历史数据不足",
+        "period_partial": "数据从 {start} 开始：本期数字只涵盖 {start} 至 {last}。",
+        "previous_not_known": "数据从 {start} 开始：上期在此之前，历史数据不足，无法对比。",
+        "previous_partial": "数据从 {start} 开始，落在上期之内：上期数字只涵盖其一部分，因此不给出变化。",
+        "churn_needs_history": "流失率需要超过 {days} 天的数据（此前不可能有客户离开这么久）：从 {day} 起才可计算。",
         "by_month": "逐月表现",
         "month": "月份",
         "by_month_note": "每个数字下方的灰色数字为上期同月。",

@@ -1,7 +1,7 @@
 """The overview's sections over time: a period against the previous one, month by month, the class mix by
 month and the cohort heat map. Figures from assets.customers.trends."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pygal
@@ -30,31 +30,45 @@ NOT_COMPLETED = ("open_orders", "cancelled_orders")
 
 
 def months_with_rates(
-    orders: pl.DataFrame, completed: pl.DataFrame, first: date, last: date, churned_after_days: int
+    orders: pl.DataFrame, completed: pl.DataFrame, first: date, last: date, churned_after_days: int,
+    history_start: date,
 ) -> pl.DataFrame:  # fmt: skip
     """monthly_figures of the completed orders with the rates on each month's last day (within the period) and
-    the orders not completed (from `orders`, of every status) beside them."""
-    rates = rates_as_of(completed, month_ends(first, last), churned_after_days).drop("as_of", "customers")
+    the orders not completed (from `orders`, of every status) beside them; `known`: the month ends on or after
+    `history_start` (the figures of one that does not are null: not enough history, not zero)."""
+    ends = month_ends(first, last)
+    rates = rates_as_of(completed, ends, churned_after_days, history_start).drop("as_of", "customers")
     others = not_completed_by_month(orders, first, last).drop("month")
-    return pl.concat([monthly_figures(completed, first, last), rates, others], how="horizontal")
+    months = pl.concat([monthly_figures(completed, first, last), rates, others], how="horizontal")
+    return months.with_columns(known=pl.Series([end >= history_start for end in ends], dtype=pl.Boolean)).select(
+        "month", "known", pl.when("known").then(pl.exclude("month", "known")).name.keep()
+    )
 
 
-def totals(completed: pl.DataFrame, months: pl.DataFrame, first: date, last: date, churned_after_days: int) -> dict:
-    """period_totals of the completed orders, and the orders not completed of its months (months_with_rates)."""
-    return period_totals(completed, first, last, churned_after_days) | {m: months[m].sum() for m in NOT_COMPLETED}
+def totals(
+    completed: pl.DataFrame, months: pl.DataFrame, first: date, last: date, churned_after_days: int,
+    history_start: date,
+) -> dict:  # fmt: skip
+    """period_totals of the completed orders, and the orders not completed of its months (months_with_rates);
+    all null for a period that ends before `history_start`."""
+    if last < history_start:
+        return dict.fromkeys(PERIOD_MEASURES)
+    counts = {m: months[m].sum() for m in NOT_COMPLETED}
+    return period_totals(completed, first, last, churned_after_days, history_start) | counts
 
 
 def trends_context(
     orders: pl.DataFrame, history: pl.DataFrame, first: date, last: date, churned_after_days: int, language: str,
-    currency: str,
+    currency: str, history_start: date,
 ) -> dict:  # fmt: skip
     """What overview_trends.html.j2 shows: `orders` are orders of every status (customer_id, order_date, amount,
-    status); figures count the completed ones, and the others are counted beside them."""
+    status); figures count the completed ones, and the others are counted beside them. A period, month or rate
+    before `history_start` allows is not known (null), and the page says so."""
     t, names = TEXT[language], CLASS_NAMES[language]
     previous_first, previous_last = previous_period(first, last)
     completed = orders.filter(pl.col("status") == COMPLETED)
-    this = months_with_rates(orders, completed, first, last, churned_after_days)
-    before = months_with_rates(orders, completed, previous_first, previous_last, churned_after_days)
+    this = months_with_rates(orders, completed, first, last, churned_after_days, history_start)
+    before = months_with_rates(orders, completed, previous_first, previous_last, churned_after_days, history_start)
     labels = [f"{m:%Y-%m}" for m in this["month"]]
     revenue_chart = chart(
         pygal.StackedBar, labels,
@@ -85,8 +99,13 @@ def trends_context(
     previous_grid = cohort_grid(completed, previous_first, previous_last)
     return {
         "first": first, "last": last, "previous_first": previous_first, "previous_last": previous_last,
-        "totals": totals(completed, this, first, last, churned_after_days),
-        "previous_totals": totals(completed, before, previous_first, previous_last, churned_after_days),
+        "totals": totals(completed, this, first, last, churned_after_days, history_start),
+        "previous_totals": totals(completed, before, previous_first, previous_last, churned_after_days, history_start),
+        # the data start inside a period: its figures are of part of it, and a change against it says nothing
+        "history_start": history_start, "partial": first < history_start,
+        "churn_known_from": history_start + timedelta(days=churned_after_days + 1),
+        "previous_partial": previous_first < history_start <= previous_last,
+        "previous_known": history_start <= previous_last,
         "period_measures": PERIOD_MEASURES, "month_measures": MONTH_MEASURES,
         "months": list(zip(labels, this.to_dicts(), before.to_dicts() + [None] * (this.height - before.height),
                            strict=False)),

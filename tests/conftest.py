@@ -167,10 +167,10 @@ MISSING_GLYPHS = """() => {
 }"""
 
 
-def open_in_chromium(path: Path, screenshot: Path, tables: tuple[str, ...] = ()) -> dict:
+def open_in_chromium(path: Path, screenshot: Path, tables: tuple[str, ...] = (), texts: tuple[str, ...] = ()) -> dict:
     """A report opened in Debian's headless chromium as a reader would: console errors, requests, the
     characters drawn as empty boxes, the page's height, charts and headings, the rows of each table of
-    `tables` (CSS selectors); a full-page screenshot."""
+    `tables` and the text of each element matching `texts` (CSS selectors); a full-page screenshot."""
     import shutil
 
     from playwright.sync_api import sync_playwright
@@ -195,6 +195,7 @@ def open_in_chromium(path: Path, screenshot: Path, tables: tuple[str, ...] = ())
             "charts": page.locator("svg").count(),
             "headings": page.locator("h2").all_inner_texts(),
             "rows": {table: page.locator(f"{table} tr").count() for table in tables},
+            "texts": {selector: page.locator(selector).all_inner_texts() for selector in texts},
         }
         browser.close()
     return seen

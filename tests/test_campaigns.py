@@ -9,11 +9,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.campaigns.goals import plan_goals
-from assets.campaigns.results import performance
+from assets.campaigns.goals import GOAL_SCHEMA, event_actuals, growth_of, plan_goals
+from assets.campaigns.results import BUILD_UP_NEWCOMERS, class_response, performance
 from pipelines.calendar import Event, around, comparable, preset
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, shop_job
 from pipelines.settings import SettingsError
+from reports.review import growth_basis
+from reports.translations import TEXT
 from tests.conftest import file_shop, ingest, read_outbox, shop, table
 
 
@@ -181,7 +183,7 @@ def orders_frame(rows: list[tuple[str, str, float, int]]) -> pl.DataFrame:
     )
 
 
-def test_order_value_and_items_goals_follow_from_the_revenue_orders_and_items_goals():
+def test_the_order_value_goal_is_the_comparables_grown_by_its_own_part_of_the_spend_growth():
     then, now = sale(date(2024, 3, 10)), sale(date(2024, 9, 10))  # selling windows 03-07..03-12, 09-07..09-12
     orders = orders_frame([
         ("c1", "2024-01-10", 50, 1), ("c2", "2024-02-10", 50, 1),  # quarter before 03-02: 2 buyers, 2 orders, 100
@@ -191,16 +193,51 @@ def test_order_value_and_items_goals_follow_from_the_revenue_orders_and_items_go
     ])  # fmt: skip
     baseline_then = pl.DataFrame({"customer_id": ["c1", "c2"], "rfm_class": ["x", "x"]})  # c1 of 2 bought: 0.5
     baseline_now = pl.DataFrame({"customer_id": ["c1", "c2", "c3"], "rfm_class": ["x", "x", "x"]})
-    goals = plan_goals(now, then, orders, baseline_now, baseline_then)
+    goals = plan_goals(now, then, orders, baseline_now, baseline_then, data_start=date(2023, 1, 1))
     goal = dict(goals.filter(pl.col("rfm_class").is_null()).select("measure", "goal").iter_rows())
     # Buyers as many (growth 1), spend per buyer 2.3x: 2x the orders per buyer and 1.15x the order value.
     assert goal["new_buyers"] == 1 and goal["returning_buyers"] == 1.5  # 3 customers x 0.5
     assert goal["revenue_new"] == pytest.approx(1 * 60 * 2.3) and goal["revenue_returning"] == pytest.approx(138)
     assert goal["orders"] == pytest.approx(2.5 * (2 / 2) * 2) and goal["items"] == pytest.approx(5 * 1.5)
-    # 276 / 5: the order value grows 1.15x, less the mix (more returning buyers, who spent 40 against 60);
-    # taking all of the 2.3x spend growth it would have been 276 / 2.5.
-    assert goal["average_order_value"] == pytest.approx(276 / 5)
+    # the comparable's order value (100 / 2 orders) grown 1.15x; the revenue goals over the orders goal (276 / 5)
+    # would have mixed in the shift to returning buyers, who spent 40 against 60
+    assert goal["average_order_value"] == pytest.approx(50 * 1.15)
     assert goal["items_per_order"] == pytest.approx(1.5)
+    # each phase likewise: the comparable's sprint sold 2 orders for 100
+    phases = performance(now, then, orders, goals)[1]
+    sprint = phases.filter((pl.col("dimension") == "sprint") & (pl.col("measure") == "average_order_value"))
+    assert sprint["goal"].item() == pytest.approx(50 * 1.15) and sprint["comparable"].item() == 50
+
+
+def test_growth_is_measured_over_equal_stretches_when_the_data_start_inside_the_trailing_quarter():
+    # Data from 1 January. The comparable's build-up starts 03-02: 61 days of data before it, not 90. Two
+    # customers buy 50 on the 15th of every month, and c1 buys 80 at the comparable (its sprint, 03-10).
+    then, now = sale(date(2024, 3, 10)), sale(date(2024, 9, 10))
+    monthly = [(c, f"2024-{month:02d}-15", 50, 1) for c in ("c1", "c2") for month in range(1, 9)]
+    orders = orders_frame([*monthly, ("c1", "2024-03-10", 80, 1)])
+    baseline = pl.DataFrame({"customer_id": ["c1", "c2"], "rfm_class": ["x", "x"]})
+
+    def growth(data_start: date) -> tuple[dict, dict]:
+        goals = plan_goals(now, then, orders, baseline, baseline, data_start=data_start)
+        return growth_of(goals), dict(goals.filter(pl.col("rfm_class").is_null()).select("measure", "goal").rows())
+
+    # equal stretches: 01-01..03-01 against 07-03..09-01, two buyers with two orders of 50 each in both
+    inputs, goal = growth(date(2024, 1, 1))
+    assert (inputs["trailing_days"], inputs["window_cut"], inputs["data_start"]) == (61, True, "2024-01-01")
+    assert (inputs["orders_then"], inputs["orders_now"]) == (4, 4)
+    assert inputs["buyer_growth"] == inputs["spend_growth"] == inputs["frequency_growth"] == 1.0
+    # c1 of the 2 bought (rate 0.5), 2 customers now: 1 returning buyer at the comparable's 80 per buyer
+    assert goal["revenue_returning"] == pytest.approx(80) and goal["orders"] == pytest.approx(1)
+    # and the review says so, in either language
+    english, chinese = (" ".join(growth_basis(inputs, then, TEXT[language])) for language in ("en", "zh"))
+    assert "only 61 of the 90 days before Sale's build-up are known" in english and "measured over 61 days" in english
+    assert "90 天中只有 61 天有数据" in chinese
+
+    # the whole quarter before each (12-03..03-01 holds January and February only; 06-04..09-01 June to August)
+    # would read 1.5x the orders per buyer and spend: the partial window's inflation
+    inputs, goal = growth(date(2023, 1, 1))
+    assert (inputs["trailing_days"], inputs["window_cut"]) == (90, False)
+    assert inputs["frequency_growth"] == inputs["spend_growth"] == 1.5
 
 
 def test_the_daily_goal_follows_the_comparable_events_weekdays():
@@ -222,3 +259,17 @@ def test_the_daily_goal_follows_the_comparable_events_weekdays():
     assert all(goal[d] == pytest.approx(10) for d in goal if d.isoweekday() != 6 and d != date(2024, 9, 19))
     assert goal[date(2024, 9, 19)] == pytest.approx(100)
     assert sum(goal.values()) == pytest.approx(12 * 10 + 100 + 6 * 10)  # the comparable's revenue
+
+
+def test_buyers_by_class_add_up_to_the_returning_buyers():
+    # Build-up 09-02..09-06, warm-up from 09-07. A is a customer at the baseline (09-02); B's first order is in
+    # the build-up, after it; C's in the warm-up (new). A and B buy again in the window: both returning buyers,
+    # and B, newer than the baseline, has no class there.
+    event = sale(date(2024, 9, 10))
+    orders = orders_frame([("A", "2024-08-01", 10, 1), ("A", "2024-09-10", 10, 1), ("B", "2024-09-04", 10, 1),
+                           ("B", "2024-09-10", 10, 1), ("C", "2024-09-08", 10, 1)])  # fmt: skip
+    baseline = pl.DataFrame({"customer_id": ["A"], "rfm_class": ["x"]})
+    none = pl.DataFrame(schema=GOAL_SCHEMA)
+    rows = class_response(event, baseline, orders, none).filter(pl.col("measure") == "buyers")
+    assert dict(rows.select("dimension", "actual").rows()) == {"x": 1, BUILD_UP_NEWCOMERS: 1}
+    assert rows["actual"].sum() == event_actuals(orders, event)["returning_buyers"] == 2

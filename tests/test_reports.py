@@ -3,6 +3,7 @@
 import base64
 import re
 from datetime import date, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -152,8 +153,25 @@ def test_the_period_figures_match_the_orders(shop_with_customers):
     cells = Cells()
     cells.feed(html)
     row = cells.cells[cells.cells.index("Net revenue (CNY)") :]
-    assert row[1:4] == [f"{revenue:,.0f}", "0", "–"]
+    assert row[1:4] == [f"{revenue:,.0f}", "not enough history", "–"]  # 2023 is before the data, not zero
     assert "2024-01-01 to 2024-12-31, against 2023-01-01 to 2023-12-31" in html
+    assert "this period's figures cover 2024-07-01 to 2024-12-31 only" in unescape(html)
+
+
+def test_a_six_month_shop_shows_not_enough_history_where_the_data_do_not_reach(shop_with_customers):
+    html = overview(shop_with_customers, "en")
+    cells = Cells()
+    cells.feed(html)
+    # January to June 2024 come before the data (1 July): one "not enough history" across each month's row
+    for month in ("2024-01", "2024-06"):
+        assert cells.cells[cells.cells.index(month) + 1] == "not enough history"
+    # July to December are known; the same months of 2023, beneath them, are not
+    assert '<td>2024-07<br><span class="prev">previous: not enough history</span></td>' in html
+    # churn: no order in 365 days cannot have happened in six months of data, in the period or any month
+    churn = cells.cells[cells.cells.index("Churn rate (no order in 365 days)") :]
+    assert churn[1:3] == ["not enough history", "not enough history"]
+    # someone whose only order is on 2024-07-01 is more than 365 days away from 2025-07-02 on
+    assert "it is known from 2025-07-02" in html
 
 
 def test_regulars_report_overview_takes_a_period_and_a_language_and_keeps_the_other(shop_with_customers):
@@ -176,9 +194,17 @@ def test_regulars_report_overview_takes_a_period_and_a_language_and_keeps_the_ot
     assert result.exit_code == 2 and "'fr' is not one of 'en', 'zh'" in result.output
 
 
-def test_the_chinese_overview_opens_in_chromium_with_every_character_drawn(shop_with_customers, tmp_path):
-    path = overview(shop_with_customers, "zh", path=True)
-    seen = open_in_chromium(path, tmp_path / "overview.zh.png")
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_overview_opens_in_chromium_with_every_character_drawn(shop_with_customers, tmp_path, language):
+    path = overview(shop_with_customers, language, path=True)
+    seen = open_in_chromium(path, tmp_path / f"overview.{language}.png", texts=("tr.unknown", "p.history"))
     assert seen["errors"] == [] and seen["requests"] == [path.as_uri()]
     assert seen["missing_glyphs"] == ""
-    assert seen["charts"] >= 4 and (tmp_path / "overview.zh.png").stat().st_size > 50_000
+    assert seen["charts"] >= 4 and (tmp_path / f"overview.{language}.png").stat().st_size > 50_000
+    # January to June 2024, before the data, each a row saying so, and the notes on where the data start
+    not_enough = TEXT[language]["not_enough_history"]
+    assert seen["texts"]["tr.unknown"] == [f"2024-{month:02d}\t{not_enough}" for month in range(1, 7)]
+    assert seen["texts"]["p.history"] == [
+        TEXT[language]["period_partial"].format(start="2024-07-01", last="2024-12-31"),
+        TEXT[language]["previous_not_known"].format(start="2024-07-01"),
+    ]

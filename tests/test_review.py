@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 from jinja2 import UndefinedError
 
+from assets.campaigns.goals import growth_of
 from pipelines.calendar import comparable
 from pipelines.cli import main
 from pipelines.definitions import (
@@ -155,6 +156,21 @@ def test_text_from_the_data_is_escaped_and_customers_do_not_appear(little_shop):
     assert "E&lt;/b&gt;" not in html  # nor any customer id: the review is about groups, not people
 
 
+def test_the_review_sets_each_goal_beside_the_comparables_actual_and_the_growth_on_it(little_shop):
+    settings, _ = little_shop
+    html = unescape((settings.output / "reports" / "review-sale-apr.en.html").read_text(encoding="utf-8"))
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        goal = conn.execute("SELECT sum(goal) FROM campaigns.goals WHERE event_id = 'sale-apr'"
+                            " AND measure IN ('revenue_new', 'revenue_returning')").fetchall()[0][0]  # fmt: skip
+    # February sold 330 (50 + 200 + 80), April 460: 1.39 times it
+    row = (f'<tr><td>Net revenue</td><td class="n">330</td><td class="n">×{goal / 330:.2f}</td>'
+           f'<td class="n">{goal:,.0f}</td><td class="n">460</td><td class="n">×1.39</td>'
+           f'<td class="n">{460 / goal:.0%}</td></tr>')  # fmt: skip
+    assert "How the goals were set" in html and row in html
+    assert f"February sale: 330 · this event ×1.39 · goal ×{goal / 330:.2f}" in html  # on the headline card
+    assert "Growth set in the settings (events.growth_rate): +0.0%." in html  # EVENTS set it to 0
+
+
 def test_regulars_report_renders_on_demand_and_refuses_an_event_not_over(little_shop, tmp_path, monkeypatch):
     settings, _ = little_shop
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
@@ -197,7 +213,10 @@ def rendered(settings, language: str) -> str:
     event = {e.id: e for e in settings.calendar()}["double11-2024"]
     results = table(settings, "campaigns.results").filter(pl.col("event_id") == event.id)
     calendar = settings.calendar()
-    return review.review_html("shop", "CNY", language, event, comparable(event, calendar), calendar, results)
+    growth = growth_of(table(settings, "campaigns.goals").filter(pl.col("event_id") == event.id))
+    return review.review_html(
+        "shop", "CNY", language, event, comparable(event, calendar), calendar, results, growth=growth
+    )
 
 
 def test_both_languages_render_and_a_missing_translation_fails(two_years, monkeypatch):
@@ -213,7 +232,9 @@ def test_both_languages_render_and_a_missing_translation_fails(two_years, monkey
 def test_the_review_opens_in_headless_chromium_without_errors_requests_or_missing_glyphs(two_years, tmp_path, language):
     path = tmp_path / f"review.{language}.html"
     path.write_text(rendered(two_years, language), encoding="utf-8")
-    seen = open_in_chromium(path, tmp_path / f"review.{language}.png", tables=("table.outreach",))
+    seen = open_in_chromium(path, tmp_path / f"review.{language}.png", tables=("table.outreach", "table.goal-basis"),
+                            texts=("table.outreach", "p.sub", "tr.total"))  # fmt: skip
+    words = translations.TEXT[language]
     assert seen["errors"] == [] and seen["requests"] == [path.as_uri()]
     assert seen["missing_glyphs"] == ""
     assert seen["charts"] >= 4 and seen["height"] > 2000
@@ -224,6 +245,14 @@ def test_the_review_opens_in_headless_chromium_without_errors_requests_or_missin
     )
     assert translations.TEXT[language]["outreach_title"] in seen["headings"]
     assert seen["rows"]["table.outreach"] == 1 + results.select("dimension", "detail").n_unique() > 3
+    # each list's uplift with its exact test
+    assert words["exact_test_p"].split("{")[0] in seen["texts"]["table.outreach"][0]
+    # "How the goals were set": a header and a line per headline measure, each beside Double 11 2023's figure,
+    # and how the growth was measured (over the 90 days before each build-up: this shop's data reach back)
+    assert seen["rows"]["table.goal-basis"] == 1 + len(review.HEADLINE)
+    assert any(text.startswith(words["growth_measured"].split("{")[0]) for text in seen["texts"]["p.sub"])
+    # the class table's total: the returning buyers
+    assert seen["texts"]["tr.total"][0].startswith(words["all_returning_buyers"])
 
 
 def test_best_lists_only_what_reached_its_goal_and_worst_only_what_fell_short(two_years):
@@ -277,3 +306,17 @@ def test_the_review_shows_orders_not_completed_by_phase_and_day(two_years):
     for day, done, cancelled in per_day.rows():
         assert (f'<tr><td>{day}</td><td class="n">{done:,}</td><td class="n">0</td>'
                 f'<td class="n">{cancelled:,}</td></tr>') in html  # fmt: skip
+
+
+def test_the_class_table_adds_up_to_the_returning_buyers(two_years):
+    results = table(two_years, "campaigns.results").filter(pl.col("event_id") == "double11-2024")
+    classes = results.filter((pl.col("section") == "class") & (pl.col("measure") == "buyers"))
+    returning = results.filter((pl.col("section") == "event") & (pl.col("measure") == "returning_buyers"))
+    assert classes["actual"].sum() == returning["actual"].item()
+    # customers whose first order fell in the build-up, after the baseline, are a row of their own
+    newcomers = classes.filter(pl.col("dimension") == "first_order_in_build_up")["actual"].item()
+    assert newcomers > 0
+    html = unescape(rendered(two_years, "en"))
+    total = html.split("All: the returning buyers</td>")[1].split("</tr>")[0]
+    assert f'<td class="n">{returning["actual"].item():,.0f}</td>' in total
+    assert 'First order in the build-up (no class yet)</td><td class="n">' in html

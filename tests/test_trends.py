@@ -126,8 +126,33 @@ def test_the_overview_counts_orders_not_completed_beside_the_months_figures():
     )  # fmt: skip
     orders = pl.concat([ORDERS.with_columns(status=pl.lit("completed")), others])
     completed = orders.filter(pl.col("status") == "completed")
-    months = months_with_rates(orders, completed, D(2024, 1, 1), D(2024, 3, 31), 365)
+    months = months_with_rates(orders, completed, D(2024, 1, 1), D(2024, 3, 31), 365, history_start=D(2022, 11, 1))
     assert months.select("open_orders", "cancelled_orders").rows() == [(1, 1), (0, 0), (0, 1)]
     assert months["revenue"].to_list() == [40.0, 40.0, 40.0] and months["orders"].to_list() == [2, 1, 3]
-    period = totals(completed, months, D(2024, 1, 1), D(2024, 3, 31), 365)
+    period = totals(completed, months, D(2024, 1, 1), D(2024, 3, 31), 365, history_start=D(2022, 11, 1))
     assert (period["open_orders"], period["cancelled_orders"], period["orders"]) == (1, 2, 6)
+
+
+def test_months_and_a_period_before_the_history_are_not_known_and_not_zero():
+    # The shop's history starts on 1 January 2024 (d's order of 2022 aside): November and December 2023 are
+    # before it, so neither zeros nor a churn rate; and the previous period of January to March 2024 (October to
+    # December 2023) is wholly before it.
+    completed = ORDERS.filter(pl.col("order_date") >= D(2024, 1, 1)).with_columns(status=pl.lit("completed"))
+    start = D(2024, 1, 1)
+    months = months_with_rates(completed, completed, D(2023, 11, 1), D(2024, 2, 29), 365, history_start=start)
+    assert months["known"].to_list() == [False, False, True, True]
+    assert months.select("revenue", "orders", "repeat_rate", "open_orders").rows() == [
+        (None, None, None, None), (None, None, None, None), (40.0, 2, 0.0, 0), (40.0, 1, 0.0, 0)]  # fmt: skip
+    # January and February are known, but nobody can have been away 365 days yet: no churn rate
+    assert months["churn_rate"].to_list() == [None] * 4
+    before = months_with_rates(completed, completed, D(2023, 10, 1), D(2023, 12, 31), 365, history_start=start)
+    assert set(totals(completed, before, D(2023, 10, 1), D(2023, 12, 31), 365, history_start=start).values()) == {
+        None}  # fmt: skip
+
+
+def test_a_churn_rate_is_known_only_once_the_history_is_longer_than_the_churn_window():
+    # b's only order is on 20 January 2024, the first day of this history: on 19 January 2025, 365 days on,
+    # nobody can have been away more than 365 days (no rate); on 20 January 2025 b has (1 of 1)
+    b = ORDERS.filter(pl.col("customer_id") == "b")
+    rates = rates_as_of(b, [D(2025, 1, 19), D(2025, 1, 20)], 365, history_start=D(2024, 1, 20))
+    assert rates["churn_rate"].to_list() == [None, 1.0] and rates["repeat_rate"].to_list() == [0.0, 0.0]

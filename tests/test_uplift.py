@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from assets.outreach.uplift import reminder_results, responses, uplift
+from assets.outreach.uplift import newcombe_interval, reminder_results, responses, uplift
 from pipelines.control import assign
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, RANGE_END, RANGE_START, shop_job
 from pipelines.settings import ControlSettings, OutreachSettings, SettingsError
@@ -69,8 +69,46 @@ def test_one_list_worked_by_hand():
     # here), a coupon of 2 for each of the 3 contacted buyers
     assert row["incremental_buyers"] == pytest.approx(1.5) and row["incremental_revenue"] == pytest.approx(120.0)
     assert row["cost"] == pytest.approx(3 * 0.5 + 3 * 2.0)
-    assert row["return_on_spend"] == pytest.approx(120.0 / 7.5)
+    assert row["return_on_spend"] is None  # shown only where the uplift is judged, and 3/6 against 1/4 is not
     assert row["window_days"] == 14
+
+
+def test_newcombe_interval_matches_his_worked_example():
+    # Newcombe (1998), Statistics in Medicine 17:873-890, table II example (a): 56/70 against 48/80, difference
+    # 0.2; method 10 (hybrid score, no continuity correction) gives 0.0524 to 0.3339. By hand: Wilson limits
+    # 0.6918..0.8770 and 0.4905..0.7004, so 0.2 - sqrt(0.1082^2 + 0.1004^2) and 0.2 + sqrt(0.0770^2 + 0.1095^2)
+    low, high = newcombe_interval((56, 48), (70, 80))
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def small_list(contacted: tuple[int, int], held_out: tuple[int, int]) -> pl.DataFrame:
+    """A list of `contacted` = (buyers, customers) and `held_out` likewise: one row per member, as `responses`
+    writes them (each buyer spent 50 with one order)."""
+    rows = [(held, index < buyers) for held, (buyers, n) in ((False, contacted), (True, held_out))
+            for index in range(n)]  # fmt: skip
+    return pl.DataFrame(
+        {"list": "x", "held_out": [held for held, _ in rows], "bought": [bought for _, bought in rows],
+         "revenue": [50.0 * bought for _, bought in rows], "orders": [int(bought) for _, bought in rows],
+         "window_days": 14, "channel": "sms"}
+    )  # fmt: skip
+
+
+def test_a_small_list_whose_interval_excludes_zero_is_still_too_few_to_tell():
+    # 0 of 709 contacted bought, 1 of 70 held out: the one buyer among 779 falls in the held-out group with
+    # probability 70/779, and the other table (the buyer contacted) is likelier, so Fisher's two-sided p = 70/779
+    row = uplift(small_list((0, 709), (1, 70)), ["list"], {"sms": 0.05}, coupon_cost=2.0).row(0, named=True)
+    assert row["p_value"] == pytest.approx(70 / 779)
+    # Newcombe's interval alone excludes zero here (-7.7 to -0.1 points): not enough to call it
+    u1, l2 = wilson(0, 709)[1], wilson(1, 70)[0]
+    assert row["uplift_high"] == pytest.approx(-1 / 70 + sqrt(u1**2 + (1 / 70 - l2) ** 2), abs=1e-6)
+    assert round(row["uplift_low"] * 100, 1) == -7.7 and round(row["uplift_high"] * 100, 1) == -0.1
+    assert not row["distinguishable"] and row["return_on_spend"] is None
+    assert row["incremental_revenue"] == pytest.approx(-709 * 50 / 70)  # still shown, with its interval
+
+    # the same rates, ten times the customers: 0/7090 against 10/700, p = C(7080, 700) / C(7790, 700) < 0.001
+    judged = uplift(small_list((0, 7090), (10, 700)), ["list"], {"sms": 0.05}, coupon_cost=2.0).row(0, named=True)
+    assert judged["p_value"] < 0.001 and judged["distinguishable"]
+    assert judged["return_on_spend"] == pytest.approx(-7090 * 50 / 70 / (7090 * 0.05))
 
 
 def test_reminders_are_measured_per_day_and_per_class_over_the_days_that_hold_someone_out():

@@ -17,6 +17,7 @@ from assets.customers.models import (
     FitError,
     bgnbd_conditional,
     bgnbd_expected,
+    bgnbd_log_likelihood,
     bgnbd_p_alive,
     fit_bgnbd,
     fit_gammagamma,
@@ -33,7 +34,7 @@ from assets.customers.value import customer_value, fit, latest_fit, model_inputs
 from assets.outreach.reminders import in_risk_bands
 from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, shop_job
 from pipelines.settings import ValueSettings
-from reports.prediction import WORDS
+from reports.prediction import WORDS, prediction_section
 from tests.conftest import ingest, shop, table
 
 # Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW in weeks, rounded estimates
@@ -76,6 +77,7 @@ def test_bgnbd_and_gammagamma_intervals_hold_simulated_parameters_in_at_least_9_
         purchases = fit_bgnbd(customers)
         spend = fit_gammagamma(customers.x, simulate_spend(spend_truth, customers.x, rng))
         for fitted, truth in ((purchases, purchase_truth), (spend, spend_truth)):
+            assert fitted.converged and fitted.issues == () and fitted.undetermined == ()  # a determined maximum
             for (name, value), true in zip(fitted.params.items(), truth, strict=True):
                 low, high = fitted.intervals[name]
                 held.append(low < true < high)
@@ -84,6 +86,44 @@ def test_bgnbd_and_gammagamma_intervals_hold_simulated_parameters_in_at_least_9_
                     np.log(value) + np.array([-1.96, 1.96]) * fitted.std_errors[name] / value, rel=1e-4
                 )
     assert sum(held) >= 0.9 * len(held), f"{sum(held)} of {len(held)}"
+
+
+def test_a_fit_on_a_flat_ridge_says_so_and_is_not_recorded_converged():
+    # Drop-out probabilities that hardly vary (Beta(1000, 3000): 0.25 for everyone) seen over 2 to 12 weeks: the
+    # likelihood depends on a and b almost only through a / (a + b), so a and b run off together along a ridge.
+    rng = np.random.default_rng(27)
+    customers = simulate_bgnbd((0.5, 8.0, 1000.0, 3000.0), rng.uniform(2, 12, 3000), rng)
+    fitted = fit_bgnbd(customers)
+    assert not fitted.converged and fitted.undetermined == ("a", "b")
+    assert any(issue.startswith("a, b run to a bound") for issue in fitted.issues)
+    # the ridge, by hand: a and b grown by one factor barely change the likelihood (less than the 1.92 a 95%
+    # likelihood-ratio interval allows, even eightfold), where r grown by half costs far more
+    distinct, weight = customers.distinct()
+    r, alpha, a, b = fitted.params.values()
+
+    def drop(params):
+        return fitted.log_likelihood - (bgnbd_log_likelihood(params, distinct) * weight).sum()
+
+    assert drop((r, alpha, a * 8, b * 8)) < 1.92 < drop((r * 1.5, alpha, a, b))
+
+
+def test_the_holdout_judgement_prefers_the_rule_when_the_fit_is_undetermined():
+    end = date(2024, 9, 2)
+    row = {"calibration_end_date": end, "holdout_days": 120, "customers": 100, "buyers": 40, "mae_purchases": 0.5,
+           "expected_purchases": 40.0, "actual_purchases": 40.0, "flagged_customers": 10,
+           "flagged_bought_again_share": 0.1, "non_returners_flagged_share": 0.2}  # fmt: skip
+    weekly = pl.DataFrame({"week_start_date": [end], "actual_purchases": [1.0], "expected_purchases": [1.0]})
+
+    def trust(undetermined: str | None, language: str = "en") -> str:
+        quality = pl.DataFrame([
+            {"method": "rule", **row, "auc_buys_again": 0.6, "undetermined_params": None},
+            {"method": "model", **row, "auc_buys_again": 0.8, "undetermined_params": undetermined},
+        ])  # fmt: skip
+        return prediction_section(language, "bgnbd", 120, quality, weekly)["trust"]
+
+    assert trust(None).startswith("Trust the model")  # the better AUC wins when the fit is determined
+    assert trust("a, b") == WORDS["en"]["trust_rule_undetermined"].format(params="a, b")
+    assert "a, b" in trust("a, b", "zh") and trust("a, b", "zh").startswith("建议采信规则")
 
 
 def test_paretonbd_conditional_expectation_agrees_with_its_own_likelihood():
@@ -243,6 +283,7 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     # the stored parameters are the ones a fit on the stored facts gives
     refitted = fit(facts, settings.value).purchases
     assert json.loads(fits["params"][0]) == pytest.approx(refitted.params)
+    assert json.loads(fits["issues"][0]) == list(refitted.issues) and fits["converged"][0] == refitted.converged
     stored = json.loads(fits["intervals"][0])
     assert np.ravel([stored[name] for name in refitted.intervals]) == pytest.approx(
         np.ravel([*refitted.intervals.values()])
@@ -261,7 +302,8 @@ def test_customer_value_and_fits_are_written_once_per_fit_date(tmp_path):
     html = (settings.output / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
     rule, model = (quality.filter(pl.col("method") == method).row(0, named=True) for method in ("rule", "model"))
     assert "Who buys again: the rule and the model on the last 120 days" in html
-    assert f"Of the {rule['flagged_customers']:,} customers the rule called churned, " in html
+    called = "the rule called churned (the stage: beyond 2 cycles or a year)"
+    assert f"Of the {rule['flagged_customers']:,} customers {called}, " in html
     assert f"{rule['flagged_bought_again_share']:.0%} bought again" in html
     for row in (rule, model):
         assert f'<td class="n">{row["auc_buys_again"]:.2f}</td>' in html
@@ -315,7 +357,7 @@ def test_holdout_quality_on_a_hand_made_shop():
     settings = shop(Path("unused"), value={"holdout_days": 60, "min_repeat_buyers": 2})
     scores, fits, calibration_end = holdout_scores(orders, date(2024, 12, 31), settings)
     assert calibration_end == date(2024, 11, 1)
-    table = {row["method"]: row for row in quality(scores, calibration_end, 60).iter_rows(named=True)}
+    table = {row["method"]: row for row in quality(scores, calibration_end, 60, fits).iter_rows(named=True)}
     rule = table["rule"]
     # positives a (churned), b, e; negatives c, g (churned), d, f. Pairs won: a 2 ties = 1, b and e 2 + 2 ties = 3.
     assert rule["auc_buys_again"] == pytest.approx(7 / 12)
@@ -334,6 +376,9 @@ def test_holdout_quality_on_a_hand_made_shop():
     assert model["auc_buys_again"] == pytest.approx(won / 12)
     assert model["mae_purchases"] == pytest.approx(sum(abs(expected[c] - actual.get(c, 0)) for c in bought) / 7)
     assert model["flagged_customers"] == 0  # a tenth of 7 customers rounds down to nobody
+    # seven customers do not determine four parameters: the quality table says which the fit leaves open
+    assert fits.purchases.undetermined and model["undetermined_params"] == ", ".join(fits.purchases.undetermined)
+    assert rule["undetermined_params"] is None
 
 
 def test_the_prediction_section_has_every_word_in_every_language():

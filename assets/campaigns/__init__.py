@@ -82,7 +82,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             baseline_then = customer_snapshot(orders, previous.start, settings).rfm if previous else None
             skipped = passed_over(event, calendar, previous)
             goals = plan_goals(event, previous, orders, baseline.rfm, baseline_then, settings.events.growth_rate,
-                               settings.events.default_goals, skipped)  # fmt: skip
+                               settings.events.default_goals, skipped, settings.history_start)  # fmt: skip
             known_until = orders["order_date"].max() if not orders.is_empty() else event.start
             cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
             others = pl.concat([

@@ -3,9 +3,14 @@
 An event sells from its warm-up to the end of its after-glow. Its buyers are new (their first
 purchase ever falls in that window) or returning. Goals take the comparable event's actuals,
 scale buyers, spend per buyer and orders per buyer by the shop's growth (the trailing quarter
-before each event's build-up; order value and items per order follow from them), and
-break returning buyers down by class: class size at this event's baseline x that class's
-response rate at the comparable event. Every goal row carries its inputs and formula.
+before each event's build-up; the order value by its own part of the spend growth, items per
+order as they were), and break returning buyers down by class: class size at this event's
+baseline x that class's response rate at the comparable event. Every goal row carries its inputs
+and formula.
+
+Growth compares equal stretches: when the comparable's trailing quarter would start before the
+data do, both windows are cut to the days the data cover before the comparable (a partial window
+measured against a whole one overstates growth), and the inputs say so (`window_cut`).
 """
 
 import json
@@ -95,11 +100,9 @@ def event_actuals(orders: pl.DataFrame, event: Event) -> dict[str, float]:
     return {name: round(float(row[name] or 0.0), digits.get(name, 6)) for name in MEASURES}
 
 
-def trailing(orders: pl.DataFrame, before: date) -> tuple[int, float, int]:
-    """Buyers, net revenue and completed orders in the 90 days before a day."""
-    window = orders.filter(
-        pl.col("order_date").is_between(before - timedelta(days=TRAILING_DAYS), before - timedelta(days=1))
-    )
+def trailing(orders: pl.DataFrame, before: date, days: int) -> tuple[int, float, int]:
+    """Buyers, net revenue and completed orders in the `days` days before a day."""
+    window = orders.filter(pl.col("order_date").is_between(before - timedelta(days=days), before - timedelta(days=1)))
     completed = window.filter(pl.col("status") == COMPLETED)
     return completed["customer_id"].n_unique(), float(window["amount"].sum()), completed.height
 
@@ -121,10 +124,11 @@ def response_rates(baseline: pl.DataFrame, orders: pl.DataFrame, event: Event) -
 def plan_goals(
     event: Event, comparable: Event | None, orders: pl.DataFrame, baseline_now: pl.DataFrame,
     baseline_then: pl.DataFrame | None, growth_rate: float | None = None, defaults: dict[str, float] | None = None,
-    passed_over: list[Event] = (),
+    passed_over: list[Event] = (), data_start: date | None = None,
 ) -> pl.DataFrame:  # fmt: skip
     """One row per measure (and per class for returning buyers) with the goal and how it was reached;
-    `passed_over` are the more recent events of the kind that had too few orders to compare with."""
+    `passed_over` are the more recent events of the kind that had too few orders to compare with; `data_start`
+    the first day of the shop's history (by default its first order's)."""
     skipped = {"passed_over": [e.id for e in passed_over]} if passed_over else {}
     if comparable is None:
         rows = [
@@ -141,15 +145,18 @@ def plan_goals(
         frequency_growth = 1.0
         growth_inputs = {"growth_rate_setting": growth_rate}
     else:
+        data_start = data_start or orders["order_date"].min()
+        days = max(0, min(TRAILING_DAYS, (comparable.start - data_start).days))
         (buyers_now, revenue_now, orders_now), (buyers_then, revenue_then, orders_then) = (
-            trailing(orders, event.start),
-            trailing(orders, comparable.start),
+            trailing(orders, event.start, days),
+            trailing(orders, comparable.start, days),
         )
         buyer_growth = buyers_now / buyers_then if buyers_then else 1.0
         revenue_growth = revenue_now / revenue_then if revenue_then else 1.0
         counts = (orders_now, buyers_now, orders_then, buyers_then)
         frequency_growth = (orders_now / buyers_now) / (orders_then / buyers_then) if all(counts) else 1.0
-        growth_inputs = {"trailing_days": TRAILING_DAYS, "buyers_now": buyers_now, "buyers_then": buyers_then,
+        growth_inputs = {"trailing_days": days, "window_cut": days < TRAILING_DAYS, "data_start": str(data_start),
+                         "buyers_now": buyers_now, "buyers_then": buyers_then,
                          "revenue_now": round(revenue_now, 2), "revenue_then": round(revenue_then, 2),
                          "orders_now": orders_now, "orders_then": orders_then}  # fmt: skip
     # Growth in spend per buyer splits into more orders per buyer and more spend per order, so that the
@@ -193,8 +200,9 @@ def plan_goals(
          "formula": "buyers goal x comparable orders per buyer x frequency growth", "inputs": common},
         {"measure": "items", "goal": items_goal, "comparable_actual": then["items"],
          "formula": "orders goal x comparable items per order", "inputs": common},
-        {"measure": "average_order_value", "goal": per(revenue_new + revenue_returning, orders_goal),
-         "comparable_actual": then["average_order_value"], "formula": "revenue goals / orders goal", "inputs": common},
+        {"measure": "average_order_value", "goal": then["average_order_value"] * order_value_growth,
+         "comparable_actual": then["average_order_value"],
+         "formula": "comparable average order value x order value growth", "inputs": common},
         {"measure": "items_per_order", "goal": per(items_goal, orders_goal),
          "comparable_actual": then["items_per_order"], "formula": "items goal / orders goal", "inputs": common},
     ] + [
@@ -206,6 +214,12 @@ def plan_goals(
     for row in rows:
         row["basis"] = "comparable_event"
     return _frame(event, comparable, rows)
+
+
+def growth_of(goals: pl.DataFrame) -> dict:
+    """How an event's goals were scaled: the inputs of its shop-wide goals set from a comparable event, or {}."""
+    inputs = goals.filter((pl.col("basis") == "comparable_event") & pl.col("rfm_class").is_null())["inputs"]
+    return json.loads(inputs[0]) if len(inputs) else {}
 
 
 def _frame(event: Event, comparable: Event | None, rows: list[dict]) -> pl.DataFrame:

@@ -7,9 +7,11 @@ the actual figure, the goal where one was set, and the comparable event's figure
 - `phase` and `day` (dimension: the phase, or the ISO date): goals split by the comparable
   event's share of each measure in the same phase, and within it by its weekday pattern; the
   comparable figure is the comparable's on the same day counted from the sprint's first day;
-  order value and items per order follow from the split revenue, items and orders;
-- `class` (dimension: class at the baseline): customers, buyers and response rate, against the
-  rate the goal assumed;
+  items per order follows from the split items and orders, order value from the split revenue and
+  orders in the ratio the event's order-value goal bears to its revenue goal over its orders goal;
+- `class` (dimension: class at the baseline, or `first_order_in_build_up` for customers newer than it):
+  customers, buyers and response rate, against the rate the goal assumed; the buyers add up to the
+  returning buyers;
 - `migration` (dimension: class at the baseline, detail: class at the after-glow's end);
 - `acquired` (dimension: phase of the first purchase): the customers the event brought in;
 - `cohort` (dimension: an event, or `outside_events`): how customers acquired then came back,
@@ -37,6 +39,7 @@ RESULT_SCHEMA = {
 SPLIT = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders", "items")
 REPEAT_WINDOWS = (90, 180)
 OUTSIDE_EVENTS = "outside_events"
+BUILD_UP_NEWCOMERS = "first_order_in_build_up"  # the class section's row of customers newer than its baseline
 TOP_SELLERS = 10
 
 
@@ -94,6 +97,10 @@ def performance(
             day=pl.col("order_date") + (event.sprint[0] - comparable.sprint[0]), all=pl.lit("all")
         )
     whole_then = measures(then, []).row(0, named=True)
+    # The order-value goal is the comparable's times its own growth, not the revenue goal over the orders goal
+    # (new and returning buyers' spend grow apart): a phase's or day's takes the same ratio to its split goals'.
+    pooled = [event_goals.get(m) for m in ("average_order_value", "revenue", "orders")]
+    order_value_mix = pooled[0] / (pooled[1] / pooled[2]) if all(pooled) else 1.0
 
     def section(name: str, keys: pl.DataFrame) -> pl.DataFrame:
         by = keys.columns[0]
@@ -110,7 +117,7 @@ def performance(
             )
             goal = split.select(by, **{m: pl.col(m) if m in scale else pl.lit(None, pl.Float64) for m in SPLIT})
             goal = goal.with_columns(
-                average_order_value=pl.col("revenue") / pl.col("orders"),
+                average_order_value=pl.col("revenue") / pl.col("orders") * order_value_mix,
                 items_per_order=pl.col("items") / pl.col("orders"),
                 open_orders=pl.lit(None, pl.Float64),  # counts shown beside the goals, without one
                 cancelled_orders=pl.lit(None, pl.Float64),
@@ -174,13 +181,18 @@ def day_goals(event: Event, comparable: Event, then: pl.DataFrame, scale: dict[s
 
 def class_response(event: Event, baseline: pl.DataFrame, orders: pl.DataFrame, goals: pl.DataFrame) -> pl.DataFrame:
     """Per class at the baseline: customers, buyers (goal: returning buyers by class), response rate
-    (goal: the rate the goal assumed)."""
+    (goal: the rate the goal assumed); and, as `BUILD_UP_NEWCOMERS`, those whose first purchase fell between
+    the baseline and the warm-up: returning buyers without a class, so that the buyers add up to them."""
     assumed = goals.filter(pl.col("measure") == "returning_buyers_by_class").select(
         "rfm_class",
         buyers=pl.col("goal"),
         response_rate=pl.col("inputs").str.json_path_match("$.response_rate_then").cast(pl.Float64),
     )
-    rates = response_rates(baseline, orders, event)
+    firsts = orders.filter(pl.col("status") == COMPLETED).group_by("customer_id").agg(first=pl.col("order_date").min())
+    newcomers = firsts.filter(
+        (pl.col("first") < selling_window(event)[0]) & ~pl.col("customer_id").is_in(baseline["customer_id"].implode())
+    ).select("customer_id", rfm_class=pl.lit(BUILD_UP_NEWCOMERS))
+    rates = response_rates(pl.concat([baseline.select("customer_id", "rfm_class"), newcomers]), orders, event)
     names = ["customers", "buyers", "response_rate"]
     goal = rates.select("rfm_class").join(assumed, on="rfm_class", how="left").with_columns(customers=None)
     return _rows("class", rates, "rfm_class", names).join(

@@ -25,7 +25,7 @@ QUALITY_SCHEMA = {
     "method": pl.String, "calibration_end_date": pl.Date, "holdout_days": pl.Int64, "customers": pl.Int64,
     "buyers": pl.Int64, "auc_buys_again": pl.Float64, "mae_purchases": pl.Float64, "expected_purchases": pl.Float64,
     "actual_purchases": pl.Float64, "flagged_customers": pl.Int64, "flagged_bought_again_share": pl.Float64,
-    "non_returners_flagged_share": pl.Float64,
+    "non_returners_flagged_share": pl.Float64, "undetermined_params": pl.String,
 }  # fmt: skip
 TRACKING_SCHEMA = {
     "week_start_date": pl.Date,
@@ -79,11 +79,12 @@ def holdout_scores(orders: pl.DataFrame, as_of: date, settings: ShopSettings) ->
     return scores, fits, calibration_end
 
 
-def quality(scores: pl.DataFrame, calibration_end: date, holdout_days: int) -> pl.DataFrame:
+def quality(scores: pl.DataFrame, calibration_end: date, holdout_days: int, fits: Fits) -> pl.DataFrame:
     """One row per method (rule, model): AUC for buying again, mean absolute error of purchases per customer,
     total purchases expected and made, and the customers each flags as lost (the rule: churned; the model: the
     tenth with the fewest expected purchases) with the share of them who bought again and the share of all
-    non-returners they hold."""
+    non-returners they hold; for the model, the parameters its fit (`fits`) leaves undetermined, if any."""
+    undetermined = ", ".join(fits.purchases.undetermined) or None
     bought = scores["actual"] > 0
     at_risk = pl.col("model_expected").rank("ordinal") <= AT_RISK_SHARE * scores.height
     flags = scores.select(rule=pl.col("rule_rank") == 0, model=at_risk)
@@ -99,6 +100,7 @@ def quality(scores: pl.DataFrame, calibration_end: date, holdout_days: int) -> p
             "flagged_customers": int(flagged.sum()),
             "flagged_bought_again_share": _share(bought.filter(flagged)),
             "non_returners_flagged_share": _share(flagged.filter(~bought)),
+            "undetermined_params": undetermined if method == "model" else None,
         })  # fmt: skip
     return pl.DataFrame(rows, schema=QUALITY_SCHEMA)
 

@@ -1,6 +1,9 @@
 """The shop over time, for the overview: figures by calendar month of a period, the repeat-purchase and
 churn rates as of any day, the class mix by month and a cohort grid. Plain Polars over completed orders
-(`customer_id, order_date, amount`); orders not completed are counted by month beside them."""
+(`customer_id, order_date, amount`); orders not completed are counted by month beside them.
+
+Before the shop's history starts nothing is known: a month that ends before it, or a churn rate on a day
+too soon after it for anyone to have been away `churned_after_days`, is null ("not enough history"), not 0."""
 
 from datetime import date, timedelta
 
@@ -93,9 +96,12 @@ def not_completed_by_month(orders: pl.DataFrame, first: date, last: date) -> pl.
     return months.join(counts, on="month", how="left").fill_null(0)
 
 
-def period_totals(orders: pl.DataFrame, first: date, last: date, churned_after_days: int) -> dict:
+def period_totals(
+    orders: pl.DataFrame, first: date, last: date, churned_after_days: int, history_start: date | None = None
+) -> dict:
     """The period's figures: net revenue (new, returning: as by month), buyers and new buyers (first order in
-    the period), orders, average order value; the repeat-purchase and churn rates on its last day."""
+    the period), orders, average order value; the repeat-purchase and churn rates on its last day (the churn
+    rate null too soon after `history_start`: see rates_as_of)."""
     months = monthly_figures(orders, first, last)
     inside = orders.filter(pl.col("order_date").is_between(first, last))
     firsts = orders.group_by("customer_id").agg(pl.col("order_date").min())
@@ -106,14 +112,17 @@ def period_totals(orders: pl.DataFrame, first: date, last: date, churned_after_d
         "buyers": inside["customer_id"].n_unique(),
         "new_buyers": firsts.filter(pl.col("order_date").is_between(first, last)).height,
         "orders": count, "average_order_value": revenue / count if count else None,
-        **rates_as_of(orders, [last], churned_after_days).drop("as_of", "customers").row(0, named=True),
+        **rates_as_of(orders, [last], churned_after_days, history_start).drop("as_of", "customers").row(0, named=True),
     }  # fmt: skip
 
 
-def rates_as_of(orders: pl.DataFrame, days: list[date], churned_after_days: int) -> pl.DataFrame:
+def rates_as_of(
+    orders: pl.DataFrame, days: list[date], churned_after_days: int, history_start: date | None = None
+) -> pl.DataFrame:
     """For each day: customers so far (a completed order on or before it), the repeat-purchase rate (the share
     with two or more purchase days) and the churn rate (the share whose last order is more than
-    `churned_after_days` before the day: not back within a year, with the default 365)."""
+    `churned_after_days` before the day: not back within a year, with the default 365). The churn rate is null
+    up to `churned_after_days` after `history_start`, when nobody can have been away that long."""
     purchase_days = orders.select("customer_id", "order_date").unique()
     rows = []
     for day in days:
@@ -127,7 +136,10 @@ def rates_as_of(orders: pl.DataFrame, days: list[date], churned_after_days: int)
                 churn_rate=((pl.lit(day) - pl.col("last")).dt.total_days() > churned_after_days).mean(),
             )
         )
-        rows.append({"as_of": day, **rates.row(0, named=True)})
+        row = {"as_of": day, **rates.row(0, named=True)}
+        if history_start is not None and (day - history_start).days <= churned_after_days:
+            row["churn_rate"] = None
+        rows.append(row)
     return pl.DataFrame(
         rows, schema={"as_of": pl.Date, "customers": pl.Int64, "repeat_rate": pl.Float64, "churn_rate": pl.Float64}
     )

@@ -23,19 +23,20 @@ PREDICTION_TRACKING = dg.AssetKey(["analysis", "prediction_tracking"])
 FITS_SCHEMA = {
     "fit_date": pl.Date, "model": pl.String, "unit": pl.String, "customers": pl.Int64, "log_likelihood": pl.Float64,
     "converged": pl.Boolean, "params": pl.String, "std_errors": pl.String, "intervals": pl.String,
-    "frequency_spend_correlation": pl.Float64,
+    "frequency_spend_correlation": pl.Float64, "issues": pl.String,
 }  # fmt: skip
 
 
 def fit_rows(fits: Fits, fit_date: date, unit: str) -> pl.DataFrame:
-    """core.model_fits rows: one per model, parameters, standard errors and 95% intervals as JSON objects."""
+    """core.model_fits rows: one per model, parameters, standard errors and 95% intervals as JSON objects, and
+    why the data do not determine the fit (`issues`, a JSON list; empty when they do)."""
 
     def row(model: Fit, correlation: float | None) -> dict:
         return {
             "fit_date": fit_date, "model": model.model, "unit": unit, "customers": model.customers,
             "log_likelihood": model.log_likelihood, "converged": model.converged, "params": json.dumps(model.params),
             "std_errors": json.dumps(model.std_errors), "intervals": json.dumps(model.intervals),
-            "frequency_spend_correlation": correlation,
+            "frequency_spend_correlation": correlation, "issues": json.dumps(model.issues),
         }  # fmt: skip
 
     rows = [row(fits.purchases, None), row(fits.spend, fits.frequency_spend_correlation)]
@@ -47,6 +48,7 @@ def _fit_metadata(fits: Fits) -> dict:
         f"{model.model}": dg.MetadataValue.json({
             "params": model.params, "std_errors": model.std_errors, "intervals": model.intervals,
             "log_likelihood": model.log_likelihood, "customers": model.customers, "converged": model.converged,
+            "issues": list(model.issues),
         })
         for model in (fits.purchases, fits.spend)
     } | {"frequency_spend_correlation": round(fits.frequency_spend_correlation, 4)}  # fmt: skip
@@ -139,7 +141,7 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 for table in (PREDICTION_QUALITY, PREDICTION_TRACKING):
                     yield dg.MaterializeResult(asset_key=key(table), metadata={"not_fitted": str(exc)})
                 return
-            table = quality(scores, calibration_end, settings.value.holdout_days)
+            table = quality(scores, calibration_end, settings.value.holdout_days, fits)
             weekly = tracking(orders, fits, calibration_end, as_of, settings.value.unit)
             replace_tables(conn, {"analysis.prediction_quality": table, "analysis.prediction_tracking": weekly})
         yield dg.MaterializeResult(

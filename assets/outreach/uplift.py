@@ -6,8 +6,10 @@ day for `response_days` days (or to the last day loaded, if sooner): whether the
 and orders (completed orders). The difference of the contacted and held-out means, with a 95% interval, is
 the uplift; times the contacted customers it is the incremental buyers and revenue. The response rates'
 difference takes Newcombe's interval (from SciPy's Wilson intervals of each rate: it holds with no buyer in a
-group, where Welch's cannot), revenue and orders per customer Welch's. A response uplift whose interval
-includes zero is "too few to tell"."""
+group, where Welch's cannot) and Fisher's exact test, revenue and orders per customer Welch's. A list's uplift is
+judged ("distinguishable") only when the exact test rejects no difference at 5% and the interval excludes zero:
+with few buyers the interval alone can exclude zero where the exact test cannot tell (0 of 709 contacted against
+1 of 70 held out: -7.7 to -0.1 points, p = 0.09). Return on spend is given only for a judged uplift."""
 
 from datetime import date, timedelta
 
@@ -24,6 +26,7 @@ MEANS = {
     "revenue": ("revenue_per_contacted", "revenue_per_held_out"),
     "orders": ("orders_per_contacted", "orders_per_held_out"),
 }
+SIGNIFICANCE = 0.05  # the exact test's level, matching the 95% intervals
 UPLIFT_SCHEMA = {
     "contacted": pl.Int64, "held_out": pl.Int64, "window_days": pl.Int64,
     "buyers_contacted": pl.Int64, "buyers_held_out": pl.Int64,
@@ -35,7 +38,7 @@ UPLIFT_SCHEMA = {
     "orders_uplift": pl.Float64, "orders_uplift_low": pl.Float64, "orders_uplift_high": pl.Float64,
     "incremental_buyers": pl.Float64, "incremental_revenue": pl.Float64,
     "incremental_revenue_low": pl.Float64, "incremental_revenue_high": pl.Float64,
-    "cost": pl.Float64, "return_on_spend": pl.Float64, "distinguishable": pl.Boolean,
+    "p_value": pl.Float64, "cost": pl.Float64, "return_on_spend": pl.Float64, "distinguishable": pl.Boolean,
 }  # fmt: skip
 
 
@@ -86,6 +89,14 @@ def newcombe_interval(buyers: tuple[int, int], customers: tuple[int, int]) -> tu
     return p1 - p2 - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5, p1 - p2 + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5
 
 
+def fisher_p(buyers: tuple[int, int], customers: tuple[int, int]) -> float | None:
+    """Two-sided p-value of Fisher's exact test that both groups buy at one rate; None without customers in both."""
+    if min(customers) == 0:
+        return None
+    table = [[k, n - k] for k, n in zip(buyers, customers, strict=True)]
+    return float(stats.fisher_exact(table).pvalue)
+
+
 def uplift(
     outcomes: pl.DataFrame, by: list[str], cost_per_message: dict[str, float], coupon_cost: float
 ) -> pl.DataFrame:
@@ -108,10 +119,11 @@ def uplift(
         for name, measure in OUTCOMES.items():
             treated, control = np.array(row.pop(f"_{name}_contacted")), np.array(row.pop(f"_{name}_held_out"))
             means = [float(values.mean()) if len(values) else None for values in (treated, control)]
-            low, high = (
-                newcombe_interval((int(treated.sum()), int(control.sum())), (len(treated), len(control)))
-                if name == "bought" else welch_interval(treated, control)
-            )  # fmt: skip
+            if name == "bought":
+                counts = (int(treated.sum()), int(control.sum())), (len(treated), len(control))
+                (low, high), row["p_value"] = newcombe_interval(*counts), fisher_p(*counts)
+            else:
+                low, high = welch_interval(treated, control)
             row |= dict(zip(MEANS[name], means, strict=True))
             row |= {measure: means[0] - means[1] if None not in means else None, f"{measure}_low": low,
                     f"{measure}_high": high}  # fmt: skip
@@ -126,8 +138,14 @@ def uplift(
             incremental_revenue_high=pl.col("revenue_uplift_high") * pl.col("contacted"),
         )
         .with_columns(
-            return_on_spend=pl.when(pl.col("cost") > 0).then(pl.col("incremental_revenue") / pl.col("cost")),
-            distinguishable=((pl.col("uplift_low") > 0) | (pl.col("uplift_high") < 0)).fill_null(False),
+            distinguishable=(
+                (pl.col("p_value") < SIGNIFICANCE) & ((pl.col("uplift_low") > 0) | (pl.col("uplift_high") < 0))
+            ).fill_null(False)
+        )
+        .with_columns(
+            return_on_spend=pl.when(pl.col("distinguishable") & (pl.col("cost") > 0)).then(
+                pl.col("incremental_revenue") / pl.col("cost")
+            )
         )
         .select(schema.keys())
     )

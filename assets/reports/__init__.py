@@ -7,6 +7,7 @@ import polars as pl
 
 from assets import CAMPAIGNS, REPORTS
 from assets.campaigns import RESULTS, comparable_of, event_partitions, passed_over_of
+from assets.campaigns.goals import growth_of
 from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY
 from assets.customers.trends import default_period
 from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
@@ -106,7 +107,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         first, last = period(config, as_of)
         trends = trends_context(
             orders.filter(pl.col("order_date") <= last), tables["core.segment_history"], first, last,
-            settings.lifecycle.churned_after_days, language, settings.currency,
+            settings.lifecycle.churned_after_days, language, settings.currency, settings.history_start,
         )  # fmt: skip
         html = overview_html(
             settings.name, settings.currency, language, as_of, facts, rfm, tables["analysis.class_mix"],
@@ -140,7 +141,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         language = report_language(settings, config)
         html = review_html(
             settings.name, settings.currency, language, event, comparable_of(goals, events), calendar,
-            results, passed_over_of(goals, events), settings.outreach.response_days,
+            results, passed_over_of(goals, events), settings.outreach.response_days, growth_of(goals),
         )  # fmt: skip
         path = settings.output / "reports" / f"review-{event.id}.{language}.html"
         write_text_atomically(path, html)
