@@ -12,7 +12,7 @@ import pytest
 from pipelines.automation import due_steps, needs_loaded
 from pipelines.cli import run_range
 from pipelines.definitions import DAILY_JOB, RANGE_END, RANGE_START, build_definitions, job_name
-from tests.conftest import shop, table
+from tests.conftest import read_outbox, shop, table
 
 # build-up 02-27 .. 03-01, warm-up 03-02 .. 03-04, sprint 03-05, after-glow 03-06 .. 03-07
 FLASH = {"id": "flash-2024", "sprint": ["2024-03-05", "2024-03-05"], "build_up_days": 4, "warm_up_days": 3,
@@ -93,7 +93,7 @@ RANGE_END: BACKFILLED.isoformat()}  # fmt: skip
             requested[morning] = _daemon_morning(defs, settings, instance, morning)
             targets = table(settings, "outreach.campaign_targets")
             outbox = settings.output / "outbox" / "flash-2024" / "targets.csv"
-            sent = set(pl.read_csv(outbox)["phase"]) if outbox.exists() else set()
+            sent = set(read_outbox(outbox)["phase"]) if outbox.exists() else set()
             present[morning] = (set(targets["phase"]), sent)
             morning += timedelta(days=1)
     return settings, present, requested

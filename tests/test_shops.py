@@ -1,5 +1,8 @@
 """Many shops, one deployment: each shop's assets under its own prefix, with its own partitions, runs and checks."""
 
+import os
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
@@ -11,6 +14,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions, daily_partitions, shops_of_deployment
 from pipelines.operations import SHOP_TAG
 from pipelines.settings import SettingsError, load_settings
+from tests.conftest import ROOT
 
 # Two shops in different zones, with different first days
 SHOPS = {
@@ -81,6 +85,17 @@ def test_dagster_dev_shows_each_shop_run_from_the_cli_with_its_own_assets_partit
             }
             assert checked == {shop_id}  # its runs checked its assets only
         assert not instance.get_runs(dg.RunsFilter(tags={SHOP_TAG: "demo"}))  # registered, never run
+
+
+def test_the_code_location_dagster_dev_loads_lists_both_shops_assets(two_shops):
+    folder, _, _ = two_shops
+    env = os.environ | {"DAGSTER_HOME": str(folder / "dagster")}
+    for variable in ("REGULARS_SHOPS", "REGULARS_CONFIG"):
+        env.pop(variable, None)
+    listed = subprocess.run([sys.executable, "-m", "dagster", "asset", "list", "-m", "pipelines.definitions"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+    keys = set(listed.stdout.split())
+    assert {"north/staging/orders", "west/staging/orders", "demo/staging/orders"} <= keys, listed.stdout[-2000:]
 
 
 def test_a_deployment_lists_its_shops_in_a_folder_and_refuses_two_with_one_id(tmp_path, monkeypatch):
