@@ -29,6 +29,14 @@ def process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), BOOT_TAG: _boot_id(), PID_TAG: str(os.getpid())}
 
 
+def record_process(context: dg.AssetExecutionContext) -> None:
+    """Tag the run with the process that executes it, once, whatever started it (`regulars`, `dagster asset
+    materialize`, the UI, a schedule or sensor): a run whose process dies is then found and failed, and its
+    slots freed, by `clean_up_after_crashes` (before each `regulars` run, and every minute by the daemon)."""
+    if PID_TAG not in context.run.tags:
+        context.instance.add_run_tags(context.run_id, process_tags())
+
+
 def _process_is_gone(run: dg.DagsterRun) -> bool:
     """Whether the process that executes `run`, on this machine, has died."""
     if run.tags.get(BOOT_TAG) != _boot_id():  # the machine restarted since: its pid may be another's now
@@ -98,7 +106,11 @@ def waiting_for(instance: dg.DagsterInstance, run_id: str, pool: str) -> str | N
     if run_id not in info.pending_run_ids or not holders:
         return None
     names = ", ".join(_describe(instance.get_run_by_id(holder), holder) for holder in holders)
-    return f"waiting for the {pool}: {names} {'holds' if len(holders) == 1 else 'hold'} it"
+    return (
+        f"waiting for the {pool}: {names} {'holds' if len(holders) == 1 else 'hold'} it"
+        " (a run whose process died is failed and its slot freed by the next `regulars` run, or by the daemon within"
+        " a minute; end a stuck one in the UI)"
+    )
 
 
 def _describe(run: dg.DagsterRun | None, run_id: str) -> str:

@@ -29,6 +29,7 @@ from assets.outreach.gate import opt_outs_on_record
 from assets.outreach.reminders import in_risk_bands, reachable
 from pipelines.automation import BASELINE, PLANNED_THROUGH, planned_step
 from pipelines.calendar import Event, comparable, passed_over
+from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
     Warehouse,
@@ -72,6 +73,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
 
     @dg.multi_asset(name="plan_event", specs=specs, partitions_def=event_partitions(settings), pool=settings.pool)
     def plan_event(context: dg.AssetExecutionContext):
+        record_process(context)
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
             orders = counting_lost(conn.sql("SELECT * FROM staging.orders").pl(), lost_after)
@@ -148,6 +150,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     def campaign_results(context: dg.AssetExecutionContext):
         """Actual against goal, from staging.* and campaigns.baselines/goals: one row per event, section,
         dimension and measure, made once the orders of the after-glow's last day are in."""
+        record_process(context)
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
             loaded = loaded_until(conn)

@@ -17,6 +17,7 @@ from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snap
 from assets.customers.value import HIGH_VALUE_AT_RISK, fit_on, latest_fit, with_value_tags
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
+from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import COMPLETED, Warehouse, read_table, replace_tables
 
@@ -68,6 +69,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         pool=settings.pool,
     )
     def customer_snapshot_asset(context: dg.AssetExecutionContext, config: SnapshotConfig):
+        record_process(context)
         with warehouse.get_connection() as conn:
             first_day, last_day = conn.execute(
                 "SELECT min(order_date), max(order_date) FROM staging.orders"
@@ -139,7 +141,8 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     ]
 
     @dg.multi_asset(name="shop_analysis", specs=analysis_specs, pool=settings.pool)
-    def shop_analysis():
+    def shop_analysis(context: dg.AssetExecutionContext):
+        record_process(context)
         with warehouse.get_connection() as conn:
             facts = conn.sql("SELECT * FROM core.customer_facts").pl()
             rfm = conn.sql("SELECT * FROM core.rfm").pl()

@@ -13,6 +13,7 @@ from assets.customers.models import Fit, FitError
 from assets.customers.prediction import QUALITY_SCHEMA, TRACKING_SCHEMA, holdout_scores, quality, tracking
 from assets.customers.value import SCHEMA, Fits, customer_value, fit
 from assets.orders import STAGING_ORDERS
+from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import Warehouse, read_table, replace_tables
 
@@ -72,6 +73,7 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         pool=settings.pool,
     )  # fmt: skip
     def customer_value_asset(context: dg.AssetExecutionContext):
+        record_process(context)
         with warehouse.get_connection() as conn:
             facts = conn.sql("SELECT * FROM core.customer_facts").pl()
             as_of = facts["as_of_date"].max()
@@ -121,6 +123,7 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         pool=settings.pool,
     )  # fmt: skip
     def prediction_quality(context: dg.AssetExecutionContext):
+        record_process(context)
         with warehouse.get_connection() as conn:
             as_of = conn.sql("SELECT max(as_of_date) FROM core.customer_facts").fetchall()[0][0]
             orders = read_orders(conn, as_of)

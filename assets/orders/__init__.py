@@ -27,6 +27,7 @@ from checks.orders import (
     set_up_order_suites,
 )
 from pipelines.progress import Progress
+from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.sources import OrderSource, SourceFile, order_source
 from pipelines.sources.exports import MalformedExportError
@@ -81,6 +82,7 @@ def order_assets(
         pool=settings.pool,
     )
     def ingest_orders(context: dg.AssetExecutionContext):
+        record_process(context)
         window = context.partition_time_window
         first, last = window.start.date(), window.end.date() - timedelta(days=1)
         context.log.info(f"Reading the source for {first} .. {last}")

@@ -18,6 +18,7 @@ from assets.outreach.outbox import write_list
 from assets.outreach.reminders import in_risk_bands, reminders_for_days
 from assets.outreach.uplift import list_results
 from pipelines.privacy import mask
+from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
     Warehouse,
@@ -143,6 +144,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
     def repurchase_reminders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Customers whose due window opened that day, from staging.orders as of each day: one row per
         customer and contact day, with class, channel and a message from the class's template."""
+        record_process(context)
         first, last = list_days(context.partition_time_window, settings)
         cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
         with warehouse.get_connection() as conn:
@@ -191,6 +193,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
     def care_messages(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Care after an order ships and is delivered, from staging.orders shipping times: one row per order,
         moment and contact day. No promotion; opt-outs apply."""
+        record_process(context)
         first, last = list_days(context.partition_time_window, settings)
         language = settings.outreach.language
         with warehouse.get_connection() as conn:
@@ -216,10 +219,11 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         deps=[key(REPURCHASE_REMINDERS), key(CAMPAIGN_TARGETS), key(STAGING_ORDERS)],
         pool=settings.pool,
     )
-    def outreach_list_results() -> dg.MaterializeResult:
+    def outreach_list_results(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Contacted against held-out customers of every list, from outreach.repurchase_reminders,
         outreach.campaign_targets and staging.orders: one row per list and grouping (reminders per day, per
         class and in total; each campaign list), as of the last day loaded."""
+        record_process(context)
         with warehouse.get_connection() as conn:
             known_until = loaded_until(conn)
             lists = {name: conn.sql(f"SELECT * FROM outreach.{name}").pl()

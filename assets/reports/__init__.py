@@ -17,6 +17,7 @@ from assets.outreach.gate import rules_on_record
 from assets.outreach.outbox import write_list
 from assets.outreach.uplift import reminder_results
 from pipelines.files import write_text_atomically
+from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import Warehouse, loaded_until, read_table
 from reports.overview import due_next_week, overview_html
@@ -78,10 +79,11 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         ],
         pool=settings.pool,
     )
-    def shop_overview(config: OverviewConfig) -> dg.MaterializeResult:
+    def shop_overview(context: dg.AssetExecutionContext, config: OverviewConfig) -> dg.MaterializeResult:
         """The shop overview, from core.*, analysis.*, staging.orders and the last 90 days of
         outreach.repurchase_reminders: one HTML file per as-of date and language in the output folder, and the
         customers due next week in the outbox."""
+        record_process(context)
         language = report_language(settings, config)
         with warehouse.get_connection() as conn:
             tables = {name: conn.sql(f"SELECT * FROM {name}").pl() for name in (
@@ -134,6 +136,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     )  # fmt: skip
     def event_review(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
         """The post-promotion review, from campaigns.results: one HTML file per event, in the output folder."""
+        record_process(context)
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
             results = read_table(conn, "campaigns.results", event_id=event.id)
