@@ -180,3 +180,27 @@ def test_a_line_copied_with_a_renamed_product_is_still_a_duplicate():
         "WHITE HANGING HEART T-LIGHT HOLDER",
     ]
     assert result.orders["amount"].to_list() == [6 * 2.55 + 8 * 2.75]
+
+
+@pytest.mark.parametrize(
+    ("decimal", "amounts", "kept"),
+    [
+        # each value tells its mark: a single mark, or thousands in groups of three, reads; the rest are refused
+        ("auto", ["12.5.1", "1.2.3", "1,2,3", "12,34.5", "1,23,456.00", "1.234,5.6", "1,234.50", "1.234.567", "¥7.5"],
+         {"A7": 1234.5, "A8": 1234567.0, "A9": 7.5}),
+        # with a stated decimal comma, a dot groups thousands: '12.5' (a group of one digit) is malformed, not 125
+        (",", ["12.5", "1.234,5", "1,2,3", "1.234.567"], {"A2": 1234.5, "A4": 1234567.0}),
+    ],
+)  # fmt: skip
+def test_an_amount_with_two_decimal_marks_or_misplaced_thousands_marks_is_refused_as_malformed(decimal, amounts, kept):
+    records = [(f"A{n}", "c1", "2024-11-11 10:00:00", amount, "paid") for n, amount in enumerate(amounts, 1)]
+    cleaning = rules(decimal=decimal, columns={"amount": "实付金额"})
+    cleaning = CleaningRules(cleaning.layout, "Asia/Shanghai", max_amount=1e7)
+    result = clean(rows(*records), cleaning)
+    assert dict(result.orders.select("order_id", "amount").iter_rows()) == kept
+    refused = result.rejects.sort("_row")
+    assert set(refused["reason"]) == {"malformed_amount"}
+    assert refused["order_id"].to_list() == [f"A{n}" for n in range(1, len(amounts) + 1) if f"A{n}" not in kept]
+    # the detail names the export's column and the value as written (the file and row are the row's own)
+    assert refused["detail"][0].endswith(f"column '实付金额' holds '{amounts[0]}'")
+    assert refused.select("_source", "_row").row(0) == ("export.csv", 1)

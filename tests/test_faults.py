@@ -228,8 +228,8 @@ def test_run_metadata_masks_customer_ids_and_contact_details(tmp_path):
     [
         # auto: each value tells, and '1,250' (a thousand and 250, or 1.25) is refused
         ("auto", {"A1": 12.5, "A2": 1234.5, "A3": 1234.5, "A5": 7.0, "A6": 1234567.0}),
-        # stated: '1,250' is 1.25, and '1,234.50' is read as the settings say (1.2345, stored to the cent)
-        (",", {"A1": 12.5, "A2": 1234.5, "A3": 1.23, "A4": 1.25, "A5": 7.0, "A6": 1234567.0}),
+        # stated: '1,250' is 1.25, and '1,234.50' (a dot after the decimal comma) is refused as malformed
+        (",", {"A1": 12.5, "A2": 1234.5, "A4": 1.25, "A5": 7.0, "A6": 1234567.0}),
     ],
 )
 def test_amounts_follow_the_stated_or_evident_decimal_mark(tmp_path, decimal, expected):
@@ -248,7 +248,7 @@ def test_amounts_follow_the_stated_or_evident_decimal_mark(tmp_path, decimal, ex
     ingest(settings, "2024-03-01")
     assert dict(table(settings, "staging.orders").select("order_id", "amount").rows()) == expected
     refused = table(settings, "staging.rejects").select("order_id", "reason").rows()
-    assert refused == ([("A4", "ambiguous_amount")] if decimal == "auto" else [])
+    assert refused == ([("A4", "ambiguous_amount")] if decimal == "auto" else [("A3", "malformed_amount")])
 
 
 def test_a_utf8_file_declared_gbk_stops_naming_the_file_row_and_column(tmp_path):
