@@ -9,9 +9,12 @@ Rows are numbered from 1 at the first data row; the header is not counted.
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import io
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -34,19 +37,60 @@ class MalformedExportError(ValueError):
 
 
 def export_files(pattern: str) -> tuple[Path, list[Path]]:
-    """The files a source path names (a file, a folder, or a glob), and their common folder."""
+    """The files a source path names (a file, a folder, or a glob), and their common folder. Folders linked into
+    it are followed; a file reached by several paths is listed once, by its shortest; a link that leads round in
+    a loop stops the run naming it."""
     path = Path(pattern)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in FORMATS)
+        files = [p for p in _walk(path) if p.suffix.lower() in FORMATS]
         base = path
     elif glob.has_magic(pattern):
-        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
         base = Path(pattern.split("*")[0].rsplit("/", 1)[0] or ".")
+        if "**" in pattern and base.is_dir():
+            for _ in _walk(base):  # a `**` glob follows linked folders, a loop 40 times deep: look for loops first
+                pass
+        files = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file() or _looping(Path(p))]
     else:
-        files, base = ([path] if path.is_file() else []), path.parent
-    if not files:
+        files, base = ([path] if path.is_file() or _looping(path) else []), path.parent
+    once = {}
+    for file in sorted(files, key=lambda p: (len(p.parts), str(p))):
+        if _looping(file):
+            raise _loop_error(file)
+        once.setdefault(file.resolve(), file)
+    if not once:
         raise MalformedExportError(pattern, "no export file found here")
-    return base, files
+    return base, sorted(once.values())
+
+
+def _walk(folder: Path, above: frozenset[str] = frozenset()) -> Iterator[Path]:
+    """The files in a folder and its subfolders, linked ones too, in name order; a link to a folder that holds it
+    (or to itself) raises `MalformedExportError`."""
+    above = above | {os.path.realpath(folder)}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = Path(entry.path)
+        if _looping(path) or (entry.is_dir() and os.path.realpath(path) in above):
+            raise _loop_error(path)
+        if entry.is_dir():
+            yield from _walk(path, above)
+        elif entry.is_file():
+            yield path
+
+
+def _looping(path: Path) -> bool:
+    """Whether a path is a symbolic link that never reaches a file or folder (it leads back to itself)."""
+    try:
+        path.stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def _loop_error(path: Path) -> MalformedExportError:
+    return MalformedExportError(
+        str(path),
+        "a symbolic link that leads round in a loop (to itself or a folder that holds it): remove the link, or set "
+        "source.path to files or a folder it does not lead through",
+    )
 
 
 def read_exports(source: FileSource) -> pl.DataFrame:
