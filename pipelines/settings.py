@@ -141,6 +141,7 @@ class FileSource(_StrictConfig):
     columns: ColumnMapping
     cancellation: CancellationRule = CancellationRule()
     open_statuses: list[str] = []  # statuses of orders not completed yet (not revenue); the rest are completed
+    completed_statuses: list[str] = []  # statuses of completed orders: named, so that no run warns of them
     open_lost_after_days: int | None = Field(None, gt=0)  # an order open this long on the last day loaded is lost
 
 

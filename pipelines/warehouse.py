@@ -68,6 +68,9 @@ TABLES = {
         file VARCHAR NOT NULL, size BIGINT NOT NULL, modified_ts TIMESTAMP NOT NULL, order_date DATE,
         rows BIGINT NOT NULL, loaded_ts TIMESTAMPTZ NOT NULL
     """,
+    "raw.statuses_seen": """
+        status VARCHAR NOT NULL, treated VARCHAR NOT NULL, first_loaded_ts TIMESTAMPTZ NOT NULL
+    """,
     "staging.rejects": f"""
         _source VARCHAR NOT NULL, _row BIGINT NOT NULL, order_date DATE NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, {SOURCE_TEXT_COLUMNS}

@@ -24,7 +24,9 @@ from checks.orders import (
     broken_order_rules,
     order_check_results,
     order_check_specs,
+    record_statuses,
     set_up_order_suites,
+    status_summary,
 )
 from pipelines.progress import Progress
 from pipelines.settings import ShopSettings
@@ -127,6 +129,7 @@ class Ingested:
     refused: int
     identical_rows: int  # rows identical to an earlier row of their day (refused or kept, as the source says)
     orders: dict  # figures of staging.orders over the days written
+    statuses: dict  # orders by source status and treatment (`status_summary`)
     preview: pl.DataFrame
     by_reason: dict
     checks: list[dg.AssetCheckResult]
@@ -198,10 +201,12 @@ def ingest_days(
             )
             if any(not check.passed for check in checks if check.check_name in BLOCKING):
                 raise ChecksFailed(checks)  # rolls the run back
+            record_statuses(conn, tally.statuses(), loaded_ts)
             return Ingested(
                 days=days, late_days=late_days, files_read=sorted(indexes),
                 rows_read=sum(i.height for i in indexes.values()), rows_in=tally.rows_in, refused=tally.refused,
                 identical_rows=identical_rows, orders=_order_figures(conn, *loaded), preview=_preview(conn, *loaded),
+                statuses=status_summary(tally.statuses()),
                 by_reason=dict(conn.sql(
                     "SELECT reason, count(*) FROM staging.rejects WHERE order_date BETWEEN ? AND ? "
                     "GROUP BY ALL ORDER BY 1", params=list(loaded)).fetchall()),
@@ -402,7 +407,11 @@ def ingest_results(
         ),
         dg.MaterializeResult(
             asset_key=STAGING_ORDERS,
-            metadata={**ingested.orders, "preview": dg.MetadataValue.md(markdown_table(ingested.preview))},
+            metadata={
+                **ingested.orders,
+                **({"statuses": dg.MetadataValue.json(ingested.statuses)} if ingested.statuses else {}),
+                "preview": dg.MetadataValue.md(markdown_table(ingested.preview)),
+            },
         ),
         dg.AssetMaterialization(
             asset_key=ORDER_LINES,

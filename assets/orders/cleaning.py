@@ -57,6 +57,7 @@ class CleanOrders:
     orders: pl.DataFrame
     lines: pl.DataFrame
     rejects: pl.DataFrame
+    statuses: pl.DataFrame  # `status_counts`: the kept orders by source status and how each was treated
     identical_rows: int = 0  # rows identical to an earlier one of their day: refused, or kept by the rule
 
 
@@ -372,6 +373,23 @@ def clean_orders(
         lines=_lines(kept),
         rejects=_rejects(rejects, rules),
         identical_rows=int(rows["_identical"].sum()),
+        statuses=status_counts(kept, rules),
+    )
+
+
+NO_STATUS = "(none)"  # how a row without a status shows among the statuses
+
+
+def status_counts(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+    """Kept rows -> `status, treated, orders`: the orders of each status as the source writes it, and how they
+    were treated (completed, open or cancelled); no rows when the source has no status."""
+    if "status" not in rules.layout.fields:
+        return pl.DataFrame(schema={"status": pl.String, "treated": pl.String, "orders": pl.UInt32})
+    treated = pl.when(pl.col("_cancel")).then(pl.lit(CANCELLED)).when(pl.col("_open")).then(pl.lit(OPEN))
+    return (
+        kept.group_by(status=pl.col("status").fill_null(NO_STATUS), treated=treated.otherwise(pl.lit(COMPLETED)))
+        .agg(orders=pl.col("order_id").n_unique())
+        .sort("status", "treated")
     )
 
 
