@@ -68,6 +68,11 @@ TABLES = {
         file VARCHAR NOT NULL, size BIGINT NOT NULL, modified_ts TIMESTAMP NOT NULL, order_date DATE,
         rows BIGINT NOT NULL, loaded_ts TIMESTAMPTZ NOT NULL
     """,
+    # days an ingest replaced that no customer snapshot has taken in yet: per day, a row without a customer and
+    # a row per customer the day held before (their facts may hold orders that are gone or changed)
+    "raw.reloads": """
+        order_date DATE NOT NULL, customer_id VARCHAR, loaded_ts TIMESTAMPTZ NOT NULL
+    """,
     "raw.statuses_seen": """
         status VARCHAR NOT NULL, treated VARCHAR NOT NULL, first_loaded_ts TIMESTAMPTZ NOT NULL
     """,

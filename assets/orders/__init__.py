@@ -183,6 +183,7 @@ def ingest_days(
         broken = broken_order_rules(conn, incoming("staging.orders"), days, settings)
         suites_ready.result()
         with transaction(conn):
+            _record_reloads(conn, days, loaded_ts)
             publish_days(conn, WRITTEN, days)
             _stored_once(conn, days, rules)
             _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
@@ -309,6 +310,17 @@ def _read_chunk(source: OrderSource, index: pl.DataFrame, rules: CleaningRules) 
         )
     rows = pl.concat(pl.collect_all(parts, engine="streaming"))
     return rows.lazy().with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules)).collect()
+
+
+def _record_reloads(conn, days: list[date], loaded_ts: datetime) -> None:
+    """Before the days are replaced: note each day, and the customers whose orders it held, in raw.reloads, so that
+    the next customer snapshot recomputes those customers when a day is one its facts were computed from."""
+    conn.execute("INSERT INTO raw.reloads SELECT unnest($days::DATE[]), NULL, $ts", {"days": days, "ts": loaded_ts})
+    conn.execute(
+        "INSERT INTO raw.reloads SELECT DISTINCT order_date, customer_id, $ts FROM staging.orders "
+        "WHERE order_date BETWEEN $first AND $last AND order_date IN (SELECT unnest($days::DATE[]))",
+        {"days": days, "ts": loaded_ts, "first": days[0], "last": days[-1]},
+    )
 
 
 def _stored_once(conn, days: list[date], rules: CleaningRules) -> None:
