@@ -5,10 +5,11 @@ from datetime import date
 import polars as pl
 import pytest
 
-from assets.orders.cleaning import CleaningRules, as_raw_text, clean_orders, file_index, with_order_dates
+from assets.orders.cleaning import REASONS, CleaningRules, as_raw_text, clean_orders, file_index, with_order_dates
 from pipelines.settings import CancellationRule
 from pipelines.sources import SourceLayout
 from pipelines.sources.exports import MalformedExportError
+from reports.translations import TEXT
 
 ORDER_FIELDS = ("order_id", "customer_id", "order_ts", "amount", "status")
 
@@ -204,3 +205,12 @@ def test_an_amount_with_two_decimal_marks_or_misplaced_thousands_marks_is_refuse
     # the detail names the export's column and the value as written (the file and row are the row's own)
     assert refused["detail"][0].endswith(f"column '实付金额' holds '{amounts[0]}'")
     assert refused.select("_source", "_row").row(0) == ("export.csv", 1)
+
+
+def test_every_refusal_reason_has_words_in_every_report_language():
+    # the review lists refused rows by reason: a reason without words in a language stopped the review
+    missing = {
+        language: sorted(reason for reason in REASONS if f"reason_{reason}" not in words)
+        for language, words in TEXT.items()
+    }
+    assert missing == {language: [] for language in TEXT}
