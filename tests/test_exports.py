@@ -116,3 +116,30 @@ def test_a_symbolic_link_loop_stops_with_one_line_naming_it(tmp_path, loop):
             read_exports(source(path))
         assert error.value.file == str(link) and "\n" not in str(error.value)
         assert "symbolic link that leads round in a loop" in str(error.value)
+
+
+def test_a_field_longer_than_the_csv_modules_limit_is_read_whole(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(CN_HEADER + f"T001,张三,2024-11-11 00:05:00,199.00,{'浙' * 700_000}\n", encoding="utf-8")
+    read = read_exports(source(path))
+    assert read["region"].str.len_chars().to_list() == [700_000] and read["_shape"].to_list() == [None]
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "cause"),
+    [
+        ('T002,李四,2024-11-11 09:30:00,58.50,24" monitor', "an inch mark"),
+        ('T002,李四,2024-11-11 09:30:00,58.50,"广东', "nothing closes it"),
+        ('T002,李四,2024-11-11 09:30:00,58.50,"广东"省', "text after the closing quote"),
+        ("T002,李四,2024-11-11 09:30:00,58.50,广\r东", "carriage return (CR) without a line feed"),
+    ],
+)
+def test_a_quote_mark_or_lone_cr_that_breaks_the_csv_names_the_file_row_and_column(tmp_path, bad_row, cause):
+    path = tmp_path / "export.csv"
+    rows = ["T001,张三,2024-11-11 00:05:00,199.00,浙江", bad_row, "T003,王五,2024-11-11 10:00:00,9.90,江苏"]
+    path.write_text(CN_HEADER + "\n".join(rows) + "\n", encoding="utf-8", newline="")
+    with pytest.raises(MalformedExportError) as error:
+        read_exports(source(path))
+    # the second data row, in the column 省份 (the fifth): one line that says what is wrong and what to do
+    assert (error.value.file, error.value.row, error.value.column) == ("export.csv", 2, "省份")
+    assert cause in str(error.value) and "\n" not in str(error.value) and ": " in str(error.value)

@@ -157,6 +157,8 @@ def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
         raise _decode_error(data, exc, name, source) from None
     if codec != "utf-8-sig" and not data.isascii() and _is_utf8(data):
         raise _misdecoded(data, name, source)
+    if BARE_CR.search(text):  # a line end to some readers and text to others: rows would differ between them
+        _refuse_quoting(text, name, source.delimiter)
     try:
         frame = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
@@ -165,13 +167,74 @@ def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
             truncate_ragged_lines=True,
         )
     except pl.exceptions.PolarsError as exc:
+        _refuse_quoting(text, name, source.delimiter)
         raise MalformedExportError(name, f"not a readable CSV file ({str(exc).splitlines()[0]})") from None
     return frame.with_columns(_shape=_ragged(text, name, source.delimiter, frame.height))
+
+
+BARE_CR = re.compile(r"\r(?!\n)")
+INCH_MARK = (
+    'a quote mark inside a field that does not start with one (an inch mark, as in 24" monitor?): put the field '
+    'in quotes and double the mark ("24"" monitor"), or remove it'
+)
+UNCLOSED = (
+    "a quote mark opens this field and nothing closes it, so the rest of the file would be one field: close or "
+    "remove it"
+)
+AFTER_QUOTE = 'text after the closing quote of a quoted field: double a quote mark that is text ("") or remove it'
+LONE_CR = (
+    "a carriage return (CR) without a line feed, a line end to some programs and text to others: save the file "
+    "with LF or CR LF line ends, or quote the field"
+)
+
+
+def _refuse_quoting(text: str, name: str, delimiter: str) -> None:
+    """Raise `MalformedExportError` naming the row and column of the first quote mark or CR that CSV readers
+    disagree on or cannot read (see `quoting_fault`); return if there is none."""
+    fault = quoting_fault(text, delimiter)
+    if fault:
+        row, field, problem = fault
+        header = next(csv.reader([re.split(r"[\r\n]", text, maxsplit=1)[0]], delimiter=delimiter), [])
+        column = header[field] if field < len(header) else f"#{field + 1}"
+        raise MalformedExportError(name, problem, row=row or None, column=column if row else None)
+
+
+def quoting_fault(text: str, delimiter: str) -> tuple[int, int, str] | None:
+    """The first quote mark or carriage return in a CSV text that breaks its quoting rules, as (data row, counted
+    from 1, 0 for the header; field number from 0; what is wrong), or None. Read mark by mark: only looked for
+    once a file is known to be wrong."""
+    special = re.compile(f'["\r\n{re.escape(delimiter)}]')
+    row = field = i = 0
+    at_start, quoted, opened = True, False, (0, 0)
+    while match := special.search(text, i):
+        j, mark = match.start(), match.group()
+        if j > i and not quoted:
+            at_start = False
+        i = j + 1
+        if quoted:
+            if mark == '"' and text[i : i + 1] == '"':  # a quote mark as text
+                i += 1
+            elif mark == '"':
+                quoted = False
+                if text[i : i + 1] not in ("", delimiter, "\r", "\n"):
+                    return row, field, AFTER_QUOTE
+        elif mark == '"':
+            if not at_start:
+                return row, field, INCH_MARK
+            quoted, opened = True, (row, field)
+        elif mark == delimiter:
+            field, at_start = field + 1, True
+        elif mark == "\r" and text[i : i + 1] != "\n":
+            return row, field, LONE_CR
+        elif mark == "\n":
+            row, field, at_start = row + 1, 0, True
+    return (*opened, UNCLOSED) if quoted else None
 
 
 def _ragged(text: str, name: str, delimiter: str, rows: int) -> pl.Series:
     """Per data row, what is wrong with its shape ("2 fields where the header has 5"), else null. Polars pads
     or cuts such a row silently; the csv module counts each record's fields, quotes and all."""
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a field as long as the file is still a field
     header, *counts = (len(record) for record in csv.reader(io.StringIO(text), delimiter=delimiter))
     if len(counts) != rows:  # records and rows disagree only if the file is not CSV as polars reads it
         return pl.Series([None] * rows, dtype=pl.String)
