@@ -414,15 +414,25 @@ class ShopSettings(_Strict):
         return self
 
 
+# The system's folders: nothing of a shop's goes in them, but in the folders of their own they keep for programs
+# (/var/lib/<program>) and for temporary files; /private holds macOS's /etc, /var and /tmp.
 SYSTEM_FOLDERS = tuple(Path(p) for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc",
-                                          "/run", "/sbin", "/sys", "/usr"))  # fmt: skip
+                                          "/run", "/sbin", "/sys", "/usr", "/var", "/private"))  # fmt: skip
+OWN_FOLDERS_WITHIN = tuple(Path(p) for p in ("/var/lib", "/var/tmp", "/private/tmp", "/private/var/tmp",
+                                              "/private/var/folders"))  # fmt: skip
+# Folders shared by everyone's folders: a folder in them is fine, the folder itself is not
+SHARED_FOLDERS = tuple(Path(p) for p in ("/home", "/root", "/opt", "/srv", "/mnt", "/media", "/tmp", "/Users"))
 
 
 def _check_folder(key: str, path: Path) -> None:
-    """Refuse to write into the root or a system folder: a typo there would scatter files over the machine."""
-    path = path.resolve()
-    if path == Path(path.anchor) or any(path == folder or folder in path.parents for folder in SYSTEM_FOLDERS):
-        raise SettingsError(f"{key}: {path} is the root or a system folder; choose a folder of your own")
+    """Refuse to write into the root or a system folder, however the path gets there (`..`, a symbolic link):
+    a typo there would scatter files over the machine."""
+    resolved = path.resolve()
+    inside = [folder for folder in SYSTEM_FOLDERS if resolved == folder or folder in resolved.parents]
+    own = any(folder in resolved.parents for folder in OWN_FOLDERS_WITHIN)
+    if resolved == Path(resolved.anchor) or resolved in (*SHARED_FOLDERS, *OWN_FOLDERS_WITHIN) or (inside and not own):
+        shown = f"{path} (that is {resolved})" if resolved != path else str(path)
+        raise SettingsError(f"{key}: {shown} is the root or a system folder; choose a folder of your own")
 
 
 def _where(error: dict) -> str:

@@ -2,6 +2,7 @@
 Every case is a small hand-made export; counts are worked from the file."""
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -199,6 +200,31 @@ def test_settings_refuse_the_root_or_a_system_folder(tmp_path, key, value):
                     f"{key}: {value}\n")  # fmt: skip
     with pytest.raises(SettingsError, match=f"{key}: .* is the root or a system folder"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "target", "under"),
+    [("output", "/var", ""), ("output", "/var/log", "regulars"), ("warehouse", "/root", "shop.duckdb"),
+     ("warehouse", "/etc", "regulars/shop.duckdb"), ("output", "/tmp", "")],
+)  # fmt: skip
+def test_settings_refuse_a_system_folder_reached_through_dots_or_a_link(tmp_path, key, target, under):
+    up = "/..".join([""] * len(tmp_path.parts))  # from tmp_path back up to /
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    for value in (f"{tmp_path}{up}{target}/{under}".rstrip("/"), f"{link}/{under}".rstrip("/")):
+        path = tmp_path / "shop.yaml"
+        path.write_text(f"name: s\nhistory_start: 2024-01-01\nhistory_end: 2024-01-31\nsource: {{kind: synthetic}}\n"
+                        f"{key}: {value}\n")  # fmt: skip
+        with pytest.raises(SettingsError, match=f"{key}: .* \\(that is {target}.*\\) is the root or a system folder"):
+            load_settings(path)
+
+
+def test_settings_take_a_folder_of_ones_own_under_a_shared_or_program_folder(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text("name: s\nhistory_start: 2024-01-01\nhistory_end: 2024-01-31\nsource: {kind: synthetic}\n"
+                    "warehouse: /var/lib/regulars/shop.duckdb\noutput: /home/shop/out\n")  # fmt: skip
+    settings = load_settings(path)
+    assert (settings.warehouse, settings.output) == (Path("/var/lib/regulars/shop.duckdb"), Path("/home/shop/out"))
 
 
 def test_run_metadata_masks_customer_ids_and_contact_details(tmp_path):
