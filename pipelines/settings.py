@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipelines.calendar import LUNAR_NEW_YEAR, CalendarError, Event, around, check, preset, with_overrides
+from pipelines.calendar import CalendarError, Event, around, check, preset, with_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SHOP = PROJECT_ROOT / "shop.yaml"
@@ -383,8 +383,7 @@ class ShopSettings(_Strict):
     def calendar(self) -> list[Event]:
         """Every event: presets for each year of history and the next, the shop's own, overridden."""
         years = range(self.history_start.year, self.last_day.year + 2)
-        events = [preset(kind, year) for kind in self.events.presets for year in years
-                  if kind != "newyear" or year in LUNAR_NEW_YEAR]  # fmt: skip
+        events = [preset(kind, year) for kind in self.events.presets for year in years]
         for custom in self.events.custom:
             kind = custom.kind or re.sub(r"[-_]?\d{4}$", "", custom.id)
             phases = around(custom.sprint, custom.build_up_days, custom.warm_up_days, custom.after_glow_days)
