@@ -8,7 +8,7 @@ cancelled), so that a customer's or a month's revenue nets them out whatever the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -57,8 +57,9 @@ class CleanOrders:
     orders: pl.DataFrame
     lines: pl.DataFrame
     rejects: pl.DataFrame
-    statuses: pl.DataFrame  # `status_counts`: the kept orders by source status and how each was treated
     identical_rows: int = 0  # rows identical to an earlier one of their day: refused, or kept by the rule
+    # `status_counts`: the kept orders by source status and how each was treated
+    statuses: pl.DataFrame = field(default_factory=lambda: NO_STATUSES)
 
 
 def as_raw_text(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
@@ -378,13 +379,14 @@ def clean_orders(
 
 
 NO_STATUS = "(none)"  # how a row without a status shows among the statuses
+NO_STATUSES = pl.DataFrame(schema={"status": pl.String, "treated": pl.String, "orders": pl.UInt32})
 
 
 def status_counts(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
     """Kept rows -> `status, treated, orders`: the orders of each status as the source writes it, and how they
     were treated (completed, open or cancelled); no rows when the source has no status."""
     if "status" not in rules.layout.fields:
-        return pl.DataFrame(schema={"status": pl.String, "treated": pl.String, "orders": pl.UInt32})
+        return NO_STATUSES
     treated = pl.when(pl.col("_cancel")).then(pl.lit(CANCELLED)).when(pl.col("_open")).then(pl.lit(OPEN))
     return (
         kept.group_by(status=pl.col("status").fill_null(NO_STATUS), treated=treated.otherwise(pl.lit(COMPLETED)))
