@@ -1,6 +1,8 @@
 """Faults and bad input (#14): who is never contacted, the frequency cap, junk customer ids.
 Every case is a small hand-made export; counts are worked from the file."""
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from checks.suites import SuiteResult
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, build_definitions
 from pipelines.settings import SettingsError, load_settings
-from tests.conftest import COLUMNS, HEADER, file_shop, ingest, shop, table
+from tests.conftest import COLUMNS, HEADER, ROOT, file_shop, ingest, shop, table
 
 CLASSES = ["important_value", "important_winback", "important_develop", "important_retain",
            "potential", "new", "general_maintain", "lost"]  # fmt: skip
@@ -225,6 +227,37 @@ def test_settings_take_a_folder_of_ones_own_under_a_shared_or_program_folder(tmp
                     "warehouse: /var/lib/regulars/shop.duckdb\noutput: /home/shop/out\n")  # fmt: skip
     settings = load_settings(path)
     assert (settings.warehouse, settings.output) == (Path("/var/lib/regulars/shop.duckdb"), Path("/home/shop/out"))
+
+
+FULL_DISK_RUN = """
+import resource, signal, sys
+from pathlib import Path
+from tests.conftest import ingest, shop
+settings = shop(Path(sys.argv[1]), source={"kind": "synthetic", "seed": 7, "customers": 5000})
+# no file may grow beyond the warehouse's size: a write that would stops as on a full disk (EFBIG, not a signal)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (settings.warehouse.stat().st_size, resource.RLIM_INFINITY))
+result = ingest(settings, "2024-01-02", "2024-12-31", raise_on_error=False)
+print(*(e.event_specific_data.error.message for e in result.all_events if e.is_step_failure), sep="|")
+"""
+
+
+def test_a_warehouse_that_cannot_grow_stops_the_step_in_one_line_and_keeps_what_it_held(tmp_path):
+    settings = shop(tmp_path, source={"kind": "synthetic", "seed": 7, "customers": 5000})
+    ingest(settings, "2024-01-01")
+    before = {name: table(settings, name) for name in ("raw.orders", "staging.orders", "staging.rejects")}
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_RUN, str(tmp_path)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)  # fmt: skip
+    # a year of orders does not fit: the step fails in one line naming the warehouse, the file and the cause, and
+    # what to do (it was "connection is busy" after a traceback), which a run's summary shows
+    assert done.returncode == 0, done.stderr[-2000:]
+    [message] = done.stdout.strip().splitlines()
+    assert message.endswith(
+        f"warehouse {settings.warehouse}: {settings.warehouse}.wal could not be written (File too large); the "
+        "warehouse keeps what it held before this step: free space on its disk, or set warehouse to a folder on a "
+        "disk with room"
+    )
+    assert all(table(settings, name).equals(frame) for name, frame in before.items())
 
 
 def test_run_metadata_masks_customer_ids_and_contact_details(tmp_path):

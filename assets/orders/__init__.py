@@ -241,7 +241,8 @@ def _write_chunks(
     """Read and clean the days a chunk at a time and add them to the incoming tables: DuckDB writes a chunk
     while Polars reads and cleans the next, raw.orders and the staging tables side by side (in threads, each
     through a cursor of its own: a DuckDB insert works on one core)."""
-    with ThreadPoolExecutor(max_workers=2) as writers, conn.cursor() as raw_cursor, conn.cursor() as staging_cursor:
+    # the writers stop before their cursors close: a cursor closed under a running write would hide its error
+    with conn.cursor() as raw_cursor, conn.cursor() as staging_cursor, ThreadPoolExecutor(max_workers=2) as writers:
         for cursor in (raw_cursor, staging_cursor):  # rows of a table have no order: a faster insert
             cursor.execute("SET preserve_insertion_order = false")
         written, identical_rows = [], 0
