@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.orders.cleaning import NO_STATUS, CleaningRules, parse_timestamp
+from assets.orders.cleaning import NO_STATUS, NO_STATUSES, CleaningRules, parse_timestamp
 from checks import suites
 from checks.suites import SuiteResult, suite_check
 from pipelines.settings import ShopSettings
@@ -170,7 +170,7 @@ class OrderCheckTally:
     def statuses(self) -> pl.DataFrame:
         """`status, treated, orders` over the run: the orders of each status the source used, and their treatment."""
         return (
-            pl.concat(self.status_parts)
+            pl.concat([NO_STATUSES, *self.status_parts])
             .group_by("status", "treated")
             .agg(pl.col("orders").sum().cast(pl.Int64))
             .sort("status", "treated")
