@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.orders.cleaning import CleaningRules, parse_timestamp
+from assets.orders.cleaning import NO_STATUS, NO_STATUSES, CleaningRules, parse_timestamp
 from checks import suites
 from checks.suites import SuiteResult, suite_check
 from pipelines.settings import ShopSettings
@@ -25,6 +25,7 @@ from pipelines.warehouse import COMPLETED
 
 RAW_SUITE, CLEAN_SUITE = "raw_orders_suite", "clean_orders_suite"
 RECONCILED, REJECTED_SHARE, ORDERS_EVERY_DAY = "rows_reconcile", "rejected_share", "orders_every_day"
+STATUSES_NAMED = "statuses_named"
 BLOCKING = (RAW_SUITE, CLEAN_SUITE, RECONCILED)  # a run whose blocking check fails writes nothing
 READABLE_TIMES = ("expect_column_values_to_not_be_null", "_ts")  # the raw suite's share, judged exactly
 
@@ -43,6 +44,9 @@ def order_check_specs(orders: dg.AssetKey) -> list[dg.AssetCheckSpec]:
                           description="refused rows (staging.rejects) stay under quality.max_rejected_share"),
         dg.AssetCheckSpec(ORDERS_EVERY_DAY, asset=orders,
                           description="no day without orders when the shop usually has some"),
+        dg.AssetCheckSpec(STATUSES_NAMED, asset=orders,
+                          description="no order status that the settings do not name appears for the first time "
+                                      "(raw.statuses_seen): such orders count as completed, as revenue"),
     ]  # fmt: skip
 
 
@@ -151,15 +155,50 @@ class OrderCheckTally:
     refused: int = 0
     unreadable_times: int = 0
     unreadable_sample: list = field(default_factory=list)  # order times as received
+    status_parts: list = field(default_factory=list)  # each chunk's `status_counts`
 
     def add(self, clean) -> None:
         self.rows_in += clean.raw.height
+        self.status_parts.append(clean.statuses)
         self.refused += clean.rejects.height
         unreadable = clean.raw.filter(pl.col("_ts").is_null())["order_ts"]
         self.unreadable_times += unreadable.len()
         self.unreadable_sample = (self.unreadable_sample + unreadable.head(suites.SAMPLE_SIZE).to_list())[
             : suites.SAMPLE_SIZE
         ]
+
+    def statuses(self) -> pl.DataFrame:
+        """`status, treated, orders` over the run: the orders of each status the source used, and their treatment."""
+        return (
+            pl.concat([NO_STATUSES, *self.status_parts])
+            .group_by("status", "treated")
+            .agg(pl.col("orders").sum().cast(pl.Int64))
+            .sort("status", "treated")
+        )
+
+
+def status_summary(statuses: pl.DataFrame) -> dict[str, int]:
+    """Orders by status and treatment, as `{"paid (completed)": 950, ...}`: counts a run summary lists."""
+    return {f"{status} ({treated})": orders for status, treated, orders in statuses.iter_rows()}
+
+
+def new_statuses(conn, statuses: pl.DataFrame, named: set[str]) -> pl.DataFrame:
+    """The statuses of a run that the settings do not name and that raw.statuses_seen does not hold yet."""
+    seen = conn.sql("SELECT status FROM raw.statuses_seen").pl()["status"]
+    return statuses.filter(~pl.col("status").is_in([*named, *seen, NO_STATUS]))
+
+
+def record_statuses(conn, statuses: pl.DataFrame, loaded_ts) -> None:
+    """Remember the statuses a run saw for the first time, with how most of their orders were treated."""
+    first = (
+        statuses.sort("orders", descending=True).unique("status", keep="first").filter(pl.col("status") != NO_STATUS)
+    )
+    conn.register("statuses", first.select("status", "treated", first_loaded_ts=pl.lit(loaded_ts)).to_arrow())
+    conn.execute(
+        "INSERT INTO raw.statuses_seen BY NAME SELECT * FROM statuses "
+        "WHERE status NOT IN (SELECT status FROM raw.statuses_seen)"
+    )
+    conn.unregister("statuses")
 
 
 def within_share(count: int, rows: int, share: float, min_rows: int) -> bool:
@@ -213,6 +252,7 @@ def order_check_results(
     mismatched = reconciliation(conn, *loaded)
     share = tally.refused / tally.rows_in if tally.rows_in else 0.0
     quiet = quiet_days(conn, first, last, settings.quality.quiet_day_min_orders)
+    unnamed = new_statuses(conn, tally.statuses(), rules.layout.named_statuses())
     warn = dg.AssetCheckSeverity.WARN
     limit = settings.quality.max_rejected_share
     return [
@@ -230,4 +270,10 @@ def order_check_results(
         dg.AssetCheckResult(check_name=ORDERS_EVERY_DAY, asset_key=key, severity=warn, passed=not quiet,
                             metadata={"days_without_orders": len(quiet),
                                       "first_days": ", ".join(str(d) for d in quiet[:5])}),
+        dg.AssetCheckResult(check_name=STATUSES_NAMED, asset_key=key, severity=warn, passed=unnamed.is_empty(),
+                            metadata={"new_statuses": ", ".join(f"{s} ({n} order{'s' * (n != 1)}, {t})"
+                                                                for s, t, n in unnamed.iter_rows()),
+                                      "orders": int(unnamed["orders"].sum()),
+                                      "fix": "" if unnamed.is_empty() else "name each in source.completed_statuses, "
+                                             "source.open_statuses or source.cancellation.status_in"}),
     ]  # fmt: skip

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipelines.calendar import LUNAR_NEW_YEAR, CalendarError, Event, around, check, preset, with_overrides
+from pipelines.calendar import CalendarError, Event, around, check, preset, with_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SHOP = PROJECT_ROOT / "shop.yaml"
@@ -141,6 +141,7 @@ class FileSource(_StrictConfig):
     columns: ColumnMapping
     cancellation: CancellationRule = CancellationRule()
     open_statuses: list[str] = []  # statuses of orders not completed yet (not revenue); the rest are completed
+    completed_statuses: list[str] = []  # statuses of completed orders: named, so that no run warns of them
     open_lost_after_days: int | None = Field(None, gt=0)  # an order open this long on the last day loaded is lost
 
 
@@ -399,8 +400,7 @@ class ShopSettings(_Strict):
     def calendar(self) -> list[Event]:
         """Every event: presets for each year of history and the next, the shop's own, overridden."""
         years = range(self.history_start.year, self.last_day.year + 2)
-        events = [preset(kind, year) for kind in self.events.presets for year in years
-                  if kind != "newyear" or year in LUNAR_NEW_YEAR]  # fmt: skip
+        events = [preset(kind, year) for kind in self.events.presets for year in years]
         for custom in self.events.custom:
             kind = custom.kind or re.sub(r"[-_]?\d{4}$", "", custom.id)
             phases = around(custom.sprint, custom.build_up_days, custom.warm_up_days, custom.after_glow_days)
@@ -430,15 +430,25 @@ class ShopSettings(_Strict):
         return self
 
 
+# The system's folders: nothing of a shop's goes in them, but in the folders of their own they keep for programs
+# (/var/lib/<program>) and for temporary files; /private holds macOS's /etc, /var and /tmp.
 SYSTEM_FOLDERS = tuple(Path(p) for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc",
-                                          "/run", "/sbin", "/sys", "/usr"))  # fmt: skip
+                                          "/run", "/sbin", "/sys", "/usr", "/var", "/private"))  # fmt: skip
+OWN_FOLDERS_WITHIN = tuple(Path(p) for p in ("/var/lib", "/var/tmp", "/private/tmp", "/private/var/tmp",
+                                              "/private/var/folders"))  # fmt: skip
+# Folders shared by everyone's folders: a folder in them is fine, the folder itself is not
+SHARED_FOLDERS = tuple(Path(p) for p in ("/home", "/root", "/opt", "/srv", "/mnt", "/media", "/tmp", "/Users"))
 
 
 def _check_folder(key: str, path: Path) -> None:
-    """Refuse to write into the root or a system folder: a typo there would scatter files over the machine."""
-    path = path.resolve()
-    if path == Path(path.anchor) or any(path == folder or folder in path.parents for folder in SYSTEM_FOLDERS):
-        raise SettingsError(f"{key}: {path} is the root or a system folder; choose a folder of your own")
+    """Refuse to write into the root or a system folder, however the path gets there (`..`, a symbolic link):
+    a typo there would scatter files over the machine."""
+    resolved = path.resolve()
+    inside = [folder for folder in SYSTEM_FOLDERS if resolved == folder or folder in resolved.parents]
+    own = any(folder in resolved.parents for folder in OWN_FOLDERS_WITHIN)
+    if resolved == Path(resolved.anchor) or resolved in (*SHARED_FOLDERS, *OWN_FOLDERS_WITHIN) or (inside and not own):
+        shown = f"{path} (that is {resolved})" if resolved != path else str(path)
+        raise SettingsError(f"{key}: {shown} is the root or a system folder; choose a folder of your own")
 
 
 def _where(error: dict) -> str:

@@ -9,11 +9,13 @@ publishes them in one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 from dagster_duckdb import DuckDBResource
@@ -68,6 +70,14 @@ TABLES = {
         file VARCHAR NOT NULL, size BIGINT NOT NULL, modified_ts TIMESTAMP NOT NULL, order_date DATE,
         rows BIGINT NOT NULL, loaded_ts TIMESTAMPTZ NOT NULL
     """,
+    # days an ingest replaced that no customer snapshot has taken in yet: per day, a row without a customer and
+    # a row per customer the day held before (their facts may hold orders that are gone or changed)
+    "raw.reloads": """
+        order_date DATE NOT NULL, customer_id VARCHAR, loaded_ts TIMESTAMPTZ NOT NULL
+    """,
+    "raw.statuses_seen": """
+        status VARCHAR NOT NULL, treated VARCHAR NOT NULL, first_loaded_ts TIMESTAMPTZ NOT NULL
+    """,
     "staging.rejects": f"""
         _source VARCHAR NOT NULL, _row BIGINT NOT NULL, order_date DATE NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, {SOURCE_TEXT_COLUMNS}
@@ -86,8 +96,32 @@ class Warehouse(DuckDBResource):
         try:
             create_tables(conn)
             yield conn
+        except duckdb.Error as exc:
+            unwritten = not_written(exc)
+            if unwritten is None:
+                raise
+            file, cause = unwritten
+            raise dg.Failure(
+                f"warehouse {self.database}: {file} could not be written ({cause}); the warehouse keeps what it held "
+                "before this step: free space on its disk, or set warehouse to a folder on a disk with room",
+                allow_retries=False,
+            ) from None
         finally:
             conn.close()
+
+
+WRITE_FAILED = re.compile(r'Could not (?:write|truncate|fsync|sync) file "(?P<file>[^"]+)": (?P<cause>[^\n]+)')
+
+
+def not_written(exc: BaseException | None) -> tuple[str, str] | None:
+    """The file and cause of a failed write (a full disk, a file size limit) behind a DuckDB error, or None. The
+    first error is looked for in what it led to ("cannot rollback", "connection is busy"), which would hide it."""
+    while exc is not None:
+        found = WRITE_FAILED.search(str(exc))
+        if found:
+            return found["file"], found["cause"].strip()
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def create_tables(conn: duckdb.DuckDBPyConnection) -> None:

@@ -2,7 +2,8 @@
 under opt-outs and the frequency cap, and events without a past or without orders."""
 
 import json
-from datetime import date, timedelta
+import math
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -11,7 +12,7 @@ import pytest
 
 from assets.campaigns.goals import GOAL_SCHEMA, event_actuals, growth_of, plan_goals
 from assets.campaigns.results import BUILD_UP_NEWCOMERS, class_response, performance
-from pipelines.calendar import Event, around, comparable, preset
+from pipelines.calendar import LUNAR_NEW_YEAR, Event, around, comparable, preset
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, shop_job
 from pipelines.settings import SettingsError
 from reports.review import growth_basis
@@ -28,6 +29,49 @@ def test_preset_dates_by_year():
     assert preset("black_friday", 2024).sprint == (date(2024, 11, 29), date(2024, 11, 29))
     assert preset("cyber_monday", 2025).sprint == (date(2025, 12, 1), date(2025, 12, 1))
     assert preset("newyear", 2025).sprint == (date(2025, 1, 8), date(2025, 1, 17))  # before 29 January
+
+
+def new_moons_utc(year: int) -> list[datetime]:
+    """The new moons of January to February of a year, from Meeus' Astronomical Algorithms (ch. 49: the mean
+    lunation and its periodic terms, planetary terms left out: within a minute or two of the true moment)."""
+    moons = []
+    for k in range(round((year - 2000) * 12.3685) - 1, round((year - 2000) * 12.3685) + 3):
+        t = k / 1236.85
+        jde = 2451550.09766 + 29.530588861 * k + 0.00015437 * t**2 - 0.00000015 * t**3
+        e = 1 - 0.002516 * t - 0.0000074 * t**2
+        m, mp, f, om = (math.radians(x) for x in (
+            2.5534 + 29.1053567 * k - 0.0000014 * t**2, 201.5643 + 385.81693528 * k + 0.0107582 * t**2,
+            160.7108 + 390.67050284 * k - 0.0016118 * t**2, 124.7746 - 1.56375588 * k + 0.0020672 * t**2,
+        ))  # fmt: skip
+        jde += (
+            -0.4072 * math.sin(mp) + 0.17241 * e * math.sin(m) + 0.01608 * math.sin(2 * mp)
+            + 0.01039 * math.sin(2 * f) + 0.00739 * e * math.sin(mp - m) - 0.00514 * e * math.sin(mp + m)
+            + 0.00208 * e * e * math.sin(2 * m) - 0.00111 * math.sin(mp - 2 * f) - 0.00057 * math.sin(mp + 2 * f)
+            + 0.00056 * e * math.sin(2 * mp + m) - 0.00042 * math.sin(3 * mp) + 0.00042 * e * math.sin(m + 2 * f)
+            + 0.00038 * e * math.sin(m - 2 * f) - 0.00024 * e * math.sin(2 * mp - m) - 0.00017 * math.sin(om)
+        )  # fmt: skip
+        delta_t = (64 + 0.5 * (year - 2000)) / 86400  # terrestrial minus universal time, about a minute
+        moons.append(datetime(2000, 1, 1, 12) + timedelta(days=jde - delta_t - 2451545.0))
+    return moons
+
+
+def test_the_new_year_table_holds_the_new_moon_after_20_january_in_beijing_to_2050():
+    # the Chinese New Year is the day (Beijing time, UTC+8) of the first new moon from 21 January on (the second
+    # after the winter solstice, but in years such as 2033 with a leap eleventh month), at the latest 20 February
+    assert min(LUNAR_NEW_YEAR) <= 2019 and max(LUNAR_NEW_YEAR) >= 2050
+    for year, day in LUNAR_NEW_YEAR.items():
+        beijing = [(moon + timedelta(hours=8)).date() for moon in new_moons_utc(year)]
+        assert min(d for d in beijing if d >= date(year, 1, 21)) == day <= date(year, 2, 20), year
+
+
+def test_a_new_year_festival_beyond_the_table_stops_the_settings_saying_so(tmp_path):
+    assert preset("newyear", 2050).sprint == (date(2050, 1, 2), date(2050, 1, 11))  # before 23 January
+    with pytest.raises(
+        SettingsError,
+        match="preset 'newyear' has no dates for 2051: the Chinese New Year is known "
+        "for 2000 to 2050; add the year's festival under events.custom",
+    ):
+        shop(tmp_path, history_start="2050-01-01", history_end="2050-06-30", events={"presets": ["newyear"]})
 
 
 def test_overrides_and_shop_events_and_comparable_events(tmp_path):

@@ -4,11 +4,14 @@ from datetime import date
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from assets.orders.cleaning import CleaningRules, as_raw_text, clean_orders, file_index, with_order_dates
+from assets.orders.cleaning import REASONS, CleaningRules, as_raw_text, clean_orders, file_index, with_order_dates
 from pipelines.settings import CancellationRule
 from pipelines.sources import SourceLayout
 from pipelines.sources.exports import MalformedExportError
+from reports.translations import TEXT
 
 ORDER_FIELDS = ("order_id", "customer_id", "order_ts", "amount", "status")
 
@@ -180,3 +183,88 @@ def test_a_line_copied_with_a_renamed_product_is_still_a_duplicate():
         "WHITE HANGING HEART T-LIGHT HOLDER",
     ]
     assert result.orders["amount"].to_list() == [6 * 2.55 + 8 * 2.75]
+
+
+@pytest.mark.parametrize(
+    ("decimal", "amounts", "kept"),
+    [
+        # each value tells its mark: a single mark, or thousands in groups of three, reads; the rest are refused
+        ("auto", ["12.5.1", "1.2.3", "1,2,3", "12,34.5", "1,23,456.00", "1.234,5.6", "1,234.50", "1.234.567", "¥7.5"],
+         {"A7": 1234.5, "A8": 1234567.0, "A9": 7.5}),
+        # with a stated decimal comma, a dot groups thousands: '12.5' (a group of one digit) is malformed, not 125
+        (",", ["12.5", "1.234,5", "1,2,3", "1.234.567"], {"A2": 1234.5, "A4": 1234567.0}),
+    ],
+)  # fmt: skip
+def test_an_amount_with_two_decimal_marks_or_misplaced_thousands_marks_is_refused_as_malformed(decimal, amounts, kept):
+    records = [(f"A{n}", "c1", "2024-11-11 10:00:00", amount, "paid") for n, amount in enumerate(amounts, 1)]
+    cleaning = rules(decimal=decimal, columns={"amount": "实付金额"})
+    cleaning = CleaningRules(cleaning.layout, "Asia/Shanghai", max_amount=1e7)
+    result = clean(rows(*records), cleaning)
+    assert dict(result.orders.select("order_id", "amount").iter_rows()) == kept
+    refused = result.rejects.sort("_row")
+    assert set(refused["reason"]) == {"malformed_amount"}
+    assert refused["order_id"].to_list() == [f"A{n}" for n in range(1, len(amounts) + 1) if f"A{n}" not in kept]
+    # the detail names the export's column and the value as written (the file and row are the row's own)
+    assert refused["detail"][0].endswith(f"column '实付金额' holds '{amounts[0]}'")
+    assert refused.select("_source", "_row").row(0) == ("export.csv", 1)
+
+
+def test_every_refusal_reason_has_words_in_every_report_language():
+    # the review lists refused rows by reason: a reason without words in a language stopped the review
+    missing = {
+        language: sorted(reason for reason in REASONS if f"reason_{reason}" not in words)
+        for language, words in TEXT.items()
+    }
+    assert missing == {language: [] for language in TEXT}
+
+
+# Amounts as exports write them, each with the value it means (worked out from the number, not parsed back) ...
+STYLES = {
+    "plain": lambda v: f"{v:.2f}",  # 1234.50
+    "thousands": lambda v: f"{v:,.2f}",  # 1,234.50
+    "european": lambda v: f"{v:,.2f}".translate(str.maketrans(",.", ".,")),  # 1.234,50
+    "decimal_comma": lambda v: f"{v:.2f}".replace(".", ","),  # 1234,50
+    "yuan": lambda v: f"¥{v:,.2f}",  # ¥1,234.50
+}
+WRITTEN_AMOUNTS = st.builds(
+    lambda cents, style: (STYLES[style](cents / 100), cents / 100),
+    st.integers(1, 999_999),  # up to 9,999.99, within max_amount
+    st.sampled_from(sorted(STYLES)),
+)
+NOT_TWO_DIGITS = st.integers(0, 99).map(str) | st.integers(1000, 99_999).map(str)  # a group that is not three digits
+# ... and amounts that no number is written as, or that a row may not have: (text, None)
+REFUSED_AMOUNTS = st.one_of(
+    st.builds(lambda a, b, c, mark: f"{a}{mark}{b}{mark}{c}", st.integers(1, 999), NOT_TWO_DIGITS,
+              st.integers(0, 999), st.sampled_from(".,")),  # 12.5.1, 1,2,3
+    st.builds(lambda a, b, c: f"{a},{b}.{c}", st.integers(1, 999), NOT_TWO_DIGITS, st.integers(0, 99)),  # 12,34.5
+    st.sampled_from(["12.5.1", "1.2.3", "1,2,3", "1,250", "abc", "", "-5", "99999", "1.234,5.6"]),
+).map(lambda text: (text, None))  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            WRITTEN_AMOUNTS | REFUSED_AMOUNTS,
+            st.sampled_from(["c1", "c2", "c3", "", "NULL"]),  # the last two: no customer
+            st.sampled_from(["2024-11-10 09:00:00", "2024-11-11 23:59:59", "2024-11-12T01:00:00+08:00", "soon"]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_every_row_is_kept_with_the_value_it_was_written_with_or_refused_with_a_reason(drawn):
+    # a good first row: a file in which no time or no amount reads at all is refused whole (mapped wrong), not by row
+    drawn = [(("10", 10.0), "c1", "2024-11-10 08:00:00"), *drawn]
+    records = [(f"A{n}", customer, ts, text, "paid") for n, ((text, _), customer, ts) in enumerate(drawn)]
+    result = clean(rows(*records), rules())
+    kept = dict(result.orders.select("order_id", "amount").iter_rows())
+    refused = dict(result.rejects.select("order_id", "reason").iter_rows())
+    assert result.rejects.height == len(refused) and not kept.keys() & refused.keys()  # each row in one place
+    assert kept.keys() | refused.keys() == {order_id for order_id, *_ in records}  # and every row somewhere
+    for (order_id, customer, ts, text, _), ((_, value), *_) in zip(records, drawn, strict=True):
+        good = value is not None and customer in ("c1", "c2", "c3") and ts != "soon"
+        if good:
+            assert kept.get(order_id) == pytest.approx(value, abs=0.005), (text, refused.get(order_id))
+        else:
+            assert refused.get(order_id) in REASONS, (text, customer, ts, kept.get(order_id))

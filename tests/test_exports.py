@@ -85,3 +85,61 @@ def test_a_missing_mapped_column_names_the_file_and_column(tmp_path):
 def test_a_path_with_no_exports_says_so(tmp_path):
     with pytest.raises(MalformedExportError, match="no export file found"):
         read_exports(source(tmp_path / "missing" / "*.csv"))
+
+
+def test_a_file_reached_through_a_linked_folder_is_read_once(tmp_path):
+    folder = tmp_path / "exports"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "2024" / "november.csv").write_text(CN_HEADER + CN_ROWS, encoding="utf-8")
+    (folder / "latest").symlink_to(folder / "2024")  # the same file again, as exports/latest/november.csv
+    (folder / "older").mkdir()
+    (folder / "older" / "october.csv").write_text(CN_HEADER + "T000,王五,2024-10-01 10:00:00,9.90,江苏\n")
+    (tmp_path / "linked").symlink_to(folder / "older")  # a folder that is only reached through a link
+    (folder / "more").symlink_to(tmp_path / "linked")
+    for path in (folder / "**" / "*.csv", folder):
+        read = read_exports(source(path))
+        # november.csv's 2 rows once (by its shortest path), october.csv's 1 row once: 3 rows, not 5
+        assert sorted(read.select("_source", "order_id").rows()) == [
+            ("2024/november.csv", "T001"), ("2024/november.csv", "T002"), ("more/october.csv", "T000"),
+        ]  # fmt: skip
+
+
+@pytest.mark.parametrize("loop", ["up", "self.csv"])
+def test_a_symbolic_link_loop_stops_with_one_line_naming_it(tmp_path, loop):
+    folder = tmp_path / "exports"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "2024" / "november.csv").write_text(CN_HEADER + CN_ROWS, encoding="utf-8")
+    link = folder / "2024" / loop
+    link.symlink_to(folder if loop == "up" else link)  # a link to a folder above it, or to itself
+    for path in (folder / "**" / "*.csv", folder):
+        with pytest.raises(MalformedExportError) as error:
+            read_exports(source(path))
+        assert error.value.file == str(link) and "\n" not in str(error.value)
+        assert "symbolic link that leads round in a loop" in str(error.value)
+
+
+def test_a_field_longer_than_the_csv_modules_limit_is_read_whole(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(CN_HEADER + f"T001,张三,2024-11-11 00:05:00,199.00,{'浙' * 700_000}\n", encoding="utf-8")
+    read = read_exports(source(path))
+    assert read["region"].str.len_chars().to_list() == [700_000] and read["_shape"].to_list() == [None]
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "cause"),
+    [
+        ('T002,李四,2024-11-11 09:30:00,58.50,24" monitor', "an inch mark"),
+        ('T002,李四,2024-11-11 09:30:00,58.50,"广东', "nothing closes it"),
+        ('T002,李四,2024-11-11 09:30:00,58.50,"广东"省', "text after the closing quote"),
+        ("T002,李四,2024-11-11 09:30:00,58.50,广\r东", "carriage return (CR) without a line feed"),
+    ],
+)
+def test_a_quote_mark_or_lone_cr_that_breaks_the_csv_names_the_file_row_and_column(tmp_path, bad_row, cause):
+    path = tmp_path / "export.csv"
+    rows = ["T001,张三,2024-11-11 00:05:00,199.00,浙江", bad_row, "T003,王五,2024-11-11 10:00:00,9.90,江苏"]
+    path.write_text(CN_HEADER + "\n".join(rows) + "\n", encoding="utf-8", newline="")
+    with pytest.raises(MalformedExportError) as error:
+        read_exports(source(path))
+    # the second data row, in the column 省份 (the fifth): one line that says what is wrong and what to do
+    assert (error.value.file, error.value.row, error.value.column) == ("export.csv", 2, "省份")
+    assert cause in str(error.value) and "\n" not in str(error.value) and ": " in str(error.value)

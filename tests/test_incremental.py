@@ -6,9 +6,13 @@ import subprocess
 import sys
 from datetime import date, timedelta
 
+import dagster as dg
+import duckdb
 import polars as pl
 import yaml
 
+from assets.customers.snapshot import customer_snapshot
+from pipelines.definitions import CUSTOMERS_JOB, shop_job
 from tests.conftest import COLUMNS, ROOT, file_shop, ingest, table, write_csv
 
 
@@ -87,3 +91,46 @@ def test_regulars_run_prints_ingest_progress_when_its_output_is_not_a_terminal(t
     orders_step = next(n for n, line in enumerate(lines) if line.startswith("[1] Orders"))
     progress = [line for line in lines[orders_step:] if line.strip().startswith("ingest: ")]
     assert progress and "rows" in progress[0], done.stdout
+
+
+def test_a_reissued_earlier_day_with_a_changed_amount_reaches_the_next_daily_snapshot(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_csv(folder / "2024-03-01.csv", "A1,ann,2024-03-01 10:00:00,100,zj", "A2,bo,2024-03-01 11:00:00,40,zj")
+    write_csv(folder / "2024-03-02.csv", "B1,ann,2024-03-02 10:00:00,60,zj", "B2,cy,2024-03-02 11:00:00,30,zj")
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    ingest(settings, "2024-03-01", "2024-03-02")
+    snapshot(settings, "2024-03-02")
+    assert revenue(settings) == {"ann": 160.0, "bo": 40.0, "cy": 30.0}
+
+    # The 1st is re-issued with A1 at 1000 instead of 100 (same orders, same items: totals that still add up), and
+    # the 3rd arrives; the daily run loads the 3rd, reloads the 1st, and starts from the facts of the 2nd.
+    write_csv(folder / "2024-03-01.csv", "A1,ann,2024-03-01 10:00:00,1000,zj", "A2,bo,2024-03-01 11:00:00,40,zj")
+    write_csv(folder / "2024-03-03.csv", "C1,di,2024-03-03 10:00:00,20,zj")
+    ingest(settings, "2024-03-03")
+    snapshot(settings, "2024-03-03")
+    # ann: 1000 + 60 (by hand); the others as they were, and di new
+    assert revenue(settings) == {"ann": 1060.0, "bo": 40.0, "cy": 30.0, "di": 20.0}
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+        assert conn.execute("SELECT count(*) FROM raw.reloads").fetchone() == (0,)  # taken in by the snapshot
+    full = customer_snapshot(orders, date(2024, 3, 3), settings).facts
+    assert table(settings, "core.customer_facts").equals(full.sort(pl.all()))  # what a full snapshot gives
+
+    # an order removed from a re-issued day: its customer's facts lose it (bo has no order left)
+    write_csv(folder / "2024-03-01.csv", "A1,ann,2024-03-01 10:00:00,1000,zj")
+    write_csv(folder / "2024-03-04.csv", "D1,di,2024-03-04 10:00:00,5,zj")
+    ingest(settings, "2024-03-04")
+    snapshot(settings, "2024-03-04")
+    assert revenue(settings) == {"ann": 1060.0, "cy": 30.0, "di": 25.0}
+
+
+def snapshot(settings, as_of: str) -> None:
+    job = shop_job(settings, CUSTOMERS_JOB)
+    config = {"ops": {"customer_snapshot": {"config": {"as_of": as_of}}}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert job.execute_in_process(instance=instance, run_config=config).success
+
+
+def revenue(settings) -> dict[str, float]:
+    return dict(table(settings, "core.customer_facts").select("customer_id", "net_revenue").iter_rows())

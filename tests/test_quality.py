@@ -20,6 +20,7 @@ import assets.orders
 from checks import suites
 from checks.customers import class_shift
 from checks.orders import reconciliation, sample
+from pipelines.cli import _summary_line, _warning_line
 from pipelines.definitions import DAILY_JOB, build_definitions, job_name, shop_job
 from pipelines.operations import Notifier, freshness_checks
 from tests.conftest import COLUMNS, ROOT, file_shop, ingest, shop, table, write_csv
@@ -442,3 +443,40 @@ def test_definitions_load_with_schedule_sensors_and_checks(tmp_path, hour):
     assert defs.resolve_schedule_def(f"{job_name(settings, DAILY_JOB)}_schedule").cron_schedule == f"0 {hour} * * *"
     assert {s.name for s in defs.sensors} >= {"notify_on_failure"}
     assert len(defs.resolve_asset_graph().asset_check_keys) >= 8
+
+
+def test_every_run_lists_the_statuses_it_saw_and_warns_of_an_unnamed_one_the_first_time(tmp_path):
+    path = tmp_path / "orders.csv"
+    header = "order_no,buyer,paid_at,total,state\n"
+    path.write_text(header + "A1,c1,2024-11-01 10:00:00,100,交易成功\nA2,c2,2024-11-01 11:00:00,50,shipped\n"
+                    "A3,c3,2024-11-01 12:00:00,70,shipped\nA4,c4,2024-11-01 13:00:00,30,交易关闭\n"
+                    "A5,c5,2024-11-01 14:00:00,20,等待买家付款\n")  # fmt: skip
+    columns = {**COLUMNS, "status": "state"}
+    del columns["region"]
+    settings = file_shop(tmp_path, str(path), columns, cancellation={"status_in": ["交易关闭"]},
+                         open_statuses=["等待买家付款"], completed_statuses=["交易成功"])  # fmt: skip
+    result = ingest(settings, "2024-11-01")
+    [orders] = [e.materialization for e in result.get_asset_materialization_events()
+                if e.asset_key == settings.key(dg.AssetKey(["staging", "orders"]))]  # fmt: skip
+    # 5 orders: shipped (named nowhere) counted as completed, as are the named 交易成功
+    assert orders.metadata["statuses"].value == {
+        "shipped (completed)": 2, "交易关闭 (cancelled)": 1, "交易成功 (completed)": 1, "等待买家付款 (open)": 1,
+    }  # fmt: skip
+    assert "shipped (completed) 2" in _summary_line(orders.asset_key, orders.metadata)  # what `regulars run` prints
+    named = {c.check_name: c for c in result.get_asset_check_evaluations()}["statuses_named"]
+    assert result.success and not named.passed and named.severity == dg.AssetCheckSeverity.WARN
+    assert named.metadata["new_statuses"].value == "shipped (2 orders, completed)"
+    assert "source.completed_statuses" in _warning_line(named)
+    assert table(settings, "raw.statuses_seen").select("status", "treated").rows() == [
+        ("shipped", "completed"), ("交易关闭", "cancelled"), ("交易成功", "completed"), ("等待买家付款", "open"),
+    ]  # fmt: skip
+
+    # the next day: shipped again, seen before (no warning); invoiced for the first time (a warning of its own)
+    with path.open("a") as export:
+        export.write("B1,c1,2024-11-02 10:00:00,10,shipped\nB2,c2,2024-11-02 10:00:00,10,invoiced\n")
+    named = {c.check_name: c for c in ingest(settings, "2024-11-02").get_asset_check_evaluations()}["statuses_named"]
+    assert not named.passed and named.metadata["new_statuses"].value == "invoiced (1 order, completed)"
+    with path.open("a") as export:
+        export.write("C1,c1,2024-11-03 10:00:00,10,invoiced\n")
+    named = {c.check_name: c for c in ingest(settings, "2024-11-03").get_asset_check_evaluations()}["statuses_named"]
+    assert named.passed and named.metadata["orders"].value == 0

@@ -83,9 +83,13 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             since = _history_since(config, previous, history, first_day, as_of)
             context.log.info(f"Customers as of {as_of}; history from {since}")
             history = history if history is not None else empty_history()
-            if since == as_of and facts_still_hold(conn, previous, as_of, settings):
-                context.log.info(f"Customers as of {as_of} from the facts of {previous.as_of}")
-                snapshot = snapshot_after(conn, previous.as_of, as_of, settings)
+            reloaded = reloaded_customers(conn, previous)
+            if since == as_of and facts_still_hold(conn, previous, as_of, settings, reloaded):
+                context.log.info(
+                    f"Customers as of {as_of} from the facts of {previous.as_of}"
+                    + (f", {reloaded.height} customers of reloaded days computed again" if reloaded.height else "")
+                )
+                snapshot = snapshot_after(conn, previous.as_of, as_of, settings, reloaded)
             else:
                 orders = read_orders(conn, as_of)
                 snapshot = customer_snapshot(orders, as_of, settings)
@@ -102,6 +106,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             replace_tables(
                 conn, {"core.customer_facts": snapshot.facts, "core.rfm": snapshot.rfm, "core.segment_history": history}
             )
+            conn.execute("DELETE FROM raw.reloads WHERE order_date <= ?", [as_of])  # taken in
         rfm = snapshot.rfm
         yield dg.MaterializeResult(
             asset_key=key(CUSTOMER_FACTS),
@@ -199,11 +204,18 @@ def read_orders(
 
 
 def snapshot_after(
-    conn: duckdb.DuckDBPyConnection, previous_day: date, as_of: date, settings: ShopSettings
+    conn: duckdb.DuckDBPyConnection,
+    previous_day: date,
+    as_of: date,
+    settings: ShopSettings,
+    reloaded: pl.DataFrame | None = None,
 ) -> Snapshot:
     """The snapshot as of `as_of` from core.customer_facts (as of `previous_day`) and the orders placed since
-    (`next_day_snapshot`): the facts of the customers who ordered since are left out as they are read."""
+    (`next_day_snapshot`): the facts of the customers who ordered since, and of the `reloaded` customers (whose
+    earlier orders were replaced), are computed again, left out of the facts as these are read."""
     buyers = read_orders(conn, as_of, after=previous_day).select(pl.col("customer_id").unique())
+    if reloaded is not None:
+        buyers = pl.concat([buyers, reloaded]).unique()
     conn.register("buyers", buyers.to_arrow())
     kept = ", ".join(KEPT_COLUMNS)  # the rest are derived again: reading them costs more
     others = conn.sql(f"SELECT {kept} FROM core.customer_facts ANTI JOIN buyers USING (customer_id)").pl()
@@ -226,17 +238,49 @@ def previous_facts(conn: duckdb.DuckDBPyConnection) -> PreviousFacts | None:
     return None if totals is None or totals.item(0, 0) is None else PreviousFacts(*totals.row(0))
 
 
-def facts_still_hold(conn: duckdb.DuckDBPyConnection, previous: PreviousFacts | None, as_of: date, settings) -> bool:
+def reloaded_customers(conn: duckdb.DuckDBPyConnection, previous: PreviousFacts | None) -> pl.DataFrame:
+    """`customer_id` of the customers with orders, before or after the reload, on a day that an ingest replaced
+    since the previous snapshot and that the snapshot's facts were computed from (raw.reloads)."""
+    as_of = previous.as_of if previous is not None else date.min
+    return conn.sql(
+        """WITH days AS (SELECT DISTINCT order_date FROM raw.reloads WHERE order_date <= $as_of)
+           SELECT customer_id FROM raw.reloads WHERE order_date <= $as_of AND customer_id IS NOT NULL
+           UNION SELECT customer_id FROM staging.orders
+           WHERE order_date <= $as_of AND order_date IN (SELECT order_date FROM days)""",
+        params={"as_of": as_of},
+    ).pl()
+
+
+def facts_still_hold(
+    conn: duckdb.DuckDBPyConnection,
+    previous: PreviousFacts | None,
+    as_of: date,
+    settings,
+    reloaded: pl.DataFrame | None = None,
+) -> bool:
     """Whether the day's snapshot can start from the previous one's facts: they are from an earlier day, RFM has
-    no sliding window, and the orders up to their day are still the ones they were computed from (completed
-    orders and items add up; a reload of an earlier day changes them)."""
+    no sliding window, and, the `reloaded` customers aside (computed again), the orders up to their day are still
+    the ones they were computed from (completed orders and items add up: what a warehouse made before raw.reloads
+    recorded reloads needs)."""
     if previous is None or previous.as_of >= as_of or settings.rfm.lookback_days:
         return False
-    completed, items = conn.execute(
-        "SELECT count(*), coalesce(sum(items), 0) FROM staging.orders WHERE order_date <= ? AND status = ?",
-        [previous.as_of, COMPLETED],
+    if reloaded is None or reloaded.is_empty():
+        return _completed_totals(conn, previous.as_of) == (previous.orders, previous.items)
+    conn.register("reloaded", reloaded.to_arrow())
+    others = "customer_id NOT IN (SELECT customer_id FROM reloaded)"
+    facts = conn.execute(f"SELECT sum(orders), sum(items) FROM core.customer_facts WHERE {others}").fetchall()[0]
+    held = _completed_totals(conn, previous.as_of, others)
+    conn.unregister("reloaded")
+    return held == tuple(int(total or 0) for total in facts)
+
+
+def _completed_totals(conn: duckdb.DuckDBPyConnection, until: date, where: str = "true") -> tuple[int, int]:
+    """Completed orders and their items in staging.orders up to a day (of the customers `where` selects)."""
+    return conn.execute(
+        f"SELECT count(*), coalesce(sum(items), 0) FROM staging.orders WHERE order_date <= ? AND status = ? "
+        f"AND {where}",
+        [until, COMPLETED],
     ).fetchall()[0]
-    return (completed, items) == (previous.orders, previous.items)
 
 
 def _history_since(

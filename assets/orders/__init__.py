@@ -24,7 +24,9 @@ from checks.orders import (
     broken_order_rules,
     order_check_results,
     order_check_specs,
+    record_statuses,
     set_up_order_suites,
+    status_summary,
 )
 from pipelines.progress import Progress
 from pipelines.recovery import record_process
@@ -129,6 +131,7 @@ class Ingested:
     refused: int
     identical_rows: int  # rows identical to an earlier row of their day (refused or kept, as the source says)
     orders: dict  # figures of staging.orders over the days written
+    statuses: dict  # orders by source status and treatment (`status_summary`)
     preview: pl.DataFrame
     by_reason: dict
     checks: list[dg.AssetCheckResult]
@@ -182,6 +185,7 @@ def ingest_days(
         broken = broken_order_rules(conn, incoming("staging.orders"), days, settings)
         suites_ready.result()
         with transaction(conn):
+            _record_reloads(conn, days, loaded_ts)
             publish_days(conn, WRITTEN, days)
             _stored_once(conn, days, rules)
             _record_files(conn, [present[name] for name in indexes], indexes, gone, loaded_ts)
@@ -200,10 +204,12 @@ def ingest_days(
             )
             if any(not check.passed for check in checks if check.check_name in BLOCKING):
                 raise ChecksFailed(checks)  # rolls the run back
+            record_statuses(conn, tally.statuses(), loaded_ts)
             return Ingested(
                 days=days, late_days=late_days, files_read=sorted(indexes),
                 rows_read=sum(i.height for i in indexes.values()), rows_in=tally.rows_in, refused=tally.refused,
                 identical_rows=identical_rows, orders=_order_figures(conn, *loaded), preview=_preview(conn, *loaded),
+                statuses=status_summary(tally.statuses()),
                 by_reason=dict(conn.sql(
                     "SELECT reason, count(*) FROM staging.rejects WHERE order_date BETWEEN ? AND ? "
                     "GROUP BY ALL ORDER BY 1", params=list(loaded)).fetchall()),
@@ -237,7 +243,8 @@ def _write_chunks(
     """Read and clean the days a chunk at a time and add them to the incoming tables: DuckDB writes a chunk
     while Polars reads and cleans the next, raw.orders and the staging tables side by side (in threads, each
     through a cursor of its own: a DuckDB insert works on one core)."""
-    with ThreadPoolExecutor(max_workers=2) as writers, conn.cursor() as raw_cursor, conn.cursor() as staging_cursor:
+    # the writers stop before their cursors close: a cursor closed under a running write would hide its error
+    with conn.cursor() as raw_cursor, conn.cursor() as staging_cursor, ThreadPoolExecutor(max_workers=2) as writers:
         for cursor in (raw_cursor, staging_cursor):  # rows of a table have no order: a faster insert
             cursor.execute("SET preserve_insertion_order = false")
         written, identical_rows = [], 0
@@ -306,6 +313,17 @@ def _read_chunk(source: OrderSource, index: pl.DataFrame, rules: CleaningRules) 
         )
     rows = pl.concat(pl.collect_all(parts, engine="streaming"))
     return rows.lazy().with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules)).collect()
+
+
+def _record_reloads(conn, days: list[date], loaded_ts: datetime) -> None:
+    """Before the days are replaced: note each day, and the customers whose orders it held, in raw.reloads, so that
+    the next customer snapshot recomputes those customers when a day is one its facts were computed from."""
+    conn.execute("INSERT INTO raw.reloads SELECT unnest($days::DATE[]), NULL, $ts", {"days": days, "ts": loaded_ts})
+    conn.execute(
+        "INSERT INTO raw.reloads SELECT DISTINCT order_date, customer_id, $ts FROM staging.orders "
+        "WHERE order_date BETWEEN $first AND $last AND order_date IN (SELECT unnest($days::DATE[]))",
+        {"days": days, "ts": loaded_ts, "first": days[0], "last": days[-1]},
+    )
 
 
 def _stored_once(conn, days: list[date], rules: CleaningRules) -> None:
@@ -404,7 +422,11 @@ def ingest_results(
         ),
         dg.MaterializeResult(
             asset_key=settings.key(STAGING_ORDERS),
-            metadata={**ingested.orders, "preview": dg.MetadataValue.md(markdown_table(ingested.preview))},
+            metadata={
+                **ingested.orders,
+                **({"statuses": dg.MetadataValue.json(ingested.statuses)} if ingested.statuses else {}),
+                "preview": dg.MetadataValue.md(markdown_table(ingested.preview)),
+            },
         ),
         dg.AssetMaterialization(
             asset_key=settings.key(ORDER_LINES),

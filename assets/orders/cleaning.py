@@ -8,7 +8,7 @@ cancelled), so that a customer's or a month's revenue nets them out whatever the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -29,6 +29,7 @@ REASONS = {
     "outside_history": "the order's day is outside the shop's history (history_start .. history_end)",
     "missing_customer": "no customer id (empty, or a value that means none, such as NULL)",
     "ambiguous_amount": "a number such as 1,250 reads as 1250 or 1.25: set source.decimal to the export's mark",
+    "malformed_amount": "a number with more than one decimal mark, or thousands groups not of three digits",
     "bad_amount": "the amount (or quantity and unit price) is missing or not a number",
     "negative_amount": "a negative amount on a row that is not a cancellation",
     "outlier": "the amount is beyond rules.max_amount",
@@ -57,6 +58,8 @@ class CleanOrders:
     lines: pl.DataFrame
     rejects: pl.DataFrame
     identical_rows: int = 0  # rows identical to an earlier one of their day: refused, or kept by the rule
+    # `status_counts`: the kept orders by source status and how each was treated
+    statuses: pl.DataFrame = field(default_factory=lambda: NO_STATUSES)
 
 
 def as_raw_text(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
@@ -73,6 +76,11 @@ def as_raw_text(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFram
 ZONE_OFFSET = r"\d(Z|[+-]\d{2}:?\d{2})$"  # '...10:00:00Z', '...10:00:00+08:00', '...10:00:00-0500'
 SYMBOLS = r"[\s¥￥$£€]"
 AMBIGUOUS_NUMBER = r"^[+-]?\d{1,3},\d{3}$"  # '1,250': a thousand and 250, or one and a quarter
+# A number as written with each decimal mark: digits, or thousands in groups of three, then at most one mark.
+WELL_FORMED = {
+    ".": r"^[+-]?(\d+|\d{1,3}(,\d{3})+)?(\.\d*)?$",  # 1234.5, 1,234.50, 1,234,567
+    ",": r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)?(,\d*)?$",  # 1234,5, 1.234,50, 1.234.567
+}
 
 
 def parse_timestamp(text: pl.Expr, rules: CleaningRules) -> pl.Expr:
@@ -109,11 +117,13 @@ def parse_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
     `decimal` "." or "," is the export's decimal mark; with "auto" each value tells: of "." and ",", the
     last is the mark; a mark that repeats groups thousands; a lone "." is the mark (as in most exports),
     and so is a lone "," unless three digits follow it and at most three precede it ('1,250'), which
-    could be either: NaN, refused as `ambiguous_amount` (see `ambiguous_number`)."""
+    could be either: NaN, refused as `ambiguous_amount` (see `ambiguous_number`). A number with two decimal
+    marks or misplaced thousands marks ('12.5.1', '1,2,3') is NaN too, refused as `malformed_amount`."""
     plain = text.cast(pl.Float64, strict=False)
     if decimal == "auto":  # a plain number (most values) reads as it is: only the others are read mark by mark
         text = pl.when(plain.is_null()).then(text)
     text = text.str.replace_all(SYMBOLS, "")
+    text = pl.when(malformed_number(text, decimal)).then(pl.lit("NaN")).otherwise(text)
     dot_decimal = text.str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
     comma_decimal = (
         text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
@@ -138,6 +148,17 @@ def ambiguous_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
         return pl.lit(False)
     marked = pl.when(text.cast(pl.Float64, strict=False).is_null()).then(text)  # a plain number is not ambiguous
     return marked.str.replace_all(SYMBOLS, "").str.contains(AMBIGUOUS_NUMBER).fill_null(False)
+
+
+def malformed_number(text: pl.Expr, decimal: str = "auto") -> pl.Expr:
+    """Whether a value with a decimal or thousands mark is written as no number is (with the stated mark, or with
+    either when "auto"): '12.5.1', '1,2,3', '12,34.5'. A value without digits is not malformed, just not a number."""
+    text = text.str.replace_all(SYMBOLS, "")
+    # a plain number reads with a decimal point, which a stated decimal comma contradicts ('12.5': 12 thousand 5?)
+    marked = text if decimal == "," else pl.when(text.cast(pl.Float64, strict=False).is_null()).then(text)
+    marks = (".", ",") if decimal == "auto" else (decimal,)
+    written = pl.any_horizontal(marked.str.contains(WELL_FORMED[mark]) for mark in marks)
+    return (marked.str.contains(r"\d") & marked.str.contains(r"[.,]") & ~written).fill_null(False)
 
 
 def with_order_dates(rows: pl.DataFrame, rules: CleaningRules, scan: pl.LazyFrame | None = None) -> pl.DataFrame:
@@ -267,13 +288,24 @@ def clean_orders(
         quantity = pl.lit(1.0)
     price = parse_number(pl.col("unit_price"), decimal)
     amount = parse_number(pl.col("amount"), decimal) if "amount" in has else quantity * price
-    ambiguous = pl.any_horizontal(ambiguous_number(pl.col(f), decimal) for f in NUMBER_FIELDS if f in has)
+    numbers = [f for f in NUMBER_FIELDS if f in has]
+    ambiguous = pl.any_horizontal(ambiguous_number(pl.col(f), decimal) for f in numbers)
+    malformed = pl.coalesce(
+        pl.lit(None, pl.String),
+        *(
+            pl.when(malformed_number(pl.col(f), decimal)).then(
+                pl.format("column '{}' holds '{}'", pl.lit(rules.layout.columns.get(f, f)), pl.col(f))
+            )
+            for f in numbers
+        ),
+    )
     ordered = in_source_order(rows)
     # lazily, in one plan: each value's text is parsed once where several expressions read it
     rows = rows.lazy().with_columns(
         _quantity=quantity,
         _amount=amount,
         _ambiguous=ambiguous,
+        _malformed=malformed,
         _customer=rules.customer_ids.normalize(pl.col("customer_id")),
     )
     rows = rows.with_columns(
@@ -313,6 +345,8 @@ def clean_orders(
         .then(pl.lit("missing_customer"))
         .when(pl.col("_ambiguous"))
         .then(pl.lit("ambiguous_amount"))
+        .when(pl.col("_malformed").is_not_null())
+        .then(pl.lit("malformed_amount"))
         .when(pl.col("_amount").is_null() | pl.col("_amount").is_nan())
         .then(pl.lit("bad_amount"))
         .when(~pl.col("_cancel") & (pl.col("_amount") < 0))
@@ -340,6 +374,24 @@ def clean_orders(
         lines=_lines(kept),
         rejects=_rejects(rejects, rules),
         identical_rows=int(rows["_identical"].sum()),
+        statuses=status_counts(kept, rules),
+    )
+
+
+NO_STATUS = "(none)"  # how a row without a status shows among the statuses
+NO_STATUSES = pl.DataFrame(schema={"status": pl.String, "treated": pl.String, "orders": pl.UInt32})
+
+
+def status_counts(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
+    """Kept rows -> `status, treated, orders`: the orders of each status as the source writes it, and how they
+    were treated (completed, open or cancelled); no rows when the source has no status."""
+    if "status" not in rules.layout.fields:
+        return NO_STATUSES
+    treated = pl.when(pl.col("_cancel")).then(pl.lit(CANCELLED)).when(pl.col("_open")).then(pl.lit(OPEN))
+    return (
+        kept.group_by(status=pl.col("status").fill_null(NO_STATUS), treated=treated.otherwise(pl.lit(COMPLETED)))
+        .agg(orders=pl.col("order_id").n_unique())
+        .sort("status", "treated")
     )
 
 
@@ -459,6 +511,8 @@ def _rejects(refused: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
         .then(detail + pl.lit(": ") + pl.col("_shape"))
         .when(pl.col("reason") == "outside_history")
         .then(detail + pl.lit("; filed under the nearest day of history"))
+        .when(pl.col("reason") == "malformed_amount")
+        .then(detail + pl.lit(": ") + pl.col("_malformed"))
         .when(pl.col("reason") == "outlier")
         .then(detail + pl.lit(f" ({rules.max_amount:g})"))
         .otherwise(detail)

@@ -20,7 +20,7 @@ import polars as pl
 
 from pipelines.settings import CancellationRule, ControlSettings, FileSource, ShopSettings, SyntheticSource
 from pipelines.sources.exports import export_files, scan_export
-from pipelines.sources.synthetic import CANCELLED_STATUSES, Responses, generate_orders
+from pipelines.sources.synthetic import CANCELLED_STATUSES, COMPLETED_STATUS, Responses, generate_orders
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,12 @@ class SourceLayout:
     rows: str = "orders"  # "orders": a row is an order; "lines": a row is an order line
     cancellation: CancellationRule = field(default_factory=CancellationRule)
     open_statuses: tuple[str, ...] = ()  # orders not completed yet: kept, status open, not revenue
+    completed_statuses: tuple[str, ...] = ()  # statuses the settings name as completed (the unnamed are too)
     columns: dict[str, str] = field(default_factory=dict)  # field -> source column, for messages
+
+    def named_statuses(self) -> set[str]:
+        """The statuses the settings say how to treat (cancelled, open or completed)."""
+        return {*self.cancellation.status_in, *self.open_statuses, *self.completed_statuses}
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class SyntheticShop(OrderSource):
             timestamp_format="%Y-%m-%d %H:%M:%S",
             decimal=".",
             cancellation=CancellationRule(status_in=list(CANCELLED_STATUSES)),
+            completed_statuses=(COMPLETED_STATUS,),
         )
 
 
@@ -163,6 +169,7 @@ class FileExport(OrderSource):
             rows=self.export.rows,
             cancellation=self.export.cancellation,
             open_statuses=tuple(self.export.open_statuses),
+            completed_statuses=tuple(self.export.completed_statuses),
             columns=columns,
         )
 

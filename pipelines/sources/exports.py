@@ -9,9 +9,12 @@ Rows are numbered from 1 at the first data row; the header is not counted.
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import io
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -34,19 +37,60 @@ class MalformedExportError(ValueError):
 
 
 def export_files(pattern: str) -> tuple[Path, list[Path]]:
-    """The files a source path names (a file, a folder, or a glob), and their common folder."""
+    """The files a source path names (a file, a folder, or a glob), and their common folder. Folders linked into
+    it are followed; a file reached by several paths is listed once, by its shortest; a link that leads round in
+    a loop stops the run naming it."""
     path = Path(pattern)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in FORMATS)
+        files = [p for p in _walk(path) if p.suffix.lower() in FORMATS]
         base = path
     elif glob.has_magic(pattern):
-        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
         base = Path(pattern.split("*")[0].rsplit("/", 1)[0] or ".")
+        if "**" in pattern and base.is_dir():
+            for _ in _walk(base):  # a `**` glob follows linked folders, a loop 40 times deep: look for loops first
+                pass
+        files = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file() or _looping(Path(p))]
     else:
-        files, base = ([path] if path.is_file() else []), path.parent
-    if not files:
+        files, base = ([path] if path.is_file() or _looping(path) else []), path.parent
+    once = {}
+    for file in sorted(files, key=lambda p: (len(p.parts), str(p))):
+        if _looping(file):
+            raise _loop_error(file)
+        once.setdefault(file.resolve(), file)
+    if not once:
         raise MalformedExportError(pattern, "no export file found here")
-    return base, files
+    return base, sorted(once.values())
+
+
+def _walk(folder: Path, above: frozenset[str] = frozenset()) -> Iterator[Path]:
+    """The files in a folder and its subfolders, linked ones too, in name order; a link to a folder that holds it
+    (or to itself) raises `MalformedExportError`."""
+    above = above | {os.path.realpath(folder)}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = Path(entry.path)
+        if _looping(path) or (entry.is_dir() and os.path.realpath(path) in above):
+            raise _loop_error(path)
+        if entry.is_dir():
+            yield from _walk(path, above)
+        elif entry.is_file():
+            yield path
+
+
+def _looping(path: Path) -> bool:
+    """Whether a path is a symbolic link that never reaches a file or folder (it leads back to itself)."""
+    try:
+        path.stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def _loop_error(path: Path) -> MalformedExportError:
+    return MalformedExportError(
+        str(path),
+        "a symbolic link that leads round in a loop (to itself or a folder that holds it): remove the link, or set "
+        "source.path to files or a folder it does not lead through",
+    )
 
 
 def read_exports(source: FileSource) -> pl.DataFrame:
@@ -115,6 +159,8 @@ def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
         raise _decode_error(data, exc, name, source) from None
     if codec != "utf-8-sig" and not data.isascii() and _is_utf8(data):
         raise _misdecoded(data, name, source)
+    if BARE_CR.search(text):  # a line end to some readers and text to others: rows would differ between them
+        _refuse_quoting(text, name, source.delimiter)
     try:
         frame = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
@@ -123,13 +169,74 @@ def _read_csv(path: Path, name: str, source: FileSource) -> pl.DataFrame:
             truncate_ragged_lines=True,
         )
     except pl.exceptions.PolarsError as exc:
+        _refuse_quoting(text, name, source.delimiter)
         raise MalformedExportError(name, f"not a readable CSV file ({str(exc).splitlines()[0]})") from None
     return frame.with_columns(_shape=_ragged(text, name, source.delimiter, frame.height))
+
+
+BARE_CR = re.compile(r"\r(?!\n)")
+INCH_MARK = (
+    'a quote mark inside a field that does not start with one (an inch mark, as in 24" monitor?): put the field '
+    'in quotes and double the mark ("24"" monitor"), or remove it'
+)
+UNCLOSED = (
+    "a quote mark opens this field and nothing closes it, so the rest of the file would be one field: close or "
+    "remove it"
+)
+AFTER_QUOTE = 'text after the closing quote of a quoted field: double a quote mark that is text ("") or remove it'
+LONE_CR = (
+    "a carriage return (CR) without a line feed, a line end to some programs and text to others: save the file "
+    "with LF or CR LF line ends, or quote the field"
+)
+
+
+def _refuse_quoting(text: str, name: str, delimiter: str) -> None:
+    """Raise `MalformedExportError` naming the row and column of the first quote mark or CR that CSV readers
+    disagree on or cannot read (see `quoting_fault`); return if there is none."""
+    fault = quoting_fault(text, delimiter)
+    if fault:
+        row, field, problem = fault
+        header = next(csv.reader([re.split(r"[\r\n]", text, maxsplit=1)[0]], delimiter=delimiter), [])
+        column = header[field] if field < len(header) else f"#{field + 1}"
+        raise MalformedExportError(name, problem, row=row or None, column=column if row else None)
+
+
+def quoting_fault(text: str, delimiter: str) -> tuple[int, int, str] | None:
+    """The first quote mark or carriage return in a CSV text that breaks its quoting rules, as (data row, counted
+    from 1, 0 for the header; field number from 0; what is wrong), or None. Read mark by mark: only looked for
+    once a file is known to be wrong."""
+    special = re.compile(f'["\r\n{re.escape(delimiter)}]')
+    row = field = i = 0
+    at_start, quoted, opened = True, False, (0, 0)
+    while match := special.search(text, i):
+        j, mark = match.start(), match.group()
+        if j > i and not quoted:
+            at_start = False
+        i = j + 1
+        if quoted:
+            if mark == '"' and text[i : i + 1] == '"':  # a quote mark as text
+                i += 1
+            elif mark == '"':
+                quoted = False
+                if text[i : i + 1] not in ("", delimiter, "\r", "\n"):
+                    return row, field, AFTER_QUOTE
+        elif mark == '"':
+            if not at_start:
+                return row, field, INCH_MARK
+            quoted, opened = True, (row, field)
+        elif mark == delimiter:
+            field, at_start = field + 1, True
+        elif mark == "\r" and text[i : i + 1] != "\n":
+            return row, field, LONE_CR
+        elif mark == "\n":
+            row, field, at_start = row + 1, 0, True
+    return (*opened, UNCLOSED) if quoted else None
 
 
 def _ragged(text: str, name: str, delimiter: str, rows: int) -> pl.Series:
     """Per data row, what is wrong with its shape ("2 fields where the header has 5"), else null. Polars pads
     or cuts such a row silently; the csv module counts each record's fields, quotes and all."""
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a field as long as the file is still a field
     header, *counts = (len(record) for record in csv.reader(io.StringIO(text), delimiter=delimiter))
     if len(counts) != rows:  # records and rows disagree only if the file is not CSV as polars reads it
         return pl.Series([None] * rows, dtype=pl.String)

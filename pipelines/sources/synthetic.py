@@ -58,6 +58,7 @@ EVENT_DAYS = {"618": ((6, 18), 0.30, 18), "double11": ((11, 11), 0.40, 21), "dou
 REPEAT_SHARE = {"organic": 0.45, "event": 0.20}
 DIRTY_KINDS = ("missing_customer", "negative_amount", "outlier", "duplicate", "bad_timestamp")
 CANCELLED_STATUSES = ("cancelled", "refunded")
+COMPLETED_STATUS = "paid"
 SKUS_PER_CATEGORY = 40
 
 
@@ -192,7 +193,7 @@ def generate_orders(
             "category": _labels(category_names, cat),
             "sku": _labels(_sku_names(category_names), cat * SKUS_PER_CATEGORY + sku_no),
             "product": _labels(_product_names(category_names), cat * SKUS_PER_CATEGORY + sku_no),
-            "status": _labels(["paid", *CANCELLED_STATUSES], status),
+            "status": _labels([COMPLETED_STATUS, *CANCELLED_STATUSES], status),
             "shipped_ts": stamp(shipped).set(pl.Series(~paid), None),
             "delivered_ts": stamp(delivered).set(pl.Series(~paid | (delivered >= n_days * 86_400)), None),
         }
