@@ -10,6 +10,7 @@ import fcntl
 import os
 import re
 import shutil
+import sqlite3
 import sys
 import time
 import uuid
@@ -20,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 import click
 import dagster as dg
+import sqlalchemy
+import yaml
 from dagster import BetaWarning
 
 from assets.campaigns import GOALS
@@ -45,18 +48,30 @@ from pipelines.warehouse import Warehouse, loaded_until, read_table
 
 
 def dagster_instance() -> dg.DagsterInstance:
-    """The instance in DAGSTER_HOME, or data/dagster; given the project's dagster.yaml if it has none."""
+    """The instance in DAGSTER_HOME, or data/dagster; given the project's dagster.yaml if it has none. A home
+    that cannot be used stops with one line naming it, the cause and the fix."""
     home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    # Two first runs at once would both create the home's databases, and one would fail.
-    with (home / ".create.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (home / "dagster.yaml").exists():
-            shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-        instance = dg.DagsterInstance.get()
-        instance.get_runs(limit=1)  # creates the run, event log and schedule databases
-    return instance
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home)
+        # Two first runs at once would both create the home's databases, and one would fail.
+        with (home / ".create.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (home / "dagster.yaml").exists():
+                shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+            instance = dg.DagsterInstance.get()
+            instance.get_runs(limit=1)  # creates the run, event log and schedule databases
+        return instance
+    except OSError as exc:
+        cause = f"{exc.strerror}{f' ({exc.filename})' if exc.filename else ''}"
+        fix = "free some space or choose another folder (DAGSTER_HOME)"
+    except (sqlalchemy.exc.DatabaseError, sqlite3.DatabaseError) as exc:
+        cause = f"a run history database there is damaged ({getattr(exc, 'orig', None) or exc})"
+        fix = f"move {home / 'history'} and {home / 'schedules'} aside and run again (the warehouse keeps its data)"
+    except (dg.DagsterInvariantViolationError, yaml.YAMLError, ValueError) as exc:
+        cause = f"its dagster.yaml cannot be read ({str(exc).splitlines()[0]})"
+        fix = f"delete {home / 'dagster.yaml'} to get the project's again"
+    raise click.ClickException(f"the Dagster home {home} cannot be used: {cause}; {fix}")
 
 
 def register_shop(config: str | None) -> None:

@@ -2,6 +2,7 @@
 counts any."""
 
 import dagster as dg
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -64,3 +65,22 @@ def test_a_missing_column_is_named_among_the_files_columns_only(tmp_path, monkey
     result = CliRunner().invoke(main, ["run", "--config", _shop_file(tmp_path, source=source)])
     assert result.exit_code == 1
     assert "column 'paid_at': mapped column not found; the file has: order_no, buyer, total" in result.output
+
+
+@pytest.mark.parametrize(
+    "damage, cause",
+    [
+        ("history/runs.db", "a run history database there is damaged ("),
+        ("dagster.yaml", "its dagster.yaml cannot be read"),
+    ],
+)
+def test_a_damaged_dagster_home_stops_in_one_line_naming_it_and_the_fix(tmp_path, monkeypatch, damage, cause):
+    home = tmp_path / "dagster"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    config = _shop_file(tmp_path)
+    assert CliRunner().invoke(main, ["run", "--config", config, "--to", "2024-01-02"]).exit_code == 0
+    (home / damage).write_text("run_storage: [\n", encoding="utf-8")  # neither a database nor YAML
+    result = CliRunner().invoke(main, ["run", "--config", config, "--to", "2024-01-02"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith(f"Error: the Dagster home {home} cannot be used: {cause}")
+    assert "Traceback" not in result.output
