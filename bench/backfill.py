@@ -5,7 +5,10 @@
 Three deployments, each in a fresh process on an empty warehouse and Dagster home:
 
 - the landed code (`--baseline`, a checkout of it) on its shipped dagster.yaml (SQLite, its own event log);
-- this code on the shipped dagster.yaml (the embedded default: SQLite instance, in-process runs);
+- this code on the shipped dagster.yaml (the embedded default: SQLite instance, in-process runs, the event log
+  of pipelines/event_log.py);
+- this code on Dagster's stock SQLite storage (the shipped dagster.yaml less its storage lines): what
+  pipelines/event_log.py saves;
 - this code on a Postgres instance (dagster-postgres, stock storage), on a throwaway Postgres on loopback.
 
 Each runs `regulars run` over the demo shop's history less its last day (the backfill), then over the last day
@@ -42,6 +45,19 @@ concurrency:
 telemetry:
   enabled: false
 """
+
+
+def stock_sqlite(shipped: str) -> str:
+    """The shipped instance settings without the storage classes of pipelines/event_log.py."""
+    kept, skipping = [], False
+    for line in shipped.splitlines():
+        if line.startswith(("event_log_storage:", "run_storage:")):
+            skipping = True
+        elif skipping and not line.startswith((" ", "#")):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def run_split(instance, run_id: str) -> dict:
@@ -119,6 +135,7 @@ def main() -> None:
             base = args.baseline.resolve()
             results["landed code, embedded"] = measure(base, (base / "dagster.yaml").read_text(), Path(tmp) / "landed")
         results["this code, embedded"] = measure(ROOT, shipped, Path(tmp) / "embedded")
+        results["this code, stock SQLite"] = measure(ROOT, stock_sqlite(shipped), Path(tmp) / "stock")
         with postgres() as url:
             results["this code, Postgres"] = measure(
                 ROOT, POSTGRES_INSTANCE, Path(tmp) / "postgres", {"REGULARS_BENCH_POSTGRES_URL": url}

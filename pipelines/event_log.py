@@ -42,6 +42,9 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData, serialize_value
 from dagster.version import __version__ as dagster_version
 
+# This module subclasses Dagster's private SQLite storage: the Dagster release it was checked against. An upgrade
+# fails tests/test_run_cost.py until the storage is checked again (tests, bench/backfill.py) and this is moved.
+CHECKED_WITH_DAGSTER = "1.13.27"
 # Dagster's run process buffers batched events only when this is set; it reads it at each event.
 BATCH_SIZE_VARIABLE, BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE", "100000"
 OPEN_DATABASES = 2  # the index and the run being written
