@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.definitions import CAMPAIGNS_JOB, INGEST_JOB, OUTREACH_JOB, build_definitions
@@ -17,9 +18,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 ONLINE_RETAIL = SHARED_DATA / "online_retail_ii.parquet"
 
 
-def shop(tmp_path: Path, **overrides) -> ShopSettings:
-    """A shop on a warehouse in tmp_path: the small synthetic one unless a source is given."""
-    raw = {
+def _shop_raw(tmp_path: Path, overrides: dict) -> dict:
+    return {
         "name": "test shop",
         "timezone": "Asia/Shanghai",
         "history_start": "2024-01-01",
@@ -28,7 +28,18 @@ def shop(tmp_path: Path, **overrides) -> ShopSettings:
         "output": str(tmp_path / "out"),
         "source": {"kind": "synthetic", "seed": 7, "customers": 400},
     } | overrides
-    return parse_settings(raw, tmp_path / "shop.yaml")
+
+
+def shop(tmp_path: Path, **overrides) -> ShopSettings:
+    """A shop on a warehouse in tmp_path: the small synthetic one unless a source is given."""
+    return parse_settings(_shop_raw(tmp_path, overrides), tmp_path / "shop.yaml")
+
+
+def shop_file(tmp_path: Path, **overrides) -> Path:
+    """The settings file of `shop(tmp_path, **overrides)`, for processes that read REGULARS_CONFIG."""
+    path = tmp_path / "shop.yaml"
+    path.write_text(yaml.safe_dump(_shop_raw(tmp_path, overrides), allow_unicode=True))
+    return path
 
 
 # A small CSV export and how it maps to the warehouse's fields

@@ -1,0 +1,210 @@
+"""The production deployment of examples/deployment on loopback: Postgres instance storage, the queued run
+coordinator, runs launched onto two Celery workers (Redis), the daemon. Runs are submitted as an operator
+would (`dagster job backfill` / `dagster job launch`), then the deployment's warehouse is set against the
+same runs executed in process; and a run whose worker process is killed with kill -9 ends failed, its pool
+slot free, without a trace in the warehouse.
+
+The services are Debian's `postgresql` and `redis-server` (the README's test command installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from polars.testing import assert_frame_equal
+
+from pipelines.definitions import INGEST_JOB
+from pipelines.settings import load_settings
+from pipelines.warehouse import WAREHOUSE_POOL
+from tests import services
+from tests.conftest import ROOT, ingest, shop, shop_file, table
+
+EXAMPLE = ROOT / "examples" / "deployment"
+SHOP_TAG = "regulars/shop"
+# a killed run is failed and its pool slot freed within this (run monitoring polls every second here)
+BOUND_SECONDS = 30
+CELERY_TASK_TAG = "dagster-celery/task_id"  # set by CeleryRunLauncher on each run it hands to a worker
+# The shops of the deployment: one here; the multi-shop wiring adds more (REGULARS_SHOPS).
+SHOP = {
+    "name": "deployed shop",
+    "history_start": "2023-07-01",
+    "source": {"kind": "synthetic", "seed": 7, "customers": 3000},
+}
+
+
+def instance_config() -> dict:
+    """The example's instance settings, on the test's clock: the queue served every second instead of 5 s,
+    running runs' workers asked after every second instead of 30 s."""
+    config = yaml.safe_load((EXAMPLE / "dagster.yaml").read_text())
+    config["run_coordinator"]["config"]["dequeue_interval_seconds"] = 1
+    config["run_monitoring"] |= {"poll_interval_seconds": 1, "free_slots_after_run_end_seconds": 1}
+    return config
+
+
+class Deployment:
+    """The running deployment: its instance, environment and workers, and the shop it serves."""
+
+    def __init__(self, instance: dg.DagsterInstance, env: dict, workers: list, workspace: Path, shop_config: Path):
+        self.instance, self.env, self.workers, self.workspace = instance, env, workers, workspace
+        self.settings = load_settings(shop_config)
+
+    def dagster(self, *args: str, tags: dict) -> None:
+        """The `dagster` CLI on the project's workspace, as an operator submits runs."""
+        command = [str(services.VENV_BIN / "dagster"), *args, "-w", str(self.workspace),
+                   "--tags", json.dumps({SHOP_TAG: self.settings.name} | tags)]  # fmt: skip
+        done = subprocess.run(command, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def backfill(self, *partitions: str) -> list[str]:
+        """One queued run of the ingest per partition; their run ids."""
+        before = {run.run_id for run in self.instance.get_runs()}
+        self.dagster("job", "backfill", "-j", INGEST_JOB, "--partitions", ",".join(partitions), "--noprompt", tags={})
+        return [run.run_id for run in self.instance.get_runs() if run.run_id not in before]
+
+    def launch_range(self, first: str, last: str) -> str:
+        """One queued run of the ingest over the days first..last; its run id."""
+        before = {run.run_id for run in self.instance.get_runs()}
+        tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+        self.dagster("job", "launch", "-j", INGEST_JOB, tags=tags)
+        (run_id,) = {run.run_id for run in self.instance.get_runs()} - before
+        return run_id
+
+    def wait_for_end(self, run_ids: list[str], timeout: float) -> list[dg.DagsterRun]:
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.instance.get_runs(dg.RunsFilter(run_ids=run_ids))
+            if all(run.is_finished for run in runs):
+                return runs
+            assert time.monotonic() < deadline, [(run.run_id[:8], run.status.value) for run in runs]
+            time.sleep(0.5)
+
+    def why(self, runs: list[dg.DagsterRun]) -> list[str]:
+        """Why each run that did not succeed failed, for an assertion's message."""
+        return [f"{run.run_id[:8]} {run.status.value}: {record.message}" for run in runs
+                if run.status != dg.DagsterRunStatus.SUCCESS
+                for record in self.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)]  # fmt: skip
+
+    def run_pid(self, run_id: str) -> int | None:
+        """The process that executes the run: its worker announces it when the run starts."""
+        for record in self.instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+            if record.message.startswith("Started process for run"):
+                return int(record.dagster_event.engine_event_data.metadata["pid"].value)
+        return None
+
+    def worker_processes(self) -> set[int]:
+        """The Celery workers and their pool processes (the ones that execute runs)."""
+        return {pid for worker in self.workers for pid in {worker.pid} | services.descendants(worker.pid)}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("deployment")
+    home = folder / "dagster_home"
+    home.mkdir()
+    shop_config = shop_file(folder, **SHOP)
+    with ExitStack() as stack:
+        postgres = urlsplit(stack.enter_context(services.postgres()))
+        broker = stack.enter_context(services.redis(folder))
+        env = os.environ | {
+            "DAGSTER_HOME": str(home),
+            "REGULARS_CONFIG": str(shop_config),
+            "DAGSTER_PG_HOST": postgres.hostname,
+            "DAGSTER_PG_PORT": str(postgres.port),
+            "DAGSTER_PG_USER": postgres.username,
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_DB": postgres.path.lstrip("/"),
+            "DAGSTER_CELERY_BROKER_URL": broker,
+            "DAGSTER_CELERY_BACKEND_URL": broker,
+        }
+        (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config()))
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        for name, value in env.items():
+            patch.setenv(name, value)
+        instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+        workers = stack.enter_context(services.celery_workers(2, EXAMPLE / "celery.yaml", env, folder, ROOT))
+        workspace = stack.enter_context(services.code_server("pipelines.definitions", "regulars", env, folder, ROOT))
+        stack.enter_context(services.dagster_daemon(workspace, env, folder, ROOT))
+        yield Deployment(instance, env, workers, workspace, shop_config)
+
+
+def assert_warehouse_as_in_process(deployment: Deployment, tmp_path: Path) -> None:
+    """The deployment's warehouse equals, table for table, the one its successful runs give executed in process."""
+    reference = shop(tmp_path, **SHOP)
+    for run in deployment.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])):
+        first = run.tags.get("dagster/partition") or run.tags[ASSET_PARTITION_RANGE_START_TAG]
+        ingest(reference, first, run.tags.get("dagster/partition") or run.tags[ASSET_PARTITION_RANGE_END_TAG])
+    assert tables(deployment.settings) == tables(reference)
+    for name in tables(reference):
+        # when a run loaded a source file (raw.source_files.loaded_ts) differs between any two runs
+        deployed, expected = (
+            table(settings, name).drop("loaded_ts", strict=False) for settings in (deployment.settings, reference)
+        )
+        assert_frame_equal(deployed, expected, check_row_order=False)
+
+
+def tables(settings) -> list[str]:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        return sorted(
+            name for (name,) in conn.sql("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()
+        )
+
+
+def test_runs_are_queued_and_executed_on_the_celery_workers(deployment, tmp_path):
+    days = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
+    run_ids = deployment.backfill(*days)
+    assert len(run_ids) == len(days)
+    runs = deployment.wait_for_end(run_ids, timeout=120)
+
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * len(days), deployment.why(runs)
+    # Each was handed to Celery and executed by a worker's pool process, not by the daemon or this test.
+    workers = deployment.worker_processes()
+    for run in runs:
+        assert CELERY_TASK_TAG in run.tags
+        assert deployment.run_pid(run.run_id) in workers
+    # One shop, one writer: the tag limit ran the shop's runs one after the other.
+    records = sorted(deployment.instance.get_run_records(dg.RunsFilter(run_ids=run_ids)), key=lambda r: r.start_time)
+    for earlier, later in zip(records, records[1:], strict=False):
+        assert earlier.end_time <= later.start_time
+    assert_warehouse_as_in_process(deployment, tmp_path)
+
+
+def test_a_run_whose_worker_is_killed_fails_and_leaves_nothing(deployment, tmp_path):
+    instance = deployment.instance
+    run_id = deployment.launch_range("2023-07-01", "2024-12-31")
+    # kill -9 the process executing the run once its step holds the warehouse's pool slot
+    deadline = time.monotonic() + 120
+    while not instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START):
+        assert time.monotonic() < deadline, instance.get_run_by_id(run_id).status
+        time.sleep(0.05)
+    pid = deployment.run_pid(run_id)
+    assert pid in deployment.worker_processes()
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    assert run_id in instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids
+
+    # run monitoring asks Celery about the run's task, which its worker reports failed (its pool process died)
+    (run,) = deployment.wait_for_end([run_id], timeout=BOUND_SECONDS)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    assert "run worker status FAILED" in " ".join(deployment.why([run]))
+    # killed mid-step: it had not written (a step reports its assets once their days are published)
+    assert not instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    while instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids:
+        assert time.monotonic() < killed + BOUND_SECONDS, "the killed run's pool slot was not freed"
+        time.sleep(0.5)
+
+    (next_run,) = deployment.wait_for_end(deployment.backfill("2024-04-01"), timeout=120)
+    assert next_run.status == dg.DagsterRunStatus.SUCCESS, deployment.why([next_run])
+    # the killed run's days (all but 2024-04-01, and whatever ran before) are not in the warehouse
+    assert_warehouse_as_in_process(deployment, tmp_path)
