@@ -20,7 +20,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 INSTALL = "apt-get install -y postgresql redis-server (the README's test command does it)"
 VENV_BIN = Path(sys.executable).parent
 
@@ -32,10 +31,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _binary(path: Path | str) -> str:
-    found = shutil.which(str(path))
+def _binary(name: str) -> str:
+    """A server's program: on the PATH, else (Postgres on Debian) in the newest /usr/lib/postgresql/*/bin."""
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda bin: int(bin.parent.name))
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(map(str, reversed(debian))))
     if not found:
-        raise RuntimeError(f"{path} is missing: {INSTALL}")
+        raise RuntimeError(f"{name} is missing: {INSTALL}")
     return found
 
 
@@ -78,7 +79,8 @@ def stop(process: subprocess.Popen, first: int = signal.SIGTERM, grace: float = 
 
 
 @contextmanager
-def started(command: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None):
+def started(command: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            first_signal: int = signal.SIGTERM):  # fmt: skip
     """A process in its own session (process group = its PID), output to `log`, stopped on exit."""
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -87,7 +89,7 @@ def started(command: list[str], log: Path, env: Mapping[str, str] | None = None,
     try:
         yield process
     finally:
-        stop(process)
+        stop(process, first_signal)
 
 
 def _as_postgres_user(command: list[str]) -> list[str]:
@@ -98,33 +100,24 @@ def _as_postgres_user(command: list[str]) -> list[str]:
 @contextmanager
 def postgres(database: str = "dagster") -> Iterator[str]:
     """A throwaway Postgres on 127.0.0.1 at a free port, its data in a temporary folder; yields its URL
-    (user `postgres`, no password, `trust` on loopback only)."""
-    for name in ("initdb", "postgres", "pg_isready", "createdb"):
-        _binary(POSTGRES_BIN / name)
-    port = free_port()
+    (user `postgres`, no password: `trust`, on loopback only)."""
+    initdb, server, isready, createdb = map(_binary, ("initdb", "postgres", "pg_isready", "createdb"))
+    port, address = free_port(), ["-h", "127.0.0.1", "-p"]
     # not under pytest's tmp_path: the `postgres` user must be able to reach it
     folder = Path(tempfile.mkdtemp(prefix="regulars-postgres-"))
-    data, log = folder / "data", folder / "postgres.log"
     try:
         if os.geteuid() == 0:
             shutil.chown(folder, "postgres", "postgres")
-        initdb = _as_postgres_user([str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-                                    "--auth=trust", "-E", "UTF8", "--no-sync"])  # fmt: skip
-        subprocess.run(initdb, check=True, capture_output=True)
-        # fsync off: a test's database need not survive a power cut
-        server = _as_postgres_user([str(POSTGRES_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                                    "-p", str(port), "-k", str(folder), "-c", "fsync=off",
-                                    "-c", "max_connections=200"])  # fmt: skip
-        with open(log, "ab") as out:
-            process = subprocess.Popen(server, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            isready = [str(POSTGRES_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]
-            _wait_until(lambda: subprocess.run(isready).returncode == 0, "postgres", process, log)
-            createdb = [str(POSTGRES_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database]
-            subprocess.run(createdb, check=True, capture_output=True)
+        data, log = str(folder / "data"), folder / "postgres.log"
+        new_cluster = [initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        subprocess.run(_as_postgres_user(new_cluster), check=True, capture_output=True)
+        # fsync off: a test's database need not survive a power cut; SIGINT is postgres' fast shutdown
+        command = [server, "-D", data, *address, str(port), "-k", str(folder), "-c", "fsync=off"]
+        with started(_as_postgres_user(command), log, first_signal=signal.SIGINT) as process:
+            ready = [isready, "-q", *address, str(port)]
+            _wait_until(lambda: subprocess.run(ready).returncode == 0, "postgres", process, log)
+            subprocess.run([createdb, *address, str(port), "-U", "postgres", database], check=True)
             yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
-        finally:
-            stop(process, signal.SIGINT)  # postgres' fast shutdown (SIGTERM waits for clients to leave)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

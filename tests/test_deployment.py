@@ -39,7 +39,7 @@ CELERY_TASK_TAG = "dagster-celery/task_id"  # set by CeleryRunLauncher on each r
 # The shops of the deployment: one here; the multi-shop wiring adds more (REGULARS_SHOPS).
 SHOP = {
     "name": "deployed shop",
-    "history_start": "2023-07-01",
+    "history_start": "2023-01-01",
     "source": {"kind": "synthetic", "seed": 7, "customers": 3000},
 }
 
@@ -82,13 +82,11 @@ class Deployment:
         return run_id
 
     def wait_for_end(self, run_ids: list[str], timeout: float) -> list[dg.DagsterRun]:
-        deadline = time.monotonic() + timeout
-        while True:
+        def finished():
             runs = self.instance.get_runs(dg.RunsFilter(run_ids=run_ids))
-            if all(run.is_finished for run in runs):
-                return runs
-            assert time.monotonic() < deadline, [(run.run_id[:8], run.status.value) for run in runs]
-            time.sleep(0.5)
+            return runs if all(run.is_finished for run in runs) else None
+
+        return wait_for(finished, timeout, f"runs {', '.join(run_id[:8] for run_id in run_ids)} to end")
 
     def why(self, runs: list[dg.DagsterRun]) -> list[str]:
         """Why each run that did not succeed failed, for an assertion's message."""
@@ -102,6 +100,10 @@ class Deployment:
             if record.message.startswith("Started process for run"):
                 return int(record.dagster_event.engine_event_data.metadata["pid"].value)
         return None
+
+    def slot_holders(self) -> set[str]:
+        """The runs holding a slot of the warehouse's pool."""
+        return self.instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids
 
     def worker_processes(self) -> set[int]:
         """The Celery workers and their pool processes (the ones that execute runs)."""
@@ -137,6 +139,15 @@ def deployment(tmp_path_factory):
         workspace = stack.enter_context(services.code_server("pipelines.definitions", "regulars", env, folder, ROOT))
         stack.enter_context(services.dagster_daemon(workspace, env, folder, ROOT))
         yield Deployment(instance, env, workers, workspace, shop_config)
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 0.5):
+    """The first true value of `condition()`, asked every `every` seconds for at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
+        time.sleep(every)
+    return value
 
 
 def assert_warehouse_as_in_process(deployment: Deployment, tmp_path: Path) -> None:
@@ -182,27 +193,26 @@ def test_runs_are_queued_and_executed_on_the_celery_workers(deployment, tmp_path
 
 def test_a_run_whose_worker_is_killed_fails_and_leaves_nothing(deployment, tmp_path):
     instance = deployment.instance
-    run_id = deployment.launch_range("2023-07-01", "2024-12-31")
-    # kill -9 the process executing the run once its step holds the warehouse's pool slot
-    deadline = time.monotonic() + 120
-    while not instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START):
-        assert time.monotonic() < deadline, instance.get_run_by_id(run_id).status
-        time.sleep(0.05)
-    pid = deployment.run_pid(run_id)
+    run_id = deployment.launch_range(SHOP["history_start"], "2024-12-31")
+    pid = wait_for(lambda: deployment.run_pid(run_id), 120, "the run's worker process")
     assert pid in deployment.worker_processes()
+    # kill -9 that process as soon as the run's step holds the warehouse's pool slot: the step claims it
+    # first, then writes (about a second on this shop), so the kill lands before anything is published
+    wait_for(lambda: run_id in deployment.slot_holders(), 120, "the run to hold the warehouse's pool slot", every=0.02)
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    assert run_id in instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids
 
     # run monitoring asks Celery about the run's task, which its worker reports failed (its pool process died)
     (run,) = deployment.wait_for_end([run_id], timeout=BOUND_SECONDS)
     assert run.status == dg.DagsterRunStatus.FAILURE
     assert "run worker status FAILED" in " ".join(deployment.why([run]))
-    # killed mid-step: it had not written (a step reports its assets once their days are published)
-    assert not instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-    while instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids:
-        assert time.monotonic() < killed + BOUND_SECONDS, "the killed run's pool slot was not freed"
-        time.sleep(0.5)
+    # killed before its step had published (a step reports its assets once their days are published)
+    assert not instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION), "killed too late"
+    wait_for(
+        lambda: not deployment.slot_holders(),
+        killed + BOUND_SECONDS - time.monotonic(),
+        "the killed run's slot to be freed",
+    )
 
     (next_run,) = deployment.wait_for_end(deployment.backfill("2024-04-01"), timeout=120)
     assert next_run.status == dg.DagsterRunStatus.SUCCESS, deployment.why([next_run])
