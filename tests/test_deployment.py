@@ -184,7 +184,8 @@ def test_runs_are_queued_and_executed_on_the_celery_workers(deployment, tmp_path
     for run in runs:
         assert CELERY_TASK_TAG in run.tags
         assert deployment.run_pid(run.run_id) in workers
-    # One shop, one writer: the tag limit ran the shop's runs one after the other.
+    # One shop, one writer: its runs ran one after the other (its tag's limit; the queue also holds a run
+    # until the warehouse's pool has a slot).
     records = sorted(deployment.instance.get_run_records(dg.RunsFilter(run_ids=run_ids)), key=lambda r: r.start_time)
     for earlier, later in zip(records, records[1:], strict=False):
         assert earlier.end_time <= later.start_time
