@@ -38,6 +38,7 @@ def shop(tmp_path: Path, **overrides) -> ShopSettings:
 def shop_file(tmp_path: Path, **overrides) -> Path:
     """The settings file of `shop(tmp_path, **overrides)`, for processes that read REGULARS_CONFIG."""
     path = tmp_path / "shop.yaml"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(_shop_raw(tmp_path, overrides), allow_unicode=True))
     return path
 

@@ -36,12 +36,12 @@ SHOP_TAG = "regulars/shop"
 # a killed run is failed and its pool slot freed within this (run monitoring polls every second here)
 BOUND_SECONDS = 30
 CELERY_TASK_TAG = "dagster-celery/task_id"  # set by CeleryRunLauncher on each run it hands to a worker
-# The shops of the deployment: one here; the multi-shop wiring adds more (REGULARS_SHOPS).
-SHOP = {
-    "name": "deployed shop",
-    "history_start": "2023-01-01",
-    "source": {"kind": "synthetic", "seed": 7, "customers": 3000},
-}
+# The deployment's shops: id -> settings (tests/conftest.py `shop`), each in its own folder and warehouse.
+# One until the multi-shop wiring, which reads them all (REGULARS_SHOPS) instead of REGULARS_CONFIG.
+SHOPS = {
+    "deployed": {"name": "deployed shop", "history_start": "2023-01-01",
+                 "source": {"kind": "synthetic", "seed": 7, "customers": 3000}},
+}  # fmt: skip
 
 
 def instance_config() -> dict:
@@ -54,29 +54,28 @@ def instance_config() -> dict:
 
 
 class Deployment:
-    """The running deployment: its instance, environment and workers, and the shop it serves."""
+    """The running deployment: its instance, environment, workers and workspace, and the shops it serves."""
 
-    def __init__(self, instance: dg.DagsterInstance, env: dict, workers: list, workspace: Path, shop_config: Path):
-        self.instance, self.env, self.workers, self.workspace = instance, env, workers, workspace
-        self.settings = load_settings(shop_config)
+    def __init__(self, instance: dg.DagsterInstance, env: dict, workers: list, workspace: Path, shops: dict):
+        self.instance, self.env, self.workers, self.workspace, self.shops = instance, env, workers, workspace, shops
 
     def dagster(self, *args: str, tags: dict) -> None:
-        """The `dagster` CLI on the project's workspace, as an operator submits runs."""
-        command = [str(services.VENV_BIN / "dagster"), *args, "-w", str(self.workspace),
-                   "--tags", json.dumps({SHOP_TAG: self.settings.name} | tags)]  # fmt: skip
+        """The `dagster` CLI on the deployment's workspace, as an operator submits runs."""
+        command = [str(services.VENV_BIN / "dagster"), *args, "-w", str(self.workspace), "--tags", json.dumps(tags)]
         done = subprocess.run(command, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
 
-    def backfill(self, *partitions: str) -> list[str]:
-        """One queued run of the ingest per partition; their run ids."""
+    def backfill(self, shop: str, *partitions: str) -> list[str]:
+        """One queued run of the shop's ingest per partition; their run ids."""
         before = {run.run_id for run in self.instance.get_runs()}
-        self.dagster("job", "backfill", "-j", INGEST_JOB, "--partitions", ",".join(partitions), "--noprompt", tags={})
+        self.dagster("job", "backfill", "-j", INGEST_JOB, "--partitions", ",".join(partitions), "--noprompt",
+                     tags={SHOP_TAG: shop})  # fmt: skip
         return [run.run_id for run in self.instance.get_runs() if run.run_id not in before]
 
-    def launch_range(self, first: str, last: str) -> str:
-        """One queued run of the ingest over the days first..last; its run id."""
+    def launch_range(self, shop: str, first: str, last: str) -> str:
+        """One queued run of the shop's ingest over the days first..last; its run id."""
         before = {run.run_id for run in self.instance.get_runs()}
-        tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+        tags = {SHOP_TAG: shop, ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
         self.dagster("job", "launch", "-j", INGEST_JOB, tags=tags)
         (run_id,) = {run.run_id for run in self.instance.get_runs()} - before
         return run_id
@@ -115,13 +114,13 @@ def deployment(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deployment")
     home = folder / "dagster_home"
     home.mkdir()
-    shop_config = shop_file(folder, **SHOP)
+    files = {shop_id: shop_file(folder / shop_id, **settings) for shop_id, settings in SHOPS.items()}
     with ExitStack() as stack:
         postgres = urlsplit(stack.enter_context(services.postgres()))
         broker = stack.enter_context(services.redis(folder))
         env = os.environ | {
             "DAGSTER_HOME": str(home),
-            "REGULARS_CONFIG": str(shop_config),
+            "REGULARS_CONFIG": str(next(iter(files.values()))),
             "DAGSTER_PG_HOST": postgres.hostname,
             "DAGSTER_PG_PORT": str(postgres.port),
             "DAGSTER_PG_USER": postgres.username,
@@ -138,7 +137,9 @@ def deployment(tmp_path_factory):
         workers = stack.enter_context(services.celery_workers(2, EXAMPLE / "celery.yaml", env, folder, ROOT))
         workspace = stack.enter_context(services.code_server("pipelines.definitions", "regulars", env, folder, ROOT))
         stack.enter_context(services.dagster_daemon(workspace, env, folder, ROOT))
-        yield Deployment(instance, env, workers, workspace, shop_config)
+        yield Deployment(
+            instance, env, workers, workspace, {shop_id: load_settings(path) for shop_id, path in files.items()}
+        )
 
 
 def wait_for(condition, timeout: float, what: str, every: float = 0.5):
@@ -150,19 +151,22 @@ def wait_for(condition, timeout: float, what: str, every: float = 0.5):
     return value
 
 
-def assert_warehouse_as_in_process(deployment: Deployment, tmp_path: Path) -> None:
-    """The deployment's warehouse equals, table for table, the one its successful runs give executed in process."""
-    reference = shop(tmp_path, **SHOP)
-    for run in deployment.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])):
+def assert_warehouse_as_in_process(deployment: Deployment, shop_id: str, tmp_path: Path) -> None:
+    """The shop's warehouse equals, table for table, the one its successful runs give executed in process."""
+    reference = shop(tmp_path / shop_id, **SHOPS[shop_id])
+    succeeded = dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS], tags={SHOP_TAG: shop_id})
+    for run in deployment.instance.get_runs(succeeded):
         first = run.tags.get("dagster/partition") or run.tags[ASSET_PARTITION_RANGE_START_TAG]
         ingest(reference, first, run.tags.get("dagster/partition") or run.tags[ASSET_PARTITION_RANGE_END_TAG])
-    assert tables(deployment.settings) == tables(reference)
+    deployed = deployment.shops[shop_id]
+    assert tables(deployed) == tables(reference)
     for name in tables(reference):
         # when a run loaded a source file (raw.source_files.loaded_ts) differs between any two runs
-        deployed, expected = (
-            table(settings, name).drop("loaded_ts", strict=False) for settings in (deployment.settings, reference)
+        assert_frame_equal(
+            table(deployed, name).drop("loaded_ts", strict=False),
+            table(reference, name).drop("loaded_ts", strict=False),
+            check_row_order=False,
         )
-        assert_frame_equal(deployed, expected, check_row_order=False)
 
 
 def tables(settings) -> list[str]:
@@ -174,7 +178,7 @@ def tables(settings) -> list[str]:
 
 def test_runs_are_queued_and_executed_on_the_celery_workers(deployment, tmp_path):
     days = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
-    run_ids = deployment.backfill(*days)
+    run_ids = deployment.backfill("deployed", *days)
     assert len(run_ids) == len(days)
     runs = deployment.wait_for_end(run_ids, timeout=120)
 
@@ -189,12 +193,12 @@ def test_runs_are_queued_and_executed_on_the_celery_workers(deployment, tmp_path
     records = sorted(deployment.instance.get_run_records(dg.RunsFilter(run_ids=run_ids)), key=lambda r: r.start_time)
     for earlier, later in zip(records, records[1:], strict=False):
         assert earlier.end_time <= later.start_time
-    assert_warehouse_as_in_process(deployment, tmp_path)
+    assert_warehouse_as_in_process(deployment, "deployed", tmp_path)
 
 
 def test_a_run_whose_worker_is_killed_fails_and_leaves_nothing(deployment, tmp_path):
     instance = deployment.instance
-    run_id = deployment.launch_range(SHOP["history_start"], "2024-12-31")
+    run_id = deployment.launch_range("deployed", SHOPS["deployed"]["history_start"], "2024-12-31")
     pid = wait_for(lambda: deployment.run_pid(run_id), 120, "the run's worker process")
     assert pid in deployment.worker_processes()
     # kill -9 that process as soon as the run's step holds the warehouse's pool slot: the step claims it
@@ -215,7 +219,7 @@ def test_a_run_whose_worker_is_killed_fails_and_leaves_nothing(deployment, tmp_p
         "the killed run's slot to be freed",
     )
 
-    (next_run,) = deployment.wait_for_end(deployment.backfill("2024-04-01"), timeout=120)
+    (next_run,) = deployment.wait_for_end(deployment.backfill("deployed", "2024-04-01"), timeout=120)
     assert next_run.status == dg.DagsterRunStatus.SUCCESS, deployment.why([next_run])
     # the killed run's days (all but 2024-04-01, and whatever ran before) are not in the warehouse
-    assert_warehouse_as_in_process(deployment, tmp_path)
+    assert_warehouse_as_in_process(deployment, "deployed", tmp_path)
