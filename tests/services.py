@@ -33,7 +33,7 @@ def free_port() -> int:
 
 def _binary(name: str) -> str:
     """A server's program: on the PATH, else (Postgres on Debian) in the newest /usr/lib/postgresql/*/bin."""
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda bin: int(bin.parent.name))
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda folder: int(folder.parent.name))
     found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(map(str, reversed(debian))))
     if not found:
         raise RuntimeError(f"{name} is missing: {INSTALL}")
