@@ -108,7 +108,8 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo, 
         raise click.BadParameter(f"{last} is before {first}", param_hint="--to")
     echo(f"{settings.name}: {first} .. {last} ({(last - first).days + 1} days), warehouse {settings.warehouse}")
     defs, instance = build_definitions(settings), dagster_instance()
-    config = {"ops": {"customer_snapshot": {"config": {"as_of": last.isoformat(), "history_since": first.isoformat()}}}}
+    snapshot = {"as_of": last.isoformat(), "history_since": first.isoformat()}
+    config = {"ops": {f"{settings.id}__customer_snapshot": {"config": snapshot}}}
     config |= report_config(f"{settings.id}__reports__shop_overview", language=language)
     daily = ("Orders, customers, outreach and the overview", DAILY_JOB,
              {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}, config)  # fmt: skip

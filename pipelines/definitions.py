@@ -25,7 +25,7 @@ from assets.reports import EVENT_REVIEW, report_assets
 from pipelines.operations import SHOP_TAG, daily_job, failure_notices, freshness_checks, operations
 from pipelines.settings import DEFAULT_DATA_DIR, SettingsError, ShopSettings, load_settings
 
-INGEST_JOB = "ingest_orders"
+INGEST_JOB = "ingest"  # a day's (or a range's) orders alone
 CUSTOMERS_JOB = "customers"
 OUTREACH_JOB = "outreach"
 REPORTS_JOB = "reports"

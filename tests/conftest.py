@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+import yaml
 
 from assets.outreach.outbox import value_names
 from pipelines.definitions import (
@@ -27,9 +28,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 ONLINE_RETAIL = SHARED_DATA / "online_retail_ii.parquet"
 
 
-def shop(tmp_path: Path, **overrides) -> ShopSettings:
-    """A shop on a warehouse in tmp_path: the small synthetic one unless a source is given."""
-    raw = {
+def _shop_raw(tmp_path: Path, overrides: dict) -> dict:
+    return {
         "name": "test shop",
         "timezone": "Asia/Shanghai",
         "history_start": "2024-01-01",
@@ -38,7 +38,19 @@ def shop(tmp_path: Path, **overrides) -> ShopSettings:
         "output": str(tmp_path / "out"),
         "source": {"kind": "synthetic", "seed": 7, "customers": 400},
     } | overrides
-    return parse_settings(raw, tmp_path / "shop.yaml")
+
+
+def shop(tmp_path: Path, **overrides) -> ShopSettings:
+    """A shop on a warehouse in tmp_path: the small synthetic one unless a source is given."""
+    return parse_settings(_shop_raw(tmp_path, overrides), tmp_path / "shop.yaml")
+
+
+def shop_file(tmp_path: Path, **overrides) -> Path:
+    """The settings file of `shop(tmp_path, **overrides)`, for processes that read REGULARS_CONFIG."""
+    path = tmp_path / "shop.yaml"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(_shop_raw(tmp_path, overrides), allow_unicode=True))
+    return path
 
 
 # A small CSV export and how it maps to the warehouse's fields
@@ -69,10 +81,10 @@ def ingest(settings: ShopSettings, first: str, last: str | None = None, raise_on
 
 
 def table(settings: ShopSettings, name: str) -> pl.DataFrame:
-    """A warehouse table in a stable order, without load times (they differ between runs)."""
+    """A warehouse table in a stable order, without load times (they differ between runs, what was loaded does not)."""
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         frame = conn.sql(f"SELECT * FROM {name}").pl()
-    return frame.drop("_loaded_ts", strict=False).sort(pl.all())
+    return frame.drop("_loaded_ts", "loaded_ts", "first_loaded_ts", strict=False).sort(pl.all())
 
 
 def read_outbox(path: Path, language: str = "zh") -> pl.DataFrame:

@@ -26,7 +26,9 @@ def demo(tmp_path_factory):
     settings = shop(tmp_path_factory.mktemp("shop"), source={"kind": "synthetic", "seed": 11, "customers": 1500},
                     outreach={"opt_out": ["C0000007"], "frequency_cap_days": 10})  # fmt: skip
     ingest(settings, "2024-01-01", "2024-12-31")
-    config = {"ops": {"customer_snapshot": {"config": {"as_of": str(LAST), "history_since": str(FIRST)}}}}
+    config = {
+        "ops": {f"{settings.id}__customer_snapshot": {"config": {"as_of": str(LAST), "history_since": str(FIRST)}}}
+    }
     with dg.DagsterInstance.ephemeral() as instance:
         job = shop_job(settings, CUSTOMERS_JOB)
         assert job.execute_in_process(instance=instance, run_config=config).success
@@ -151,7 +153,7 @@ def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):
     job = shop_job(settings, CUSTOMERS_JOB)
     with dg.DagsterInstance.ephemeral() as instance:
         for day in ("2024-12-30", "2024-12-31"):  # the second starts from the first's facts
-            config = {"ops": {"customer_snapshot": {"config": {"as_of": day}}}}
+            config = {"ops": {f"{settings.id}__customer_snapshot": {"config": {"as_of": day}}}}
             assert job.execute_in_process(instance=instance, run_config=config).success
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         orders = conn.sql("SELECT * FROM staging.orders").pl()

@@ -127,7 +127,7 @@ def test_a_reissued_earlier_day_with_a_changed_amount_reaches_the_next_daily_sna
 
 def snapshot(settings, as_of: str) -> None:
     job = shop_job(settings, CUSTOMERS_JOB)
-    config = {"ops": {"customer_snapshot": {"config": {"as_of": as_of}}}}
+    config = {"ops": {f"{settings.id}__customer_snapshot": {"config": {"as_of": as_of}}}}
     with dg.DagsterInstance.ephemeral() as instance:
         assert job.execute_in_process(instance=instance, run_config=config).success
 

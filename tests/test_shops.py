@@ -60,6 +60,9 @@ def test_dagster_dev_shows_each_shop_run_from_the_cli_with_its_own_assets_partit
     monkeypatch.setenv("DAGSTER_HOME", str(folder / "dagster"))
     assert [s.id for s in shops] == ["demo", "north", "west"]  # the demo shop, then the shops run here
     defs = build_definitions(*shops)
+    jobs = {job.name for job in defs.resolve_all_job_defs()}  # every shop's jobs resolve beside the others'
+    assert {f"{s.id}__daily" for s in shops} | {f"{s.id}__campaigns" for s in shops} <= jobs
+    defs.resolve_implicit_global_asset_job_def()  # what `dagster asset materialize` and the UI run
     keys = defs.resolve_asset_graph().get_all_asset_keys()
     for shop_id, given in SHOPS.items():
         settings = load_settings(configs[shop_id])

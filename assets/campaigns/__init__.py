@@ -71,7 +71,9 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             "and customer, with channel and message; also written to the outbox as CSV and Parquet.")),
     ]  # fmt: skip
 
-    @dg.multi_asset(name="plan_event", specs=specs, partitions_def=event_partitions(settings), pool=settings.pool)
+    @dg.multi_asset(
+        name=f"{settings.id}__plan_event", specs=specs, partitions_def=event_partitions(settings), pool=settings.pool
+    )
     def plan_event(context: dg.AssetExecutionContext):
         record_process(context)
         event = events[context.partition_key]

@@ -63,7 +63,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     ]  # fmt: skip
 
     @dg.multi_asset(
-        name="customer_snapshot",
+        name=f"{settings.id}__customer_snapshot",
         specs=specs,
         check_specs=customer_check_specs(key(CUSTOMER_FACTS), key(RFM)),
         pool=settings.pool,
@@ -145,7 +145,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         for name, text in ANALYSIS.items()
     ]
 
-    @dg.multi_asset(name="shop_analysis", specs=analysis_specs, pool=settings.pool)
+    @dg.multi_asset(name=f"{settings.id}__shop_analysis", specs=analysis_specs, pool=settings.pool)
     def shop_analysis(context: dg.AssetExecutionContext):
         record_process(context)
         with warehouse.get_connection() as conn:

@@ -60,7 +60,7 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     fitted = dg.AssetCheckSpec("model_fitted", asset=key(CUSTOMER_VALUE), description="The models could be fitted.")
 
     @dg.multi_asset(
-        name="customer_value",
+        name=f"{settings.id}__customer_value",
         specs=[
             dg.AssetSpec(key(CUSTOMER_VALUE), group_name=CUSTOMERS, deps=[key(CUSTOMER_FACTS)],
                          description="P(alive), expected purchases, spend and 12-month value, risk band and value "
@@ -110,7 +110,7 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         yield dg.AssetCheckResult(passed=True, check_name="model_fitted", asset_key=key(CUSTOMER_VALUE))
 
     @dg.multi_asset(
-        name="prediction_quality",
+        name=f"{settings.id}__prediction_quality",
         specs=[
             dg.AssetSpec(key(PREDICTION_QUALITY), group_name=CUSTOMERS, deps=[key(STAGING_ORDERS), key(CUSTOMER_FACTS)],
                          description="The lifecycle rule and the model judged on the last value.holdout_days, from "

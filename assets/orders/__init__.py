@@ -76,7 +76,7 @@ def order_assets(
     ]  # fmt: skip
 
     @dg.multi_asset(
-        name="ingest_orders",
+        name=f"{settings.id}__ingest_orders",
         specs=[orders],
         check_specs=order_check_specs(key(STAGING_ORDERS)),
         partitions_def=partitions,
