@@ -189,6 +189,14 @@ TEXT = {
             "Repeat-purchase rate: the share who bought on two or more days."
         ),
         "not_enough_history": "not enough history",
+        "unnamed_statuses": "Order statuses the settings do not name, counted as completed orders here:",
+        "unnamed_statuses_fix": (
+            "If some are not completed purchases, name them in source.open_statuses or cancellation.status_in "
+            "(and the completed ones in source.completed_statuses) and load again."
+        ),
+        "status_treated": {"completed": "counted as completed", "open": "open", "cancelled": "cancelled"},
+        "first_seen": "first seen",
+        "list_separator": "; ",
         "previous_not_enough": "previous: not enough history",
         "period_partial": "The data start on {start}: this period's figures cover {start} to {last} only.",
         "previous_not_known": (
@@ -414,6 +422,14 @@ TEXT = {
             "即一年内没有回来的客户占比。复购率：在两天或以上购买过的客户占比。"
         ),
         "not_enough_history": "历史数据不足",
+        "unnamed_statuses": "以下订单状态未在设置中说明，本报告按已完成订单计算：",
+        "unnamed_statuses_fix": (
+            "如其中有未完成的订单，请在 source.open_statuses 或 cancellation.status_in 中说明"
+            "（已完成的写入 source.completed_statuses）后重新载入。"
+        ),
+        "status_treated": {"completed": "按已完成计", "open": "未完成", "cancelled": "已取消"},
+        "first_seen": "首次出现于",
+        "list_separator": "；",
         "previous_not_enough": "上期：历史数据不足",
         "period_partial": "数据从 {start} 开始：本期数字只涵盖 {start} 至 {last}。",
         "previous_not_known": "数据从 {start} 开始：上期在此之前，历史数据不足，无法对比。",

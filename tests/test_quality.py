@@ -3,6 +3,7 @@ corrupted day stops what comes after it; soft checks warn and let the run go on;
 transient failures are retried; the schedule's run request runs; a failed run is announced."""
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from checks import suites
 from checks.customers import class_shift
 from checks.orders import reconciliation, sample
 from pipelines.cli import _summary_line, _warning_line
-from pipelines.definitions import DAILY_JOB, build_definitions, job_name, shop_job
+from pipelines.definitions import CUSTOMERS_JOB, DAILY_JOB, REPORTS_JOB, build_definitions, job_name, shop_job
 from pipelines.operations import Notifier, freshness_checks
 from tests.conftest import COLUMNS, ROOT, file_shop, ingest, shop, table, write_csv
 
@@ -481,3 +482,12 @@ def test_every_run_lists_the_statuses_it_saw_and_warns_of_an_unnamed_one_the_fir
         export.write("C1,c1,2024-11-03 10:00:00,10,invoiced\n")
     named = {c.check_name: c for c in ingest(settings, "2024-11-03").get_asset_check_evaluations()}["statuses_named"]
     assert named.passed and named.metadata["orders"].value == 0
+
+    # the overview says which statuses it counted as completed without a setting naming them
+    with dg.DagsterInstance.ephemeral() as instance:
+        for job in (CUSTOMERS_JOB, REPORTS_JOB):
+            assert shop_job(settings, job).execute_in_process(instance=instance).success
+    html = (settings.output / "reports" / "overview-2024-11-03.en.html").read_text(encoding="utf-8")
+    [note] = re.findall(r'<p class="note statuses">(.*?)</p>', html)
+    assert "invoiced (counted as completed, first seen" in note and "shipped (counted as completed" in note
+    assert "交易成功" not in note and "source.open_statuses" in note  # a named status is not listed

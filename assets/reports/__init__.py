@@ -19,6 +19,7 @@ from assets.outreach.uplift import reminder_results
 from pipelines.files import write_text_atomically
 from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
+from pipelines.sources import order_source
 from pipelines.warehouse import Warehouse, loaded_until, read_table
 from reports.overview import due_next_week, overview_html
 from reports.prediction import prediction_section
@@ -63,6 +64,7 @@ def report_language(settings: ShopSettings, config: ReportConfig) -> str:
 
 def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     key, warehouse = settings.key, Warehouse(database=str(settings.warehouse))
+    named_statuses = order_source(settings).layout.named_statuses()
 
     @dg.asset(
         key=key(SHOP_OVERVIEW),
@@ -91,6 +93,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "analysis.value_tiers", "analysis.category_cycles", "analysis.product_roles")}  # fmt: skip
             orders = conn.sql("SELECT customer_id, order_date, amount, status FROM staging.orders").pl()
             quality = read_table(conn, "analysis.prediction_quality")
+            statuses = conn.sql("SELECT status, treated, first_loaded_ts FROM raw.statuses_seen ORDER BY 1").pl()
             weekly = read_table(conn, "analysis.prediction_tracking")
             as_of = tables["core.customer_facts"]["as_of_date"].max()
             since = as_of - timedelta(days=REMINDER_DAYS - 1) if as_of else None
@@ -117,6 +120,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             attachment(due_path), trends, tables["analysis.product_roles"], reminded,
             settings.outreach.response_days,
             prediction_section(language, settings.value.model, settings.value.holdout_days, quality, weekly),
+            statuses.filter(~pl.col("status").is_in(list(named_statuses))),
         )  # fmt: skip
         asked = config.period_from or config.period_to
         name = f"overview-{first}_{last}" if asked else f"overview-{as_of}"  # an asked period keeps its own file
