@@ -9,6 +9,7 @@ publishes them in one.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -90,8 +91,8 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self.database != ":memory:":
-            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.database != ":memory:" and not Path(self.database).exists():
+            create_warehouse(Path(self.database))
         conn = duckdb.connect(self.database, config=self.connection_config)
         try:
             create_tables(conn)
@@ -122,6 +123,22 @@ def not_written(exc: BaseException | None) -> tuple[str, str] | None:
             return found["file"], found["cause"].strip()
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def create_warehouse(path: Path) -> None:
+    """A new warehouse file with its tables, made whole under another name and then linked into place: a run
+    killed while DuckDB writes a new file's first blocks would leave one that no longer opens."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.new")
+    scratch.unlink(missing_ok=True)
+    try:
+        with duckdb.connect(str(scratch)) as conn:
+            create_tables(conn)
+        os.link(scratch, path)  # not a rename: a warehouse another process made meanwhile is kept
+    except FileExistsError:
+        pass
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def create_tables(conn: duckdb.DuckDBPyConnection) -> None:

@@ -12,9 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pipelines.warehouse
 from checks.suites import SuiteResult
 from pipelines.definitions import CAMPAIGNS_JOB, OUTREACH_JOB, shop_job
 from pipelines.settings import SettingsError, load_settings
+from pipelines.warehouse import Warehouse
 from tests.conftest import COLUMNS, HEADER, ROOT, file_shop, ingest, read_outbox, shop, table
 
 CLASSES = ["important_value", "important_winback", "important_develop", "important_retain",
@@ -464,3 +466,23 @@ def test_an_order_moved_to_another_day_is_stored_once(tmp_path):
     assert table(settings, "staging.rejects").select("_source", "reason").rows() == [
         ("correction.csv", "duplicate_order")
     ]
+
+
+def test_a_warehouse_whose_creation_is_cut_short_is_not_left_half_made(tmp_path, monkeypatch):
+    # A run killed while DuckDB wrote a new file's first blocks left a file that no longer opened ("Could not
+    # read enough bytes"); the file is now made under another name and linked into place once whole.
+    path = tmp_path / "warehouse.duckdb"
+    real = pipelines.warehouse.create_tables
+
+    def cut_short(conn):
+        conn.execute("CREATE SCHEMA raw")
+        raise KeyboardInterrupt  # as a kill would stop it, halfway
+
+    monkeypatch.setattr(pipelines.warehouse, "create_tables", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        with Warehouse(database=str(path)).get_connection():
+            pass
+    assert not path.exists() and list(tmp_path.iterdir()) == []  # nothing half made, no scratch file left
+    monkeypatch.setattr(pipelines.warehouse, "create_tables", real)
+    with Warehouse(database=str(path)).get_connection() as conn:
+        assert conn.sql("SELECT count(*) FROM staging.orders").fetchall() == [(0,)]
