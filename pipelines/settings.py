@@ -265,8 +265,8 @@ class OutreachSettings(_Strict):
     cost_per_message: dict[str, Annotated[float, Field(ge=0)]] = {}  # channel -> cost of one message; else 0
     coupon_cost: float = Field(0, ge=0)  # per redemption: a contacted customer buying in the window
     # a run over a longer range makes the day-by-day lists (reminders, care) for its last this many days only:
-    # the lists of days further back could no longer be sent (the overview measures reminders over 90 days)
-    lists_for_last_days: int = Field(90, ge=1)
+    # the lists whose response window (response_days) is still open, not years of lists that were never sent
+    lists_for_last_days: int = Field(14, ge=1)
     # category as the export writes it -> its name in messages, in `language`; over the built-in names of the
     # synthetic shop's categories (reports.translations.CATEGORY_NAMES)
     category_names: dict[str, str] = {}

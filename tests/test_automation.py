@@ -22,10 +22,10 @@ BACKFILLED, LAST = date(2024, 2, 24), date(2024, 3, 7)
 
 
 def flash_shop(path):
-    # a run over a range rebuilds history day by day, as the daily runs record it
+    # a run over a range rebuilds history day by day and makes every day's lists, as the daily runs do
     return shop(path, history_end="2024-03-31", events={"presets": [], "custom": [FLASH]},
                 source={"kind": "synthetic", "seed": 3, "customers": 600},
-                lifecycle={"history_step_days": 1})  # fmt: skip
+                lifecycle={"history_step_days": 1}, outreach={"lists_for_last_days": 100})  # fmt: skip
 
 
 def test_each_step_is_due_once_the_orders_it_needs_are_loaded(tmp_path):

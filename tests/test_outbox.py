@@ -206,8 +206,8 @@ def test_a_chinese_shops_lists_read_in_chinese_and_the_reminders_carry_their_mes
             assert all(chinese.search(name) or name == "App" for name in names), f"{path.name}: {column} {names}"
     # each day's reminders are in the outbox with their message, as the warehouse has them (held-out ones not)
     days = sorted(root.glob("reminders/reminders-*.csv"))
-    # a run over 10-01 .. 12-31 makes the day-by-day lists of its last 90 days (outreach.lists_for_last_days)
-    assert [p.name for p in days[:2]] == ["reminders-2024-10-03.csv", "reminders-2024-10-04.csv"] and len(days) == 90
+    # a run over 10-01 .. 12-31 makes the day-by-day lists of its last 14 days (outreach.lists_for_last_days)
+    assert [p.name for p in days[:2]] == ["reminders-2024-12-18.csv", "reminders-2024-12-19.csv"] and len(days) == 14
     files = pl.concat(read_outbox(p).select("customer_id", "contact_date", "message") for p in days)
     reminded = table(demo_like, "outreach.repurchase_reminders").filter(~pl.col("held_out"))
     assert files.sort(pl.all()).equals(reminded.select(files.columns).sort(pl.all()))

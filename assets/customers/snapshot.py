@@ -1,5 +1,6 @@
 """A customer snapshot as of any date: facts, RFM, lifecycle and tags in one call. Plain Polars."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -46,6 +47,23 @@ def snapshot_of(summary: pl.DataFrame, settings: ShopSettings) -> Snapshot:
         .collect()
     )
     return Snapshot(facts_of(summary), rfm)
+
+
+def daily_snapshots(orders: pl.DataFrame, days: list[date], settings: ShopSettings) -> Iterator[Snapshot]:
+    """The snapshot as of each of `days`, in order: the first from all orders, each next one from the one before
+    and the orders placed since (`next_day_snapshot`, as a daily run makes it) when RFM has no look-back window."""
+    previous, previous_day = None, None
+    for day in days:
+        if previous is None or settings.rfm.lookback_days:
+            snapshot = customer_snapshot(orders, day, settings)
+        else:
+            since = orders.filter(pl.col("order_date").is_between(previous_day, day, closed="right"))
+            buyers = since["customer_id"].unique().implode()
+            others = previous.facts.filter(~pl.col("customer_id").is_in(buyers))
+            theirs = orders.filter(pl.col("customer_id").is_in(buyers) & (pl.col("order_date") <= day))
+            snapshot = next_day_snapshot(others, theirs, day, settings)
+        yield snapshot
+        previous, previous_day = snapshot, day
 
 
 def next_day_snapshot(

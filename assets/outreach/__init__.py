@@ -9,7 +9,7 @@ import polars as pl
 
 from assets import OUTREACH, REPORTS, markdown_table
 from assets.customers import CUSTOMER_FACTS, RFM
-from assets.customers.snapshot import customer_snapshot
+from assets.customers.snapshot import daily_snapshots
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import STAGING_ORDERS
 from assets.outreach.care import care_moments
@@ -153,13 +153,17 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             fits = read_table(conn, "core.model_fits")
             opt_outs = opt_outs_on_record(conn, settings)
 
+            days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+            rolling = zip(days, daily_snapshots(orders, days, settings), strict=True)  # one at a time, in order
+
             def snapshot_on(day: date):
-                snapshot = customer_snapshot(orders, day, settings)
+                made_for, snapshot = next(rolling)
+                if made_for != day:
+                    raise RuntimeError(f"reminders asked for {day} out of order (the next snapshot is {made_for})")
                 return snapshot.facts, in_risk_bands(
                     snapshot.facts, snapshot.rfm, fits, day, settings.value.remind_risk_bands, settings.value
                 )
 
-            days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),
                                 campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
             chosen = reminders_for_days(snapshot_on, days, opted_out(opt_outs), others, cap, settings.name,
