@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -176,7 +177,12 @@ def tables(settings) -> list[str]:
 def test_three_shops_runs_are_queued_and_executed_on_the_celery_workers(deployment, tmp_path):
     days = {"north": ["2024-03-01", "2024-03-02", "2024-03-03"], "west": ["2024-03-01", "2024-03-02"],
             "south": ["2024-03-01", "2024-03-02", "2024-03-03"]}  # fmt: skip
-    run_ids = [run_id for shop_id, shop_days in days.items() for run_id in deployment.backfill(shop_id, *shop_days)]
+    # the three shops' backfills submitted at once, as three operators would: their runs wait in the queue together
+    with ThreadPoolExecutor(max_workers=len(days)) as submit:
+        list(submit.map(lambda shop_id: deployment.backfill(shop_id, *days[shop_id]), days))
+    run_ids = [
+        run.run_id for shop_id in days for run in deployment.instance.get_runs(dg.RunsFilter(tags={SHOP_TAG: shop_id}))
+    ]
     assert len(run_ids) == sum(map(len, days.values()))
     runs = deployment.wait_for_end(run_ids, timeout=240)
 
