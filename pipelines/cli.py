@@ -113,7 +113,8 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo, 
     config |= report_config(f"{settings.id}__reports__shop_overview", language=language)
     daily = ("Orders, customers, outreach and the overview", DAILY_JOB,
              {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}, config)  # fmt: skip
-    if not run_steps(settings, defs, instance, [daily], echo):
+    reports = run_steps(settings, defs, instance, [daily], echo)
+    if reports is None:
         return False
     events = [e for e in settings.calendar() if e.start <= last and e.end >= first]
     planned = planned_through(instance, settings.key(GOALS), events)
@@ -124,7 +125,8 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo, 
          {"dagster/partition": event.id}, report_config(f"{settings.id}__reports__event_review", language=language))
         for event, step in due_steps(settings, first, last, planned, set(reviewed)) if event in events
     ]  # fmt: skip
-    return run_steps(settings, defs, instance, steps, echo, first_number=2)
+    event_reports = run_steps(settings, defs, instance, steps, echo, first_number=2)
+    return finish(instance, None if event_reports is None else reports + event_reports, echo)
 
 
 def report_config(op: str, **config) -> dict:
@@ -144,7 +146,8 @@ def run_overview(
         period_to=last and last.isoformat(),
     )  # fmt: skip
     steps = [("Reports: shop overview", REPORTS_JOB, {}, config)]
-    return run_steps(settings, build_definitions(settings), dagster_instance(), steps, echo)
+    instance = dagster_instance()
+    return finish(instance, run_steps(settings, build_definitions(settings), instance, steps, echo), echo)
 
 
 def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo, language: str | None = None) -> bool:
@@ -168,7 +171,8 @@ def run_event_review(settings: ShopSettings, event_id: str, echo=click.echo, lan
     config = report_config(f"{settings.id}__reports__event_review", language=language)
     job = REVIEW_JOB if planned else CAMPAIGNS_JOB
     steps = [(title, job, {"dagster/partition": event_id}, config)]
-    return run_steps(settings, build_definitions(settings), dagster_instance(), steps, echo)
+    instance = dagster_instance()
+    return finish(instance, run_steps(settings, build_definitions(settings), instance, steps, echo), echo)
 
 
 def run_steps(
@@ -178,9 +182,9 @@ def run_steps(
     steps: list[tuple],
     echo=click.echo,
     first_number: int = 1,
-) -> bool:
+) -> list[str] | None:
     """Execute (title, job, tags, run config) steps of the shop's jobs in order in process; stop at the first
-    failure. Numbers them from `first_number`."""
+    failure. Numbers them from `first_number`. Returns the reports written, None on a failure."""
     for line in clean_up_after_crashes(instance):
         echo(line)
     reports = []
@@ -202,7 +206,7 @@ def run_steps(
         )
         if not result.success:
             echo(_failure(result), err=True)
-            return False
+            return None
         # A run over many days records one materialization per day; its metadata covers the run.
         latest = {
             event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()
@@ -213,8 +217,14 @@ def run_steps(
             if not check.passed:  # a failed blocking check would have failed the run
                 echo(_warning_line(check))
         reports.extend(v.value for m in latest.values() for k, v in m.items() if k == "path")
-    if steps:
-        echo(f"Dagster runs are in {instance.root_directory}: open them with `dagster dev`.")
+    return reports
+
+
+def finish(instance: dg.DagsterInstance, reports: list[str] | None, echo=click.echo) -> bool:
+    """The closing lines of a successful command: where its runs and reports are. Whether it succeeded."""
+    if reports is None:
+        return False
+    echo(f"Dagster runs are in {instance.root_directory}: open them with `dagster dev`.")
     for path in reports:
         echo(f"Report: {path}")
     return True
