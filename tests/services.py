@@ -194,3 +194,12 @@ def descendants(pid: int) -> set[int]:
             found.add(child)
             todo.append(child)
     return found
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 0.5):
+    """The first true value of `condition()`, asked every `every` seconds for at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
+        time.sleep(every)
+    return value

@@ -29,6 +29,7 @@ from pipelines.definitions import INGEST_JOB, RANGE_END, RANGE_START
 from pipelines.settings import load_settings
 from tests import services
 from tests.conftest import ROOT, ingest, shop, shop_file, table
+from tests.services import wait_for
 
 EXAMPLE = ROOT / "examples" / "deployment"
 SHOP_TAG = "regulars/shop"
@@ -143,15 +144,6 @@ def deployment(tmp_path_factory):
         yield Deployment(
             instance, env, workers, workspace, {shop_id: load_settings(path) for shop_id, path in files.items()}
         )
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.5):
-    """The first true value of `condition()`, asked every `every` seconds for at most `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
-        time.sleep(every)
-    return value
 
 
 def assert_warehouse_as_in_process(deployment: Deployment, shop_id: str, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from pipelines.recovery import PID_TAG
 from pipelines.settings import load_settings
 from tests import services
 from tests.conftest import ROOT, ingest, shop, shop_file, table
+from tests.services import wait_for
 from tests.test_recovery import RECONCILE
 
 # The killed run is failed and its slot freed within this. The code server that started the worker notices it
@@ -41,15 +42,6 @@ def instance_config() -> dict:
     config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
     config["run_monitoring"] |= {"poll_interval_seconds": 1, "free_slots_after_run_end_seconds": 1}
     return config
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.5):
-    """The first true value of `condition()`, asked every `every` seconds for at most `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
-        time.sleep(every)
-    return value
 
 
 def launch(instance: dg.DagsterInstance, workspace, env: dict, settings, first: str, last: str) -> str:
