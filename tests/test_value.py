@@ -324,6 +324,13 @@ def test_a_shop_too_young_for_the_models_keeps_its_other_work(tmp_path):
     assert not check.passed and "the models need at least 100000 (value.min_repeat_buyers)" in check.description
     assert table(settings, "core.customer_value").is_empty()
     assert table(settings, "analysis.prediction_quality").is_empty()
+    # what `regulars run` prints of the hold-out test says whose repeat buyers it counted: the orders before the
+    # hold-out, not the shop's (it read "0 customers bought on more than one day" where most had)
+    quality = next(e.materialization for e in result.get_asset_materialization_events()
+                   if e.asset_key.path[1:] == ["analysis", "prediction_quality"])  # fmt: skip
+    assert quality.metadata["not_fitted"].value.startswith(
+        "no fit on the orders before the hold-out's 180 days (value.holdout_days): "
+    )
     with dg.DagsterInstance.ephemeral() as instance:
         assert shop_job(settings, REPORTS_JOB).execute_in_process(instance=instance).success
     html = (settings.output / "reports" / "overview-2024-12-31.en.html").read_text(encoding="utf-8")
