@@ -16,7 +16,6 @@ from contextlib import ExitStack
 import dagster as dg
 import duckdb
 import yaml
-from dagster._core.storage.tags import GRPC_INFO_TAG  # set by the default run launcher: the code server it used
 from polars.testing import assert_frame_equal
 
 from pipelines.definitions import INGEST_JOB, RANGE_END, RANGE_START, job_name
@@ -33,6 +32,7 @@ from tests.test_recovery import RECONCILE
 # for `free_slots_after_run_end_seconds`, asked every `poll_interval_seconds` (1 s and 1 s here; shipped: 30 and
 # 30, so up to about a minute). Measured: failed after 0.4 s, slot free after about 2 s (shipped timings: 0.5 s and
 # 53 s). The sensor `clean_up_after_crashes` plays no part: it ticks when the daemon starts, then a minute later.
+GRPC_INFO_TAG = ".dagster/grpc_info"  # set by the default run launcher on a run it hands to a code server
 BOUND_SECONDS = 15
 NEXT_DAY = "2024-11-11"  # inside the killed run's year; the busiest day of this small shop
 
