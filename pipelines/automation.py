@@ -48,6 +48,12 @@ def planned_step(settings: ShopSettings, event: Event, loaded_until: date | None
     return ready[-1] if ready else None
 
 
+def reviews_alone(settings: ShopSettings, step: str, planned: str | None) -> bool:
+    """Whether a step is the review of an event planned through its last step already (its results and review
+    alone), not the whole event's run (plan, then results and review)."""
+    return step == REVIEW and planned == plan_steps(settings)[-1]
+
+
 def due_steps(
     settings: ShopSettings, since: date | None, loaded_until: date | None, planned: dict[str, str], reviewed: set[str]
 ) -> list[tuple[Event, str]]:

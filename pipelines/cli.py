@@ -27,7 +27,7 @@ from dagster import BetaWarning
 
 from assets.campaigns import GOALS
 from assets.reports import EVENT_REVIEW
-from pipelines.automation import REVIEW, due_steps, plan_steps, planned_through
+from pipelines.automation import REVIEW, due_steps, planned_through, reviews_alone
 from pipelines.definitions import (
     CAMPAIGNS_JOB,
     DAILY_JOB,
@@ -121,7 +121,7 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo, 
     reviewed = instance.get_materialized_partitions(settings.key(EVENT_REVIEW))
     steps = [
         (f"Event {event.label}: " + ("results and review" if step == REVIEW else f"plan through {step}"),
-         REVIEW_JOB if step == REVIEW and planned.get(event.id) == plan_steps(settings)[-1] else CAMPAIGNS_JOB,
+         REVIEW_JOB if reviews_alone(settings, step, planned.get(event.id)) else CAMPAIGNS_JOB,
          {"dagster/partition": event.id}, report_config(f"{settings.id}__reports__event_review", language=language))
         for event, step in due_steps(settings, first, last, planned, set(reviewed)) if event in events
     ]  # fmt: skip

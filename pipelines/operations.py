@@ -12,7 +12,7 @@ from assets import CUSTOMERS, ORDERS, OUTREACH, REPORTS
 from assets.campaigns import GOALS
 from assets.orders import STAGING_ORDERS
 from assets.reports import EVENT_REVIEW
-from pipelines.automation import REVIEW, days_loaded, due_steps, plan_steps, planned_through
+from pipelines.automation import days_loaded, due_steps, planned_through, reviews_alone
 from pipelines.recovery import clean_up_after_crashes
 from pipelines.settings import ShopSettings
 
@@ -77,11 +77,10 @@ def event_requests(instance: dg.DagsterInstance, settings: ShopSettings, campaig
     events = [e for e in settings.calendar() if since and e.end >= since and e.start <= until]
     planned = planned_through(instance, settings.key(GOALS), events)
     reviewed = instance.get_materialized_partitions(settings.key(EVENT_REVIEW))
-    last_step = plan_steps(settings)[-1]
     return [
         dg.RunRequest(
             run_key=f"{event.id}:{step}", partition_key=event.id,
-            job_name=review_job if step == REVIEW and planned.get(event.id) == last_step else campaigns_job,
+            job_name=review_job if reviews_alone(settings, step, planned.get(event.id)) else campaigns_job,
         )
         for event, step in due_steps(settings, since, until, planned, set(reviewed))
     ]  # fmt: skip
