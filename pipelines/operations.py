@@ -17,6 +17,8 @@ from pipelines.recovery import clean_up_after_crashes
 from pipelines.settings import ShopSettings
 
 SHOP_TAG = "regulars/shop"  # on every run: which shop it works for (the run queue lets one run a shop at a time)
+EVENT_STEP_TAG = "regulars/event_step"  # on a run the events sensor requested: "<event id>:<step>"
+EVENT_ATTEMPTS = 3  # an event step whose runs failed this often is not requested again (each failure was notified)
 
 # Transient failures (a file still being written, a busy disk) get two more tries; a
 # malformed export fails at once (it raises with allow_retries=False).
@@ -69,27 +71,44 @@ def daily_job(settings: ShopSettings, name: str, partitions, freshness, tags: di
     )
 
 
-def event_requests(instance: dg.DagsterInstance, settings: ShopSettings, campaigns_job: str, review_job: str):
+def event_requests(
+    instance: dg.DagsterInstance, settings: ShopSettings, campaigns_job: str, review_job: str
+) -> tuple[list[dg.RunRequest], list[str]]:
     """A run for every event step that is due (see pipelines/automation.py): the review alone for an event
-    planned through its last step, else the whole event job (plan, and results and review once it is over)."""
+    planned through its last step, else the whole event job (plan, and results and review once it is over);
+    and the steps given up after EVENT_ATTEMPTS failed runs.
+
+    A step whose run failed (a worker killed, a bad day) is still due, and is requested again under a new run key:
+    Dagster runs a sensor's run key once, whatever became of that run."""
     days = days_loaded(instance, settings, settings.key(STAGING_ORDERS))
     since, until = (days[0], days[-1]) if days else (None, None)
     events = [e for e in settings.calendar() if since and e.end >= since and e.start <= until]
     planned = planned_through(instance, settings.key(GOALS), events)
     reviewed = instance.get_materialized_partitions(settings.key(EVENT_REVIEW))
-    return [
-        dg.RunRequest(
-            run_key=f"{event.id}:{step}", partition_key=event.id,
+    requests, given_up = [], []
+    for event, step in due_steps(settings, since, until, planned, set(reviewed)):
+        key = f"{event.id}:{step}"
+        failed = instance.get_runs_count(dg.RunsFilter(
+            tags={SHOP_TAG: settings.id, EVENT_STEP_TAG: key},
+            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+        ))  # fmt: skip
+        if failed >= EVENT_ATTEMPTS:
+            given_up.append(f"{key} (its last {failed} runs failed: re-run it once fixed)")
+            continue
+        requests.append(dg.RunRequest(
+            run_key=f"{key}:retry{failed}" if failed else key, partition_key=event.id, tags={EVENT_STEP_TAG: key},
             job_name=review_job if reviews_alone(settings, step, planned.get(event.id)) else campaigns_job,
-        )
-        for event, step in due_steps(settings, since, until, planned, set(reviewed))
-    ]  # fmt: skip
+        ))  # fmt: skip
+    return requests, given_up
 
 
 def operations(settings: ShopSettings, daily, campaigns_job: str, review_job: str, freshness) -> dict:
     """The shop's daily schedule, its freshness checks' sensor and its events sensor, for Definitions."""
     schedule = dg.build_schedule_from_partitioned_job(
-        daily, hour_of_day=settings.operations.schedule_hour, default_status=dg.DefaultScheduleStatus.RUNNING
+        daily,
+        hour_of_day=settings.operations.schedule_hour,
+        minute_of_hour=settings.operations.schedule_minute,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
@@ -103,7 +122,10 @@ def operations(settings: ShopSettings, daily, campaigns_job: str, review_job: st
     )  # fmt: skip
     def plan_and_review_events(context: dg.SensorEvaluationContext):
         """Plans each sales event step by step as its orders are loaded, and reviews it once it is over."""
-        return event_requests(context.instance, settings, campaigns_job, review_job) or dg.SkipReason("nothing due")
+        requests, given_up = event_requests(context.instance, settings, campaigns_job, review_job)
+        for step in given_up:
+            context.log.warning(f"{settings.id}: event step {step}")
+        return requests or dg.SkipReason("; ".join(given_up) or "nothing due")
 
     return {"schedules": [schedule], "sensors": [freshness_sensor, plan_and_review_events]}
 

@@ -313,7 +313,8 @@ class QualitySettings(_Strict):
 
 
 class OperationsSettings(_Strict):
-    schedule_hour: int = Field(6, ge=0, le=23)  # the daily run, in the shop's zone, for yesterday
+    schedule_hour: int = Field(6, ge=0, le=23)  # the daily run, in the shop's zone, for yesterday ...
+    schedule_minute: int = Field(0, ge=0, le=59)  # ... at this minute of that hour
     freshness_deadline_hour: int = Field(9, ge=0, le=23)  # yesterday's orders are late after this hour
     webhook_url: str | None = None  # failed runs are posted here (REGULARS_WEBHOOK_URL overrides); else logged
 

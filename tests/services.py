@@ -179,6 +179,16 @@ def dagster_daemon(workspace: Path, env: Mapping[str, str], folder: Path, cwd: P
         yield process
 
 
+@contextmanager
+def webserver(workspace: Path, port: int, env: Mapping[str, str], folder: Path, cwd: Path):
+    """`dagster-webserver` (the UI and its GraphQL API) on a workspace at 127.0.0.1:`port`; yields once it answers."""
+    log = folder / "webserver.log"
+    command = [str(VENV_BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
+    with started(command, log, env, cwd) as process:
+        _wait_until(lambda: _accepts(port), "dagster-webserver", process, log, 120)
+        yield process
+
+
 def descendants(pid: int) -> set[int]:
     """The processes below `pid` (Linux /proc), e.g. a Celery worker's pool processes."""
     children: dict[int, list[int]] = {}
