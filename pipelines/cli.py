@@ -15,8 +15,10 @@ import sys
 import time
 import uuid
 import warnings
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
@@ -48,30 +50,60 @@ from pipelines.warehouse import Warehouse, loaded_until, read_table
 
 
 def dagster_instance() -> dg.DagsterInstance:
-    """The instance in DAGSTER_HOME, or data/dagster; given the project's dagster.yaml if it has none. A home
-    that cannot be used stops with one line naming it, the cause and the fix."""
+    """The instance in DAGSTER_HOME, or data/dagster; given the project's dagster.yaml if it has none."""
     home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    # Two first runs at once would both create the home's databases, and one would fail.
+    with (home / ".create.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / "dagster.yaml").exists():
+            shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        try:
+            return dg.DagsterInstance.get()
+        except (dg.DagsterInvariantViolationError, yaml.YAMLError, ValueError) as exc:
+            raise click.ClickException(
+                f"the Dagster home {home} cannot be used: its dagster.yaml cannot be read"
+                f" ({str(exc).splitlines()[0]}); delete {home / 'dagster.yaml'} to get the project's again"
+            ) from None
+
+
+# SQLite's words for a database it cannot write (a full disk, a read-only folder), not a damaged one
+CANNOT_WRITE = ("disk I/O error", "database or disk is full", "readonly database", "unable to open database file")
+
+
+@contextmanager
+def dagster_home_in_use():
+    """A Dagster home that cannot be used, while a command creates or writes it (read-only, full, damaged), stops
+    the command with one line naming it, the cause and the fix, instead of a traceback."""
+    home = dagster_home()
+    fix = "free some space there or make it writable, or choose another folder (DAGSTER_HOME); then run again"
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        os.environ["DAGSTER_HOME"] = str(home)
-        # Two first runs at once would both create the home's databases, and one would fail.
-        with (home / ".create.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (home / "dagster.yaml").exists():
-                shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-            instance = dg.DagsterInstance.get()
-            instance.get_runs(limit=1)  # creates the run, event log and schedule databases
-        return instance
+        yield
     except OSError as exc:
-        cause = f"{exc.strerror}{f' ({exc.filename})' if exc.filename else ''}"
-        fix = "free some space or choose another folder (DAGSTER_HOME)"
-    except (sqlalchemy.exc.DatabaseError, sqlite3.DatabaseError) as exc:
-        cause = f"a run history database there is damaged ({getattr(exc, 'orig', None) or exc})"
-        fix = f"move {home / 'history'} and {home / 'schedules'} aside and run again (the warehouse keeps its data)"
-    except (dg.DagsterInvariantViolationError, yaml.YAMLError, ValueError) as exc:
-        cause = f"its dagster.yaml cannot be read ({str(exc).splitlines()[0]})"
-        fix = f"delete {home / 'dagster.yaml'} to get the project's again"
-    raise click.ClickException(f"the Dagster home {home} cannot be used: {cause}; {fix}")
+        if not exc.filename or not Path(exc.filename).resolve().is_relative_to(home):
+            raise
+        trouble = f"{exc.strerror} ({exc.filename}); {fix}"
+    except (sqlalchemy.exc.DBAPIError, sqlite3.Error) as exc:
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        if any(words in cause for words in CANNOT_WRITE):
+            trouble = f"it cannot be written ({cause}); {fix}"
+        else:
+            trouble = (
+                f"a run history database there is damaged ({cause}); move {home / 'history'} and"
+                f" {home / 'schedules'} aside and run again (the warehouse keeps its data)"
+            )
+    else:
+        return
+    raise click.ClickException(f"the Dagster home {home} cannot be used: {trouble}")
+
+
+class _Commands(click.Group):
+    """The commands, each with its Dagster home's troubles in one line (dagster_home_in_use)."""
+
+    def invoke(self, ctx: click.Context):
+        with dagster_home_in_use():
+            return super().invoke(ctx)
 
 
 def register_shop(config: str | None) -> None:
@@ -322,7 +354,7 @@ LANGUAGE = click.option(
 )
 
 
-@click.group()
+@click.group(cls=_Commands)
 def main() -> None:
     """regulars: shop orders into customer retention work."""
     warnings.filterwarnings("ignore", category=BetaWarning)

@@ -1,6 +1,13 @@
 """The run summary `regulars` prints: one line per asset (its table, without the shop's prefix), rows where the asset
 counts any."""
 
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 import yaml
@@ -84,3 +91,38 @@ def test_a_damaged_dagster_home_stops_in_one_line_naming_it_and_the_fix(tmp_path
     assert result.exit_code == 1
     assert result.output.splitlines()[-1].startswith(f"Error: the Dagster home {home} cannot be used: {cause}")
     assert "Traceback" not in result.output
+
+
+def test_a_dagster_home_that_cannot_be_created_stops_in_one_line(tmp_path, monkeypatch):
+    home = "/sys/regulars-home"  # sysfs takes no new folder, not even from root (read-only in a container)
+    monkeypatch.setenv("DAGSTER_HOME", home)
+    result = CliRunner().invoke(main, ["run", "--config", _shop_file(tmp_path), "--to", "2024-01-02"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith(f"Error: the Dagster home {home} cannot be used: ")
+    assert "choose another folder (DAGSTER_HOME)" in result.output
+    assert "Traceback" not in result.output
+
+
+def _no_file_over(size: int):
+    """For a child process: files cannot grow past `size` bytes, as on a full disk (EFBIG, not SIGXFSZ)."""
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+def test_a_full_dagster_home_stops_in_one_line_and_a_run_with_room_fixes_it(tmp_path):
+    home, config = tmp_path / "dagster", _shop_file(tmp_path)
+    command = [str(Path(sys.executable).parent / "regulars"), "run", "--config", config, "--to", "2024-01-02"]
+    env = os.environ | {"DAGSTER_HOME": str(home)}
+    # 20 kB: less than the home's new run database takes
+    full = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=_no_file_over(20_000))
+    assert full.returncode == 1
+    assert full.stderr.splitlines()[-1].startswith(
+        f"Error: the Dagster home {home} cannot be used: it cannot be written (disk I/O error); free some space"
+    )
+    assert "Traceback" not in full.stderr
+    room = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert room.returncode == 0, room.stderr
