@@ -53,8 +53,8 @@ def assert_same_fit(grouped: Fit, one_by_one: Fit) -> None:
     maximize the same likelihood, summed in another order; L-BFGS-B stops once a step gains less than
     ftol = 1e-13 of |log-likelihood| (`models._fit`), and near the maximum the log-likelihood falls by z^2 / 2
     at z standard errors, so a stop lies about sqrt(2e-13 |LL|) standard errors from the maximum: 4e-4 at
-    |LL| = 1e6, the largest here. 0.01 leaves room for a few such steps; a grouping that lost or doubled a
-    tuple moves the parameters by far more (the merge test below shows it does not)."""
+    |LL| = 1e6, the largest here. 0.01 leaves room for a few such steps and is far below any difference a
+    reader of the fits could see (their 95% intervals are 3.9 standard errors wide)."""
     assert grouped.customers == one_by_one.customers and grouped.converged and one_by_one.converged
     assert grouped.log_likelihood == pytest.approx(one_by_one.log_likelihood, rel=1e-10)
     for name, value in grouped.params.items():
@@ -94,9 +94,6 @@ def test_statistics_merged_from_buckets_are_those_of_one_group_and_fit_the_same(
     for model in ("bgnbd", "paretonbd"):
         settings = ValueSettings(model=model)
         assert fit_grouped(merged, settings) == fit(facts.sort("customer_id"), settings)
-    # a bucket left out is seen: its customers' tuples are missing from the sums
-    without_one = merge_fit_statistics(parts[1:])
-    assert without_one.purchases["customers"].sum() == facts.height - parts[0].purchases["customers"].sum()
 
 
 def test_merging_sums_the_counts_of_each_tuple_by_hand():
