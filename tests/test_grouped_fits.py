@@ -2,6 +2,7 @@
 one by one, on simulated facts and on Online Retail II."""
 
 import hashlib
+import json
 from datetime import date
 
 import duckdb
@@ -15,6 +16,7 @@ from assets.customers.value import (
     customer_value,
     fit,
     fit_grouped,
+    fit_on,
     fit_statistics,
     merge_fit_statistics,
     model_inputs,
@@ -93,7 +95,10 @@ def test_statistics_merged_from_buckets_are_those_of_one_group_and_fit_the_same(
     # the same rows in the same order: the same fit to the last bit, not merely within the tolerance
     for model in ("bgnbd", "paretonbd"):
         settings = ValueSettings(model=model)
-        assert fit_grouped(merged, settings) == fit(facts.sort("customer_id"), settings)
+        fits = fit_grouped(merged, settings)
+        assert fits == fit(facts.sort("customer_id"), settings)
+        # and the fit a shop's first run tags by (`fit_on`) is the one the value step records
+        assert json.loads(fit_on(facts, settings)["params"]) == fits.purchases.params
 
 
 def test_merging_sums_the_counts_of_each_tuple_by_hand():

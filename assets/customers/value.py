@@ -104,27 +104,27 @@ def fit(facts: pl.DataFrame, settings: ValueSettings) -> Fits:
 def fit_grouped(statistics: FitStatistics, settings: ValueSettings) -> Fits:
     """Both models on customers' fit statistics, each distinct tuple once weighted by its count: the likelihood
     of every customer summed, at the cost of the distinct tuples."""
-    counts = statistics.purchases["customers"].cast(pl.Float64).to_numpy()
     spend = statistics.spend
     purchases = spend["purchase_days"].cast(pl.Float64).to_numpy()
     mean_spend, buyers = spend["net_revenue"].to_numpy() / purchases, spend["customers"].to_numpy()
     return Fits(
-        fit_purchases(_customers(statistics.purchases, settings.unit), settings, counts),
+        fit_purchases(statistics.purchases, settings),
         fit_gammagamma(purchases, mean_spend, settings.min_repeat_buyers, buyers),
         independence(purchases, mean_spend, buyers),
     )
 
 
-def fit_purchases(customers: Customers, settings: ValueSettings, weight: np.ndarray | None = None) -> Fit:
-    """The purchase-count model on customers (`model_inputs`' customers, or distinct ones counted `weight`
-    times); FitError when there are too few repeat buyers."""
-    repeat = int((customers.x > 0).sum() if weight is None else weight[customers.x > 0].sum())
+def fit_purchases(counted: pl.DataFrame, settings: ValueSettings) -> Fit:
+    """The purchase-count model on customers counted per distinct PURCHASE_KEYS (`FitStatistics.purchases`);
+    FitError when there are too few repeat buyers."""
+    customers, counts = _customers(counted, settings.unit), counted["customers"].cast(pl.Float64).to_numpy()
+    repeat = int(counts[customers.x > 0].sum())
     if repeat < settings.min_repeat_buyers:
         raise FitError(
             f"{repeat} customers bought on more than one day; the models need at least "
             f"{settings.min_repeat_buyers} (value.min_repeat_buyers)"
         )
-    return COUNT_MODELS[settings.model].fit(customers, weight)
+    return COUNT_MODELS[settings.model].fit(customers, counts)
 
 
 def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> pl.DataFrame:
@@ -208,7 +208,7 @@ def fit_on(facts: pl.DataFrame, settings: ValueSettings) -> dict | None:
     None when too few customers bought twice: what the value step records after the snapshot of a shop's first
     run, which has no earlier fit to tag by."""
     try:
-        purchases = fit_purchases(model_inputs(facts, settings.unit)[0], settings)
+        purchases = fit_purchases(fit_statistics(facts).purchases, settings)
     except FitError:
         return None
     as_of = facts["as_of_date"].max()
