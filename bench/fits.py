@@ -23,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, clock, print_table, since  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from assets.customers.models import fit_bgnbd, fit_gammagamma, independence, simulate_bgnbd, simulate_spend  # noqa: E402
+from assets.customers.models import (  # noqa: E402
+    fit_bgnbd,
+    fit_gammagamma,
+    independence,
+    simulate_bgnbd,
+    simulate_spend,
+)
 from assets.customers.value import fit_grouped, fit_statistics, model_inputs  # noqa: E402
 from pipelines.settings import ValueSettings  # noqa: E402
 
