@@ -3,8 +3,9 @@ per purchase. Plain numpy arrays, no Dagster.
 
 A customer is (x, t_x, T): repeat purchases, time from the first purchase to the last, and time from the first
 purchase to the as-of date, in one unit (days or weeks). Likelihoods are computed in log-space (no power or
-hypergeometric term is ever formed outside a log), parameters are fitted as logs inside bounds, and customers
-with the same (x, t_x, T) are counted once with a weight, which keeps a fit over millions of customers fast.
+hypergeometric term is ever formed outside a log), parameters are fitted as logs inside bounds, and the fits
+take a weight per row: customers with the same (x, t_x, T), or the same purchases and mean spend, are one row
+weighted by how many share it, so a fit costs what its distinct rows cost, however many customers they stand for.
 Formulas: Fader, Hardie & Lee (2005) "Counting your customers the easy way", Fader & Hardie (2005) "A note on
 deriving the Pareto/NBD model", Fader, Hardie & Lee (2005) "RFM and CLV" and Fader & Hardie (2013) "The
 Gamma-Gamma model of monetary value".
@@ -219,18 +220,23 @@ def paretonbd_while_alive(params, x, T, t) -> np.ndarray:
 # --- Gamma-Gamma (parameters p, q, v) -----------------------------------------------------------------------
 
 
-def gammagamma_log_likelihood(x: np.ndarray, m: np.ndarray) -> Callable[[np.ndarray], float]:
-    """The total log-likelihood of repeat buyers' mean spend `m` over `x` purchases, as a function of (p, q, v):
-    terms in x alone are computed once per distinct x, and the sums the parameters do not enter, once."""
-    xs, count = np.unique(x, return_counts=True)
+def gammagamma_log_likelihood(
+    x: np.ndarray, m: np.ndarray, weight: np.ndarray | None = None
+) -> Callable[[np.ndarray], float]:
+    """The total log-likelihood of repeat buyers' mean spend `m` over `x` purchases, each row counted `weight`
+    times (once by default), as a function of (p, q, v): terms in x alone are computed once per distinct x, and
+    the sums the parameters do not enter, once."""
+    weight = np.ones(len(x)) if weight is None else np.asarray(weight, dtype=float)
+    xs, at = np.unique(x, return_inverse=True)
+    count = np.bincount(at.reshape(-1), weights=weight)
     log_m, x_m = np.log(m), x * m
-    constant = (x * (log_m + np.log(x))).sum(), log_m.sum()
+    constant = (weight * x * (log_m + np.log(x))).sum(), (weight * log_m).sum()
 
     def total(params) -> float:
         p, q, v = params
         px = p * xs
         per_x = special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(v)
-        return (count * per_x).sum() + p * constant[0] - constant[1] - ((p * x + q) * np.log(x_m + v)).sum()
+        return (count * per_x).sum() + p * constant[0] - constant[1] - (weight * (p * x + q) * np.log(x_m + v)).sum()
 
     return total
 
@@ -248,40 +254,47 @@ def gammagamma_spend(params, x: np.ndarray, m: np.ndarray) -> np.ndarray:
 PARAMS = {"bgnbd": ("r", "alpha", "a", "b"), "paretonbd": ("r", "alpha", "s", "beta"), "gammagamma": ("p", "q", "v")}
 
 
-def fit_bgnbd(c: Customers) -> Fit:
-    return _fit_counts("bgnbd", bgnbd_log_likelihood, c, extra=(0.5, 1.5))
+def fit_bgnbd(c: Customers, weight: np.ndarray | None = None) -> Fit:
+    return _fit_counts("bgnbd", bgnbd_log_likelihood, c, weight, extra=(0.5, 1.5))
 
 
-def fit_paretonbd(c: Customers) -> Fit:
-    return _fit_counts("paretonbd", paretonbd_log_likelihood, c, extra=(1.0, None))
+def fit_paretonbd(c: Customers, weight: np.ndarray | None = None) -> Fit:
+    return _fit_counts("paretonbd", paretonbd_log_likelihood, c, weight, extra=(1.0, None))
 
 
-def _fit_counts(model: str, log_likelihood, c: Customers, extra) -> Fit:
-    """Fit a purchase-count model; starting values from the moments: r/alpha near the repeat rate per unit."""
-    distinct, weight = c.distinct()
-    repeat = c.x > 0
-    if repeat.sum() < 2:
-        raise FitError(f"{model}: {int(repeat.sum())} repeat buyers; at least 2 are needed to fit purchase counts")
-    rate = max(c.x.sum() / max(c.T.sum(), 1e-9), 1e-6)
+def _fit_counts(model: str, log_likelihood, c: Customers, weight: np.ndarray | None, extra) -> Fit:
+    """Fit a purchase-count model on customers `c`, each row counted `weight` times (without weights, customers
+    alike in (x, t_x, T) are grouped first); starting values from the moments: r/alpha near the repeat rate."""
+    if weight is None:
+        c, weight = c.distinct()
+    weight = np.asarray(weight, dtype=float)
+    repeat = weight[c.x > 0].sum()
+    if repeat < 2:
+        raise FitError(f"{model}: {int(repeat)} repeat buyers; at least 2 are needed to fit purchase counts")
+    rate = max((weight * c.x).sum() / max((weight * c.T).sum(), 1e-9), 1e-6)
     second, third = extra
-    start = [1.0, 1.0 / rate, second, third if third is not None else float(np.mean(c.T))]
+    start = [1.0, 1.0 / rate, second, third if third is not None else float(np.average(c.T, weights=weight))]
     # sums, not `@`: a threaded BLAS dot product stalls on a busy machine (10 ms instead of 0.1 ms per call)
-    return _fit(model, lambda params: (log_likelihood(params, distinct) * weight).sum(), start, len(c.x))
+    return _fit(model, lambda params: (log_likelihood(params, c) * weight).sum(), start, int(weight.sum()))
 
 
-def fit_gammagamma(x: np.ndarray, m: np.ndarray, min_customers: int = 2) -> Fit:
-    """Fit on repeat buyers (x > 0) with a positive mean spend; the others are left out."""
+def fit_gammagamma(x: np.ndarray, m: np.ndarray, min_customers: int = 2, weight: np.ndarray | None = None) -> Fit:
+    """Fit on repeat buyers (x > 0) with a positive mean spend, each row counted `weight` times (once by
+    default); the others are left out."""
     x, m = np.asarray(x, dtype=float), np.asarray(m, dtype=float)
+    weight = np.ones(len(x)) if weight is None else np.asarray(weight, dtype=float)
     keep = (x > 0) & (m > 0)
-    if keep.sum() < max(min_customers, 2):
+    customers = int(weight[keep].sum())
+    if customers < max(min_customers, 2):
         raise FitError(
-            f"gammagamma: {int(keep.sum())} repeat buyers with a positive spend; at least {max(min_customers, 2)} "
+            f"gammagamma: {customers} repeat buyers with a positive spend; at least {max(min_customers, 2)} "
             "are needed to fit spend per purchase"
         )
-    x, m = x[keep], m[keep]
-    mean, var = m.mean(), m.var()
+    x, m, weight = x[keep], m[keep], weight[keep]
+    mean = np.average(m, weights=weight)
+    var = np.average((m - mean) ** 2, weights=weight)
     start = [max(mean**2 / var, 0.1) if var > 0 else 1.0, 3.0, mean]
-    fitted = _fit("gammagamma", gammagamma_log_likelihood(x, m), start, len(x))
+    fitted = _fit("gammagamma", gammagamma_log_likelihood(x, m, weight), start, customers)
     if fitted.params["q"] <= 1:  # the mean of nu's inverse, and so of spend per purchase, is (q - 1)^-1 v
         raise FitError(
             f"gammagamma: q = {fitted.params['q']:.3g}, at most 1: spend per purchase has no finite mean in this shop "
@@ -392,7 +405,7 @@ def _to_bounds(at: np.ndarray, direction: np.ndarray) -> float:
 
 
 class CountModel(NamedTuple):
-    fit: Callable[[Customers], Fit]
+    fit: Callable  # (customers, weight=None): a Fit
     expected: Callable  # (params, t): a new customer's expected purchases in (0, t]
     conditional: Callable  # (params, customers, t): expected purchases in (T, T + t]
     p_alive: Callable  # (params, customers)
@@ -407,12 +420,16 @@ COUNT_MODELS = {
 }
 
 
-def independence(x: np.ndarray, m: np.ndarray) -> float:
-    """Pearson correlation of repeat buyers' purchase count and mean spend: Gamma-Gamma assumes it near 0."""
-    keep = (np.asarray(x) > 0) & (np.asarray(m) > 0)
-    if keep.sum() < 3:
+def independence(x: np.ndarray, m: np.ndarray, count: np.ndarray | None = None) -> float:
+    """Pearson correlation of repeat buyers' purchase count and mean spend, each row counted `count` times (an
+    integer, once by default): Gamma-Gamma assumes it near 0."""
+    x, m = np.asarray(x, dtype=float), np.asarray(m, dtype=float)
+    count = np.ones(len(x), dtype=np.int64) if count is None else np.asarray(count)
+    keep = (x > 0) & (m > 0)
+    if count[keep].sum() < 3:
         return float("nan")
-    return float(np.corrcoef(np.asarray(x)[keep], np.asarray(m)[keep])[0, 1])
+    covariance = np.cov(x[keep], m[keep], fweights=count[keep])
+    return float(covariance[0, 1] / np.sqrt(covariance[0, 0] * covariance[1, 1]))
 
 
 def simulate_bgnbd(params, T: np.ndarray, rng: np.random.Generator) -> Customers:

@@ -4,9 +4,12 @@ each will buy next and is worth over 12 months. Plain Polars and numpy, no Dagst
 A customer's repeat purchases are their purchase days after the first (as facts count them), in the unit of
 `value.unit`; spend per purchase is net spend over purchase days, fitted on repeat buyers only and expected for
 everyone from their own purchase days and mean spend (a one-time buyer's one purchase weighs little).
+The fits read customers counted per distinct tuple (`fit_statistics`), which customer buckets compute apart and
+`merge_fit_statistics` sums exactly: a fit costs what the distinct tuples cost, however many customers.
 """
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -34,6 +37,20 @@ SCHEMA = {
     "expected_spend_per_purchase": pl.Float64, "predicted_value_12m": pl.Float64, "risk_band": pl.String,
     "expected_next_date": pl.Date, "tags": pl.String,
 }  # fmt: skip
+# what the fits read of a customer in core.customer_facts: the purchase models (x, t_x, T), Gamma-Gamma the
+# purchase days and mean spend (net revenue / purchase days)
+PURCHASE_KEYS = ("purchase_days", "tenure_days", "recency_days")
+SPEND_KEYS = ("purchase_days", "net_revenue")
+
+
+@dataclass(frozen=True)
+class FitStatistics:
+    """Customers counted (`customers`) per distinct PURCHASE_KEYS, and repeat buyers with a positive spend per
+    distinct SPEND_KEYS (so per distinct purchases and mean spend), each sorted by its keys: all the fits need,
+    whatever the order of the rows or the split into buckets."""
+
+    purchases: pl.DataFrame
+    spend: pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -45,38 +62,69 @@ class Fits:
 
 def model_inputs(facts: pl.DataFrame, unit: str) -> tuple[Customers, np.ndarray, np.ndarray]:
     """(x, t_x, T) in the unit, and the purchase count and mean spend per purchase Gamma-Gamma reads."""
-    days = UNIT_DAYS[unit]
-    x = (facts["purchase_days"] - 1).cast(pl.Float64).to_numpy()
-    T = facts["tenure_days"].cast(pl.Float64).to_numpy() / days
-    t_x = (facts["tenure_days"] - facts["recency_days"]).cast(pl.Float64).to_numpy() / days
     purchases = facts["purchase_days"].cast(pl.Float64).to_numpy()
-    return Customers(x, t_x, T), purchases, facts["net_revenue"].to_numpy() / purchases
+    return _customers(facts, unit), purchases, facts["net_revenue"].to_numpy() / purchases
+
+
+def _customers(frame: pl.DataFrame, unit: str) -> Customers:
+    """(x, t_x, T) in the unit of each row's PURCHASE_KEYS."""
+    days = UNIT_DAYS[unit]
+    x = (frame["purchase_days"] - 1).cast(pl.Float64).to_numpy()
+    T = frame["tenure_days"].cast(pl.Float64).to_numpy() / days
+    t_x = (frame["tenure_days"] - frame["recency_days"]).cast(pl.Float64).to_numpy() / days
+    return Customers(x, t_x, T)
+
+
+def fit_statistics(facts: pl.DataFrame) -> FitStatistics:
+    """The fit statistics of the customers of `facts` (core.customer_facts, or one bucket's)."""
+    counted = facts.select(*PURCHASE_KEYS, "net_revenue", customers=pl.lit(1, pl.Int64))
+    repeat = counted.filter((pl.col("purchase_days") > 1) & (pl.col("net_revenue") > 0))
+    return FitStatistics(_tally(counted, PURCHASE_KEYS), _tally(repeat, SPEND_KEYS))
+
+
+def merge_fit_statistics(parts: Iterable[FitStatistics]) -> FitStatistics:
+    """The fit statistics of customers split into parts (buckets) from each part's: every tuple's counts summed,
+    which is exactly `fit_statistics` of all the parts' customers."""
+    parts = list(parts)
+    return FitStatistics(
+        _tally(pl.concat([part.purchases for part in parts]), PURCHASE_KEYS),
+        _tally(pl.concat([part.spend for part in parts]), SPEND_KEYS),
+    )
+
+
+def _tally(counted: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    return counted.group_by(keys).agg(pl.col("customers").sum()).sort(keys)
 
 
 def fit(facts: pl.DataFrame, settings: ValueSettings) -> Fits:
     """Both models on a snapshot's facts; FitError with the reason when there are too few repeat buyers."""
-    customers, purchases, spend = model_inputs(facts, settings.unit)
-    repeat_spend = np.where(purchases > 1, spend, np.nan)
-    # spend summed in one order whatever the order of the rows (a daily snapshot appends its buyers): the
-    # optimizer's answer depends on the order at its tolerance
-    order = np.lexsort((repeat_spend, purchases))
-    purchases, repeat_spend = purchases[order], repeat_spend[order]
+    return fit_grouped(fit_statistics(facts), settings)
+
+
+def fit_grouped(statistics: FitStatistics, settings: ValueSettings) -> Fits:
+    """Both models on customers' fit statistics, each distinct tuple once weighted by its count: the likelihood
+    of every customer summed, at the cost of the distinct tuples."""
+    spend = statistics.spend
+    purchases = spend["purchase_days"].cast(pl.Float64).to_numpy()
+    mean_spend, buyers = spend["net_revenue"].to_numpy() / purchases, spend["customers"].to_numpy()
     return Fits(
-        fit_purchases(customers, settings),
-        fit_gammagamma(purchases, repeat_spend, settings.min_repeat_buyers),
-        independence(purchases, repeat_spend),
+        fit_purchases(statistics.purchases, settings),
+        fit_gammagamma(purchases, mean_spend, settings.min_repeat_buyers, buyers),
+        independence(purchases, mean_spend, buyers),
     )
 
 
-def fit_purchases(customers: Customers, settings: ValueSettings) -> Fit:
-    """The purchase-count model (`model_inputs`' customers); FitError when there are too few repeat buyers."""
-    repeat = int((customers.x > 0).sum())
+def fit_purchases(counted: pl.DataFrame, settings: ValueSettings) -> Fit:
+    """The purchase-count model on customers counted per distinct PURCHASE_KEYS (`FitStatistics.purchases`);
+    FitError when there are too few repeat buyers."""
+    customers, counts = _customers(counted, settings.unit), counted["customers"].cast(pl.Float64).to_numpy()
+    repeat = int(counts[customers.x > 0].sum())
     if repeat < settings.min_repeat_buyers:
         raise FitError(
             f"{repeat} customers bought on more than one day; the models need at least "
             f"{settings.min_repeat_buyers} (value.min_repeat_buyers)"
         )
-    return COUNT_MODELS[settings.model].fit(customers)
+    return COUNT_MODELS[settings.model].fit(customers, counts)
 
 
 def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> pl.DataFrame:
@@ -160,7 +208,7 @@ def fit_on(facts: pl.DataFrame, settings: ValueSettings) -> dict | None:
     None when too few customers bought twice: what the value step records after the snapshot of a shop's first
     run, which has no earlier fit to tag by."""
     try:
-        purchases = fit_purchases(model_inputs(facts, settings.unit)[0], settings)
+        purchases = fit_purchases(fit_statistics(facts).purchases, settings)
     except FitError:
         return None
     as_of = facts["as_of_date"].max()
