@@ -12,6 +12,7 @@ import pytest
 from pipelines.automation import due_steps, needs_loaded
 from pipelines.cli import run_range
 from pipelines.definitions import DAILY_JOB, RANGE_END, RANGE_START, build_definitions, job_name
+from pipelines.operations import EVENT_ATTEMPTS, EVENT_STEP_TAG, SHOP_TAG, event_requests
 from tests.conftest import read_outbox, shop, table
 
 # build-up 02-27 .. 03-01, warm-up 03-02 .. 03-04, sprint 03-05, after-glow 03-06 .. 03-07
@@ -48,6 +49,38 @@ def test_each_step_is_due_once_the_orders_it_needs_are_loaded(tmp_path):
     assert [needs_loaded(event, p) + timedelta(days=1) for p in FIRST_CONTACT] == list(FIRST_CONTACT.values())
     # events over before the first day loaded are left alone
     assert due_steps(settings, date(2024, 3, 8), date(2024, 3, 31), {}, frozenset()) == []
+
+
+def test_an_event_step_is_asked_for_again_after_a_failed_run_then_given_up(tmp_path):
+    settings = flash_shop(tmp_path)
+    key = "flash-2024:build_up"
+
+    @dg.op
+    def killed():
+        raise RuntimeError("its worker was killed")
+
+    @dg.job
+    def event_run():
+        killed()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        loaded = {RANGE_START: "2024-02-24", RANGE_END: "2024-02-27"}  # up to the event's first day: baseline due
+        assert (
+            build_definitions(settings)
+            .resolve_job_def(job_name(settings, "ingest"))
+            .execute_in_process(instance=instance, tags=loaded)
+            .success
+        )
+        for failed in range(EVENT_ATTEMPTS):
+            requests, given_up = event_requests(instance, settings, "campaigns", "review")
+            # a new run key each time: Dagster runs a sensor's run key once, whatever became of the run
+            assert [r.run_key for r in requests] == [key if failed == 0 else f"{key}:retry{failed}"]
+            assert given_up == []
+            tags = {SHOP_TAG: settings.id, EVENT_STEP_TAG: key}
+            assert not event_run.execute_in_process(instance=instance, tags=tags, raise_on_error=False).success
+        requests, given_up = event_requests(instance, settings, "campaigns", "review")
+        assert requests == []
+        assert given_up == [f"{key} (its last {EVENT_ATTEMPTS} runs failed: re-run it once fixed)"]
 
 
 def _daemon_morning(defs, settings, instance, morning: date) -> list[str]:
