@@ -8,7 +8,6 @@ import dagster as dg
 import polars as pl
 
 from assets import OUTREACH, REPORTS, markdown_table
-from assets.customers import CUSTOMER_FACTS, RFM
 from assets.customers.snapshot import daily_snapshots
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import STAGING_ORDERS
@@ -136,14 +135,16 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
     @dg.asset(
         key=key(REPURCHASE_REMINDERS),
         group_name=OUTREACH,
-        deps=[key(CUSTOMER_FACTS), key(RFM), key(MODEL_FITS)],
+        deps=[key(STAGING_ORDERS), key(MODEL_FITS)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=settings.pool,
     )
     def repurchase_reminders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        """Customers whose due window opened that day, from staging.orders as of each day: one row per
-        customer and contact day, with class, channel and a message from the class's template."""
+        """Customers whose due window opened that day, from staging.orders as of each day (its own snapshot of
+        facts and classes, not core.rfm's latest) and core.model_fits (risk bands): one row per customer and
+        contact day, with class, channel and a message from the class's template. Campaign lists on record count
+        toward the frequency cap; that dependency is not drawn, as the lists count reminders the same way."""
         record_process(context)
         first, last = list_days(context.partition_time_window, settings)
         cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
