@@ -30,15 +30,11 @@ from pydantic import (
 )
 
 from pipelines.calendar import CalendarError, Event, around, check, preset, with_overrides
+from pipelines.rfm_classes import CLASS_CODES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SHOP = PROJECT_ROOT / "shop.yaml"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
-
-
-# The eight RFM classes (assets.customers.rfm.CLASSES), for checking settings that name them.
-CLASS_CODES = ("important_value", "important_winback", "important_develop", "important_retain",
-               "potential", "new", "general_maintain", "lost")  # fmt: skip
 
 
 class SettingsError(ValueError):

@@ -1,7 +1,7 @@
 """Every word a report shows, in each language it is offered in. A key missing from a
 language fails the render (and a test), rather than showing the key to a reader."""
 
-from assets.customers.rfm import CLASS_LABELS_ZH
+from pipelines.rfm_classes import CLASS_LABELS_ZH
 
 TEXT = {
     "en": {

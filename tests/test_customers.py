@@ -12,8 +12,9 @@ from polars.testing import assert_frame_equal
 
 from assets.customers.facts import KEPT_COLUMNS, customer_facts
 from assets.customers.lifecycle import lifecycle, stage, value_tier
-from assets.customers.rfm import CLASSES, GROUPS, classify, quintile, quintile_cuts
+from assets.customers.rfm import GROUPS, classify, quintile, quintile_cuts
 from assets.customers.snapshot import customer_snapshot, next_day_snapshot
+from pipelines.rfm_classes import CLASS_CODES
 from pipelines.settings import LifecycleSettings, RfmSettings
 from tests.conftest import shop
 
@@ -143,7 +144,7 @@ def test_every_customer_has_exactly_one_class_group_and_stage(rows):
     snapshot = customer_snapshot(frame, date(2024, 12, 31), SETTINGS)
     buyers = frame.filter(pl.col("status") == "completed")["customer_id"].unique().sort().to_list()
     assert snapshot.rfm["customer_id"].to_list() == buyers
-    assert snapshot.rfm["rfm_class"].is_in([c for c, _, _ in CLASSES.values()]).all()
+    assert snapshot.rfm["rfm_class"].is_in(list(CLASS_CODES)).all()
     assert snapshot.rfm["rfm_group"].is_in(list(GROUPS.values())).all()
     assert snapshot.rfm["stage"].is_in(["new", "active", "due", "at_risk", "churned"]).all()
     one_day = snapshot.facts.filter(pl.col("purchase_days") == 1)["customer_id"]

@@ -9,11 +9,11 @@ import pytest
 
 from assets.customers import history
 from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
-from assets.customers.rfm import CLASSES
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value import latest_fit, with_value_tags
 from assets.outreach.reminders import reminders_for_days
 from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, shop_job
+from pipelines.rfm_classes import CLASS_CODES
 from pipelines.settings import ControlSettings
 from reports.messages import render_message
 from tests.conftest import ingest, shop, table
@@ -102,7 +102,7 @@ def test_opt_outs_and_the_frequency_cap_hold_across_days_and_lists():
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_every_class_has_a_message_in_both_languages(language):
-    for code, _, _ in CLASSES.values():
+    for code in CLASS_CODES:
         text = render_message(
             "repurchase", language, code, shop="S", category="tea", expected_next_date=date(2024, 1, 2)
         )

@@ -10,7 +10,8 @@ works best); otherwise new (one purchase day) or active. Multipliers are setting
 import polars as pl
 
 from assets.customers.facts import named
-from assets.customers.rfm import BY_HIGHS, HIGHS
+from assets.customers.rfm import HIGHS
+from pipelines.rfm_classes import CLASS_CODES
 from pipelines.settings import LifecycleSettings
 
 STAGES = ("new", "active", "due", "at_risk", "churned")
@@ -93,7 +94,7 @@ def tags(bounds: list[float]) -> pl.Expr:
     promotion_sensitive = pl.col("acquired_on_event") | (pl.col("event_orders") * 2 >= pl.col("orders"))
     # Class and stage, then tier and promotion, each pair one text looked up by the numbers of its parts (never
     # missing: a customer without an amount has no tier, ""), not pieced together for every customer.
-    heads = [f"{code};{stage}" for code, _ in BY_HIGHS for stage in STAGES]
+    heads = [f"{code};{stage}" for code in CLASS_CODES for stage in STAGES]
     tiers = [*(f";tier:{label}" for label in tier_labels(bounds)), ""]
     amount = pl.col("avg_order_value")
     tier = pl.when(amount.is_not_null()).then(tier_code(amount, bounds)).otherwise(len(tiers) - 1)

@@ -10,20 +10,8 @@ active window, per main category where set).
 import polars as pl
 
 from assets.customers.facts import named
+from pipelines.rfm_classes import BY_NUMBER, CLASS_CODES
 from pipelines.settings import RfmSettings
-
-# (R high, F high, M high) -> class, 中文, what to do
-CLASSES = {
-    (True, True, True): ("important_value", "重要价值客户", "keep: dedicated service"),
-    (False, True, True): ("important_winback", "重要唤回客户", "win back now"),
-    (True, False, True): ("important_develop", "重要深耕客户", "develop: raise frequency"),
-    (False, False, True): ("important_retain", "重要挽留客户", "retain before they go"),
-    (True, True, False): ("potential", "潜力客户", "grow basket size"),
-    (True, False, False): ("new", "新客户", "nurture the second order"),
-    (False, True, False): ("general_maintain", "一般维持客户", "maintain cheaply"),
-    (False, False, False): ("lost", "流失客户", "low-cost reactivation only"),
-}
-CLASS_LABELS_ZH = {code: zh for code, zh, _ in CLASSES.values()}
 
 # Named groups by R score (rows, 5 to 1) and the rounded mean of F and M scores (columns, 1 to 5).
 GROUP_GRID = {
@@ -80,12 +68,8 @@ def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     return r < center(r), f > center(f), m > center(m)
 
 
-# a class as a number, 4 x R high + 2 x F high + M high, and the (class, 中文) of each number
+# a class as a number, 4 x R high + 2 x F high + M high (pipelines/rfm_classes.py: BY_NUMBER)
 HIGHS = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
-BY_HIGHS = [
-    names for _, names in sorted((4 * r + 2 * f + m, (code, zh)) for (r, f, m), (code, zh, _) in CLASSES.items())
-]
-CLASS_CODES = [code for code, _ in BY_HIGHS]
 
 
 def classify(values: pl.DataFrame | pl.LazyFrame, rules: RfmSettings) -> pl.DataFrame | pl.LazyFrame:
@@ -103,6 +87,6 @@ def classify(values: pl.DataFrame | pl.LazyFrame, rules: RfmSettings) -> pl.Data
     fm = ((pl.col("f_score") + pl.col("m_score")) / 2).round(0, mode="half_away_from_zero").cast(pl.Int8)
     return scored.with_columns(
         rfm_class=named(HIGHS, CLASS_CODES),
-        rfm_class_zh=named(HIGHS, [zh for _, zh in BY_HIGHS]),
+        rfm_class_zh=named(HIGHS, [zh for _, zh in BY_NUMBER]),
         rfm_group=named(5 * (pl.col("r_score") - 1) + fm - 1, _GROUPS_BY_SCORES),
     )

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.control import held_out
+from pipelines.rfm_classes import CLASSES
 from pipelines.settings import ControlSettings
 
 # category: (share of customers, purchase cycle in days, typical unit price, items per order - 1)
@@ -60,15 +61,6 @@ DIRTY_KINDS = ("missing_customer", "negative_amount", "outlier", "duplicate", "b
 CANCELLED_STATUSES = ("cancelled", "refunded")
 COMPLETED_STATUS = "paid"
 SKUS_PER_CATEGORY = 40
-
-
-# (R high, F high, M high) -> class, as assets.customers.rfm names them
-CLASS_OF_HIGHS = {
-    (True, True, True): "important_value", (False, True, True): "important_winback",
-    (True, False, True): "important_develop", (False, False, True): "important_retain",
-    (True, True, False): "potential", (True, False, False): "new",
-    (False, True, False): "general_maintain", (False, False, False): "lost",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -217,7 +209,7 @@ def baseline_classes(paid: pl.DataFrame, day: date) -> pl.DataFrame:
         pl.col("recency") < pl.col("recency").mean(), pl.col("days") > pl.col("days").mean(),
         pl.col("spend") > pl.col("spend").mean(),
     )  # fmt: skip
-    codes = {4 * r + 2 * f + m: name for (r, f, m), name in CLASS_OF_HIGHS.items()}
+    codes = {4 * r + 2 * f + m: code for (r, f, m), (code, _) in CLASSES.items()}
     key = 4 * r_high.cast(pl.Int8) + 2 * f_high.cast(pl.Int8) + m_high.cast(pl.Int8)
     return values.select("customer_id", rfm_class=key.replace_strict(codes, return_dtype=pl.String)).sort("customer_id")
 
