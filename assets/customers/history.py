@@ -249,9 +249,9 @@ class DayStates:
         above = np.argmax(running > (counts // 2)[:, None], axis=1)
         return np.where(counts > 0, (self.cycle_values[below] + self.cycle_values[above]) / 2, np.nan)
 
-    def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
-        """The customers whose class or stage on `day` differs from `previous` (updated in place), with the code
-        of the new ones (`code_of`)."""
+    def catch_up(self, day: date) -> int:
+        """Take in the episodes up to `day` (each customer's values as of it: last purchase, purchase days, F, M,
+        cycle, main category); returns the day as a day number (days since 1970-01-01)."""
         today = (day - date(1970, 1, 1)).days
         end = np.searchsorted(self.episode_days, np.int32(today), side="right")  # a Python int would copy the days
         if end > self.next_episode:
@@ -264,6 +264,12 @@ class DayStates:
                 getattr(self, name)[keys] = self.episode[name][rows]
             self._count_cycles(keys, 1)
             self.next_episode = end
+        return today
+
+    def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
+        """The customers whose class or stage on `day` differs from `previous` (updated in place), with the code
+        of the new ones (`code_of`)."""
+        today = self.catch_up(day)
         recency = today - self.last
         highs = self._highs(today, recency, self.purchase_days > 0)
         typical = self._typical_cycles()

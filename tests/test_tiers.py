@@ -1,0 +1,112 @@
+"""Member tiers (issue 30): earned by R, F and M together, day by day, downgrades only after the grace period."""
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from assets.customers.tiers import early_downgrades, stretch_gaps, tier_history, tier_migration, tiers_on
+from pipelines.settings import SettingsError
+from tests.conftest import shop
+
+MEMBER = {"id": "member", "name": {"zh": "普通会员", "en": "Member"}}
+GOLD = {
+    "id": "gold", "name": {"zh": "黄金会员", "en": "Gold"}, "benefit": {"zh": "全场包邮", "en": "free shipping"},
+    "entry": {"min_frequency": 2, "max_recency_days": 30}, "keep": {"max_recency_days": 60}, "grace_days": 10,
+}  # fmt: skip
+
+
+def orders_of(rows: list[tuple[str, str, float]]) -> pl.DataFrame:
+    """(customer, day, amount) -> completed orders as staging.orders holds them."""
+    return pl.DataFrame(rows, schema=["customer_id", "order_date", "amount"], orient="row").with_columns(
+        pl.col("order_date").str.to_date(),
+        order_ts=pl.col("order_date").str.to_datetime() + pl.duration(hours=12),
+        items=pl.lit(1), channel=pl.lit("app"), region=pl.lit(None, pl.String), category=pl.lit("tea"),
+        status=pl.lit("completed"),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def ladder(tmp_path):
+    return shop(tmp_path, tiers=[MEMBER, GOLD])
+
+
+def test_an_upgrade_comes_on_the_day_of_the_qualifying_order_and_a_downgrade_only_after_the_grace_period(ladder):
+    orders = orders_of([
+        ("a", "2024-01-01", 100), ("a", "2024-01-11", 100),  # a: second order on 01-11 -> gold that day
+        ("b", "2024-01-01", 100),  # b: one order, a member throughout
+        ("c", "2024-01-01", 100), ("c", "2024-01-05", 100), ("c", "2024-03-10", 100),  # c: back inside the grace
+    ])  # fmt: skip
+    history = tier_history(orders, date(2024, 3, 31), ladder)
+    rows = {c: history.filter(pl.col("customer_id") == c).drop("customer_id").rows() for c in "abc"}
+    d = date
+    # a: gold from 01-11 (F = 2, R = 0); keep (R <= 60) fails first at R = 61 on 03-12 (2024 is a leap year:
+    # 20 days left of January, 29 of February, 12 of March); 10 days of grace: gold through 03-21, member on 03-22
+    assert rows["a"] == [
+        ("member", None, d(2024, 1, 1), d(2024, 1, 11)),
+        ("gold", None, d(2024, 1, 11), d(2024, 3, 12)),
+        ("gold", d(2024, 3, 12), d(2024, 3, 12), d(2024, 3, 22)),
+        ("member", None, d(2024, 3, 22), None),
+    ]
+    assert rows["b"] == [("member", None, d(2024, 1, 1), None)]
+    # c: gold from 01-05; R = 61 on 03-06 starts the grace; the order of 03-10 (4 days in) keeps gold, grace over
+    assert rows["c"] == [
+        ("member", None, d(2024, 1, 1), d(2024, 1, 5)),
+        ("gold", None, d(2024, 1, 5), d(2024, 3, 6)),
+        ("gold", d(2024, 3, 6), d(2024, 3, 6), d(2024, 3, 10)),
+        ("gold", None, d(2024, 3, 10), None),
+    ]
+    on = {day: dict(tiers_on(history, day).rows()) for day in (d(2024, 3, 21), d(2024, 3, 22))}
+    assert on[d(2024, 3, 21)]["a"] == "gold" and on[d(2024, 3, 22)]["a"] == "member"
+    # the checks the asset runs find nothing wrong here
+    assert stretch_gaps(history).is_empty() and early_downgrades(history, ladder.tiers).is_empty()
+
+
+def test_points_count_r_f_and_m_together(tmp_path):
+    # points = 100 * F + 1 * M - 10 * R; vip needs 500. One order of 350 and one of 60 ten days later: F = 2,
+    # M = 410, R = 0 -> 610 on 01-11; each idle day costs 10: below 500 at R = 12 (490) on 01-23, no grace
+    vip = {"id": "vip", "name": {"zh": "贵宾", "en": "VIP"}, "entry": {"min_points": 500}}
+    settings = shop(tmp_path, tiers=[MEMBER, vip], tier_points={"per_order": 100, "per_spend": 1, "per_idle_day": 10})
+    history = tier_history(orders_of([("a", "2024-01-01", 350), ("a", "2024-01-11", 60)]), date(2024, 2, 1), settings)
+    assert history.select("tier", "valid_from").rows() == [
+        ("member", date(2024, 1, 1)), ("vip", date(2024, 1, 11)), ("member", date(2024, 1, 23))
+    ]  # fmt: skip
+
+
+def test_the_checks_find_a_downgrade_inside_the_grace_period_and_a_gap(ladder):
+    history = pl.DataFrame(
+        {"customer_id": ["a", "a", "a"], "tier": ["gold", "gold", "member"],
+         "grace_from": [None, date(2024, 3, 12), None],
+         "valid_from": [date(2024, 1, 11), date(2024, 3, 12), date(2024, 3, 20)],  # 8 days of 10
+         "valid_to": [date(2024, 3, 12), date(2024, 3, 19), None]},  # and a day (03-19) in no tier
+    )  # fmt: skip
+    assert early_downgrades(history, ladder.tiers).rows() == [("a", "gold", date(2024, 3, 12), date(2024, 3, 20))]
+    assert stretch_gaps(history)["valid_from"].to_list() == [date(2024, 3, 12)]
+
+
+def test_migration_counts_add_up_to_the_members(ladder):
+    orders = orders_of([
+        ("a", "2024-01-01", 100), ("a", "2024-01-11", 100),  # gold on 03-01 (R = 50 <= 60), member on 03-31
+        ("b", "2024-01-01", 100),  # member both days
+        ("c", "2024-03-20", 100),  # not a member on 03-01: joined in between
+    ])  # fmt: skip
+    history = tier_history(orders, date(2024, 3, 31), ladder)
+    moves = tier_migration(history, date(2024, 3, 1), date(2024, 3, 31))
+    assert moves.rows() == [(None, "member", 1), ("gold", "member", 1), ("member", "member", 1)]
+    assert moves["customers"].sum() == tiers_on(history, date(2024, 3, 31)).height == 3
+
+
+@pytest.mark.parametrize(
+    ("tiers", "expected"),
+    [
+        ([MEMBER, GOLD | {"entry": {"min_orderz": 2}}], "tiers.gold.entry.min_orderz: not a setting"),
+        ([MEMBER, GOLD | {"grace_days": "a month"}], "tiers.gold.grace_days: Input should be a valid integer"),
+        ([MEMBER, GOLD | {"name": {"zh": "黄金会员"}}], "tiers.gold.name.en: required, but missing"),
+        ([MEMBER | {"entry": {"min_frequency": 1}}, GOLD], "the first tier (member) is every buyer's"),
+        ([MEMBER, GOLD, GOLD], "gold is used twice"),
+    ],
+)
+def test_a_wrong_tier_setting_is_refused_naming_the_tier_and_the_field(tmp_path, tiers, expected):
+    with pytest.raises(SettingsError, match="tiers") as refused:
+        shop(tmp_path, tiers=tiers)
+    assert expected in str(refused.value)
