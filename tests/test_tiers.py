@@ -6,7 +6,9 @@ import polars as pl
 import pytest
 
 from assets.customers.tiers import early_downgrades, stretch_gaps, tier_history, tier_migration, tiers_on
+from pipelines.calendar import Event, around
 from pipelines.settings import SettingsError
+from reports.tiers import JOINED, month_ends, tier_migration_section, tier_mix_section
 from tests.conftest import shop
 
 MEMBER = {"id": "member", "name": {"zh": "普通会员", "en": "Member"}}
@@ -110,3 +112,26 @@ def test_a_wrong_tier_setting_is_refused_naming_the_tier_and_the_field(tmp_path,
     with pytest.raises(SettingsError, match="tiers") as refused:
         shop(tmp_path, tiers=tiers)
     assert expected in str(refused.value)
+
+
+def test_the_overview_counts_members_per_tier_at_each_months_end_and_the_review_adds_up(ladder):
+    orders = orders_of([
+        ("a", "2024-01-01", 100), ("a", "2024-01-11", 100),  # gold from 01-11, in grace from 03-12 to 03-21
+        ("b", "2024-01-01", 100),  # member from 01-01
+        ("c", "2024-02-20", 100),  # member from 02-20
+    ])  # fmt: skip
+    history = tier_history(orders, date(2024, 3, 31), ladder)
+    assert month_ends(date(2024, 1, 15), date(2024, 3, 20)) == [date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 20)]
+    # a: gold through 03-21 (grace from 03-12), so gold at each of the three days
+    section = tier_mix_section(history, ladder.tiers, date(2024, 1, 1), date(2024, 3, 20), "zh")
+    assert [(row["name"], row["start"], row["end"]) for row in section["rows"]] == [
+        ("普通会员", 1, 2),
+        ("黄金会员", 1, 1),
+    ]
+    assert section["rows"][1]["benefit"] == "全场包邮"
+    event = Event("sale", "sale", "Sale", around((date(2024, 3, 1), date(2024, 3, 1)), 25, 3, 20))  # 02-02 .. 03-21
+    moves = tier_migration_section(history, ladder.tiers, event, "en")
+    # on 02-02: a gold, b member, c not yet; on 03-21: a gold (last day of grace), b and c members
+    assert moves["cells"] == {("gold", "gold"): 1, ("member", "member"): 1, (JOINED, "member"): 1}
+    assert sum(moves["row_totals"].values()) == moves["total"] == 3
+    assert tier_mix_section(history, [], date(2024, 1, 1), date(2024, 3, 20), "en") is None

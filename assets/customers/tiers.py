@@ -156,7 +156,9 @@ def tier_mix(history: pl.DataFrame, days: list[date]) -> pl.DataFrame:
     """Members per tier on each of `days`: one row per day and tier."""
     frames = [tiers_on(history, day).group_by("tier").len("customers").with_columns(day=pl.lit(day)) for day in days]
     schema = {"day": pl.Date, "tier": pl.String, "customers": pl.UInt32}
-    return pl.concat([pl.DataFrame(schema=schema), *(f.select(schema) for f in frames)]).sort("day", "tier")
+    return pl.concat([pl.DataFrame(schema=schema), *(f.select(list(schema)).cast(schema) for f in frames)]).sort(
+        "day", "tier"
+    )
 
 
 def stretch_gaps(history: pl.DataFrame) -> pl.DataFrame:
