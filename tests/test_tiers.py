@@ -5,9 +5,17 @@ from datetime import date
 import polars as pl
 import pytest
 
-from assets.customers.tiers import early_downgrades, stretch_gaps, tier_history, tier_migration, tiers_on
+from assets.customers.tiers import (
+    early_downgrades,
+    stretch_gaps,
+    tier_history,
+    tier_migration,
+    tiers_on,
+    with_tier_on,
+)
 from pipelines.calendar import Event, around
 from pipelines.settings import SettingsError
+from reports.messages import render_message
 from reports.tiers import JOINED, month_ends, tier_migration_section, tier_mix_section
 from tests.conftest import shop
 
@@ -135,3 +143,24 @@ def test_the_overview_counts_members_per_tier_at_each_months_end_and_the_review_
     assert moves["cells"] == {("gold", "gold"): 1, ("member", "member"): 1, (JOINED, "member"): 1}
     assert sum(moves["row_totals"].values()) == moves["total"] == 3
     assert tier_mix_section(history, [], date(2024, 1, 1), date(2024, 3, 20), "en") is None
+
+
+def test_a_message_names_the_customers_tier_that_day_and_its_benefit(ladder):
+    history = tier_history(orders_of([("a", "2024-01-01", 100), ("a", "2024-01-11", 100)]), date(2024, 3, 31), ladder)
+    days = [date(2024, 1, 10), date(2024, 1, 11), date(2024, 1, 11)]
+    rows = pl.DataFrame({"customer_id": ["a", "a", "b"], "contact_date": days})
+    tiered = with_tier_on(rows, history, "contact_date")
+    assert tiered["tier"].to_list() == ["member", "gold", None]  # gold from the day of the second order; b unknown
+    members = {tier.id: tier for tier in ladder.tiers}
+    values = {"shop": "莲花茶铺", "category": None, "expected_next_date": None}
+    plain = render_message("repurchase", "zh", "new", **values)
+    assert (
+        render_message("repurchase", "zh", "new", member=members["gold"], **values)
+        == plain + "黄金会员专享：全场包邮。"
+    )
+    english = render_message("repurchase", "en", "new", member=members["gold"], **values | {"shop": "Lotus Tea"})
+    assert english.endswith("your second order comes with a small thank-you. Gold benefit: free shipping.")
+    # a tier without a benefit is named alone
+    assert render_message("repurchase", "en", "new", member=members["member"], **values).endswith(
+        "Your member tier: Member."
+    )

@@ -138,10 +138,31 @@ def tier_history(orders: pl.DataFrame, until: date, settings: ShopSettings) -> p
     )
 
 
+def valid_on(day: date | pl.Expr) -> pl.Expr:
+    """Whether a stretch holds on `day` (a date, or a column of dates)."""
+    day = pl.lit(day) if isinstance(day, date) else day
+    return (pl.col("valid_from") <= day) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > day))
+
+
 def tiers_on(history: pl.DataFrame, day: date) -> pl.DataFrame:
     """Each customer's tier on `day` (customers who had bought by then)."""
-    valid = (pl.col("valid_from") <= day) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > day))
-    return history.filter(valid).select("customer_id", "tier")
+    return history.filter(valid_on(day)).select("customer_id", "tier")
+
+
+def with_tier_on(rows: pl.DataFrame, history: pl.DataFrame | None, day: str) -> pl.DataFrame:
+    """`rows` with each customer's `tier` on the row's `day` (null: none, or no history)."""
+    if history is None or history.is_empty():
+        return rows.with_columns(tier=pl.lit(None, pl.String))
+    stretches = history.select("customer_id", "tier", "valid_from", "valid_to")
+    tiered = (
+        rows.with_row_index("_row")
+        .join(stretches, on="customer_id")
+        .filter(
+            (pl.col("valid_from") <= pl.col(day)) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col(day)))
+        )
+        .select("_row", "tier")
+    )
+    return rows.with_row_index("_row").join(tiered, on="_row", how="left").sort("_row").drop("_row")
 
 
 def tier_migration(history: pl.DataFrame, start: date, end: date) -> pl.DataFrame:

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from assets import OUTREACH, REPORTS, markdown_table
-from assets.customers import CUSTOMER_FACTS, RFM
+from assets.customers import CUSTOMER_FACTS, RFM, TIER_HISTORY
 from assets.customers.snapshot import daily_snapshots
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import STAGING_ORDERS
@@ -136,7 +136,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
     @dg.asset(
         key=key(REPURCHASE_REMINDERS),
         group_name=OUTREACH,
-        deps=[key(CUSTOMER_FACTS), key(RFM), key(MODEL_FITS)],
+        deps=[key(CUSTOMER_FACTS), key(RFM), key(MODEL_FITS), key(TIER_HISTORY)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=settings.pool,
@@ -168,7 +168,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                                 campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
             chosen = reminders_for_days(snapshot_on, days, opted_out(opt_outs), others, cap, settings.name,
                                         settings.outreach.language, settings.outreach.control,
-                                        settings.outreach.category_names)  # fmt: skip
+                                        settings.outreach.category_names, read_table(conn, "core.tier_history"),
+                                        settings.tiers)  # fmt: skip
             withdrawn = pl.DataFrame(schema={"event_id": pl.String})
             with transaction(conn):
                 write_day_range(conn, {"outreach.repurchase_reminders": chosen}, first, last, "contact_date")
