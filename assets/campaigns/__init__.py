@@ -13,6 +13,7 @@ from assets.campaigns.results import event_results, outreach_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
+from assets.customers.tiers import tiers_on
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import (
@@ -103,10 +104,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
 
             language = settings.outreach.language
 
+            # the member tier at the baseline, as the classes are
+            tiers_then = dict(tiers_on(read_table(conn, "core.tier_history"), event.start).rows())
+            members = {tier.id: tier for tier in settings.tiers}
+
             def render(audience: str, row: dict) -> str:
                 category = category_name(row["main_category"], language, settings.outreach.category_names)
                 return render_message("campaign", language, audience, shop=settings.name,
-                                      event=event_name(event, language), category=category)  # fmt: skip
+                                      event=event_name(event, language), category=category,
+                                      member=members.get(tiers_then.get(row["customer_id"])))  # fmt: skip
 
             win_back = pl.col("rfm_class") == WIN_BACK
             audiences = pl.concat([

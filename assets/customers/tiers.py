@@ -144,8 +144,9 @@ def valid_on(day: date | pl.Expr) -> pl.Expr:
     return (pl.col("valid_from") <= day) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > day))
 
 
-def tiers_on(history: pl.DataFrame, day: date) -> pl.DataFrame:
-    """Each customer's tier on `day` (customers who had bought by then)."""
+def tiers_on(history: pl.DataFrame | None, day: date) -> pl.DataFrame:
+    """Each customer's tier on `day` (customers who had bought by then; none without a history)."""
+    history = pl.DataFrame(schema=TIER_HISTORY_SCHEMA) if history is None else history
     return history.filter(valid_on(day)).select("customer_id", "tier")
 
 
