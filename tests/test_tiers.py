@@ -1,10 +1,14 @@
 """Member tiers (issue 30): earned by R, F and M together, day by day, downgrades only after the grace period."""
 
+import re
 from datetime import date
 
+import dagster as dg
 import polars as pl
 import pytest
+import yaml
 
+from assets.customers import TIER_HISTORY
 from assets.customers.tiers import (
     early_downgrades,
     stretch_gaps,
@@ -14,10 +18,12 @@ from assets.customers.tiers import (
     with_tier_on,
 )
 from pipelines.calendar import Event, around
-from pipelines.settings import SettingsError
+from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, REPORTS_JOB, REVIEW_JOB, shop_job
+from pipelines.settings import ReportSettings, SettingsError
 from reports.messages import render_message
 from reports.tiers import JOINED, month_ends, tier_migration_section, tier_mix_section
-from tests.conftest import shop
+from reports.translations import TEXT
+from tests.conftest import ROOT, ingest, shop, table
 
 MEMBER = {"id": "member", "name": {"zh": "普通会员", "en": "Member"}}
 GOLD = {
@@ -164,3 +170,77 @@ def test_a_message_names_the_customers_tier_that_day_and_its_benefit(ladder):
     assert render_message("repurchase", "en", "new", member=members["member"], **values).endswith(
         "Your member tier: Member."
     )
+
+
+@pytest.fixture(scope="module")
+def tiered_shop(tmp_path_factory):
+    """A small synthetic shop over 2024 with the demo shop's ladder: customers made, Double 11 planned and
+    reviewed; the customers run's check evaluations."""
+    demo = yaml.safe_load((ROOT / "shop.yaml").read_text(encoding="utf-8"))
+    settings = shop(tmp_path_factory.mktemp("tiers"), tiers=demo["tiers"], tier_points=demo["tier_points"],
+                    source={"kind": "synthetic", "seed": 7, "customers": 600})  # fmt: skip
+    ingest(settings, "2024-01-01", "2024-12-31")
+    with dg.DagsterInstance.ephemeral() as instance:
+        customers = shop_job(settings, CUSTOMERS_JOB).execute_in_process(instance=instance)
+        campaign = shop_job(settings, CAMPAIGNS_JOB).execute_in_process(instance=instance, partition_key=EVENT)
+        assert customers.success and campaign.success
+    return settings, customers.get_asset_check_evaluations()
+
+
+EVENT = "double11-2024"
+
+
+def holds(rule: dict | None, row: dict, points: dict) -> bool:
+    """A rule of the settings file against a core.rfm row, written out again here (not the ladder's code)."""
+    rule = rule or {}
+    earned = (points["per_order"] * row["frequency"] + points["per_spend"] * row["monetary"]
+              - points["per_idle_day"] * row["recency_days"])  # fmt: skip
+    return (
+        row["recency_days"] <= rule.get("max_recency_days", float("inf"))
+        and row["frequency"] >= rule.get("min_frequency", 0)
+        and row["monetary"] >= rule.get("min_monetary", float("-inf"))
+        and earned >= rule.get("min_points", float("-inf"))
+    )
+
+
+def test_the_tier_asset_passes_its_checks_and_agrees_with_the_snapshots_r_f_and_m(tiered_shop):
+    settings, checks = tiered_shop
+    tier_checks = {c.check_name: c.passed for c in checks if c.asset_key == settings.key(TIER_HISTORY)}
+    assert tier_checks == {"one_tier_a_day": True, "no_downgrade_before_grace_ends": True}
+    history, rfm = table(settings, "core.tier_history"), table(settings, "core.rfm")
+    assert history.filter(pl.col("valid_to").is_null()).height == rfm.height  # every customer has one tier now
+    ladder = [tier.model_dump(exclude_none=True) for tier in settings.tiers]
+    points = settings.tier_points.model_dump()
+    rank = {tier["id"]: n for n, tier in enumerate(ladder)}
+    current = history.filter(pl.col("valid_to").is_null() & pl.col("grace_from").is_null())
+    for row in current.join(rfm, on="customer_id").iter_rows(named=True):
+        tier = ladder[rank[row["tier"]]]
+        # out of grace, a member meets their tier's keep (or entry) rule by core.rfm's values, and no higher entry
+        assert holds(tier.get("keep", tier.get("entry")), row, points) or holds(tier.get("entry"), row, points)
+        assert not any(holds(higher.get("entry"), row, points) for higher in ladder[rank[row["tier"]] + 1 :])
+    assert set(current["tier"]) == set(rank)  # the small shop reaches every tier of the demo ladder
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_review_and_the_overview_show_the_tiers_in_both_languages(tiered_shop, language):
+    settings, _ = tiered_shop
+    settings = settings.model_copy(
+        update={"reports": ReportSettings(language=language), "output": settings.output / language}
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert shop_job(settings, REPORTS_JOB).execute_in_process(instance=instance).success
+        review_job = shop_job(settings, REVIEW_JOB)
+        assert review_job.execute_in_process(instance=instance, partition_key=EVENT).success
+    event = next(e for e in settings.calendar() if e.id == EVENT)
+    members = tiers_on(table(settings, "core.tier_history"), event.end).height
+    review = (settings.output / "reports" / f"review-{EVENT}.{language}.html").read_text(encoding="utf-8")
+    overview = next((settings.output / "reports").glob(f"overview-*.{language}.html")).read_text(encoding="utf-8")
+    title, gold, total = {"en": ("Tier migration", "Gold", f"{members:,} members"),
+                          "zh": ("会员等级迁移", "黄金会员", f"共有会员 {members:,} 人")}[language]  # fmt: skip
+    assert title in review and total in review and gold in review
+    # the matrix's cells add up to the members at the after-glow's end
+    matrix = review[review.index('class="tier-migration"') :].split("</table>")[0]
+    rows = [re.findall(r'<td class="n">([\d,]+)</td>', row) for row in matrix.split("<tr>")[2:]]
+    assert sum(int(cells[-1].replace(",", "")) for cells in rows) == members
+    assert sum(int(c.replace(",", "")) for cells in rows for c in cells[:-1]) == members
+    assert TEXT[language]["member_tiers"] in overview and gold in overview
