@@ -78,6 +78,23 @@ def test_an_upgrade_comes_on_the_day_of_the_qualifying_order_and_a_downgrade_onl
     assert stretch_gaps(history).is_empty() and early_downgrades(history, ladder.tiers).is_empty()
 
 
+def test_with_a_look_back_window_the_tiers_come_from_a_snapshot_a_day_and_agree(tmp_path, ladder):
+    # a 400-day window holds all of these orders: F and M are the whole history's, so the snapshots' tiers are the
+    # episodes' (the hand-worked ones above); a 30-day window forgets a's first order by 02-01 (F = 1)
+    orders = orders_of([("a", "2024-01-01", 100), ("a", "2024-01-11", 100), ("b", "2024-01-01", 100)])
+    windowed = shop(tmp_path / "w", tiers=[MEMBER, GOLD], rfm={"lookback_days": 400})
+    expected = tier_history(orders, date(2024, 3, 31), ladder)
+    assert tier_history(orders, date(2024, 3, 31), windowed).equals(expected)
+    assert expected.filter(pl.col("customer_id") == "a")["tier"].to_list() == ["member", "gold", "gold", "member"]
+    short = shop(tmp_path / "s", tiers=[MEMBER, GOLD | {"keep": {"min_frequency": 2}}], rfm={"lookback_days": 30})
+    # the window ends its 30 days on 01-30 for the order of 01-01 (F = 1 from 01-31): grace from 01-31, 10 days
+    rows = tier_history(orders, date(2024, 3, 31), short).filter(pl.col("customer_id") == "a")
+    assert rows.select("tier", "valid_from").rows() == [
+        ("member", date(2024, 1, 1)), ("gold", date(2024, 1, 11)), ("gold", date(2024, 1, 31)),
+        ("member", date(2024, 2, 10)),
+    ]  # fmt: skip
+
+
 def test_points_count_r_f_and_m_together(tmp_path):
     # points = 100 * F + 1 * M - 10 * R; vip needs 500. One order of 350 and one of 60 ten days later: F = 2,
     # M = 410, R = 0 -> 610 on 01-11; each idle day costs 10: below 500 at R = 12 (490) on 01-23, no grace

@@ -78,7 +78,7 @@ def rebuild_from_orders(
     step_days: int = 1,
 ) -> pl.DataFrame:
     """`rebuild` with the states of since..until (every `step_days`, and `until` itself) from `staging.orders`
-    (or rows of its shape) in one pass: each customer's values change only on their order days (`_episodes`),
+    (or rows of its shape) in one pass: each customer's values change only on their order days (`customer_episodes`),
     so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
     if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
         return rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
@@ -86,7 +86,7 @@ def rebuild_from_orders(
         valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
     )
     customers, keyed = customer_keys(needed_columns(orders).filter(pl.col("order_date") <= until).collect())
-    episodes, categories = _episodes(keyed, settings.rfm)
+    episodes, categories = customer_episodes(keyed, settings.rfm)
     days = DayStates(episodes, categories, customers.height, settings)
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
@@ -119,7 +119,7 @@ def so_far(value: pl.Expr, group: pl.Expr | None = None) -> pl.Expr:
     return running - pl.when((group != group.shift(1)).fill_null(True)).then(running - value).forward_fill()
 
 
-def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
+def customer_episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
     """Each customer's values from each of their order days on (one row per customer and order day, in order
     of day): last purchase, purchase days, F, M, own cycle and main category (as a number into the returned
     categories), computed as a snapshot computes them from the orders up to that day."""

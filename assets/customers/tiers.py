@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from assets.customers.facts import KEY, customer_keys, needed_columns
-from assets.customers.history import DayStates, _episodes
+from assets.customers.history import DayStates, customer_episodes
 from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import ShopSettings, Tier, TierPoints, TierRule
 
@@ -79,12 +79,12 @@ def daily_values(
 ) -> tuple[pl.DataFrame, Iterator[tuple[date, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]]]:
     """Every customer of `orders` (customer_id, customer_key) and, for each of `days` in order, their R, F and M
     (arrays by customer_key) and who has bought: from the episodes the segment history is rebuilt from
-    (`history._episodes`), or, with an RFM look-back window (values slide every day), from a snapshot a day."""
+    (`history.customer_episodes`), or, with an RFM look-back window (values slide every day), from a snapshot a day."""
     orders = needed_columns(orders).filter(pl.col("order_date") <= max(days)).collect()
     customers, keyed = customer_keys(orders)
 
     def from_episodes():
-        episodes, categories = _episodes(keyed, settings.rfm)
+        episodes, categories = customer_episodes(keyed, settings.rfm)
         states = DayStates(episodes, categories, customers.height, settings)
         for day in days:
             today = states.catch_up(day)
