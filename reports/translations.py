@@ -32,7 +32,7 @@ TEXT = {
             "(columns): {n} members on {end}."
         ),
         "tier_from_to": "On the first day ↓ · on the last →",
-        "joined_during_event": "Joined during the event",
+        "joined_during_event": "Joined since the build-up began",
         "tier": "Tier",
         "cycles": "Purchase cycles by category",
         "category": "Main category",
@@ -292,7 +292,7 @@ TEXT = {
             "按蓄水期首日（{start}，行）与余热期末日（{end}，列）的会员等级统计：{end} 共有会员 {n} 人。"
         ),
         "tier_from_to": "首日 ↓ · 末日 →",
-        "joined_during_event": "活动期间入会",
+        "joined_during_event": "蓄水期开始后入会",
         "tier": "分层",
         "cycles": "各品类购买周期",
         "category": "主要品类",
