@@ -11,6 +11,7 @@ from assets import CAMPAIGNS
 from assets.campaigns.goals import counting_lost, event_actuals, plan_goals
 from assets.campaigns.results import event_results, outreach_results
 from assets.campaigns.targets import campaign_targets
+from assets.customers import TIER_HISTORY
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.tiers import tiers_on
@@ -65,10 +66,10 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         dg.AssetSpec(key(GOALS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day], description=(
             "Goals from the comparable event, from staging.orders and campaigns.baselines: one row per event and "
             "measure (and class), with the formula and its inputs.")),
-        dg.AssetSpec(key(CAMPAIGN_TARGETS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day, key(MODEL_FITS)],
-                     description=(
-            "Who to reach in each phase, from campaigns.baselines, staging.orders and core.model_fits (win-back "
-            "risk bands): one row per event, phase "
+        dg.AssetSpec(key(CAMPAIGN_TARGETS), group_name=CAMPAIGNS,
+                     deps=[key(BASELINES), every_day, key(MODEL_FITS), key(TIER_HISTORY)], description=(
+            "Who to reach in each phase, from campaigns.baselines, staging.orders, core.model_fits (win-back "
+            "risk bands) and core.tier_history (the member tier in messages): one row per event, phase "
             "and customer, with channel and message; also written to the outbox as CSV and Parquet.")),
     ]  # fmt: skip
 
