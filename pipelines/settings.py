@@ -342,6 +342,61 @@ class ValueSettings(_Strict):
         return self
 
 
+class TierRule(_Strict):
+    """Conditions that all hold, on R, F and M as core.rfm counts them and on points (`TierPoints`); none: always."""
+
+    max_recency_days: int | None = Field(None, ge=0)  # R: an order within this many days
+    min_frequency: float | None = Field(None, ge=0)  # F: at least this many orders (purchase days, as rfm counts)
+    min_monetary: float | None = Field(None, ge=0)  # M: at least this much net spend (per rfm.monetary_measure)
+    min_points: float | None = None  # at least this many points
+
+    @property
+    def always(self) -> bool:
+        return all(value is None for value in self.model_dump().values())
+
+
+class TierPoints(_Strict):
+    """Points from R, F and M together: per_order * F + per_spend * M - per_idle_day * R."""
+
+    per_order: float = Field(0, ge=0)
+    per_spend: float = Field(1, ge=0)
+    per_idle_day: float = Field(0, ge=0)
+
+
+class TierText(_Strict):
+    """A text in both report languages."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Tier(_Strict):
+    """A member tier: its names, the rule to enter it, the rule to keep it and the days of grace before a
+    customer who no longer keeps it goes down."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: TierText
+    benefit: TierText | None = None  # what a member of this tier gets, named in messages
+    entry: TierRule = TierRule()
+    keep: TierRule | None = None  # default: the entry rule
+    grace_days: int = Field(0, ge=0)
+
+    @property
+    def keep_rule(self) -> TierRule:
+        return self.entry if self.keep is None else self.keep
+
+
+def _check_ladder(tiers: list[Tier]) -> list[Tier]:
+    ids = [tier.id for tier in tiers]
+    if repeated := sorted({i for i in ids if ids.count(i) > 1}):
+        raise ValueError(f"tier ids must differ; {', '.join(repeated)} is used twice")
+    if tiers and not (tiers[0].entry.always and tiers[0].keep_rule.always):
+        raise ValueError(
+            f"the first tier ({tiers[0].id}) is every buyer's: it takes no entry or keep rule (the ladder goes up)"
+        )
+    return tiers
+
+
 class ReportSettings(_Strict):
     language: Literal["en", "zh"] = "en"
 
@@ -362,6 +417,9 @@ class ShopSettings(_Strict):
     lifecycle: LifecycleSettings = LifecycleSettings()
     value: ValueSettings = ValueSettings()
     order_value_tiers: list[float] = [100, 300, 1000]  # upper bounds; the last tier is open
+    # member tiers, lowest first; none by default: a tier is a promise to customers that the shop makes
+    tiers: Annotated[list[Tier], AfterValidator(_check_ladder)] = []
+    tier_points: TierPoints = TierPoints()
     customer_ids: CustomerIds = CustomerIds()
     outreach: OutreachSettings = OutreachSettings()
     reports: ReportSettings = ReportSettings()
@@ -448,9 +506,12 @@ def _check_folder(key: str, path: Path) -> None:
         raise SettingsError(f"{key}: {shown} is the root or a system folder; choose a folder of your own")
 
 
-def _where(error: dict) -> str:
-    # Drop the discriminator's tag ("source.file.columns" -> "source.columns").
+def _where(error: dict, raw: dict) -> str:
+    # Drop the discriminator's tag ("source.file.columns" -> "source.columns"); a tier by its id ("tiers.gold").
     parts = [str(p) for p in error["loc"] if p not in ("synthetic", "file")]
+    if parts[:1] == ["tiers"] and len(parts) > 1 and parts[1].isdigit():
+        tier = raw["tiers"][int(parts[1])]
+        parts[1] = str(tier["id"]) if isinstance(tier, dict) and tier.get("id") else parts[1]
     return ".".join(parts)
 
 
@@ -503,7 +564,7 @@ def parse_settings(raw: dict, origin: Path) -> ShopSettings:
     try:
         settings = ShopSettings.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"  - {_where(e) + ': ' if e['loc'] else ''}{_message(e)}" for e in exc.errors()]
+        lines = [f"  - {_where(e, raw) + ': ' if e['loc'] else ''}{_message(e)}" for e in exc.errors()]
         raise SettingsError(f"{origin}: settings are wrong:\n" + "\n".join(lines)) from None
     for key, variable in (("warehouse", "REGULARS_WAREHOUSE"), ("output", "REGULARS_OUTPUT")):
         if os.environ.get(variable):

@@ -16,6 +16,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pipelines.calendar import Event
+from pipelines.settings import Tier
 from reports.translations import CATEGORY_NAMES, EVENT_NAMES
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -29,8 +30,9 @@ def _environment() -> Environment:
     return Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
 
 
-def render_message(kind: str, language: str, audience: str, **values) -> str:
-    """A message, a date among `values` written as the language writes dates."""
+def render_message(kind: str, language: str, audience: str, member: Tier | None = None, **values) -> str:
+    """A message, a date among `values` written as the language writes dates; with `member`, the customer's
+    member tier, closed by a sentence naming the tier and its benefit (`messages/tier.<language>.j2`)."""
     name = f"messages/{kind}.{language}.j2"
     module = _environment().get_template(name).module
     macro = getattr(module, audience, None)
@@ -40,7 +42,13 @@ def render_message(kind: str, language: str, audience: str, **values) -> str:
     if macro is None:
         raise KeyError(f"{name} has no message for {audience!r}")
     values = {key: spoken_date(value, language) if isinstance(value, date) else value for key, value in values.items()}
-    return " ".join(str(macro(**values)).split())
+    text = " ".join(str(macro(**values)).split())
+    if member is None:
+        return text
+    words = _environment().get_template(f"messages/tier.{language}.j2").module
+    benefit = getattr(member.benefit, language) if member.benefit else None
+    closing = " ".join(str(words.member(tier=getattr(member.name, language), benefit=benefit)).split())
+    return text + ("" if language == "zh" else " ") + closing  # Chinese sentences follow without a space
 
 
 def spoken_date(day: date, language: str) -> str:

@@ -34,11 +34,12 @@ def overview_html(
     shop: str, currency: str, language: str, as_of: date, facts: pl.DataFrame, rfm: pl.DataFrame,
     class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame, due: pl.DataFrame,
     due_file: dict, trends: dict, roles: pl.DataFrame, reminded: pl.DataFrame, response_days: int, prediction: dict,
-    unnamed_statuses: pl.DataFrame | None = None,
+    unnamed_statuses: pl.DataFrame | None = None, member_tiers: dict | None = None,
 ) -> str:  # fmt: skip
     """`due_file`: the due list as `reports.render.attachment` links it; `reminded`: reminders' results
     (assets.outreach.uplift.reminder_results) of the days to show; `unnamed_statuses`: statuses no setting names
-    (status, treated, first_loaded_ts), said in a note above the figures they are counted in."""
+    (status, treated, first_loaded_ts), said in a note above the figures they are counted in; `member_tiers`: the
+    tier mix (reports.tiers.tier_mix_section), None without tiers."""
     label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
     classes = class_mix.with_columns(label=label)
     stages = (
@@ -82,7 +83,7 @@ def overview_html(
         classes=classes.to_dicts(), class_chart=chart, stages=stages.to_dicts(), tiers=value_tiers.to_dicts(),
         cycles=category_cycles.to_dicts(), due_days=due_days.to_dicts(), due_classes=due_classes,
         due_total=due.height, due_channels=due_channels, due_file=due_file, class_names=CLASS_NAMES[language],
-        trends=trends, prediction=prediction,
+        trends=trends, prediction=prediction, member_tiers=member_tiers,
         unnamed_statuses=[] if unnamed_statuses is None else unnamed_statuses.to_dicts(),
         figure=figure, change=change, roles=roles.filter(pl.int_range(pl.len()).over("role") < ROLES_SHOWN).to_dicts(),
     )  # fmt: skip

@@ -21,8 +21,10 @@ SHOWN_BEST_WORST = 3
 def review_html(
     shop: str, currency: str, language: str, event: Event, comparable: Event | None, calendar: list[Event],
     results: pl.DataFrame, passed_over: list[Event] = (), response_days: int = 14, growth: dict | None = None,
+    tier_moves: dict | None = None,
 ) -> str:  # fmt: skip
-    """The review's HTML; `growth` the goals' inputs (assets.campaigns.goals.growth_of): how they were scaled."""
+    """The review's HTML; `growth` the goals' inputs (assets.campaigns.goals.growth_of): how they were scaled;
+    `tier_moves` the migration between member tiers (reports.tiers.tier_migration_section), None without tiers."""
     t, names = TEXT[language], CLASS_NAMES[language]
 
     def section(name: str) -> pl.DataFrame:
@@ -131,7 +133,7 @@ def review_html(
         quality_all={m: r["actual"] for m, r in quality.pop("all", {}).items()},
         reasons=[(reason, int(m["rows"]["actual"])) for reason, m in quality.items()],
         daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure, outreach=outreach,
-        growth_basis=growth_basis(growth or {}, comparable, t), factor=factor,
+        growth_basis=growth_basis(growth or {}, comparable, t), factor=factor, tier_moves=tier_moves,
     )  # fmt: skip
 
 

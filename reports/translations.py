@@ -19,6 +19,20 @@ TEXT = {
         "stages": "Lifecycle stages",
         "stage": "Stage",
         "tiers": "Order-value tiers (average order)",
+        "member_tiers": "Member tiers",
+        "member_tiers_intro": (
+            "Members in each tier at each month's end, {first} to {last}: a tier is earned by recency, orders and "
+            "spend together, and left only after its grace period."
+        ),
+        "member_tier": "Tier",
+        "tier_benefit": "Benefit",
+        "tier_migration": "Tier migration",
+        "tier_migration_intro": (
+            "Members by tier on {start}, the build-up's first day (rows), and on {end}, the after-glow's last "
+            "(columns): {n} members on {end}."
+        ),
+        "tier_from_to": "On the first day ↓ · on the last →",
+        "joined_during_event": "Joined since the build-up began",
         "tier": "Tier",
         "cycles": "Purchase cycles by category",
         "category": "Main category",
@@ -266,6 +280,19 @@ TEXT = {
         "stages": "生命周期阶段",
         "stage": "阶段",
         "tiers": "客单价分层（平均每单）",
+        "member_tiers": "会员等级",
+        "member_tiers_intro": (
+            "{first} 至 {last} 每月月末各会员等级的人数：等级由最近购买、购买次数与消费金额共同决定，"
+            "降级前有保级缓冲期。"
+        ),
+        "member_tier": "等级",
+        "tier_benefit": "权益",
+        "tier_migration": "会员等级迁移",
+        "tier_migration_intro": (
+            "按蓄水期首日（{start}，行）与余热期末日（{end}，列）的会员等级统计：{end} 共有会员 {n} 人。"
+        ),
+        "tier_from_to": "首日 ↓ · 末日 →",
+        "joined_during_event": "蓄水期开始后入会",
         "tier": "分层",
         "cycles": "各品类购买周期",
         "category": "主要品类",

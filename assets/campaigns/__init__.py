@@ -11,8 +11,10 @@ from assets import CAMPAIGNS
 from assets.campaigns.goals import counting_lost, event_actuals, plan_goals
 from assets.campaigns.results import event_results, outreach_results
 from assets.campaigns.targets import campaign_targets
+from assets.customers import TIER_HISTORY
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
+from assets.customers.tiers import tiers_on
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import (
@@ -64,10 +66,10 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         dg.AssetSpec(key(GOALS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day], description=(
             "Goals from the comparable event, from staging.orders and campaigns.baselines: one row per event and "
             "measure (and class), with the formula and its inputs.")),
-        dg.AssetSpec(key(CAMPAIGN_TARGETS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day, key(MODEL_FITS)],
-                     description=(
-            "Who to reach in each phase, from campaigns.baselines, staging.orders and core.model_fits (win-back "
-            "risk bands): one row per event, phase "
+        dg.AssetSpec(key(CAMPAIGN_TARGETS), group_name=CAMPAIGNS,
+                     deps=[key(BASELINES), every_day, key(MODEL_FITS), key(TIER_HISTORY)], description=(
+            "Who to reach in each phase, from campaigns.baselines, staging.orders, core.model_fits (win-back "
+            "risk bands) and core.tier_history (the member tier in messages): one row per event, phase "
             "and customer, with channel and message; also written to the outbox as CSV and Parquet.")),
     ]  # fmt: skip
 
@@ -103,10 +105,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
 
             language = settings.outreach.language
 
+            # the member tier at the baseline, as the classes are
+            tiers_then = dict(tiers_on(read_table(conn, "core.tier_history"), event.start).rows())
+            members = {tier.id: tier for tier in settings.tiers}
+
             def render(audience: str, row: dict) -> str:
                 category = category_name(row["main_category"], language, settings.outreach.category_names)
                 return render_message("campaign", language, audience, shop=settings.name,
-                                      event=event_name(event, language), category=category)  # fmt: skip
+                                      event=event_name(event, language), category=category,
+                                      member=members.get(tiers_then.get(row["customer_id"])))  # fmt: skip
 
             win_back = pl.col("rfm_class") == WIN_BACK
             audiences = pl.concat([

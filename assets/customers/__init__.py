@@ -14,9 +14,11 @@ from assets.customers.facts import KEPT_COLUMNS, ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
 from assets.customers.products import items_of, product_roles
 from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
+from assets.customers.tiers import tier_history
 from assets.customers.value import HIGH_VALUE_AT_RISK, fit_on, latest_fit, with_value_tags
 from assets.orders import STAGING_ORDERS
 from checks.customers import customer_check_results, customer_check_specs
+from checks.tiers import tier_check_results, tier_check_specs
 from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import COMPLETED, Warehouse, read_table, replace_tables
@@ -24,6 +26,7 @@ from pipelines.warehouse import COMPLETED, Warehouse, read_table, replace_tables
 CUSTOMER_FACTS = dg.AssetKey(["core", "customer_facts"])
 RFM = dg.AssetKey(["core", "rfm"])
 SEGMENT_HISTORY = dg.AssetKey(["core", "segment_history"])
+TIER_HISTORY = dg.AssetKey(["core", "tier_history"])
 ANALYSIS = {
     "repeat_purchase": "Repeat-purchase rate, from core.customer_facts: one row.",
     "value_tiers": (
@@ -180,7 +183,29 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 metadata={"dagster/row_count": frame.height, "table": dg.MetadataValue.md(markdown_table(frame))},
             )
 
-    return [customer_snapshot_asset, shop_analysis]
+    @dg.asset(
+        key=key(TIER_HISTORY), group_name=CUSTOMERS, deps=[key(STAGING_ORDERS), key(CUSTOMER_FACTS)],
+        check_specs=tier_check_specs(key(TIER_HISTORY)), pool=settings.pool,
+        description="Member tiers day by day from staging.orders (the settings' tiers; empty without them), up to "
+                    "core.customer_facts' day: one row per customer and stretch of time in one tier and grace "
+                    "period (valid_to exclusive).",
+    )  # fmt: skip
+    def member_tiers(context: dg.AssetExecutionContext):
+        record_process(context)
+        with warehouse.get_connection() as conn:
+            as_of = conn.execute("SELECT max(as_of_date) FROM core.customer_facts").fetchall()[0][0]
+            # the whole history every run: a changed ladder or a reloaded day changes every day after it
+            history = tier_history(read_orders(conn, as_of), as_of, settings)
+            replace_tables(conn, {"core.tier_history": history})
+        current = history.filter(pl.col("valid_to").is_null())
+        yield dg.MaterializeResult(metadata={
+            "as_of": str(as_of), "dagster/row_count": history.height,
+            "members": dg.MetadataValue.json(dict(current.group_by("tier").len().sort("tier").rows())),
+            "in_grace": int(current["grace_from"].is_not_null().sum()),
+        })  # fmt: skip
+        yield from tier_check_results(history, settings.tiers, key(TIER_HISTORY))
+
+    return [customer_snapshot_asset, shop_analysis, member_tiers]
 
 
 def read_orders(

@@ -78,7 +78,7 @@ def rebuild_from_orders(
     step_days: int = 1,
 ) -> pl.DataFrame:
     """`rebuild` with the states of since..until (every `step_days`, and `until` itself) from `staging.orders`
-    (or rows of its shape) in one pass: each customer's values change only on their order days (`_episodes`),
+    (or rows of its shape) in one pass: each customer's values change only on their order days (`customer_episodes`),
     so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
     if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
         return rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
@@ -86,7 +86,7 @@ def rebuild_from_orders(
         valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
     )
     customers, keyed = customer_keys(needed_columns(orders).filter(pl.col("order_date") <= until).collect())
-    episodes, categories = _episodes(keyed, settings.rfm)
+    episodes, categories = customer_episodes(keyed, settings.rfm)
     days = DayStates(episodes, categories, customers.height, settings)
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
@@ -119,7 +119,7 @@ def so_far(value: pl.Expr, group: pl.Expr | None = None) -> pl.Expr:
     return running - pl.when((group != group.shift(1)).fill_null(True)).then(running - value).forward_fill()
 
 
-def _episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
+def customer_episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
     """Each customer's values from each of their order days on (one row per customer and order day, in order
     of day): last purchase, purchase days, F, M, own cycle and main category (as a number into the returned
     categories), computed as a snapshot computes them from the orders up to that day."""
@@ -249,9 +249,9 @@ class DayStates:
         above = np.argmax(running > (counts // 2)[:, None], axis=1)
         return np.where(counts > 0, (self.cycle_values[below] + self.cycle_values[above]) / 2, np.nan)
 
-    def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
-        """The customers whose class or stage on `day` differs from `previous` (updated in place), with the code
-        of the new ones (`code_of`)."""
+    def catch_up(self, day: date) -> int:
+        """Take in the episodes up to `day` (each customer's values as of it: last purchase, purchase days, F, M,
+        cycle, main category); returns the day as a day number (days since 1970-01-01)."""
         today = (day - date(1970, 1, 1)).days
         end = np.searchsorted(self.episode_days, np.int32(today), side="right")  # a Python int would copy the days
         if end > self.next_episode:
@@ -264,6 +264,12 @@ class DayStates:
                 getattr(self, name)[keys] = self.episode[name][rows]
             self._count_cycles(keys, 1)
             self.next_episode = end
+        return today
+
+    def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
+        """The customers whose class or stage on `day` differs from `previous` (updated in place), with the code
+        of the new ones (`code_of`)."""
+        today = self.catch_up(day)
         recency = today - self.last
         highs = self._highs(today, recency, self.purchase_days > 0)
         typical = self._typical_cycles()

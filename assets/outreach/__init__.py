@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from assets import OUTREACH, REPORTS, markdown_table
+from assets.customers import TIER_HISTORY
 from assets.customers.snapshot import daily_snapshots
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import STAGING_ORDERS
@@ -135,14 +136,15 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
     @dg.asset(
         key=key(REPURCHASE_REMINDERS),
         group_name=OUTREACH,
-        deps=[key(STAGING_ORDERS), key(MODEL_FITS)],
+        deps=[key(STAGING_ORDERS), key(MODEL_FITS), key(TIER_HISTORY)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=settings.pool,
     )
     def repurchase_reminders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Customers whose due window opened that day, from staging.orders as of each day (its own snapshot of
-        facts and classes, not core.rfm's latest) and core.model_fits (risk bands): one row per customer and
+        facts and classes, not core.rfm's latest), core.model_fits (risk bands) and core.tier_history (the
+        member tier a message names): one row per customer and
         contact day, with class, channel and a message from the class's template. Campaign lists on record count
         toward the frequency cap; that dependency is not drawn, as the lists count reminders the same way."""
         record_process(context)
@@ -169,7 +171,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                                 campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
             chosen = reminders_for_days(snapshot_on, days, opted_out(opt_outs), others, cap, settings.name,
                                         settings.outreach.language, settings.outreach.control,
-                                        settings.outreach.category_names)  # fmt: skip
+                                        settings.outreach.category_names, read_table(conn, "core.tier_history"),
+                                        settings.tiers)  # fmt: skip
             withdrawn = pl.DataFrame(schema={"event_id": pl.String})
             with transaction(conn):
                 write_day_range(conn, {"outreach.repurchase_reminders": chosen}, first, last, "contact_date")

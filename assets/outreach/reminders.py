@@ -5,9 +5,10 @@ from datetime import date
 
 import polars as pl
 
+from assets.customers.tiers import with_tier_on
 from assets.customers.value import latest_fit, risk_bands
 from pipelines.control import assign
-from pipelines.settings import RISK_BANDS, ValueSettings
+from pipelines.settings import RISK_BANDS, Tier, ValueSettings
 from reports.messages import category_name, render_message
 
 CONTACT_SCHEMA = {"customer_id": pl.String, "contact_date": pl.Date, "yields": pl.Boolean}
@@ -49,11 +50,12 @@ def reminder_list_id(contact_date: pl.Expr) -> pl.Expr:
 
 def reminders_for_days(
     snapshot_on, days: list[date], opted_out: pl.Expr, contacts: pl.DataFrame, cap_days: int, shop: str, language: str,
-    control, category_names: dict[str, str] | None = None,
+    control, category_names: dict[str, str] | None = None, tiers: pl.DataFrame | None = None, ladder: list[Tier] = (),
 ) -> pl.DataFrame:  # fmt: skip
     """Reminders for each day in order, with the day's control group (`held_out`, no message; `control`: the
     settings' outreach.control); each day's list, held-out customers too, counts against the next days' cap.
-    `category_names`: the shop's names of categories in messages (outreach.category_names).
+    `category_names`: the shop's names of categories in messages (outreach.category_names); `tiers`
+    (core.tier_history) and `ladder` (the settings' tiers): each message closes with the customer's tier that day.
 
     `snapshot_on(day)` returns (core.customer_facts, core.rfm) as of that day."""
     if "yields" not in contacts.columns:
@@ -71,11 +73,12 @@ def reminders_for_days(
     if chosen.is_empty():
         return pl.DataFrame(schema=REMINDER_SCHEMA)
     chosen = assign(chosen, reminder_list_id(pl.col("contact_date")), ["contact_date"], control)
+    chosen, members = with_tier_on(chosen, tiers, "contact_date"), {tier.id: tier for tier in ladder}
     messages = [
         None if row["held_out"] else
         render_message("repurchase", language, row["rfm_class"], shop=shop,
                        category=category_name(row["main_category"], language, category_names or {}),
-                       expected_next_date=row["expected_next_date"])
+                       expected_next_date=row["expected_next_date"], member=members.get(row["tier"]))
         for row in chosen.iter_rows(named=True)
     ]  # fmt: skip
     return chosen.select(

@@ -8,7 +8,7 @@ import polars as pl
 from assets import CAMPAIGNS, REPORTS
 from assets.campaigns import RESULTS, comparable_of, event_partitions, passed_over_of
 from assets.campaigns.goals import growth_of
-from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY
+from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY, TIER_HISTORY
 from assets.customers.trends import default_period
 from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
 from assets.orders import STAGING_ORDERS
@@ -25,6 +25,7 @@ from reports.overview import due_next_week, overview_html
 from reports.prediction import prediction_section
 from reports.render import attachment
 from reports.review import review_html
+from reports.tiers import tier_migration_section, tier_mix_section
 from reports.trends import trends_context
 
 SHOP_OVERVIEW = dg.AssetKey(["reports", "shop_overview"])
@@ -73,6 +74,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             key(CUSTOMER_FACTS),
             key(RFM),
             key(SEGMENT_HISTORY),
+            key(TIER_HISTORY),
             key(STAGING_ORDERS),
             key(REPURCHASE_REMINDERS),
             *(key(dg.AssetKey(["analysis", name])) for name in ANALYSIS),
@@ -95,6 +97,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             quality = read_table(conn, "analysis.prediction_quality")
             statuses = conn.sql("SELECT status, treated, first_loaded_ts FROM raw.statuses_seen ORDER BY 1").pl()
             weekly = read_table(conn, "analysis.prediction_tracking")
+            tiers = read_table(conn, "core.tier_history")
             as_of = tables["core.customer_facts"]["as_of_date"].max()
             since = as_of - timedelta(days=REMINDER_DAYS - 1) if as_of else None
             reminders = conn.sql("SELECT * FROM outreach.repurchase_reminders WHERE contact_date >= ?", params=[since])
@@ -121,6 +124,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             settings.outreach.response_days,
             prediction_section(language, settings.value.model, settings.value.holdout_days, quality, weekly),
             statuses.filter(~pl.col("status").is_in(list(named_statuses))),
+            tier_mix_section(tiers, settings.tiers, first, last, language),
         )  # fmt: skip
         asked = config.period_from or config.period_to
         name = f"overview-{first}_{last}" if asked else f"overview-{as_of}"  # an asked period keeps its own file
@@ -135,20 +139,24 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     events = {event.id: event for event in calendar}
 
     @dg.asset(
-        key=key(EVENT_REVIEW), group_name=CAMPAIGNS, deps=[key(RESULTS)], partitions_def=event_partitions(settings),
+        key=key(EVENT_REVIEW), group_name=CAMPAIGNS, deps=[key(RESULTS), key(TIER_HISTORY)],
+        partitions_def=event_partitions(settings),
         pool=settings.pool,
     )  # fmt: skip
     def event_review(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
-        """The post-promotion review, from campaigns.results: one HTML file per event, in the output folder."""
+        """The post-promotion review, from campaigns.results and core.tier_history: one HTML file per event, in the
+        output folder."""
         record_process(context)
         event = events[context.partition_key]
         with warehouse.get_connection() as conn:
             results = read_table(conn, "campaigns.results", event_id=event.id)
             goals = read_table(conn, "campaigns.goals", event_id=event.id)
+            tiers = read_table(conn, "core.tier_history")
         language = report_language(settings, config)
         html = review_html(
             settings.name, settings.currency, language, event, comparable_of(goals, events), calendar,
             results, passed_over_of(goals, events), settings.outreach.response_days, growth_of(goals),
+            tier_migration_section(tiers, settings.tiers, event, language),
         )  # fmt: skip
         path = settings.output / "reports" / f"review-{event.id}.{language}.html"
         write_text_atomically(path, html)
