@@ -13,6 +13,7 @@ from assets.campaigns.results import event_results, outreach_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
+from assets.customers.value import latest_fit
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import (
@@ -25,13 +26,16 @@ from assets.outreach import (
     write_outbox,
     write_reminder_outbox,
 )
-from assets.outreach.gate import opt_outs_on_record
+from assets.outreach.audiences import customer_table, members
+from assets.outreach.gate import CONTACT_TABLES, opt_outs_on_record
+from assets.outreach.offers import roles_with_categories, with_offers
 from assets.outreach.reminders import in_risk_bands, reachable
 from pipelines.automation import BASELINE, PLANNED_THROUGH, planned_step
 from pipelines.calendar import Event, comparable, passed_over
 from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
+    COMPLETED,
     Warehouse,
     loaded_until,
     read_table,
@@ -114,8 +118,24 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 in_risk_bands(baseline.facts, baseline.rfm.filter(win_back), read_table(conn, "core.model_fits"),
                               event.start, settings.value.win_back_risk_bands, settings.value),
             ])  # fmt: skip
+            fit_then = latest_fit(read_table(conn, "core.model_fits"), event.start)
+            on_record = marketing_contacts(conn, exclude_event=event.id)
+
+            def own_audience(name: str):
+                def members_on(day, earlier: pl.DataFrame) -> pl.Series:
+                    contacts = pl.concat([on_record, earlier.select("customer_id", "contact_date")])
+                    table = customer_table(baseline.facts, baseline.rfm, fit_then, contacts, day, settings.value)
+                    return members(table, settings.audiences[name])
+
+                return members_on
+
             targets = campaign_targets(event, settings.events.plan, audiences, facts_now, orders, known_until,
-                                       reach, render, settings.outreach.control)  # fmt: skip
+                                       reach, render, settings.outreach.control,
+                                       {name: own_audience(name) for name in settings.audiences})  # fmt: skip
+            lines = conn.sql("SELECT order_id, sku, product, category FROM staging.order_lines").pl()
+            targets = with_offers(targets, offer_customers(baseline, facts_now),
+                                  roles_with_categories(completed_until(orders, event.start), lines, event.start),
+                                  settings.outreach.offers)  # fmt: skip
             with transaction(conn):
                 write_rows(conn, {
                     "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
@@ -187,6 +207,36 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
 
     return [plan_event, campaign_results]
+
+
+def marketing_contacts(conn, exclude_event: str) -> pl.DataFrame:
+    """customer_id, contact_date of every marketing contact on record but one event's (being replaced)."""
+    return conn.sql(
+        " UNION ALL ".join(
+            f"SELECT customer_id, contact_date FROM {name}"
+            + (" WHERE event_id IS DISTINCT FROM $event" if name == "outreach.campaign_targets" else "")
+            for name in CONTACT_TABLES
+        ),
+        params={"event": exclude_event},
+    ).pl()
+
+
+def offer_customers(baseline, facts_now: pl.DataFrame) -> pl.DataFrame:
+    """What an offer is chosen by (customer_id, stage, purchase_days, main_category): the customers of the
+    event's baseline as they were then, and those who first bought since as they are now (one-time buyers)."""
+    then = baseline.facts.select("customer_id", "purchase_days", "main_category").join(
+        baseline.rfm.select("customer_id", "stage"), on="customer_id"
+    )
+    since = facts_now.join(then, on="customer_id", how="anti").select(
+        "customer_id", "purchase_days", "main_category", stage=pl.lit(None, pl.String)
+    )
+    return pl.concat([then, since.select(then.columns)])
+
+
+def completed_until(orders: pl.DataFrame, day) -> pl.DataFrame:
+    """The completed orders up to `day` (order_id, customer_id, order_date, category), as product roles read them."""
+    done = orders.filter((pl.col("status") == COMPLETED) & (pl.col("order_date") <= day))
+    return done.select("order_id", "customer_id", "order_date", "category")
 
 
 def comparable_of(goals: pl.DataFrame, events: dict[str, Event]) -> Event | None:
