@@ -153,7 +153,9 @@ def own_audiences(tmp_path_factory):
         audiences={"slipping": {"label": "流失边缘客户", "daily": True, "where": SLIPPING},
                    "loyal_beauty": {"label": "美妆回头客", "where": LOYAL_BEAUTY}},
         events={"plan": {"warm_up": ["loyal_beauty", "important_winback"], "sprint": ["engaged"],
-                         "after_glow": ["missed", "new_buyers"]}},
+                         "after_glow": ["missed", "new_buyers"]},
+                # its warm-up list, for 2025-01-01, is planned after the audience list of 2024-12-31
+                "custom": [{"id": "new-year-2025", "sprint": ["2025-01-08", "2025-01-10"], "warm_up_days": 7}]},
         outreach={"opt_out": OPTED_OUT, "control": {"min_list_size": 10}},
     )  # fmt: skip
     ingest(settings, "2024-01-01", "2024-12-31")
@@ -164,7 +166,8 @@ def own_audiences(tmp_path_factory):
         outreach = defs.resolve_job_def(job_name(settings, OUTREACH_JOB))
         assert outreach.execute_in_process(instance=instance, tags=tags).success
         campaigns = defs.resolve_job_def(job_name(settings, CAMPAIGNS_JOB))
-        assert campaigns.execute_in_process(instance=instance, partition_key="double11-2024").success
+        for event in ("double11-2024", "new-year-2025"):
+            assert campaigns.execute_in_process(instance=instance, partition_key=event).success
     return settings
 
 
@@ -203,7 +206,9 @@ def test_a_daily_audiences_members_equal_an_independent_filter_of_the_warehouse(
 
 def test_an_event_phase_lists_the_shops_own_audience_as_a_filter_of_its_baseline(own_audiences):
     settings = own_audiences
-    targets = table(settings, "outreach.campaign_targets").filter(pl.col("audience") == "loyal_beauty")
+    targets = table(settings, "outreach.campaign_targets").filter(
+        (pl.col("event_id") == "double11-2024") & (pl.col("audience") == "loyal_beauty")
+    )
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         # at the baseline, frequency is purchase days (same-day orders once, whole history) and the main category a
         # tag; no other list is within the cap of the warm-up (reminders start in December)
@@ -257,3 +262,17 @@ def test_every_audience_field_is_a_column_of_the_customer_table(own_audiences):
     built = customer_table(facts, rfm, None, pl.DataFrame(schema={"customer_id": pl.String, "contact_date": pl.Date}),
                            date(2024, 12, 31), settings.value)  # fmt: skip
     assert built.columns == ["customer_id", *AUDIENCE_FIELDS]
+
+
+def test_an_event_planned_after_an_audience_list_leaves_its_members_to_the_frequency_cap(own_audiences):
+    settings = own_audiences
+    listed = set(table(settings, "outreach.audience_lists")["customer_id"])  # contacted on 2024-12-31
+    targets = table(settings, "outreach.campaign_targets").filter(pl.col("event_id") == "new-year-2025")
+    assert set(targets["contact_date"]) == {date(2025, 1, 1)}  # a day after: inside the 7-day cap
+    baseline = table(settings, "campaigns.baselines").filter(pl.col("event_id") == "new-year-2025")
+    winback = set(baseline.filter(pl.col("rfm_class") == "important_winback")["customer_id"])
+    assert winback & listed  # customers the warm-up would have reached but for the cap
+    assert not set(targets["customer_id"]) & listed
+    # and so the gate lets the whole list out
+    sent = read_outbox(settings.output / "outbox" / "new-year-2025" / "targets.csv")
+    assert sorted(sent["customer_id"]) == sorted(targets.filter(~pl.col("held_out"))["customer_id"])

@@ -18,6 +18,7 @@ from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import (
     CAMPAIGN_TARGETS,
+    audience_contacts,
     campaign_contacts,
     opted_out,
     reminder_contacts,
@@ -96,6 +97,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             others = pl.concat([
                 campaign_contacts(conn, event.start, event.end, cap, exclude_event=event.id),
                 reminder_contacts(conn, event.start, event.end, cap, yields=campaign_first),
+                audience_contacts(conn, event.start, event.end, cap),
             ])  # fmt: skip
             facts_now = customer_facts(orders, known_until, [e.sprint for e in calendar])
             opt_outs = opt_outs_on_record(conn, settings)
