@@ -20,6 +20,7 @@ from assets.outreach import (
     CAMPAIGN_TARGETS,
     audience_contacts,
     campaign_contacts,
+    contacts_on_record,
     opted_out,
     reminder_contacts,
     unmatched_opt_outs,
@@ -28,7 +29,7 @@ from assets.outreach import (
     write_reminder_outbox,
 )
 from assets.outreach.audiences import customer_table, members
-from assets.outreach.gate import CONTACT_TABLES, opt_outs_on_record
+from assets.outreach.gate import opt_outs_on_record
 from assets.outreach.offers import roles_with_categories, with_offers
 from assets.outreach.reminders import in_risk_bands, reachable
 from pipelines.automation import BASELINE, PLANNED_THROUGH, planned_step
@@ -121,7 +122,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                               event.start, settings.value.win_back_risk_bands, settings.value),
             ])  # fmt: skip
             fit_then = latest_fit(read_table(conn, "core.model_fits"), event.start)
-            on_record = marketing_contacts(conn, exclude_event=event.id)
+            on_record = contacts_on_record(conn, except_event=event.id)
 
             def own_audience(name: str):
                 def members_on(day, earlier: pl.DataFrame) -> pl.Series:
@@ -209,18 +210,6 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
 
     return [plan_event, campaign_results]
-
-
-def marketing_contacts(conn, exclude_event: str) -> pl.DataFrame:
-    """customer_id, contact_date of every marketing contact on record but one event's (being replaced)."""
-    return conn.sql(
-        " UNION ALL ".join(
-            f"SELECT customer_id, contact_date FROM {name}"
-            + (" WHERE event_id IS DISTINCT FROM $event" if name == "outreach.campaign_targets" else "")
-            for name in CONTACT_TABLES
-        ),
-        params={"event": exclude_event},
-    ).pl()
 
 
 def offer_customers(baseline, facts_now: pl.DataFrame) -> pl.DataFrame:

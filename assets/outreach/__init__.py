@@ -13,9 +13,9 @@ from assets.customers.snapshot import daily_snapshots
 from assets.customers.value import latest_fit
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, STAGING_ORDERS
-from assets.outreach.audiences import customer_table, daily_lists
+from assets.outreach.audiences import customer_table, daily_lists, list_rows
 from assets.outreach.care import care_moments
-from assets.outreach.gate import CONTACT_TABLES, OptOuts, opt_outs_on_record, rules_on_record
+from assets.outreach.gate import OptOuts, opt_outs_on_record, rules_on_record
 from assets.outreach.offers import roles_with_categories, with_offers
 from assets.outreach.outbox import write_list
 from assets.outreach.reminders import in_risk_bands, reachable, reminders_for_days
@@ -82,15 +82,25 @@ def campaign_contacts(
     ).pl()
 
 
-def audience_contacts(
-    conn, first: date, last: date, cap_days: int, replacing: date | None = None, yields: bool = False
-) -> pl.DataFrame:
-    """The shop's own audience lists on record less than `cap_days` from first..last, less the day being
-    replaced; `yields`: they give way to the list asking (see `reachable`)."""
+def audience_contacts(conn, first: date, last: date, cap_days: int, yields: bool = False) -> pl.DataFrame:
+    """The shop's own audience lists on record less than `cap_days` from first..last; `yields`: they give way to
+    the list asking (see `reachable`)."""
     return conn.sql(
-        "SELECT customer_id, contact_date, ? AS yields FROM outreach.audience_lists"
-        " WHERE contact_date BETWEEN ? AND ? AND contact_date IS DISTINCT FROM ?",
-        params=[yields, first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1), replacing],
+        "SELECT customer_id, contact_date, ? AS yields FROM outreach.audience_lists WHERE contact_date BETWEEN ? AND ?",
+        params=[yields, first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1)],
+    ).pl()
+
+
+def contacts_on_record(conn, except_event: str | None = None, except_day: date | None = None) -> pl.DataFrame:
+    """customer_id, contact_date of every marketing contact on record (held-out customers too), less one event's
+    lists and one day's audience lists (those being made again)."""
+    return conn.sql(
+        """SELECT customer_id, contact_date FROM outreach.repurchase_reminders
+           UNION ALL SELECT customer_id, contact_date FROM outreach.campaign_targets
+                     WHERE event_id IS DISTINCT FROM $event
+           UNION ALL SELECT customer_id, contact_date FROM outreach.audience_lists
+                     WHERE contact_date IS DISTINCT FROM $day""",
+        params={"event": except_event, "day": except_day},
     ).pl()
 
 
@@ -143,25 +153,16 @@ def write_reminder_outbox(
 
 
 AUDIENCE_TABLE = "outreach.audience_lists"
-AUDIENCE_LIST_SCHEMA = {
-    "contact_date": pl.Date, "audience": pl.String, "customer_id": pl.String, "rfm_class": pl.String,
-    "stage": pl.String, "channel": pl.String, "offer_kind": pl.String, "offer_discount": pl.Float64,
-    "suggested_products": pl.String, "message": pl.String, "held_out": pl.Boolean,
-}  # fmt: skip
 
 
-def audience_messages(rows: pl.DataFrame, settings: ShopSettings) -> pl.Series:
-    """Each row's message, from its offer (`offer_kind`, `offer_discount`) and `main_category`; none for a
-    held-out customer."""
-    language, names = settings.outreach.language, settings.outreach.category_names
-    return pl.Series([
-        None if row["held_out"] else render_message(
-            "audience", language, row["offer_kind"], shop=settings.name,
-            category=category_name(row["main_category"], language, names),
-            discount=spoken_discount(row["offer_discount"], language),
-        )
-        for row in rows.iter_rows(named=True)
-    ], dtype=pl.String)  # fmt: skip
+def audience_message(row: dict, settings: ShopSettings) -> str:
+    """A daily audience list's message, from the row's offer (`offer_kind`, `offer_discount`) and `main_category`."""
+    language = settings.outreach.language
+    return render_message(
+        "audience", language, row["offer_kind"], shop=settings.name,
+        category=category_name(row["main_category"], language, settings.outreach.category_names),
+        discount=spoken_discount(row["offer_discount"], language),
+    )  # fmt: skip
 
 
 def write_audience_outbox(conn, settings: ShopSettings, rows: pl.DataFrame, day: date, opt_outs: OptOuts) -> int:
@@ -293,20 +294,11 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             if day is None:
                 context.log.warning("No customer snapshot yet (core.customer_facts): no audience lists")
                 return dg.MaterializeResult(metadata={"rows": 0, "daily_audiences": "no customer snapshot yet"})
-            rfm = conn.sql("SELECT * FROM core.rfm").pl()
             fit = latest_fit(read_table(conn, "core.model_fits"), day)
-            cap = settings.outreach.frequency_cap_days
-            on_record = " UNION ALL ".join(
-                f"SELECT customer_id, contact_date FROM {name}" for name in CONTACT_TABLES if name != AUDIENCE_TABLE
-            )
-            contacts = pl.concat([
-                conn.sql(on_record).pl(),
-                conn.sql(f"SELECT customer_id, contact_date FROM {AUDIENCE_TABLE} WHERE contact_date != ?",
-                         params=[day]).pl(),
-            ])  # fmt: skip
-            table = customer_table(facts, rfm, fit, contacts, day, settings.value)
+            contacts = contacts_on_record(conn, except_day=day)
+            table = customer_table(facts, conn.sql("SELECT * FROM core.rfm").pl(), fit, contacts, day, settings.value)
             opt_outs = opt_outs_on_record(conn, settings)
-            near = contacts.with_columns(yields=pl.lit(False))
+            near, cap = contacts.with_columns(yields=pl.lit(False)), settings.outreach.frequency_cap_days
             lists = daily_lists(settings.audiences, table, day, lambda c: reachable(c, day, opted_out(opt_outs), near,
                                 cap), settings.outreach.control)  # fmt: skip
             orders = conn.sql(
@@ -317,14 +309,8 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             lines = conn.sql(
                 "SELECT order_id, sku, product, category FROM staging.order_lines WHERE order_date <= ?", params=[day]
             ).pl()
-            roles = roles_with_categories(orders, lines, day)
-            described = with_offers(lists, table, roles, settings.outreach.offers).join(
-                table.select("customer_id", "rfm_class", "stage", "main_category", channel="first_channel"),
-                on="customer_id",
-            )
-            rows = described.with_columns(message=audience_messages(described, settings)).select(
-                list(AUDIENCE_LIST_SCHEMA)
-            )
+            offered = with_offers(lists, table, roles_with_categories(orders, lines, day), settings.outreach.offers)
+            rows = list_rows(offered, table, lambda row: audience_message(row, settings))
             replace_days(conn, {AUDIENCE_TABLE: rows}, day, day, day_column="contact_date")
             written = write_audience_outbox(conn, settings, rows, day, opt_outs)
         return dg.MaterializeResult(metadata={

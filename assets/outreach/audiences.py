@@ -108,3 +108,20 @@ def daily_lists(
     candidates = candidates.unique("customer_id", keep="first", maintain_order=True)
     chosen = reachable(candidates).with_columns(contact_date=pl.lit(day))
     return assign(chosen, audience_list_id(pl.col("audience"), pl.col("contact_date")), ["audience"], control)
+
+
+AUDIENCE_LIST_SCHEMA = {
+    "contact_date": pl.Date, "audience": pl.String, "customer_id": pl.String, "rfm_class": pl.String,
+    "stage": pl.String, "channel": pl.String, "offer_kind": pl.String, "offer_discount": pl.Float64,
+    "suggested_products": pl.String, "message": pl.String, "held_out": pl.Boolean,
+}  # fmt: skip
+
+
+def list_rows(offered: pl.DataFrame, table: pl.DataFrame, message) -> pl.DataFrame:
+    """outreach.audience_lists rows from `daily_lists` with their offers (`assets.outreach.offers.with_offers`):
+    each customer's class, stage and channel from the customer table, and `message(row)` for the contacted."""
+    described = offered.join(
+        table.select("customer_id", "rfm_class", "stage", "main_category", channel="first_channel"), on="customer_id"
+    )
+    messages = [None if row["held_out"] else message(row) for row in described.iter_rows(named=True)]
+    return described.with_columns(message=pl.Series(messages, dtype=pl.String)).select(list(AUDIENCE_LIST_SCHEMA))
