@@ -13,7 +13,7 @@ import os
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
@@ -35,6 +35,33 @@ from pipelines.rfm_classes import CLASS_CODES
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SHOP = PROJECT_ROOT / "shop.yaml"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+# The built-in audiences of an event's plan besides the classes (assets.campaigns.targets.audience).
+EVENT_AUDIENCES = ("engaged", "missed", "new_buyers")
+LIFECYCLE_STAGES = ("new", "active", "due", "at_risk", "churned")  # assets.customers.lifecycle.STAGES
+# What a shop's own audience may set conditions on: the columns of the customer table the audiences read
+# (assets.outreach.audiences.customer_table), each with its kind. A new column (a member tier, say) is one more line
+# here and one more column there.
+AUDIENCE_FIELDS = {
+    "rfm_class": "text", "rfm_group": "text", "stage": "text", "main_category": "text", "first_channel": "text",
+    "region": "text", "value_tier": "text", "risk_band": "text",
+    "recency_days": "number", "frequency": "number", "monetary": "number", "r_score": "number", "f_score": "number",
+    "m_score": "number", "orders": "number", "purchase_days": "number", "net_revenue": "number",
+    "avg_order_value": "number", "tenure_days": "number", "cycle_days": "number", "p_alive": "number",
+    "days_since_contact": "number",
+    "acquired_on_event": "yes/no",
+    "tags": "tags",
+}  # fmt: skip
+# text fields whose values are known: a value outside them is a typo
+AUDIENCE_VALUES = {"rfm_class": CLASS_CODES, "stage": LIFECYCLE_STAGES, "risk_band": ("low", "medium", "high")}
+# condition operators by kind of field; a plain value means `eq`, a list `in`
+AUDIENCE_OPERATORS = {
+    "text": ("eq", "ne", "in", "not_in"),
+    "number": ("eq", "ne", "gt", "ge", "lt", "le"),
+    "yes/no": ("eq",),
+    "tags": ("has", "has_not"),
+}
 
 
 class SettingsError(ValueError):
@@ -182,16 +209,67 @@ class EventSettings(_Strict):
 
     @model_validator(mode="after")
     def _plan(self) -> EventSettings:
-        known = set(CLASS_CODES) | {"engaged", "missed", "new_buyers"}
-        for phase, audiences in self.plan.items():
+        for phase in self.plan:
             if phase not in ("build_up", "warm_up", "sprint", "after_glow"):
                 raise ValueError(f"plan: unknown phase {phase!r}")
-            for name in audiences:
-                if name not in known:
-                    raise ValueError(
-                        f"plan.{phase}: unknown audience {name!r}; expected a class or engaged, missed, new_buyers"
-                    )
-        return self
+        return self  # the audiences are checked with the shop's own (ShopSettings._audiences_planned)
+
+
+def _conditions(field: str, written: Any) -> list[tuple[str, str, Any]]:
+    """A field's conditions as (field, operator, value): `{gt: 0.3, le: 0.9}` is two, a plain value `eq` (`has`
+    for tags), a list `in` (`has`, every one, for tags)."""
+    if isinstance(written, dict):
+        return [(field, operator, value) for operator, value in written.items()]
+    if AUDIENCE_FIELDS.get(field) == "tags":
+        return [(field, "has", written)]
+    return [(field, "in" if isinstance(written, list) else "eq", written)]
+
+
+def _check_condition(field: str, operator: str, value: Any) -> None:
+    """Raise naming what is wrong with one condition on a known field."""
+    kind = AUDIENCE_FIELDS[field]
+    if operator not in AUDIENCE_OPERATORS[kind]:
+        expected = ", ".join(AUDIENCE_OPERATORS[kind])
+        raise ValueError(f"unknown condition {operator!r} for a {kind} field; expected {expected}")
+    values = value if isinstance(value, list) and (operator in ("in", "not_in") or kind == "tags") else [value]
+    expected = {"text": str, "number": (int, float), "yes/no": bool, "tags": str}[kind]
+    if not values or any(isinstance(v, bool) != (kind == "yes/no") or not isinstance(v, expected) for v in values):
+        shown = {"text": "text", "number": "a number", "yes/no": "true or false", "tags": "a tag"}[kind]
+        many = " (or a list of them)" if operator in ("in", "not_in") or kind == "tags" else ""
+        raise ValueError(f"expected {shown}{many}, found {value!r}")
+    unknown = [v for v in values if field in AUDIENCE_VALUES and v not in AUDIENCE_VALUES[field]]
+    if unknown:
+        raise ValueError(f"unknown value {unknown[0]!r}; expected one of {', '.join(AUDIENCE_VALUES[field])}")
+
+
+class Audience(_Strict):
+    """A shop's own audience (人群圈选): the customers that meet every condition of `where`, each a field of
+    AUDIENCE_FIELDS with a value (equal to), a list (one of) or operators (`{gt: 0.3}`)."""
+
+    label: str | None = None  # its name in lists and reports; default: its key
+    where: dict[str, Any] = Field(min_length=1)
+    daily: bool = False  # a list every day (outreach.audience_lists); else only in the event phases that name it
+
+    def conditions(self) -> list[tuple[str, str, Any]]:
+        return [condition for field, written in self.where.items() for condition in _conditions(field, written)]
+
+
+def _check_audiences(audiences: dict[str, Audience]) -> dict[str, Audience]:
+    """Every field known and every value of its kind, before anything runs; an error names the audience and field."""
+    for name, audience in audiences.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or name in (*CLASS_CODES, *EVENT_AUDIENCES):
+            raise ValueError(f"audience {name!r}: expected a name of lower-case letters, digits and _, not a built-in"
+                             " audience (a class, engaged, missed, new_buyers)")  # fmt: skip
+        for field, operator, value in audience.conditions():
+            if field not in AUDIENCE_FIELDS:
+                close = difflib.get_close_matches(field, AUDIENCE_FIELDS, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(AUDIENCE_FIELDS)}"
+                raise ValueError(f"audience {name!r}, field {field!r}: not a field; {hint}")
+            try:
+                _check_condition(field, operator, value)
+            except ValueError as exc:
+                raise ValueError(f"audience {name!r}, field {field!r}: {exc}") from None
+    return audiences
 
 
 class RfmSettings(_Strict):
@@ -250,6 +328,20 @@ class ControlSettings(_Strict):
     seed: int = 0  # the shop's seed of the assignment hash
 
 
+class OfferSettings(_Strict):
+    """Offers by product role (analysis.product_roles) on every campaign and audience list."""
+
+    products: int = Field(3, ge=1)  # products suggested to each customer
+    deal_discount: float = Field(0.2, gt=0, lt=1)  # traffic and marginal products to churned and one-time buyers
+    small_discount: float = Field(0.05, gt=0, lt=1)  # profit products to repeat customers, to keep them
+
+    @model_validator(mode="after")
+    def _small(self) -> OfferSettings:
+        if not self.small_discount < self.deal_discount:
+            raise ValueError("expected small_discount < deal_discount")
+        return self
+
+
 class OutreachSettings(_Strict):
     language: Literal["en", "zh"] = "zh"
     opt_out: list[str] = []  # customer ids never to contact
@@ -266,6 +358,7 @@ class OutreachSettings(_Strict):
     # category as the export writes it -> its name in messages, in `language`; over the built-in names of the
     # synthetic shop's categories (reports.translations.CATEGORY_NAMES)
     category_names: dict[str, str] = {}
+    offers: OfferSettings = OfferSettings()
 
     def opt_out_ids(self) -> list[str]:
         """The ids of `opt_out` and the file's, as written (read when the settings load: a bad file stops there)."""
@@ -422,6 +515,7 @@ class ShopSettings(_Strict):
     tier_points: TierPoints = TierPoints()
     customer_ids: CustomerIds = CustomerIds()
     outreach: OutreachSettings = OutreachSettings()
+    audiences: Annotated[dict[str, Audience], AfterValidator(_check_audiences)] = {}  # the shop's own (人群圈选)
     reports: ReportSettings = ReportSettings()
     quality: QualitySettings = QualitySettings()
     operations: OperationsSettings = OperationsSettings()
@@ -436,6 +530,11 @@ class ShopSettings(_Strict):
     def key(self, table: dg.AssetKey) -> dg.AssetKey:
         """This shop's asset key of a warehouse table's key (`staging/orders` -> `demo/staging/orders`)."""
         return dg.AssetKey([self.id, *table.path])
+
+    @property
+    def audience_labels(self) -> dict[str, str]:
+        """The shop's own audiences by name -> their label in lists and reports."""
+        return {name: audience.label or name for name, audience in self.audiences.items()}
 
     @property
     def pool(self) -> str:
@@ -466,6 +565,16 @@ class ShopSettings(_Strict):
                 raise CalendarError(f"events.overrides: no event {event_id!r}; events are {', '.join(by_id)}")
             by_id[event_id] = with_overrides(by_id[event_id], phases)
         return sorted(by_id.values(), key=lambda e: e.sprint)
+
+    @model_validator(mode="after")
+    def _audiences_planned(self) -> ShopSettings:
+        known = {*CLASS_CODES, *EVENT_AUDIENCES, *self.audiences}
+        for phase, names in self.events.plan.items():
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"events.plan.{phase}: unknown audience {name!r}; expected a class, engaged, "
+                                     "missed, new_buyers or one of the shop's audiences")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _history(self) -> ShopSettings:

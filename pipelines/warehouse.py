@@ -61,7 +61,13 @@ TABLES = {
     """,
     "outreach.campaign_targets": """
         event_id VARCHAR NOT NULL, phase VARCHAR NOT NULL, contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
-        audience VARCHAR, rfm_class VARCHAR, channel VARCHAR, message VARCHAR, held_out BOOLEAN
+        audience VARCHAR, rfm_class VARCHAR, channel VARCHAR, message VARCHAR, held_out BOOLEAN,
+        offer_kind VARCHAR, offer_discount DOUBLE, suggested_products VARCHAR
+    """,
+    "outreach.audience_lists": """
+        contact_date DATE NOT NULL, audience VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, rfm_class VARCHAR,
+        stage VARCHAR, channel VARCHAR, offer_kind VARCHAR, offer_discount DOUBLE, suggested_products VARCHAR,
+        message VARCHAR, held_out BOOLEAN
     """,
     "outreach.care_messages": """
         contact_date DATE NOT NULL, customer_id VARCHAR NOT NULL, order_id VARCHAR NOT NULL, reason VARCHAR NOT NULL,

@@ -55,6 +55,14 @@ def spoken_date(day: date, language: str) -> str:
     return f"{day.month}月{day.day}日" if language == "zh" else f"{day.day} {day:%B}"
 
 
+def spoken_discount(discount: float, language: str) -> str:
+    """A discount as the language says it: 20% off is 8折 in Chinese (the share paid, in tenths), 5% off 95折."""
+    if language != "zh":
+        return f"{round(discount * 100)}% off"
+    paid = round((1 - discount) * 100)
+    return f"{paid // 10 if paid % 10 == 0 else paid}折"
+
+
 def category_name(category: str | None, language: str, names: Mapping[str, str]) -> str | None:
     """A category as a message in `language` names it: the shop's name for it (`names`, outreach.category_names),
     else the built-in name of a synthetic shop's category, else as the export writes it if that reads in the

@@ -6,7 +6,7 @@ import polars as pl
 import pygal
 
 from reports.render import chart
-from reports.translations import CLASS_NAMES, TEXT
+from reports.translations import CLASS_NAMES, OFFER_NAMES, TEXT
 
 
 def uplift_lines(measured: pl.DataFrame, labels: list[tuple[str, bool]]) -> list[dict]:
@@ -35,23 +35,31 @@ def uplift_chart(lines: list[dict], language: str) -> str:
     )  # fmt: skip
 
 
-def campaign_lines(results: pl.DataFrame, language: str) -> list[dict]:
+def audience_name(audience: str, language: str, labels: dict[str, str] | None = None) -> str:
+    """An audience as a reader of `language` knows it: a class, a built-in audience, or a shop's own by its label."""
+    built_in = CLASS_NAMES[language].get(audience) or TEXT[language].get(f"audience_{audience}")
+    return built_in or (labels or {}).get(audience, audience)
+
+
+def campaign_lines(results: pl.DataFrame, language: str, audience_labels: dict[str, str] | None = None) -> list[dict]:
     """The review's lines from the `outreach` section of campaigns.results: each list, then each phase's and the
-    event's total."""
+    event's total, then the lists' customers by offer kind (which add up to the event's total)."""
     section = results.filter(pl.col("section") == "outreach")
     if section.is_empty():
         return []
-    t, names = TEXT[language], CLASS_NAMES[language]
+    t = TEXT[language]
     wide = section.pivot(on="measure", index=["dimension", "detail"], values="actual")
-    order = {"warm_up": 0, "sprint": 1, "after_glow": 2, "all": 3}
-    wide = wide.sort(pl.col("dimension").replace_strict(order, default=4), pl.col("detail").is_null(), "detail")
+    order = {"warm_up": 0, "sprint": 1, "after_glow": 2, "all": 3, "offer": 4}
+    wide = wide.sort(pl.col("dimension").replace_strict(order, default=5), pl.col("detail").is_null(), "detail")
 
     def label(phase: str, audience: str | None) -> tuple[str, bool]:
         if phase == "all":
             return t["all_lists"], True
+        if phase == "offer":
+            return t["offer_line"].format(offer=OFFER_NAMES[language].get(audience, audience)), False
         if audience is None:
             return t["phase_all_lists"].format(phase=t["phase_" + phase]), True
-        return f"{t['phase_' + phase]} · {names.get(audience) or t['audience_' + audience]}", False
+        return f"{t['phase_' + phase]} · {audience_name(audience, language, audience_labels)}", False
 
     return uplift_lines(wide, [label(phase, audience) for phase, audience in wide.select("dimension", "detail").rows()])
 
@@ -66,3 +74,19 @@ def reminder_lines(measured: pl.DataFrame, language: str) -> list[dict]:
     labels = [(t["all_reminders"], True) if dim == "all" else (names.get(value, value), False)
               for dim, value in rows.select("dimension", "value").rows()]  # fmt: skip
     return uplift_lines(rows, labels)
+
+
+def audience_lines(measured: pl.DataFrame, language: str, audience_labels: dict[str, str]) -> list[dict]:
+    """The overview's lines from the shop's own audience lists' results (assets.outreach.uplift.audience_results):
+    each audience, all of them, then by offer kind (which adds up to all of them)."""
+    t, order = TEXT[language], {"audience": 0, "all": 1, "offer": 2}
+    rows = measured.sort(pl.col("dimension").replace_strict(order, default=3), "value")
+
+    def label(dimension: str, value: str) -> tuple[str, bool]:
+        if dimension == "all":
+            return t["all_audience_lists"], True
+        if dimension == "offer":
+            return t["offer_line"].format(offer=OFFER_NAMES[language].get(value, value)), False
+        return audience_name(value, language, audience_labels), False
+
+    return uplift_lines(rows, [label(*row) for row in rows.select("dimension", "value").rows()])

@@ -9,7 +9,7 @@ import polars as pl
 
 from assets.customers.analysis import top_customers
 from assets.customers.lifecycle import STAGES
-from reports.outreach import reminder_lines, uplift_chart
+from reports.outreach import audience_lines, reminder_lines, uplift_chart
 from reports.render import bar_chart, render
 from reports.review import figure
 from reports.translations import CHANNEL_NAMES, CLASS_NAMES, TEXT
@@ -35,11 +35,13 @@ def overview_html(
     class_mix: pl.DataFrame, value_tiers: pl.DataFrame, category_cycles: pl.DataFrame, due: pl.DataFrame,
     due_file: dict, trends: dict, roles: pl.DataFrame, reminded: pl.DataFrame, response_days: int, prediction: dict,
     unnamed_statuses: pl.DataFrame | None = None, member_tiers: dict | None = None,
+    own_lists: pl.DataFrame | None = None, audience_labels: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """`due_file`: the due list as `reports.render.attachment` links it; `reminded`: reminders' results
     (assets.outreach.uplift.reminder_results) of the days to show; `unnamed_statuses`: statuses no setting names
     (status, treated, first_loaded_ts), said in a note above the figures they are counted in; `member_tiers`: the
-    tier mix (reports.tiers.tier_mix_section), None without tiers."""
+    tier mix (reports.tiers.tier_mix_section), None without tiers; `own_lists`: the shop's own audience lists'
+    results (assets.outreach.uplift.audience_results), None for a shop without any."""
     label = pl.col("rfm_class").replace_strict(CLASS_NAMES[language])
     classes = class_mix.with_columns(label=label)
     stages = (
@@ -78,8 +80,14 @@ def overview_html(
     lines = reminder_lines(reminded, language)
     outreach = {"title": t["reminders_title"], "intro": t["reminders_intro"].format(days=response_days),
                 "lines": lines, "chart": uplift_chart(lines, language)}  # fmt: skip
+    audiences = None
+    if own_lists is not None:
+        own = audience_lines(own_lists, language, audience_labels or {})
+        audiences = {"title": t["audiences_title"], "intro": t["audiences_intro"].format(days=response_days),
+                     "lines": own, "chart": uplift_chart(own, language)}  # fmt: skip
     return render(
-        "overview.html.j2", language, outreach=outreach, shop=shop, currency=currency, as_of=as_of, summary=summary,
+        "overview.html.j2", language, outreach=outreach, audiences=audiences, shop=shop, currency=currency,
+        as_of=as_of, summary=summary,
         classes=classes.to_dicts(), class_chart=chart, stages=stages.to_dicts(), tiers=value_tiers.to_dicts(),
         cycles=category_cycles.to_dicts(), due_days=due_days.to_dicts(), due_classes=due_classes,
         due_total=due.height, due_channels=due_channels, due_file=due_file, class_names=CLASS_NAMES[language],

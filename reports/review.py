@@ -21,10 +21,11 @@ SHOWN_BEST_WORST = 3
 def review_html(
     shop: str, currency: str, language: str, event: Event, comparable: Event | None, calendar: list[Event],
     results: pl.DataFrame, passed_over: list[Event] = (), response_days: int = 14, growth: dict | None = None,
-    tier_moves: dict | None = None,
+    tier_moves: dict | None = None, audience_labels: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """The review's HTML; `growth` the goals' inputs (assets.campaigns.goals.growth_of): how they were scaled;
-    `tier_moves` the migration between member tiers (reports.tiers.tier_migration_section), None without tiers."""
+    `tier_moves` the migration between member tiers (reports.tiers.tier_migration_section), None without tiers;
+    `audience_labels`: the shop's own audiences' labels (settings: audiences)."""
     t, names = TEXT[language], CLASS_NAMES[language]
 
     def section(name: str) -> pl.DataFrame:
@@ -111,7 +112,7 @@ def review_html(
     products = section("product").pivot(on="measure", index=["dimension", "detail"], values="actual")
     categories = section("category").pivot(on="measure", index="dimension", values="actual")
     quality = wide("quality")
-    lines = campaign_lines(results, language)
+    lines = campaign_lines(results, language, audience_labels)
     outreach = {"title": t["outreach_title"], "intro": t["outreach_intro"].format(days=response_days),
                 "lines": lines, "chart": uplift_chart(lines, language)}  # fmt: skip
     return render(

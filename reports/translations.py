@@ -186,6 +186,13 @@ TEXT = {
         "all_lists": "All lists",
         "phase_all_lists": "{phase}: all lists",
         "all_reminders": "All reminders",
+        "audiences_title": "Did the lists of the shop's own audiences work? (last 90 days)",
+        "audiences_intro": (
+            "Each day's list of each of the shop's own audiences held out a random share of its customers. What the "
+            "contacted bought within {days} days, less what the held-out bought, by audience and by offer."
+        ),
+        "all_audience_lists": "All audience lists",
+        "offer_line": "Offer: {offer}",
         "audience_engaged": "Engaged",
         "audience_missed": "Missed the sprint",
         "audience_new_buyers": "New buyers",
@@ -433,6 +440,13 @@ TEXT = {
         "all_lists": "全部名单",
         "phase_all_lists": "{phase}：全部名单",
         "all_reminders": "全部提醒",
+        "audiences_title": "自定义人群名单有效果吗？（最近 90 天）",
+        "audiences_intro": (
+            "每个自定义人群每天的名单随机留出一部分客户作为对照组。"
+            "被触达客户 {days} 天内的购买减去对照组的购买，按人群和优惠类型列出。"
+        ),
+        "all_audience_lists": "全部人群名单",
+        "offer_line": "优惠：{offer}",
         "audience_engaged": "已互动客户",
         "audience_missed": "错过爆发期的客户",
         "audience_new_buyers": "新购买客户",
@@ -540,8 +554,14 @@ OUTBOX_COLUMNS = {
         "event_id": "活动", "phase": "阶段", "contact_date": "联系日期", "customer_id": "客户编号",
         "audience": "人群", "rfm_class": "客户类别", "stage": "生命周期阶段", "due_date": "预计复购日",
         "expected_next_date": "预计下次购买日", "channel": "渠道", "reason": "联系原因", "message": "消息内容",
+        "offer_kind": "优惠类型", "offer_discount": "折扣", "suggested_products": "推荐商品",
     },
 }  # fmt: skip
+# offers by product role (assets.outreach.offers)
+OFFER_NAMES = {
+    "en": {"traffic_deal": "deal on traffic products", "profit_discount": "small discount on profit products"},
+    "zh": {"traffic_deal": "引流款促销", "profit_discount": "利润款小额折扣"},
+}
 STAGE_NAMES = {"zh": {"new": "新客", "active": "活跃", "due": "待复购", "at_risk": "流失风险", "churned": "已流失"}}
 CONTACT_REASONS = {"zh": {"repurchase_due": "复购提醒"}}
 

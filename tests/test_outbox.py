@@ -82,12 +82,15 @@ SPELLED = [str.lower, lambda i: f" {i}\u3000", lambda i: i.translate(FULL_WIDTH)
 
 @pytest.fixture(scope="module")
 def demo_like(tmp_path_factory):
-    """A small shop run as the demo runs it: orders, customers, reminders for the autumn, Double 11 and 12
-    planned, the overview (and its due list); opt-outs in odd spellings, a global control group."""
+    """A small shop run as the demo runs it: orders, customers, reminders for the autumn, its own audience's daily
+    list, Double 11 and 12 planned, the overview (and its due list); opt-outs in odd spellings, a global control
+    group."""
     settings = shop(tmp_path_factory.mktemp("outbox"), history_start="2024-01-01",
                     source={"kind": "synthetic", "seed": 7, "customers": 600},
                     outreach={"opt_out": [SPELLED[n % 3](i) for n, i in enumerate(OPTED)],
-                              "frequency_cap_days": 10, "control": {"global_share": 0.1}})  # fmt: skip
+                              "frequency_cap_days": 10, "control": {"global_share": 0.1}},
+                    audiences={"slipping": {"label": "流失边缘客户", "daily": True,
+                                            "where": {"stage": ["at_risk", "churned"]}}})  # fmt: skip
     ingest(settings, "2024-01-01", "2024-12-31")
     defs = build_definitions(settings)
     tags = {"dagster/asset_partition_range_start": "2024-10-01", "dagster/asset_partition_range_end": "2024-12-31"}
@@ -117,7 +120,7 @@ def outbox_files(settings) -> dict[str, pl.DataFrame]:
 def test_every_outbox_file_passes_the_gate(demo_like):
     files = outbox_files(demo_like)
     kinds = {name.split("/")[0] for name in files}
-    assert {"due", "reminders", "double11-2024", "double12-2024"} <= kinds
+    assert {"due", "reminders", "audiences", "double11-2024", "double12-2024"} <= kinds
     contacts = pl.concat(
         table(demo_like, name).select("customer_id", "contact_date")
         for name in ("outreach.repurchase_reminders", "outreach.campaign_targets")

@@ -15,11 +15,14 @@ from assets.customers import TIER_HISTORY
 from assets.customers.facts import customer_facts
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.tiers import tiers_on
+from assets.customers.value import latest_fit
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import (
     CAMPAIGN_TARGETS,
+    audience_contacts,
     campaign_contacts,
+    contacts_on_record,
     opted_out,
     reminder_contacts,
     unmatched_opt_outs,
@@ -27,13 +30,16 @@ from assets.outreach import (
     write_outbox,
     write_reminder_outbox,
 )
+from assets.outreach.audiences import customer_table, members
 from assets.outreach.gate import opt_outs_on_record
+from assets.outreach.offers import roles_with_categories, with_offers
 from assets.outreach.reminders import in_risk_bands, reachable
 from pipelines.automation import BASELINE, PLANNED_THROUGH, planned_step
 from pipelines.calendar import Event, comparable, passed_over
 from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
+    COMPLETED,
     Warehouse,
     loaded_until,
     read_table,
@@ -94,6 +100,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             others = pl.concat([
                 campaign_contacts(conn, event.start, event.end, cap, exclude_event=event.id),
                 reminder_contacts(conn, event.start, event.end, cap, yields=campaign_first),
+                audience_contacts(conn, event.start, event.end, cap),
             ])  # fmt: skip
             facts_now = customer_facts(orders, known_until, [e.sprint for e in calendar])
             opt_outs = opt_outs_on_record(conn, settings)
@@ -107,13 +114,13 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
 
             # the member tier at the baseline, as the classes are
             tiers_then = dict(tiers_on(read_table(conn, "core.tier_history"), event.start).rows())
-            members = {tier.id: tier for tier in settings.tiers}
+            tier_of_id = {tier.id: tier for tier in settings.tiers}
 
             def render(audience: str, row: dict) -> str:
                 category = category_name(row["main_category"], language, settings.outreach.category_names)
                 return render_message("campaign", language, audience, shop=settings.name,
                                       event=event_name(event, language), category=category,
-                                      member=members.get(tiers_then.get(row["customer_id"])))  # fmt: skip
+                                      member=tier_of_id.get(tiers_then.get(row["customer_id"])))  # fmt: skip
 
             win_back = pl.col("rfm_class") == WIN_BACK
             audiences = pl.concat([
@@ -121,8 +128,24 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 in_risk_bands(baseline.facts, baseline.rfm.filter(win_back), read_table(conn, "core.model_fits"),
                               event.start, settings.value.win_back_risk_bands, settings.value),
             ])  # fmt: skip
+            fit_then = latest_fit(read_table(conn, "core.model_fits"), event.start)
+            on_record = contacts_on_record(conn, except_event=event.id)
+
+            def own_audience(name: str):
+                def members_on(day, earlier: pl.DataFrame) -> pl.Series:
+                    contacts = pl.concat([on_record, earlier.select("customer_id", "contact_date")])
+                    table = customer_table(baseline.facts, baseline.rfm, fit_then, contacts, day, settings.value)
+                    return members(table, settings.audiences[name])
+
+                return members_on
+
             targets = campaign_targets(event, settings.events.plan, audiences, facts_now, orders, known_until,
-                                       reach, render, settings.outreach.control)  # fmt: skip
+                                       reach, render, settings.outreach.control,
+                                       {name: own_audience(name) for name in settings.audiences})  # fmt: skip
+            lines = conn.sql("SELECT order_id, sku, product, category FROM staging.order_lines").pl()
+            targets = with_offers(targets, offer_customers(baseline, facts_now),
+                                  roles_with_categories(completed_until(orders, event.start), lines, event.start),
+                                  settings.outreach.offers)  # fmt: skip
             with transaction(conn):
                 write_rows(conn, {
                     "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
@@ -194,6 +217,24 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
 
     return [plan_event, campaign_results]
+
+
+def offer_customers(baseline, facts_now: pl.DataFrame) -> pl.DataFrame:
+    """What an offer is chosen by (customer_id, stage, purchase_days, main_category): the customers of the
+    event's baseline as they were then, and those who first bought since as they are now (one-time buyers)."""
+    then = baseline.facts.select("customer_id", "purchase_days", "main_category").join(
+        baseline.rfm.select("customer_id", "stage"), on="customer_id"
+    )
+    since = facts_now.join(then, on="customer_id", how="anti").select(
+        "customer_id", "purchase_days", "main_category", stage=pl.lit(None, pl.String)
+    )
+    return pl.concat([then, since.select(then.columns)])
+
+
+def completed_until(orders: pl.DataFrame, day) -> pl.DataFrame:
+    """The completed orders up to `day` (order_id, customer_id, order_date, category), as product roles read them."""
+    done = orders.filter((pl.col("status") == COMPLETED) & (pl.col("order_date") <= day))
+    return done.select("order_id", "customer_id", "order_date", "category")
 
 
 def comparable_of(goals: pl.DataFrame, events: dict[str, Event]) -> Event | None:

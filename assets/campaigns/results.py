@@ -18,7 +18,8 @@ the actual figure, the goal where one was set, and the comparable event's figure
   the share with another purchase within 90 and 180 days, counted over those known that long;
 - `product` (dimension: SKU, detail: name) and `category`: net revenue and units sold;
 - `quality` (dimension: reject reason, or `all`): source rows of the event's days refused;
-- `outreach` (dimension: phase, detail: audience; a phase's total without detail, the event's with dimension
+- `outreach` (dimension: phase, detail: audience; dimension `offer`, detail: offer kind (assets.outreach.offers);
+  a phase's total without detail, the event's with dimension
   `all`, both over the lists that hold someone out): contacted against held-out customers in each list's
   response window (`assets.outreach.uplift`), cost and return on spend.
 """
@@ -296,6 +297,16 @@ def rejections(rejects: pl.DataFrame, rows_in: int) -> pl.DataFrame:
     ])  # fmt: skip
 
 
+def by_offer(measured: pl.DataFrame, costs: tuple) -> list[pl.DataFrame]:
+    """Uplift by offer kind (dimension `offer`, detail: the kind) over the lists of the event's total, whose
+    members it splits: the kinds' contacted and buyers add up to the total's. Rows written before offers have none."""
+    offered = measured.filter(pl.col("offer_kind").is_not_null()) if "offer_kind" in measured.columns else None
+    if offered is None or offered.is_empty():
+        return []
+    levels = uplift(offered.with_columns(dimension=pl.lit("offer")), ["dimension", "offer_kind"], *costs)
+    return [levels.rename({"offer_kind": "detail"})]
+
+
 def outreach_results(
     event_id: str, targets: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings
 ) -> pl.DataFrame:
@@ -308,6 +319,7 @@ def outreach_results(
         uplift(outcomes, ["phase", "audience"], *costs).rename({"phase": "dimension", "audience": "detail"}),
         uplift(measured, ["phase"], *costs).rename({"phase": "dimension"}),
         uplift(measured.with_columns(dimension=pl.lit("all")), ["dimension"], *costs),
+        *by_offer(measured, costs),
     ], how="diagonal_relaxed")  # fmt: skip
     return (
         levels.with_columns(pl.col(UPLIFT_SCHEMA).cast(pl.Float64))

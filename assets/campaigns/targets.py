@@ -48,7 +48,7 @@ def campaign_draw(event_id: pl.Expr, phase: pl.Expr) -> pl.Expr:
 
 def campaign_targets(
     event: Event, plan: dict[str, list[str]], baseline: pl.DataFrame, facts: pl.DataFrame, orders: pl.DataFrame,
-    known_until: date, reachable, render, control,
+    known_until: date, reachable, render, control, own_audiences: dict | None = None,
 ) -> pl.DataFrame:  # fmt: skip
     """The lists of each phase with a plan, for its first day, as far as the orders are known, each with its
     control group (`held_out`, no message; `control`: the settings' outreach.control). Held-out customers count
@@ -56,17 +56,20 @@ def campaign_targets(
     are treated alike but for the message.
 
     `reachable(candidates, day, earlier)` drops opt-outs and anyone inside the frequency cap;
-    `render(audience, row)` writes the message."""
+    `render(audience, row)` writes the message; `own_audiences`: the shop's own audiences (settings: audiences),
+    name -> `members(day, earlier)`, their customer ids on a phase's day."""
     lists = pl.DataFrame(schema=TARGET_SCHEMA | {"held_out": pl.Boolean})
     for phase in ("warm_up", "sprint", "after_glow"):
         day = event.phases[phase][0]
         if not plan.get(phase) or day > known_until + timedelta(days=1):
             continue
         before = orders.filter(pl.col("order_date") < day)
+        own = own_audiences or {}
         picked = [
-            audience(name, event, baseline, before, lists).to_frame("customer_id").with_columns(audience=pl.lit(name))
+            (own[name](day, lists) if name in own else audience(name, event, baseline, before, lists))
+            .to_frame("customer_id").with_columns(audience=pl.lit(name))
             for name in plan[phase]
-        ]
+        ]  # fmt: skip
         candidates = pl.concat(picked).unique("customer_id", keep="first", maintain_order=True)
         chosen = reachable(candidates, day, lists).with_columns(
             event_id=pl.lit(event.id), phase=pl.lit(phase), contact_date=pl.lit(day)

@@ -8,19 +8,23 @@ import dagster as dg
 import polars as pl
 
 from assets import OUTREACH, REPORTS, markdown_table
-from assets.customers import TIER_HISTORY
+from assets.customers import CUSTOMER_FACTS, RFM, TIER_HISTORY
 from assets.customers.snapshot import daily_snapshots
+from assets.customers.value import latest_fit
 from assets.customers.value_assets import MODEL_FITS
-from assets.orders import STAGING_ORDERS
+from assets.orders import ORDER_LINES, STAGING_ORDERS
+from assets.outreach.audiences import customer_table, daily_lists, list_rows
 from assets.outreach.care import care_moments
 from assets.outreach.gate import OptOuts, opt_outs_on_record, rules_on_record
+from assets.outreach.offers import roles_with_categories, with_offers
 from assets.outreach.outbox import write_list
-from assets.outreach.reminders import in_risk_bands, reminders_for_days
+from assets.outreach.reminders import in_risk_bands, reachable, reminders_for_days
 from assets.outreach.uplift import list_results
 from pipelines.privacy import mask
 from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
+    COMPLETED,
     Warehouse,
     loaded_until,
     read_table,
@@ -29,12 +33,13 @@ from pipelines.warehouse import (
     transaction,
     write_day_range,
 )
-from reports.messages import render_message
+from reports.messages import category_name, render_message, spoken_discount
 
 REPURCHASE_REMINDERS = dg.AssetKey(["outreach", "repurchase_reminders"])
 CARE_MESSAGES = dg.AssetKey(["outreach", "care_messages"])
 LIST_RESULTS = dg.AssetKey(["outreach", "list_results"])
 CAMPAIGN_TARGETS = dg.AssetKey(["outreach", "campaign_targets"])
+AUDIENCE_LISTS = dg.AssetKey(["outreach", "audience_lists"])
 
 
 def opted_out(opt_outs: OptOuts) -> pl.Expr:
@@ -77,6 +82,28 @@ def campaign_contacts(
     ).pl()
 
 
+def audience_contacts(conn, first: date, last: date, cap_days: int, yields: bool = False) -> pl.DataFrame:
+    """The shop's own audience lists on record less than `cap_days` from first..last; `yields`: they give way to
+    the list asking (see `reachable`)."""
+    return conn.sql(
+        "SELECT customer_id, contact_date, ? AS yields FROM outreach.audience_lists WHERE contact_date BETWEEN ? AND ?",
+        params=[yields, first - timedelta(days=cap_days - 1), last + timedelta(days=cap_days - 1)],
+    ).pl()
+
+
+def contacts_on_record(conn, except_event: str | None = None, except_day: date | None = None) -> pl.DataFrame:
+    """customer_id, contact_date of every marketing contact on record (held-out customers too), less one event's
+    lists and one day's audience lists (those being made again)."""
+    return conn.sql(
+        """SELECT customer_id, contact_date FROM outreach.repurchase_reminders
+           UNION ALL SELECT customer_id, contact_date FROM outreach.campaign_targets
+                     WHERE event_id IS DISTINCT FROM $event
+           UNION ALL SELECT customer_id, contact_date FROM outreach.audience_lists
+                     WHERE contact_date IS DISTINCT FROM $day""",
+        params={"event": except_event, "day": except_day},
+    ).pl()
+
+
 def withdraw(conn, table: str, winners: pl.DataFrame, cap_days: int) -> pl.DataFrame:
     """Delete from `table` (another list) the contacts of a customer on the day of one of `winners`
     (customer_id, contact_date) or less than `cap_days` after it: the list the settings give priority keeps
@@ -101,7 +128,8 @@ def write_outbox(
     path = settings.output / "outbox" / event_id / "targets.csv"
     contacted = targets.filter(~pl.col("held_out").fill_null(False)).drop("held_out")  # null: before control groups
     rules = rules_on_record(conn, settings, contacted["contact_date"], opt_outs)
-    write_list(contacted, rules, path, "contact_date", settings.outreach.language, parquet=True)
+    write_list(contacted, rules, path, "contact_date", settings.outreach.language, parquet=True,
+               audiences=settings.audience_labels)  # fmt: skip
     return path.parent
 
 
@@ -122,6 +150,34 @@ def write_reminder_outbox(
         path = settings.output / "outbox" / "reminders" / f"reminders-{day}.csv"
         write_list(reminders.filter(pl.col("contact_date") == day), rules, path, "contact_date",
                    settings.outreach.language)  # fmt: skip
+
+
+AUDIENCE_TABLE = "outreach.audience_lists"
+
+
+def audience_message(row: dict, settings: ShopSettings) -> str:
+    """A daily audience list's message, from the row's offer (`offer_kind`, `offer_discount`) and `main_category`."""
+    language = settings.outreach.language
+    return render_message(
+        "audience", language, row["offer_kind"], shop=settings.name,
+        category=category_name(row["main_category"], language, settings.outreach.category_names),
+        discount=spoken_discount(row["offer_discount"], language),
+    )  # fmt: skip
+
+
+def write_audience_outbox(conn, settings: ShopSettings, rows: pl.DataFrame, day: date, opt_outs: OptOuts) -> int:
+    """A day's list of each daily audience as `outbox/audiences/<audience>/<audience>-<day>.csv` (held-out customers
+    left out, through the gate); an audience without members that day gets a list without rows. Returns the rows
+    written."""
+    contacted = rows.filter(~pl.col("held_out")).drop("held_out")
+    rules = rules_on_record(conn, settings, pl.Series([day]), opt_outs)
+    written = 0
+    for name, audience in settings.audiences.items():
+        if audience.daily:
+            path = settings.output / "outbox" / "audiences" / name / f"{name}-{day}.csv"
+            written += write_list(contacted.filter(pl.col("audience") == name), rules, path, "contact_date",
+                                  settings.outreach.language, audiences=settings.audience_labels).height  # fmt: skip
+    return written
 
 
 def list_days(window: dg.TimeWindow, settings: ShopSettings) -> tuple[date, date]:
@@ -168,7 +224,9 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 )
 
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),
-                                campaign_contacts(conn, first, last, cap, yields=not campaign_first)])  # fmt: skip
+                                campaign_contacts(conn, first, last, cap, yields=not campaign_first),
+                                # a day's audience lists are made after its reminders, from what they left
+                                audience_contacts(conn, first, last, cap, yields=True)])  # fmt: skip
             chosen = reminders_for_days(snapshot_on, days, opted_out(opt_outs), others, cap, settings.name,
                                         settings.outreach.language, settings.outreach.control,
                                         settings.outreach.category_names, read_table(conn, "core.tier_history"),
@@ -222,27 +280,73 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         })  # fmt: skip
 
     @dg.asset(
+        key=key(AUDIENCE_LISTS),
+        group_name=OUTREACH,
+        deps=[key(CUSTOMER_FACTS), key(RFM), key(MODEL_FITS), key(REPURCHASE_REMINDERS), key(ORDER_LINES)],
+        pool=settings.pool,
+    )
+    def audience_lists(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        """The shop's daily audiences (settings: audiences) on the day of core.customer_facts, from core.*,
+        core.model_fits, staging.* (product roles) and the marketing contacts on record: one row per contact day
+        and customer, with the audience, offer and message; also in the outbox, a file per audience and day."""
+        record_process(context)
+        if not any(audience.daily for audience in settings.audiences.values()):
+            return dg.MaterializeResult(metadata={"rows": 0, "daily_audiences": "none in the settings (audiences)"})
+        with warehouse.get_connection() as conn:
+            facts = read_table(conn, "core.customer_facts")
+            day = facts["as_of_date"].max() if facts is not None else None
+            if day is None:
+                context.log.warning("No customer snapshot yet (core.customer_facts): no audience lists")
+                return dg.MaterializeResult(metadata={"rows": 0, "daily_audiences": "no customer snapshot yet"})
+            fit = latest_fit(read_table(conn, "core.model_fits"), day)
+            contacts = contacts_on_record(conn, except_day=day)
+            table = customer_table(facts, conn.sql("SELECT * FROM core.rfm").pl(), fit, contacts, day, settings.value)
+            opt_outs = opt_outs_on_record(conn, settings)
+            near, cap = contacts.with_columns(yields=pl.lit(False)), settings.outreach.frequency_cap_days
+            lists = daily_lists(settings.audiences, table, day, lambda c: reachable(c, day, opted_out(opt_outs), near,
+                                cap), settings.outreach.control)  # fmt: skip
+            orders = conn.sql(
+                "SELECT order_id, customer_id, order_date, category FROM staging.orders WHERE status = ?"
+                " AND order_date <= ?",
+                params=[COMPLETED, day],
+            ).pl()
+            lines = conn.sql(
+                "SELECT order_id, sku, product, category FROM staging.order_lines WHERE order_date <= ?", params=[day]
+            ).pl()
+            offered = with_offers(lists, table, roles_with_categories(orders, lines, day), settings.outreach.offers)
+            rows = list_rows(offered, table, lambda row: audience_message(row, settings))
+            replace_days(conn, {AUDIENCE_TABLE: rows}, day, day, day_column="contact_date")
+            written = write_audience_outbox(conn, settings, rows, day, opt_outs)
+        return dg.MaterializeResult(metadata={
+            **unmatched_opt_outs(context, opt_outs), "contact_date": str(day), "rows": rows.height,
+            "held_out": int(rows["held_out"].sum()), "outbox_rows": written,
+            "by_audience": dg.MetadataValue.json(dict(rows.group_by("audience").len().sort("audience").iter_rows())),
+            "by_offer": dg.MetadataValue.json(dict(rows.group_by("offer_kind").len().sort("offer_kind").iter_rows())),
+        })  # fmt: skip
+
+    @dg.asset(
         key=key(LIST_RESULTS),
         group_name=REPORTS,  # made with the reports, after the day's lists and any event's
-        deps=[key(REPURCHASE_REMINDERS), key(CAMPAIGN_TARGETS), key(STAGING_ORDERS)],
+        deps=[key(REPURCHASE_REMINDERS), key(CAMPAIGN_TARGETS), key(AUDIENCE_LISTS), key(STAGING_ORDERS)],
         pool=settings.pool,
     )
     def outreach_list_results(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Contacted against held-out customers of every list, from outreach.repurchase_reminders,
-        outreach.campaign_targets and staging.orders: one row per list and grouping (reminders per day, per
-        class and in total; each campaign list), as of the last day loaded."""
+        outreach.campaign_targets, outreach.audience_lists and staging.orders: one row per list and grouping
+        (reminders per day, per class and in total; each campaign list; the shop's own audiences per audience, per
+        offer and in total), as of the last day loaded."""
         record_process(context)
         with warehouse.get_connection() as conn:
             known_until = loaded_until(conn)
             lists = {name: conn.sql(f"SELECT * FROM outreach.{name}").pl()
-                     for name in ("repurchase_reminders", "campaign_targets")}  # fmt: skip
+                     for name in ("repurchase_reminders", "campaign_targets", "audience_lists")}  # fmt: skip
             first = min((f["contact_date"].min() for f in lists.values() if f.height), default=known_until)
             orders = conn.sql(
                 "SELECT customer_id, order_date, amount, status FROM staging.orders WHERE order_date >= ?",
                 params=[first],
             ).pl()
             results = list_results(lists["repurchase_reminders"], lists["campaign_targets"], orders, known_until,
-                                   settings.outreach)  # fmt: skip
+                                   settings.outreach, lists["audience_lists"])  # fmt: skip
             replace_tables(conn, {"outreach.list_results": results})
         told = results.filter(pl.col("distinguishable"))
         return dg.MaterializeResult(metadata={
@@ -252,4 +356,4 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                 "uplift_high", "incremental_revenue", "cost"))),
         })  # fmt: skip
 
-    return [repurchase_reminders, care_messages, outreach_list_results]
+    return [repurchase_reminders, care_messages, audience_lists, outreach_list_results]

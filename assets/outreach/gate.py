@@ -11,7 +11,8 @@ import polars as pl
 from pipelines.control import in_global_control
 from pipelines.settings import ZERO_WIDTH, ControlSettings, CustomerIds, ShopSettings
 
-CONTACT_TABLES = ("outreach.repurchase_reminders", "outreach.campaign_targets")  # marketing contacts (not care)
+# marketing contacts (not care)
+CONTACT_TABLES = ("outreach.repurchase_reminders", "outreach.campaign_targets", "outreach.audience_lists")
 
 
 def loose_id(ids: pl.Expr) -> pl.Expr:

@@ -184,15 +184,32 @@ def reminder_results(reminders: pl.DataFrame, orders: pl.DataFrame, known_until:
     ])  # fmt: skip
 
 
+AUDIENCES = "audience_lists"
+
+
+def audience_results(lists: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings) -> pl.DataFrame:
+    """The shop's own audience lists' results (outreach.audience_lists; `settings`: the shop's outreach) per
+    audience, per offer kind and in total, over the lists (an audience's day) that hold someone out."""
+    reached = responses(lists, orders, settings.response_days, known_until)
+    measured = controlled(reached, ["audience", "contact_date"])
+    return pl.concat([
+        _level(measured, AUDIENCES, "audience", pl.col("audience"), settings),
+        _level(measured, AUDIENCES, "offer", pl.col("offer_kind"), settings),
+        _level(measured, AUDIENCES, "all", pl.lit("all"), settings),
+    ])  # fmt: skip
+
+
 def list_results(
-    reminders: pl.DataFrame, targets: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings
-) -> pl.DataFrame:
-    """Every list's results (`settings`: the shop's outreach): reminders (see `reminder_results`) and each
-    campaign list (event, phase and audience)."""
+    reminders: pl.DataFrame, targets: pl.DataFrame, orders: pl.DataFrame, known_until: date, settings,
+    audiences: pl.DataFrame | None = None,
+) -> pl.DataFrame:  # fmt: skip
+    """Every list's results (`settings`: the shop's outreach): reminders (see `reminder_results`), each
+    campaign list (event, phase and audience) and the shop's own `audiences` (see `audience_results`)."""
     targets = targets.with_columns(pl.col("held_out").fill_null(False))
     campaigns = responses(targets, orders, settings.response_days, known_until)
     name = pl.concat_str(["event_id", "phase", "audience"], separator="/")
     return pl.concat([
         reminder_results(reminders, orders, known_until, settings),
         _level(campaigns, "campaign", "list", name, settings),
+        *([audience_results(audiences, orders, known_until, settings)] if audiences is not None else []),
     ])  # fmt: skip

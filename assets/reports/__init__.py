@@ -12,10 +12,10 @@ from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY, TIE
 from assets.customers.trends import default_period
 from assets.customers.value_assets import PREDICTION_QUALITY, PREDICTION_TRACKING
 from assets.orders import STAGING_ORDERS
-from assets.outreach import REPURCHASE_REMINDERS
+from assets.outreach import AUDIENCE_LISTS, REPURCHASE_REMINDERS
 from assets.outreach.gate import rules_on_record
 from assets.outreach.outbox import write_list
-from assets.outreach.uplift import reminder_results
+from assets.outreach.uplift import audience_results, reminder_results
 from pipelines.files import write_text_atomically
 from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
@@ -77,6 +77,7 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             key(TIER_HISTORY),
             key(STAGING_ORDERS),
             key(REPURCHASE_REMINDERS),
+            key(AUDIENCE_LISTS),
             *(key(dg.AssetKey(["analysis", name])) for name in ANALYSIS),
             key(PREDICTION_QUALITY),
             key(PREDICTION_TRACKING),
@@ -85,8 +86,8 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
     )
     def shop_overview(context: dg.AssetExecutionContext, config: OverviewConfig) -> dg.MaterializeResult:
         """The shop overview, from core.*, analysis.*, staging.orders and the last 90 days of
-        outreach.repurchase_reminders: one HTML file per as-of date and language in the output folder, and the
-        customers due next week in the outbox."""
+        outreach.repurchase_reminders and outreach.audience_lists: one HTML file per as-of date and language in
+        the output folder, and the customers due next week in the outbox."""
         record_process(context)
         language = report_language(settings, config)
         with warehouse.get_connection() as conn:
@@ -107,6 +108,9 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 loaded_until(conn) or as_of,
                 settings.outreach,
             )
+            lists = conn.sql("SELECT * FROM outreach.audience_lists WHERE contact_date >= ?", params=[since]).pl()
+            own_lists = audience_results(lists, orders.filter(pl.col("order_date") >= since),
+                                         loaded_until(conn) or as_of, settings.outreach)  # fmt: skip
             facts, rfm = tables["core.customer_facts"], tables["core.rfm"]
             due = due_next_week(facts, rfm, as_of)
             due_path = settings.output / "outbox" / "due" / f"due-{as_of}.csv"
@@ -124,7 +128,8 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             settings.outreach.response_days,
             prediction_section(language, settings.value.model, settings.value.holdout_days, quality, weekly),
             statuses.filter(~pl.col("status").is_in(list(named_statuses))),
-            tier_mix_section(tiers, settings.tiers, first, last, language),
+            member_tiers=tier_mix_section(tiers, settings.tiers, first, last, language),
+            own_lists=own_lists if settings.audiences else None, audience_labels=settings.audience_labels,
         )  # fmt: skip
         asked = config.period_from or config.period_to
         name = f"overview-{first}_{last}" if asked else f"overview-{as_of}"  # an asked period keeps its own file
@@ -156,7 +161,8 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         html = review_html(
             settings.name, settings.currency, language, event, comparable_of(goals, events), calendar,
             results, passed_over_of(goals, events), settings.outreach.response_days, growth_of(goals),
-            tier_migration_section(tiers, settings.tiers, event, language),
+            tier_moves=tier_migration_section(tiers, settings.tiers, event, language),
+            audience_labels=settings.audience_labels,
         )  # fmt: skip
         path = settings.output / "reports" / f"review-{event.id}.{language}.html"
         write_text_atomically(path, html)
