@@ -366,6 +366,9 @@ class ShopSettings(_Strict):
     value: ValueSettings = ValueSettings()
     order_value_tiers: list[float] = [100, 300, 1000]  # upper bounds; the last tier is open
     customer_ids: CustomerIds = CustomerIds()
+    # above 1, the ingest also writes the clean orders split by customer into this many buckets (Parquet files
+    # beside the warehouse) that the customer step can compute one at a time (assets/orders/buckets.py)
+    buckets: int = Field(1, ge=1, le=4096)
     outreach: OutreachSettings = OutreachSettings()
     reports: ReportSettings = ReportSettings()
     quality: QualitySettings = QualitySettings()
