@@ -15,13 +15,12 @@ SCHEMA = {"measure": pl.String, "category": pl.String, "value": pl.Float64, "cou
 
 def value_counts(frame: pl.LazyFrame, measure: str, value: pl.Expr, category: pl.Expr | None = None) -> pl.LazyFrame:
     """The customers of `frame` (a row each) counted by `value` (and `category`), as rows of `SCHEMA`."""
-    category = pl.lit(None, pl.String) if category is None else category.cast(pl.String)
-    return (
-        frame.select(category=category, value=value.cast(pl.Float64))
-        .group_by("category", "value")
-        .agg(count=pl.len().cast(pl.Int64))
-        .select(measure=pl.lit(measure), category="category", value="value", count="count")
-    )
+    keys = {"value": value.cast(pl.Float64)} | ({} if category is None else {"category": category.cast(pl.String)})
+    counted = frame.select(**keys).group_by(*keys).agg(count=pl.len().cast(pl.Int64))
+    return counted.select(
+        measure=pl.lit(measure), category=pl.col("category") if category is not None else pl.lit(None, pl.String),
+        value="value", count="count",
+    )  # fmt: skip
 
 
 def merge_counts(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
