@@ -5,15 +5,21 @@ import shutil
 from datetime import date
 from fractions import Fraction
 
+import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from assets.customers import read_orders
+from assets.customers.bucket_assets import BUCKET_CUSTOMERS, BUCKET_CUTS, BUCKET_SUMMARIES
+from assets.customers.buckets import labels, read_customers
 from assets.customers.counts import mean, median, merge_counts, of, value_counts
 from assets.customers.rfm import cuts_of
 from assets.customers.snapshot import Snapshot, bucketed_snapshot, customer_snapshot, snapshot_of, summary_of
 from assets.orders.buckets import bucket_of, buckets_folder
+from pipelines.definitions import build_definitions
 from pipelines.sources.synthetic import CANCELLED_STATUSES, generate_orders
 from tests.conftest import ingest, shop, table
 
@@ -145,3 +151,24 @@ def test_statistics_of_merged_counts_are_those_of_all_values():
     # quintile cuts: the ceil(k n / 5)-th smallest values, k = 1..4
     ordered = sorted(money)
     assert cuts_of(of(counts, "m")) == [ordered[-(-k * 10_001 // 5) - 1] for k in range(1, 5)]
+
+
+def test_the_customer_step_through_dagster_in_eight_bucket_partitions_equals_one_process(tmp_path):
+    settings = shop(tmp_path, buckets=8, source={"kind": "synthetic", "seed": 7, "customers": 3000})
+    ingest(settings, "2024-01-01", "2024-12-31")
+    defs = build_definitions(settings)
+    assert len(defs.resolve_all_job_defs()) > 5  # the shop's jobs still resolve: the bucket assets are apart
+    summaries, cuts, customers = (
+        defs.resolve_assets_def(settings.key(name)) for name in (BUCKET_SUMMARIES, BUCKET_CUTS, BUCKET_CUSTOMERS)
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        for bucket in labels(8):
+            assert dg.materialize([summaries], partition_key=bucket, instance=instance).success
+        assert dg.materialize([cuts], instance=instance).success
+        for bucket in labels(8):
+            assert dg.materialize([customers], partition_key=bucket, instance=instance).success
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        as_of = conn.execute("SELECT max(order_date) FROM staging.orders").fetchall()[0][0]
+        whole = customer_snapshot(read_orders(conn, as_of), as_of, settings)
+    assert whole.facts.height > 2000 and whole.facts["as_of_date"][0] == as_of
+    assert_same_snapshot(read_customers(settings), whole)

@@ -10,6 +10,7 @@ import polars as pl
 
 from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
+from assets.customers.bucket_assets import bucket_assets
 from assets.customers.facts import KEPT_COLUMNS, ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
 from assets.customers.products import items_of, product_roles
@@ -180,7 +181,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 metadata={"dagster/row_count": frame.height, "table": dg.MetadataValue.md(markdown_table(frame))},
             )
 
-    return [customer_snapshot_asset, shop_analysis]
+    return [customer_snapshot_asset, shop_analysis, *(bucket_assets(settings) if settings.buckets > 1 else [])]
 
 
 def read_orders(
