@@ -50,14 +50,6 @@ def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Ex
     return frequency, monetary.round(2)
 
 
-def quintile_cuts(goodness: pl.DataFrame) -> dict[str, list]:
-    """Per column, the values a score 1-5 by rank is cut at (5 the best; `quintile`), from the column's value
-    counts (`cuts_of`)."""
-    parts = [value_counts(goodness.lazy(), name, pl.col(name)) for name in goodness.columns]
-    counts = merge_counts(pl.collect_all(parts))
-    return {name: cuts_of(of(counts, name)) for name in goodness.columns}
-
-
 def cuts_of(counts: pl.DataFrame, higher_is_better: bool = True) -> list:
     """The values a score 1-5 by rank is cut at, from a measure's value counts (`counts.of`); where lower is
     better, cuts of the negated measure.
@@ -73,7 +65,7 @@ def cuts_of(counts: pl.DataFrame, higher_is_better: bool = True) -> list:
 
 
 def quintile(goodness: pl.Expr, cuts: list) -> pl.Expr:
-    """Scores 1-5 by rank, 5 the best, at the cuts of `quintile_cuts`; equal values always share a score."""
+    """Scores 1-5 by rank, 5 the best, at the cuts of `cuts_of`; equal values always share a score."""
     score = sum(((goodness > cut).cast(pl.Int8) for cut in cuts), pl.lit(1, pl.Int8))
     return pl.when(goodness.is_not_null()).then(score)
 
@@ -99,7 +91,7 @@ def rfm_counts(values: pl.LazyFrame) -> list[pl.LazyFrame]:
 
 def rfm_cuts(counts: pl.DataFrame, rules: RfmSettings) -> RfmCuts:
     """RFM's thresholds from the value counts of all customers (`rfm_counts`, merged)."""
-    center = {"mean": lambda c, scale: mean(c, scale), "median": lambda c, _: median(c)}.get(rules.threshold)
+    center = {"mean": mean, "median": lambda c, _: median(c)}.get(rules.threshold)
     return RfmCuts(
         centers={name: center(of(counts, name), scale) if center else None for name, (_, scale) in MEASURES.items()},
         quintiles={score: cuts_of(of(counts, name), MEASURES[name][0]) for score, name in SCORES.items()},
