@@ -12,6 +12,11 @@ segment history rebuilt for every day of two years, and the last day's snapshot 
 before's facts. Class and stage are compared customer by customer with the pandas version.
 
     python bench/customers.py [--orders 20000000]
+    python bench/customers.py --buckets 8 --orders 5000000
+
+With `--buckets N` (above 1) it runs the customer step in N customer buckets instead, as the Dagster assets do
+(each bucket's summary, the merge, each bucket finished, each in a process of its own) and prints the time and
+peak memory of each beside the one-process run, and how many rows equal the one-process result.
 
 Times are wall and CPU time (all the threads of a phase's process): on a shared machine the CPU ratios move
 least. Each phase runs in a fresh process so that its peak memory is its own. The orders are generated in
@@ -398,14 +403,165 @@ def report(results: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _bucket_settings(folder: Path, buckets: int):
+    from pipelines.settings import parse_settings
+
+    raw = {"name": "bench", "id": "bench", "history_start": str(START), "history_end": str(END),
+           "source": {"kind": "synthetic"}, "warehouse": str(folder / "warehouse.duckdb"),
+           "buckets": buckets}  # fmt: skip
+    return parse_settings(raw, folder / "shop.yaml")
+
+
+def bucket_files(buckets: int):
+    def phase(folder: Path, orders: int) -> dict:
+        """The orders as the ingest leaves them with `buckets`: each bucket's orders of a day in a file
+        (`write_bucket_days`), read a quarter of days at a time."""
+        import polars as pl
+
+        from assets.orders.buckets import buckets_folder, write_bucket_days
+
+        settings = _bucket_settings(folder, buckets)
+        target = buckets_folder(settings.warehouse, settings.id, buckets)
+        started, files, first = clock(), 0, START
+        while first <= END:
+            last = min(first + timedelta(days=90), END)
+            days = pl.col("order_date").is_between(first, last)
+            batch = pl.scan_parquet(_orders(folder)).filter(days).select(COLUMNS).collect()
+            files += write_bucket_days(batch, pl.date_range(first, last, eager=True).to_list(), target, buckets)
+            first = last + timedelta(days=1)
+        return {**since(started), "files": files}
+
+    return phase
+
+
+def bucket_summary(bucket: str, buckets: int):
+    def phase(folder: Path, orders: int) -> dict:
+        """A bucket's customer summary and value counts, as its partition of `buckets/customer_summaries`."""
+        from assets.customers.buckets import summarize_bucket
+
+        started = clock()
+        summary = summarize_bucket(_bucket_settings(folder, buckets), bucket, END)
+        return {**since(started), "customers": summary.height}
+
+    return phase
+
+
+def bucket_merge(buckets: int):
+    def phase(folder: Path, orders: int) -> dict:
+        """Every bucket's counts merged into the shop's cuts, as `buckets/customer_cuts`."""
+        from assets.customers.buckets import merge_buckets
+
+        started = clock()
+        merge_buckets(_bucket_settings(folder, buckets))
+        return since(started)
+
+    return phase
+
+
+def bucket_finish(bucket: str, buckets: int):
+    def phase(folder: Path, orders: int) -> dict:
+        """A bucket's facts and RFM with the merged cuts, as its partition of `buckets/customers`."""
+        from assets.customers.buckets import finish_bucket
+
+        started = clock()
+        snapshot = finish_bucket(_bucket_settings(folder, buckets), bucket)
+        return {**since(started), "customers": snapshot.rfm.height}
+
+    return phase
+
+
+def one_process(folder: Path, orders: int) -> dict:
+    """The customer snapshot of all orders in one process (read from the same Parquet files), written for the
+    comparison."""
+    import polars as pl
+
+    from assets.customers.snapshot import customer_snapshot
+
+    started = clock()
+    snapshot = customer_snapshot(pl.scan_parquet(_orders(folder)), END, _settings(folder))
+    timed = since(started)
+    snapshot.facts.write_parquet(folder / "one_process_facts.parquet")
+    snapshot.rfm.write_parquet(folder / "one_process_rfm.parquet")
+    return {**timed, "customers": snapshot.rfm.height}
+
+
+def bucket_agreement(buckets: int):
+    def phase(folder: Path, orders: int) -> dict:
+        """Share of the one-process rows of facts and of RFM that the buckets made identically (every column)."""
+        import polars as pl
+
+        from assets.customers.buckets import read_customers
+
+        bucketed = read_customers(_bucket_settings(folder, buckets))
+        shares = {}
+        for name, ours in (("facts", bucketed.facts), ("rfm", bucketed.rfm)):
+            whole = pl.read_parquet(folder / f"one_process_{name}.parquet")
+            same = whole.join(ours, on=whole.columns, how="semi", nulls_equal=True).height
+            shares[name] = same / whole.height if ours.height == whole.height else 0.0
+        return shares
+
+    return phase
+
+
+def bucket_phases(buckets: int) -> dict:
+    """The phases of `--buckets N`: above 1, the bucketed customer step beside the one-process run."""
+    if buckets == 1:
+        return {
+            "prepare": prepare, "warehouse": warehouse, "bare_scan": bare_scan, "regulars": regulars,
+            "duckdb_query": duckdb_query, "pandas": pandas_version, "lifetimes": lifetimes_summary,
+            "regulars_warehouse": regulars_warehouse, "history": history, "day_before": day_before,
+            "next_day": next_day, "agreement": agreement,
+        }  # fmt: skip
+    from assets.customers.buckets import labels
+
+    return {
+        "prepare": prepare, "bucket_files": bucket_files(buckets),
+        **{f"summary_{label}": bucket_summary(label, buckets) for label in labels(buckets)},
+        "merge": bucket_merge(buckets),
+        **{f"finish_{label}": bucket_finish(label, buckets) for label in labels(buckets)},
+        "one_process": one_process, "bucket_agreement": bucket_agreement(buckets),
+    }  # fmt: skip
+
+
+def bucket_report(results: dict) -> list[tuple[str, str, str]]:
+    def figure(phase: dict) -> str:
+        return f"{phase['seconds']:.1f} s (CPU {phase['cpu_seconds']:.1f} s), {phase['peak_gib']:.2f} GiB"
+
+    labels = [name.removeprefix("summary_") for name in results if name.startswith("summary_")]
+    steps = [results[f"{kind}_{label}"] for label in labels for kind in ("summary", "finish")]
+    merge, whole, agree = results["merge"], results["one_process"], results["bucket_agreement"]
+    total = sum(step["seconds"] for step in steps) + merge["seconds"]
+    rows = [
+        ("orders (clean)", f"{results['prepare']['rows']:,}", ""),
+        ("customers", f"{whole['customers']:,}", ""),
+        (f"bucket files written ({len(labels)} buckets, by day)",
+         f"{results['bucket_files']['files']:,} files, {figure(results['bucket_files'])}", ""),
+    ]  # fmt: skip
+    for label in labels:
+        summary, finish = results[f"summary_{label}"], results[f"finish_{label}"]
+        rows += [
+            (f"bucket {label}: summary and counts ({summary['customers']:,} customers)", figure(summary), ""),
+            (f"bucket {label}: classes, stages, tags", figure(finish), ""),
+        ]
+    peak = max(step["peak_gib"] for step in steps)
+    rows += [
+        ("merge of the counts", figure(merge), ""),
+        ("  merge / buckets' total", f"{merge['seconds'] / total:.1%}", "at most 10%"),
+        ("buckets' total (every bucket's two steps and the merge, one after another)", f"{total:.1f} s", ""),
+        ("  the largest bucket step's peak", f"{peak:.2f} GiB", "at most 3 GiB"),
+        ("one process", figure(whole), ""),
+        ("  buckets' total / one process", f"{total / whole['seconds']:.2f}x", ""),
+        ("rows equal to one process: facts", f"{agree['facts']:.2%}", "100%"),
+        ("rows equal to one process: rfm", f"{agree['rfm']:.2%}", "100%"),
+    ]  # fmt: skip
+    return rows
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from harness import main
 
-    phases = {
-        "prepare": prepare, "warehouse": warehouse, "bare_scan": bare_scan, "regulars": regulars,
-        "duckdb_query": duckdb_query, "pandas": pandas_version, "lifetimes": lifetimes_summary,
-        "regulars_warehouse": regulars_warehouse, "history": history, "day_before": day_before, "next_day": next_day,
-        "agreement": agreement,
-    }  # fmt: skip
-    main(__file__, phases, report, 20_000_000)
+    main(
+        __file__, bucket_phases, lambda results: (bucket_report if "merge" in results else report)(results),
+        20_000_000, options={"buckets": 1},
+    )  # fmt: skip

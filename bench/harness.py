@@ -32,24 +32,41 @@ def print_table(rows: list[tuple[str, str, str]]) -> None:
         print(f"{name:<{width}}  {value:>{value_width}}  {target}")
 
 
-def main(script: str, phases: dict[str, Callable], report: Callable, default_orders: int) -> None:
+def main(
+    script: str,
+    phases: dict[str, Callable] | Callable[..., dict[str, Callable]],
+    report: Callable,
+    default_orders: int,
+    options: dict[str, int] | None = None,
+) -> None:
     """`python SCRIPT [--orders N]` runs every phase in its own process and prints report(results);
-    `--phase NAME --dir D` runs one phase (phases take the folder and the order count)."""
+    `--phase NAME --dir D` runs one phase (phases take the folder and the order count). With `options` (further
+    whole-number options and their defaults, passed on to every phase's process), `phases` is a function of
+    them that returns the phases."""
+    options = options or {}
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=default_orders)
-    parser.add_argument("--phase", choices=phases)
+    for name, default in options.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--phase")
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
+    chosen = {name: getattr(args, name) for name in options}
+    if options:
+        phases = phases(**chosen)
+    if args.phase is not None and args.phase not in phases:
+        parser.error(f"--phase: expected one of {', '.join(phases)}")
     if args.phase:
         sys.path.insert(0, str(ROOT))
         result = phases[args.phase](args.dir, args.orders)
         result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(json.dumps(result))
         return
+    passed_on = [part for name, value in chosen.items() for part in (f"--{name}", str(value))]
     with tempfile.TemporaryDirectory(prefix="regulars-bench-") as tmp:
         results = {}
         for name in phases:
-            command = [sys.executable, script, "--phase", name, "--dir", tmp, "--orders", str(args.orders)]
+            command = [sys.executable, script, "--phase", name, "--dir", tmp, "--orders", str(args.orders), *passed_on]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"{name} failed:\n{done.stderr}")

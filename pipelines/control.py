@@ -5,12 +5,12 @@ A customer is held out of a list by a hash of their id, the list and the shop's 
 give the same groups whatever their range (a campaign's lists of one phase share one draw: a customer is in
 one audience of a phase). A list smaller than `min_list_size` holds out nobody;
 the global control group (`global_share`, a hash of the id and the seed alone) is held out of
-every list. The hash is BLAKE2b, not Polars' own (which a new Polars release may change), so that groups
-stay the same across upgrades as well."""
-
-import hashlib
+every list. The hash is BLAKE2b (`stable_hash`), not Polars' own (which a new Polars release may change), so that
+groups stay the same across upgrades as well."""
 
 import polars as pl
+
+from pipelines.stable_hash import blake2b_64
 
 BUCKETS = 10_000
 
@@ -20,8 +20,7 @@ def _bucket(*parts: pl.Expr) -> pl.Expr:
 
 
 def _buckets(keys: pl.Series) -> pl.Series:
-    digest = lambda key: int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")  # noqa: E731
-    return pl.Series([digest(key) % BUCKETS for key in keys], dtype=pl.Int64)
+    return (blake2b_64(keys) % BUCKETS).cast(pl.Int64)
 
 
 def held_out(customer_id: pl.Expr, list_id: pl.Expr, control, big_enough: pl.Expr | bool = True) -> pl.Expr:

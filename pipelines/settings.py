@@ -514,6 +514,9 @@ class ShopSettings(_Strict):
     tiers: Annotated[list[Tier], AfterValidator(_check_ladder)] = []
     tier_points: TierPoints = TierPoints()
     customer_ids: CustomerIds = CustomerIds()
+    # above 1, the ingest also writes the clean orders split by customer into this many buckets (Parquet files
+    # beside the warehouse) that the customer step can compute one at a time (assets/orders/buckets.py)
+    buckets: int = Field(1, ge=1, le=4096)
     outreach: OutreachSettings = OutreachSettings()
     audiences: Annotated[dict[str, Audience], AfterValidator(_check_audiences)] = {}  # the shop's own (人群圈选)
     reports: ReportSettings = ReportSettings()

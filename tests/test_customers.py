@@ -10,9 +10,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from assets.customers.counts import of, value_counts
 from assets.customers.facts import KEPT_COLUMNS, customer_facts
 from assets.customers.lifecycle import lifecycle, stage, value_tier
-from assets.customers.rfm import GROUPS, classify, quintile, quintile_cuts
+from assets.customers.rfm import GROUPS, classify, cuts_of, quintile
 from assets.customers.snapshot import customer_snapshot, next_day_snapshot
 from pipelines.rfm_classes import CLASS_CODES
 from pipelines.settings import LifecycleSettings, RfmSettings
@@ -96,7 +97,8 @@ def test_fixed_thresholds_use_the_category_active_window():
 
 def test_quintiles_give_ties_one_score():
     values = pl.DataFrame({"v": [1, 1, 1, 2, 3, 4, 5, 6, 7, 8]})
-    scores = values.select(quintile(pl.col("v"), quintile_cuts(values)["v"])).to_series().to_list()
+    cuts = cuts_of(of(value_counts(values.lazy(), "v", pl.col("v")).collect(), "v"))
+    scores = values.select(quintile(pl.col("v"), cuts)).to_series().to_list()
     assert scores == [1, 1, 1, 2, 3, 3, 4, 4, 5, 5]
 
 

@@ -10,6 +10,7 @@ import polars as pl
 
 from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
+from assets.customers.bucket_assets import bucket_assets
 from assets.customers.facts import KEPT_COLUMNS, ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
 from assets.customers.products import items_of, product_roles
@@ -205,7 +206,8 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
         yield from tier_check_results(history, settings.tiers, key(TIER_HISTORY))
 
-    return [customer_snapshot_asset, shop_analysis, member_tiers]
+    buckets = bucket_assets(settings) if settings.buckets > 1 else []
+    return [customer_snapshot_asset, shop_analysis, member_tiers, *buckets]
 
 
 def read_orders(

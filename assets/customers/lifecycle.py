@@ -4,11 +4,15 @@ Plain Polars, no Dagster.
 With `c` a customer's cycle (their own, or for one-time buyers the typical cycle of repeat
 buyers of their main category, else of the shop) and `d` the days since their last order:
 churned beyond 2 c or 365 days; at_risk beyond 1.5 c; due from 0.9 c (the moment a reminder
-works best); otherwise new (one purchase day) or active. Multipliers are settings.
+works best); otherwise new (one purchase day) or active. Multipliers are settings. Typical cycles are
+medians of exact value counts (`counts`), the same for a shop counted at once or in buckets.
 """
+
+from dataclasses import dataclass
 
 import polars as pl
 
+from assets.customers.counts import median, merge_counts, of, value_counts
 from assets.customers.facts import named
 from assets.customers.rfm import HIGHS
 from pipelines.rfm_classes import CLASS_CODES
@@ -37,14 +41,43 @@ def stage_code(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: Lif
     )
 
 
-def lifecycle(facts: pl.DataFrame | pl.LazyFrame, rules: LifecycleSettings) -> pl.DataFrame | pl.LazyFrame:
-    """facts + the cycle used (and where it came from), stage, due date and expected next purchase (a lazy plan
-    stays one)."""
-    # the typical cycle: the median cycle of repeat buyers of the customer's main category, else of the shop
-    category_cycle = pl.when(pl.col("main_category").is_not_null()).then(
-        pl.col("cycle_days").median().over("main_category")
+@dataclass(frozen=True)
+class TypicalCycles:
+    """The median cycle of repeat buyers of the shop, and by main category (where it has repeat buyers)."""
+
+    shop: float | None
+    by_category: dict[str, float]
+
+
+def cycle_counts(facts: pl.LazyFrame) -> pl.LazyFrame:
+    """The repeat buyers of `facts` (a row per customer) counted by main category and cycle."""
+    repeat = facts.filter(pl.col("cycle_days").is_not_null())
+    return value_counts(repeat, "cycle_days", pl.col("cycle_days"), pl.col("main_category"))
+
+
+def typical_cycles(counts: pl.DataFrame) -> TypicalCycles:
+    """The typical cycles from the counts of all customers (`cycle_counts`, merged)."""
+    categories = counts.filter(pl.col("measure") == "cycle_days")["category"].drop_nulls().unique().sort()
+    return TypicalCycles(
+        shop=median(of(counts, "cycle_days")),
+        by_category={category: median(of(counts, "cycle_days", category)) for category in categories},
     )
-    shop = pl.col("cycle_days").median()
+
+
+def lifecycle(
+    facts: pl.DataFrame | pl.LazyFrame, rules: LifecycleSettings, typical: TypicalCycles | None = None
+) -> pl.DataFrame | pl.LazyFrame:
+    """facts + the cycle used (and where it came from), stage, due date and expected next purchase (a lazy plan
+    stays one), with the `typical` cycles of all customers: by default, of the customers of `facts`."""
+    if typical is None:
+        typical = typical_cycles(merge_counts([cycle_counts(facts.lazy()).collect()]))
+    # the typical cycle: the median cycle of repeat buyers of the customer's main category, else of the shop
+    category_cycle = (
+        pl.col("main_category").replace_strict(typical.by_category, default=None, return_dtype=pl.Float64)
+        if typical.by_category
+        else pl.lit(None, pl.Float64)
+    )
+    shop = pl.lit(typical.shop, pl.Float64)
     cycle_or_typical = pl.coalesce(
         pl.col("cycle_days"), pl.col("category_cycle"), shop, pl.lit(rules.default_cycle_days, pl.Float64)
     )

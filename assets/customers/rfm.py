@@ -4,11 +4,15 @@ score-based named groups. Plain Polars, no Dagster.
 R, F and M are each *high* or *low* against a threshold: the mean (default) or median of
 all customers, where high means strictly better (recency below, frequency and monetary
 above); or fixed values, where high means at least the value (and an order within the
-active window, per main category where set).
+active window, per main category where set). Means, medians and quintile cuts come from exact value counts
+(`counts`), so that the customers of a shop counted in buckets get the thresholds of all of them at once.
 """
+
+from dataclasses import dataclass
 
 import polars as pl
 
+from assets.customers.counts import at_ranks, mean, median, merge_counts, of, value_counts
 from assets.customers.facts import named
 from pipelines.rfm_classes import BY_NUMBER, CLASS_CODES
 from pipelines.settings import RfmSettings
@@ -34,52 +38,81 @@ def frequency_and_monetary(orders: pl.Expr, purchase_days: pl.Expr, spend: pl.Ex
     return frequency, monetary.round(2)
 
 
-def quintile_cuts(goodness: pl.DataFrame) -> dict[str, list]:
-    """Per column, the values a score 1-5 by rank is cut at (5 the best; `quintile`), the columns sorted at once.
+def cuts_of(counts: pl.DataFrame, higher_is_better: bool = True) -> list:
+    """The values a score 1-5 by rank is cut at, from a measure's value counts (`counts.of`); where lower is
+    better, cuts of the negated measure.
 
     A score is 1 + floor(5 x (rank - 1) / n), where rank - 1 counts the values below: a value scores one more for
     each k = 1..4 where the ceil(k x n / 5)-th smallest value is below it, so four values stand in for a ranking.
     Nulls (not scored) count in n."""
-    n = goodness.height
-    ranks = {
-        name: [i for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < n - column.null_count()]
-        for name, column in goodness.to_dict().items()
-    }
-    smallest = goodness.lazy().select(
-        pl.col(name).drop_nulls().sort().gather(at).implode() for name, at in ranks.items()
-    )
-    return {name: cuts.item().to_list() for name, cuts in smallest.collect().to_dict().items()}
+    n = counts["count"].sum()
+    known = counts.filter(pl.col("value").is_not_null())["count"].sum()
+    ranks = [i for i in ((k * n + 4) // 5 - 1 for k in range(1, 5)) if 0 <= i < known]
+    values = at_ranks(counts, ranks, descending=not higher_is_better)
+    return values if higher_is_better else [-value for value in values]
 
 
 def quintile(goodness: pl.Expr, cuts: list) -> pl.Expr:
-    """Scores 1-5 by rank, 5 the best, at the cuts of `quintile_cuts`; equal values always share a score."""
+    """Scores 1-5 by rank, 5 the best, at the cuts of `cuts_of`; equal values always share a score."""
     score = sum(((goodness > cut).cast(pl.Int8) for cut in cuts), pl.lit(1, pl.Int8))
     return pl.when(goodness.is_not_null()).then(score)
 
 
-def _highs(rules: RfmSettings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+# the measures RFM ranks: whether more is better, and the whole units their mean is summed in (money: cents)
+MEASURES = {"recency_days": (False, 1), "frequency": (True, 1), "monetary": (True, 100)}
+SCORES = {"r_score": "recency_days", "f_score": "frequency", "m_score": "monetary"}
+
+
+@dataclass(frozen=True)
+class RfmCuts:
+    """What RFM's rules need to know of all customers: the centre (mean or median) each measure is high or low
+    against (none with fixed thresholds), and the values each score is cut at."""
+
+    centers: dict[str, float | None]
+    quintiles: dict[str, list]
+
+
+def rfm_counts(values: pl.LazyFrame) -> list[pl.LazyFrame]:
+    """The customers of `values` (recency_days, frequency, monetary: a row each) counted by each measure's value."""
+    return [value_counts(values, name, pl.col(name)) for name in MEASURES]
+
+
+def rfm_cuts(counts: pl.DataFrame, rules: RfmSettings) -> RfmCuts:
+    """RFM's thresholds from the value counts of all customers (`rfm_counts`, merged)."""
+    center = {"mean": mean, "median": lambda c, _: median(c)}.get(rules.threshold)
+    return RfmCuts(
+        centers={name: center(of(counts, name), scale) if center else None for name, (_, scale) in MEASURES.items()},
+        quintiles={score: cuts_of(of(counts, name), MEASURES[name][0]) for score, name in SCORES.items()},
+    )
+
+
+def _highs(rules: RfmSettings, centers: dict[str, float | None]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     r, f, m = pl.col("recency_days"), pl.col("frequency"), pl.col("monetary")
     if rules.threshold == "fixed":
         window = pl.col("main_category").replace_strict(
             rules.active_window_days, default=rules.recency_days, return_dtype=pl.Int64
         ) if rules.active_window_days else pl.lit(rules.recency_days)  # fmt: skip
         return r <= window, f >= rules.frequency, m >= rules.monetary
-    center = (lambda c: c.mean()) if rules.threshold == "mean" else (lambda c: c.median())
-    return r < center(r), f > center(f), m > center(m)
+    center = {name: pl.lit(value, pl.Float64) for name, value in centers.items()}
+    return r < center["recency_days"], f > center["frequency"], m > center["monetary"]
 
 
 # a class as a number, 4 x R high + 2 x F high + M high (pipelines/rfm_classes.py: BY_NUMBER)
 HIGHS = 4 * pl.col("r_high").cast(pl.Int8) + 2 * pl.col("f_high").cast(pl.Int8) + pl.col("m_high").cast(pl.Int8)
 
 
-def classify(values: pl.DataFrame | pl.LazyFrame, rules: RfmSettings) -> pl.DataFrame | pl.LazyFrame:
+def classify(
+    values: pl.DataFrame | pl.LazyFrame, rules: RfmSettings, cuts: RfmCuts | None = None
+) -> pl.DataFrame | pl.LazyFrame:
     """Scores, high/low, the eight classes and the named groups for every customer of `values`, row for row (a
-    lazy plan stays one, but for the quintile cuts, computed now)."""
-    r_high, f_high, m_high = _highs(rules)
+    lazy plan stays one), against `cuts` of all customers: by default, of the customers of `values` (computed
+    now)."""
+    if cuts is None:
+        cuts = rfm_cuts(merge_counts(pl.collect_all(rfm_counts(values.lazy()))), rules)
+    r_high, f_high, m_high = _highs(rules, cuts.centers)
     goodness = {"r_score": -pl.col("recency_days"), "f_score": pl.col("frequency"), "m_score": pl.col("monetary")}
-    cuts = quintile_cuts(values.lazy().select(**goodness).collect())
     scored = values.with_columns(
-        *(quintile(value, cuts[name]).alias(name) for name, value in goodness.items()),
+        *(quintile(value, cuts.quintiles[name]).alias(name) for name, value in goodness.items()),
         r_high=r_high.fill_null(False),
         f_high=f_high.fill_null(False),
         m_high=m_high.fill_null(False),

@@ -10,6 +10,7 @@ import dagster as dg
 import polars as pl
 
 from assets import ORDERS, markdown_table
+from assets.orders.buckets import buckets_folder, write_buckets
 from assets.orders.cleaning import (
     CleaningRules,
     as_raw_text,
@@ -97,6 +98,10 @@ def order_assets(
                 yield from exc.checks
                 raise dg.Failure(str(exc), allow_retries=False) from exc
             refused_csv = _refused_rows_csv(conn, settings.output, ingested.days[0], ingested.days[-1])
+            if settings.buckets > 1:
+                folder = buckets_folder(settings.warehouse, settings.id, settings.buckets)
+                files = write_buckets(conn, ingested.days, folder, settings.buckets)
+                context.log.info(f"{files} files of {settings.buckets} customer buckets written in {folder}")
         context.log.info(
             f"{ingested.rows_in} rows in from {len(ingested.files_read)} files: "
             f"{ingested.rows_in - ingested.refused} kept, {ingested.refused} refused"
