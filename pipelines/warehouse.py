@@ -31,6 +31,9 @@ FIELDS = (
 # staging.orders.status: a purchase, an order not completed yet (amount 0: not revenue), or a cancelled
 # order / return document (amount 0 or negative)
 COMPLETED, OPEN, CANCELLED = "completed", "open", "cancelled"
+# A run's orders by source status and treatment (`status, treated, orders`), and how a row without a status shows
+NO_STATUS = "(none)"
+NO_STATUSES = pl.DataFrame(schema={"status": pl.String, "treated": pl.String, "orders": pl.UInt32})
 SOURCE_TEXT_COLUMNS = ", ".join(f"{field} VARCHAR" for field in FIELDS)
 # Text that differs from row to row (ids, times) is stored with zstd: DuckDB's default for text, dictionary-FSST,
 # costs two to three times as much to write it, for a file about as large (where ids repeat from row to row, as
