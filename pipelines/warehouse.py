@@ -157,6 +157,20 @@ def create_tables(conn: duckdb.DuckDBPyConnection) -> None:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
+def table_columns() -> dict[str, list[tuple[str, str, bool]]]:
+    """`TABLES` as DuckDB reads them: table -> its columns' name, type and whether they take nulls."""
+    with duckdb.connect(":memory:") as conn:
+        create_tables(conn)
+        rows = conn.sql(
+            "SELECT schema_name || '.' || table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
+            "WHERE NOT internal ORDER BY column_index"
+        ).fetchall()
+    columns = {table: [] for table in TABLES}
+    for table, name, kind, nullable in rows:
+        columns[table].append((name, kind, nullable))
+    return columns
+
+
 @contextmanager
 def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     conn.execute("BEGIN TRANSACTION")
