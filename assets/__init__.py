@@ -26,7 +26,7 @@ def markdown_table(frame: pl.DataFrame) -> str:
 
 
 def described(owners: list[str]) -> Callable[[dg.AssetSpec], dg.AssetSpec]:
-    """What the UI shows of a shop's asset (`dg.Definitions.map_asset_specs`): its kinds, its owners and, for a
+    """What the UI shows of a shop's asset (for `dg.map_asset_specs`): its kinds, its owners and, for a
     table the warehouse defines (`pipelines.warehouse.TABLES`), its columns as DuckDB creates them."""
     schemas = {
         table: dg.TableSchema(
