@@ -1,8 +1,12 @@
 """Software-defined assets, one module per stage. Group names double as job selections."""
 
+from collections.abc import Callable
+
+import dagster as dg
 import polars as pl
 
 from pipelines.privacy import shown
+from pipelines.warehouse import table_columns
 
 ORDERS = "orders"
 CUSTOMERS = "customers"
@@ -19,3 +23,25 @@ def markdown_table(frame: pl.DataFrame) -> str:
         for row in frame.iter_rows()
     ]
     return "\n".join([header, *rows])
+
+
+def described(owners: list[str]) -> Callable[[dg.AssetSpec], dg.AssetSpec]:
+    """What the UI shows of a shop's asset (for `dg.map_asset_specs`): its kinds, its owners and, for a
+    table the warehouse defines (`pipelines.warehouse.TABLES`), its columns as DuckDB creates them."""
+    schemas = {
+        table: dg.TableSchema(
+            columns=[
+                dg.TableColumn(name, kind, constraints=dg.TableColumnConstraints(nullable=nullable))
+                for name, kind, nullable in columns
+            ]
+        )
+        for table, columns in table_columns().items()
+    }
+
+    def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
+        table = ".".join(spec.key.path[1:])  # after the shop's prefix: schema.table
+        metadata = {"dagster/column_schema": schemas[table]} if table in schemas else {}
+        kinds = {"polars", "jinja"} if spec.key.path[1] == "reports" else {"polars", "duckdb"}  # reports/: HTML files
+        return spec.merge_attributes(kinds=kinds, owners=owners, metadata=metadata)
+
+    return describe

@@ -9,19 +9,24 @@ bounded sample and keep its result (JSON, Data Docs) for analysts. The checks ru
 commits, and a blocking failure rolls it back. A share (refused rows, unreadable times) is judged
 over at least `quality.share_min_rows` rows, so that one bad row on a quiet day is refused, not a failure."""
 
+from __future__ import annotations
+
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
 
-from assets.orders.cleaning import NO_STATUS, NO_STATUSES, CleaningRules, parse_timestamp
 from checks import suites
 from checks.suites import SuiteResult, suite_check
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import COMPLETED
+from pipelines.warehouse import COMPLETED, NO_STATUS, NO_STATUSES
+
+if TYPE_CHECKING:  # at run time, importing assets.orders.cleaning would import assets.orders, which imports this
+    from assets.orders.cleaning import CleaningRules
 
 RAW_SUITE, CLEAN_SUITE = "raw_orders_suite", "clean_orders_suite"
 RECONCILED, REJECTED_SHARE, ORDERS_EVERY_DAY = "rows_reconcile", "rejected_share", "orders_every_day"
@@ -232,7 +237,7 @@ def order_check_results(
     output = _quality_folder(settings)
     docs = settings.quality.data_docs
     days = suites.days(*loaded)
-    raw = sample(conn, "raw.orders", *loaded).with_columns(_ts=parse_timestamp(pl.col("order_ts"), rules))
+    raw = sample(conn, "raw.orders", *loaded).with_columns(_ts=rules.order_time(pl.col("order_ts")))
     sampled = suites.validate(suites.RAW_ORDERS, raw, output, run_id, days, docs)
     mostly = next(e["mostly"] for e in suites.RAW_ORDERS.expectations if (e["type"], e.get("column")) == READABLE_TIMES)
     failures = [f for f in sampled.failures if (f["expectation"], f["column"]) != READABLE_TIMES]

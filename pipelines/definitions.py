@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import CAMPAIGNS, CUSTOMERS, ORDERS, OUTREACH, REPORTS
+from assets import CAMPAIGNS, CUSTOMERS, ORDERS, OUTREACH, REPORTS, described
 from assets.campaigns import RESULTS, campaign_assets, event_partitions
 from assets.customers import customer_assets
 from assets.customers.value_assets import value_assets
@@ -67,14 +67,17 @@ def shop_definitions(settings: ShopSettings) -> dg.Definitions:
     campaigns, review = job_name(settings, CAMPAIGNS_JOB), job_name(settings, REVIEW_JOB)
     ops = operations(settings, daily, campaigns, review, freshness)
     return dg.Definitions(
-        assets=[
-            *order_assets(settings, days),
-            *customer_assets(settings),
-            *value_assets(settings),
-            *outreach_assets(settings, days),
-            *report_assets(settings),
-            *campaign_assets(settings),
-        ],
+        assets=dg.map_asset_specs(
+            described(settings.operations.owners),
+            [
+                *order_assets(settings, days),
+                *customer_assets(settings),
+                *value_assets(settings),
+                *outreach_assets(settings, days),
+                *report_assets(settings),
+                *campaign_assets(settings),
+            ],
+        ),
         jobs=[
             job(INGEST_JOB, dg.AssetSelection.groups(ORDERS) - dg.AssetSelection.checks(*freshness), days),
             job(CUSTOMERS_JOB, dg.AssetSelection.groups(CUSTOMERS)),

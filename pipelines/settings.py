@@ -89,6 +89,15 @@ def _check_timezone(name: str) -> str:
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 
 
+def _check_owner(owner: str) -> str:
+    if not re.fullmatch(r"team:[\w-]+|[^@\s]+@[^@\s]+\.[^@\s]+", owner):
+        raise ValueError(f"an owner is an email or team:name (as Dagster takes them), not {owner!r}")
+    return owner
+
+
+Owner = Annotated[str, AfterValidator(_check_owner)]
+
+
 class ColumnMapping(_StrictConfig):
     """Which column of the export holds each field the warehouse needs."""
 
@@ -402,10 +411,12 @@ class QualitySettings(_Strict):
 
 
 class OperationsSettings(_Strict):
-    schedule_hour: int = Field(6, ge=0, le=23)  # the daily run, in the shop's zone, for yesterday ...
-    schedule_minute: int = Field(0, ge=0, le=59)  # ... at this minute of that hour
+    schedule_hour: int = Field(6, ge=0, le=23)  # the daily run, in the shop's zone, for yesterday
+    schedule_minute: int = Field(0, ge=0, le=59)  # the daily run's minute past schedule_hour
     freshness_deadline_hour: int = Field(9, ge=0, le=23)  # yesterday's orders are late after this hour
     webhook_url: str | None = None  # failed runs are posted here (REGULARS_WEBHOOK_URL overrides); else logged
+    # who answers for the shop's assets, as Dagster's UI shows them: emails or team:name
+    owners: list[Owner] = ["team:data"]
 
 
 RISK_BANDS = ("low", "medium", "high")

@@ -31,6 +31,9 @@ FIELDS = (
 # staging.orders.status: a purchase, an order not completed yet (amount 0: not revenue), or a cancelled
 # order / return document (amount 0 or negative)
 COMPLETED, OPEN, CANCELLED = "completed", "open", "cancelled"
+# A run's orders by source status and treatment (`status, treated, orders`), and how a row without a status shows
+NO_STATUS = "(none)"
+NO_STATUSES = pl.DataFrame(schema={"status": pl.String, "treated": pl.String, "orders": pl.UInt32})
 SOURCE_TEXT_COLUMNS = ", ".join(f"{field} VARCHAR" for field in FIELDS)
 # Text that differs from row to row (ids, times) is stored with zstd: DuckDB's default for text, dictionary-FSST,
 # costs two to three times as much to write it, for a file about as large (where ids repeat from row to row, as
@@ -158,6 +161,20 @@ def create_tables(conn: duckdb.DuckDBPyConnection) -> None:
         for name, kind, *_ in (column.split() for column in columns.split(",")):
             if (table, name) not in present:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def table_columns() -> dict[str, list[tuple[str, str, bool]]]:
+    """`TABLES` as DuckDB reads them: table -> its columns' name, type and whether they take nulls."""
+    with duckdb.connect(":memory:") as conn:
+        create_tables(conn)
+        rows = conn.sql(
+            "SELECT schema_name || '.' || table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
+            "WHERE NOT internal ORDER BY column_index"
+        ).fetchall()
+    columns = {table: [] for table in TABLES}
+    for table, name, kind, nullable in rows:
+        columns[table].append((name, kind, nullable))
+    return columns
 
 
 @contextmanager

@@ -10,13 +10,12 @@ import yaml
 
 from assets.customers import TIER_HISTORY
 from assets.customers.tiers import (
-    early_downgrades,
-    stretch_gaps,
     tier_history,
     tier_migration,
     tiers_on,
     with_tier_on,
 )
+from checks.tiers import early_downgrades, stretch_gaps
 from pipelines.calendar import Event, around
 from pipelines.definitions import CAMPAIGNS_JOB, CUSTOMERS_JOB, REPORTS_JOB, REVIEW_JOB, shop_job
 from pipelines.settings import ReportSettings, SettingsError

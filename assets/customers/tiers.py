@@ -181,34 +181,3 @@ def tier_mix(history: pl.DataFrame, days: list[date]) -> pl.DataFrame:
     return pl.concat([pl.DataFrame(schema=schema), *(f.select(list(schema)).cast(schema) for f in frames)]).sort(
         "day", "tier"
     )
-
-
-def stretch_gaps(history: pl.DataFrame) -> pl.DataFrame:
-    """Stretches that break "one tier per customer per day": empty, overlapping or leaving a gap before the
-    customer's next one, or a customer with other than one current stretch."""
-    ordered = history.sort("customer_id", "valid_from")
-    next_from = pl.col("valid_from").shift(-1).over("customer_id")
-    return ordered.filter(
-        (pl.col("valid_to") <= pl.col("valid_from"))
-        | (next_from.is_not_null() & (pl.col("valid_to").is_null() | (pl.col("valid_to") != next_from)))
-        | (next_from.is_null() & pl.col("valid_to").is_not_null())
-    )
-
-
-def early_downgrades(history: pl.DataFrame, tiers: list[Tier]) -> pl.DataFrame:
-    """Downgrades before the grace period of the tier left had passed: one row per such downgrade, with the tier
-    left, its grace start and the day of the downgrade."""
-    rank = {tier.id: n for n, tier in enumerate(tiers)}
-    grace = {tier.id: tier.grace_days for tier in tiers}
-    ordered = history.sort("customer_id", "valid_from").with_columns(
-        left=pl.col("tier").shift(1).over("customer_id"),
-        left_grace_from=pl.col("grace_from").shift(1).over("customer_id"),
-    )
-    down = ordered.filter(
-        pl.col("left").is_not_null()
-        & (pl.col("tier").replace_strict(rank, default=-1) < pl.col("left").replace_strict(rank, default=-1))
-    )
-    passed = (pl.col("valid_from") - pl.col("left_grace_from")).dt.total_days()
-    needed = pl.col("left").replace_strict(grace, default=0)
-    early = pl.when(pl.col("left_grace_from").is_null()).then(needed > 0).otherwise(passed < needed)
-    return down.filter(early).select("customer_id", "left", "left_grace_from", downgraded_on="valid_from")

@@ -17,7 +17,7 @@ import polars.selectors as cs
 from pipelines.settings import CancellationRule, CustomerIds
 from pipelines.sources import SourceLayout
 from pipelines.sources.exports import MalformedExportError
-from pipelines.warehouse import CANCELLED, COMPLETED, FIELDS, OPEN
+from pipelines.warehouse import CANCELLED, COMPLETED, FIELDS, NO_STATUS, NO_STATUSES, OPEN
 
 NUMBER_FIELDS = ("amount", "quantity", "unit_price", "items")
 
@@ -49,6 +49,10 @@ class CleaningRules:
     currency: str = "CNY"
     customer_ids: CustomerIds = CustomerIds()
     history: tuple[date, date] | None = None  # the shop's first and last day; rows outside it are refused
+
+    def order_time(self, text: pl.Expr) -> pl.Expr:
+        """`parse_timestamp` under these rules (for the checks, which do not import this module's package)."""
+        return parse_timestamp(text, self)
 
 
 @dataclass(frozen=True)
@@ -376,10 +380,6 @@ def clean_orders(
         identical_rows=int(rows["_identical"].sum()),
         statuses=status_counts(kept, rules),
     )
-
-
-NO_STATUS = "(none)"  # how a row without a status shows among the statuses
-NO_STATUSES = pl.DataFrame(schema={"status": pl.String, "treated": pl.String, "orders": pl.UInt32})
 
 
 def status_counts(kept: pl.DataFrame, rules: CleaningRules) -> pl.DataFrame:
