@@ -252,6 +252,18 @@ class ControlSettings(_Strict):
     min_list_size: int = Field(100, ge=1)  # a smaller list holds out nobody (too few to tell anyway)
     global_share: float = Field(0.0, ge=0, lt=1)  # of all customers, held out of every list; 0: off
     seed: int = 0  # the shop's seed of the assignment hash
+    # a campaign list's share follows the size it needs to tell (assets/campaigns/hold_outs.py) within these
+    # bounds; unset: every list holds out `share`, and the reports still say what that can tell
+    min_share: float | None = Field(None, ge=0, lt=1)
+    max_share: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ControlSettings:
+        if (self.min_share is None) != (self.max_share is None):
+            raise ValueError("min_share and max_share: set both or neither")
+        if self.min_share is not None and self.min_share > self.max_share:
+            raise ValueError(f"min_share {self.min_share} is above max_share {self.max_share}")
+        return self
 
 
 class OutreachSettings(_Strict):
