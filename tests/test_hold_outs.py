@@ -1,12 +1,10 @@
 """Hold-outs sized to tell (assets/campaigns/hold_outs.py)."""
 
-import math
-
 import numpy as np
 import polars as pl
 import pytest
 
-from assets.campaigns.hold_outs import control_size, detectable_uplift, needed_share, size_hold_outs
+from assets.campaigns.hold_outs import control_size, needed_share, size_hold_outs
 from assets.outreach.uplift import SIGNIFICANCE, fisher_p, newcombe_interval
 from pipelines.settings import ControlSettings
 
@@ -50,3 +48,41 @@ def test_the_sized_share_detects_a_planted_uplift_in_at_least_80_percent_of_runs
     # and 30% fewer held out fall below 80%: the size is not merely ample (here 84%, 89% and 87% at the share,
     # 69%, 75% and 76% below it; the continuity correction is on the safe side for rare responses)
     assert detects(p0, uplift, customers, share * 0.7, 1000, np.random.default_rng(7)) < 0.80
+
+
+def test_each_list_is_sized_by_its_closest_comparable_lists_within_the_bounds():
+    """Earlier lists: warm-up win-back 900 contacted (180 bought, 20%) against 100 held out (10 bought, 10%): an
+    uplift of 10 points over 10%; sprint engaged 1,000 against 1,000, 100 and 100 bought: no uplift."""
+    past = pl.DataFrame({
+        "phase": ["warm_up", "sprint"], "audience": ["important_winback", "engaged"], "contacted": [900, 1000],
+        "held_out": [100, 1000], "buyers_contacted": [180, 100], "buyers_held_out": [10, 100],
+    })  # fmt: skip
+    lists = pl.DataFrame({
+        "event_id": "e", "phase": ["warm_up", "after_glow", "sprint", "warm_up"],
+        "audience": ["important_winback", "important_winback", "engaged", "potential"],
+        "customers": [2000, 150, 5000, 40],
+    })  # fmt: skip
+    control = ControlSettings(share=0.1, min_list_size=100, min_share=0.05, max_share=0.3)
+    sized = {row["phase"] + "/" + row["audience"]: row for row in size_hold_outs(lists, past, control).to_dicts()}
+
+    same = sized["warm_up/important_winback"]
+    assert (same["basis"], same["response_held_out"], same["expected_uplift"]) == ("phase+audience", 0.1, 0.1)
+    # 2,000 customers at 10 points over 10%: a share of s holds out 2000 s, less 1.96 sqrt(2000 s (1 - s)) for
+    # the hash's chance, and needs control_size(0.1, 0.1, (1 - s) / s); the first s in steps of 0.1% that gets
+    # there is the needed share, inside the bounds here
+    needed = same["needed_share"]
+    enough = lambda s: 2000 * s - 1.959964 * (2000 * s * (1 - s)) ** 0.5 >= control_size(0.1, 0.1, (1 - s) / s)  # noqa: E731
+    assert enough(needed) and not enough(needed - 0.001) and 0.05 < needed < 0.3
+    assert same["control_share"] == needed and same["can_tell"]
+    assert same["detectable_uplift"] <= 0.1
+
+    small = sized["after_glow/important_winback"]  # only the audience in common; 150 cannot tell 10 points
+    assert small["basis"] == "audience" and small["needed_share"] is None
+    assert small["control_share"] == 0.3 and not small["can_tell"]  # the most the bounds allow: it adds to a pool
+
+    flat = sized["sprint/engaged"]  # its comparable list showed no uplift: nothing to size for
+    assert flat["expected_uplift"] == 0 and flat["control_share"] == 0.1 and not flat["can_tell"]
+
+    tiny = sized["warm_up/potential"]  # nothing of its audience: every earlier list, pooled; under min_list_size
+    assert tiny["basis"] == "all" and tiny["comparable_lists"] == 2 and tiny["control_share"] == 0.0
+    assert tiny["response_held_out"] == pytest.approx(110 / 1100)
