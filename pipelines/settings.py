@@ -176,6 +176,9 @@ class EventSettings(_Strict):
     growth_rate: float | None = None  # e.g. 0.1 for +10%; default: measured over the trailing quarter
     default_goals: dict[str, float] = {}  # goals for an event with no comparable one before it
     min_comparable_orders: int = Field(1, ge=1)  # an earlier event with fewer orders is never the comparable one
+    # the planning band beside each goal (assets/campaigns/bands.py): these quantiles of this many simulated events
+    band: tuple[float, float] = (0.1, 0.9)
+    band_draws: int = Field(400, ge=50)
     # phase -> audiences to reach: RFM classes (at the event's baseline), engaged, missed, new_buyers
     plan: dict[str, list[str]] = {
         "build_up": [],  # profile and tag: core.rfm holds the classes and tags
@@ -186,6 +189,8 @@ class EventSettings(_Strict):
 
     @model_validator(mode="after")
     def _plan(self) -> EventSettings:
+        if not 0 < self.band[0] < self.band[1] < 1:
+            raise ValueError(f"band: {list(self.band)}; expected two quantiles, 0 < low < high < 1, e.g. [0.1, 0.9]")
         known = set(CLASS_CODES) | {"engaged", "missed", "new_buyers"}
         for phase, audiences in self.plan.items():
             if phase not in ("build_up", "warm_up", "sprint", "after_glow"):

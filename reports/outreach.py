@@ -66,3 +66,19 @@ def reminder_lines(measured: pl.DataFrame, language: str) -> list[dict]:
     labels = [(t["all_reminders"], True) if dim == "all" else (names.get(value, value), False)
               for dim, value in rows.select("dimension", "value").rows()]  # fmt: skip
     return uplift_lines(rows, labels)
+
+
+def points(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate * 100:.1f}"
+
+
+def tell_sentence(row: dict, t: dict) -> str:
+    """What a list (a campaigns.hold_outs row) will be able to tell, said before it goes out."""
+    detectable, uplift = row["detectable_uplift"], row["expected_uplift"]
+    if detectable is None:
+        return t["too_small_at_all"]
+    if uplift is None or uplift <= 0:
+        return t["too_small_no_uplift"].format(points=points(detectable))
+    if row["can_tell"]:
+        return t["can_detect"].format(points=points(detectable), uplift=points(uplift))
+    return t["too_small_to_tell"].format(points=points(detectable), uplift=points(uplift))

@@ -38,9 +38,11 @@ from assets.customers.models import (
     gammagamma_log_likelihood,
     paretonbd_log_likelihood,
 )
+from assets.outreach.uplift import uplift
 
 BANDED = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders",
           "average_order_value")  # fmt: skip
+TOTALS = {"buyers": ("new_buyers", "returning_buyers"), "revenue": ("revenue_new", "revenue_returning")}
 LOG_LIKELIHOODS = {"bgnbd": bgnbd_log_likelihood, "paretonbd": paretonbd_log_likelihood}
 Z_95 = special.ndtri(0.975)
 
@@ -178,6 +180,9 @@ def planning_bands(
     """measure -> (low, high) for each of BANDED the goals have: see the module's docstring."""
     rng = np.random.default_rng(seed)
     model = purchase_fit.model
+    for total, parts in TOTALS.items():
+        if goals.get(total) is None and all(goals.get(p) is not None for p in parts):
+            goals = goals | {total: sum(goals[p] for p in parts)}
     purchase_params = parameter_draws(purchase_fit, purchase_likelihood(model, shop), draws, rng)
     spend_params = parameter_draws(spend_fit, spend_likelihood(shop), draws, rng)
     fitted = np.array(list(purchase_fit.params.values()))
@@ -212,7 +217,24 @@ def with_bands(
     goals: pl.DataFrame, bands: dict[str, tuple[float, float]], quantiles: tuple[float, float]
 ) -> pl.DataFrame:
     """`campaigns.goals` with each shop-wide measure's band (`band_low`, `band_high`, null where none) and the
-    quantiles it spans in the inputs' place beside them (`band_quantiles`)."""
+    quantiles it spans (`band_quantiles`, a JSON pair); buyers and revenue, which the goals set as their parts,
+    get a row of their own (the parts' sum) to carry their band."""
+    shop_wide = goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
+    set_as = dict(shop_wide.select("measure", "goal").rows())
+    totals = [
+        shop_wide.filter(pl.col("measure") == parts[0]).with_columns(
+            measure=pl.lit(total),
+            goal=pl.lit(round(sum(set_as[p] for p in parts), 2)),
+            comparable_actual=pl.lit(None, pl.Float64),
+            formula=pl.lit(" + ".join(f"{p} goal" for p in parts)),
+        )  # fmt: skip
+        for total, parts in (
+            ("buyers", ("new_buyers", "returning_buyers")),
+            ("revenue", ("revenue_new", "revenue_returning")),
+        )  # fmt: skip
+        if total in bands and total not in set_as and all(p in set_as for p in parts)
+    ]
+    goals = pl.concat([goals, *totals])
     shop_wide = pl.col("rfm_class").is_null()
     low = pl.col("measure").replace_strict({m: b[0] for m, b in bands.items()}, default=None, return_dtype=pl.Float64)
     high = pl.col("measure").replace_strict({m: b[1] for m, b in bands.items()}, default=None, return_dtype=pl.Float64)
@@ -221,3 +243,22 @@ def with_bands(
         band_high=pl.when(shop_wide).then(high.round(2)),
         band_quantiles=pl.when(shop_wide & low.is_not_null()).then(pl.lit(json.dumps(list(quantiles)))),
     )
+
+
+def list_uplift(outcomes: pl.DataFrame, contacted: int) -> ListUplift | None:
+    """The uplift of earlier lists that held someone out (`outcomes`: their members, as
+    assets.outreach.uplift.responses gives them), pooled, for an event whose lists contact `contacted`."""
+    if outcomes.is_empty() or not outcomes["held_out"].any():
+        return None
+    measured = uplift(outcomes.with_columns(all=pl.lit("all")), ["all"], {}, 0.0).row(0, named=True)
+    keys = {"buyers": "uplift", "revenue": "revenue_uplift", "orders": "orders_uplift"}
+    triples = {name: tuple(measured[f"{key}{end}"] for end in ("", "_low", "_high")) for name, key in keys.items()}
+    return ListUplift(contacted, **triples)
+
+
+def band_of(goals: pl.DataFrame) -> tuple[float, float] | None:
+    """The quantiles an event's planning bands span (campaigns.goals' `band_quantiles`), or None without bands."""
+    if "band_quantiles" not in goals.columns:  # goals planned before bands
+        return None
+    quantiles = goals["band_quantiles"].drop_nulls()
+    return tuple(json.loads(quantiles[0])) if len(quantiles) else None

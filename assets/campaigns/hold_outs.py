@@ -19,8 +19,12 @@ most the bounds allow, which still adds to its phase's and the event's pooled fi
 the earlier events' lists of the same phase and audience, else of the same audience, else all of them, pooled;
 without one that showed an uplift, the list holds out outreach.control.share."""
 
+from datetime import date
+
 import polars as pl
 from scipy import special
+
+from assets.outreach.uplift import responses
 
 ALPHA, POWER = 0.05, 0.80
 Z_ALPHA, Z_POWER = special.ndtri(1 - ALPHA / 2), special.ndtri(POWER)
@@ -132,3 +136,27 @@ def pooled_detectable(hold_outs: pl.DataFrame) -> float | None:
     held = (known["customers"] * known["control_share"]).sum()
     p0 = (known["customers"] * known["response_held_out"]).sum() / known["customers"].sum()
     return detectable_uplift(p0, known["customers"].sum() - held, held)
+
+
+def earlier_lists(targets: pl.DataFrame | None, orders: pl.DataFrame, response_days: int, before: date) -> pl.DataFrame:
+    """Each campaign list of `targets` (outreach.campaign_targets) whose response window closed before `before`,
+    with its members' outcomes (assets.outreach.uplift.responses): what a plan made on that day could know."""
+    if targets is None:
+        return pl.DataFrame()
+    closed = targets.filter(pl.col("contact_date") + pl.duration(days=response_days) <= before)
+    return responses(closed.with_columns(pl.col("held_out").fill_null(False)), orders, response_days, before)
+
+
+def list_counts(outcomes: pl.DataFrame) -> pl.DataFrame:
+    """One row per list of `earlier_lists`: event, phase, audience, contacted and held out, and the buyers of
+    each."""
+    if outcomes.is_empty():
+        return pl.DataFrame(schema={"event_id": pl.String, "phase": pl.String, "audience": pl.String,
+                                    **dict.fromkeys(["contacted", "held_out", "buyers_contacted",
+                                                     "buyers_held_out"], pl.Int64)})  # fmt: skip
+    contacted, bought = ~pl.col("held_out"), pl.col("bought")
+    return outcomes.group_by("event_id", "phase", "audience", maintain_order=True).agg(
+        contacted=contacted.sum().cast(pl.Int64), held_out=pl.col("held_out").sum().cast(pl.Int64),
+        buyers_contacted=(bought & contacted).sum().cast(pl.Int64),
+        buyers_held_out=(bought & pl.col("held_out")).sum().cast(pl.Int64),
+    )  # fmt: skip
