@@ -178,7 +178,7 @@ class EventSettings(_Strict):
     min_comparable_orders: int = Field(1, ge=1)  # an earlier event with fewer orders is never the comparable one
     # the planning band beside each goal (assets/campaigns/bands.py): these quantiles of this many simulated events
     band: tuple[float, float] = (0.1, 0.9)
-    band_draws: int = Field(400, ge=50)
+    band_draws: int = Field(200, ge=50)
     # phase -> audiences to reach: RFM classes (at the event's baseline), engaged, missed, new_buyers
     plan: dict[str, list[str]] = {
         "build_up": [],  # profile and tag: core.rfm holds the classes and tags

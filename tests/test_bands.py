@@ -13,7 +13,7 @@ from assets.campaigns.bands import (
 )
 from assets.customers.models import Customers, fit_bgnbd, fit_gammagamma
 
-SHOPS, CUSTOMERS, DRAWS, HORIZON = 60, 1000, 300, 8.0  # horizon in the unit of T (weeks, say)
+SHOPS, CUSTOMERS, DRAWS, HORIZON = 60, 1000, 200, 8.0  # horizon in the unit of T (weeks, say)
 
 
 def simulated_shop(purchase, spend, rng):

@@ -10,8 +10,9 @@ Each draw takes parameters of the purchase model (BG/NBD or Pareto/NBD) and of G
 that the fit's information matrix gives their logs (the likelihood's curvature at the fit, computed from the
 models' public likelihoods; the parameters are correlated, so their standard errors alone would not do), then
 for every customer known at the baseline: alive or not (P(alive) under those parameters), a purchase rate
-from its posterior Gamma(r + x, alpha + T), drop-out (BG/NBD: a probability from Beta(a, b + x), tried after
-each purchase; Pareto/NBD: a lifetime from Gamma(s, beta + T)), the purchases in the selling window, and spend
+from its posterior Gamma(r + x, alpha + T) (with Poisson purchases: negative binomial), drop-out (BG/NBD: a
+probability from Beta(a, b + x), tried after each purchase; Pareto/NBD: a lifetime from Gamma(s, beta + T)), the
+purchases in the selling window, and spend
 per purchase from Gamma-Gamma's posterior of the customer's mean. New buyers come from no fitted model: their
 count is Poisson around the goal and their spend Gamma-Gamma's for a customer without history. The outreach
 adds the uncertainty of the uplift the shop's past lists measured: contacted customers times an uplift drawn
@@ -141,18 +142,24 @@ def simulate_returning(
     spend = np.maximum(np.nan_to_num(shop.spend), 0)
     buyers, purchases, revenue = (np.empty(len(purchase_params)) for _ in range(3))
     for d, (params, (p, q, v)) in enumerate(zip(purchase_params, spend_params, strict=True)):
-        alive = rng.random(n) < COUNT_MODELS[model].p_alive(params, c)
-        rate = rng.gamma(params[0] + c.x, 1 / (params[1] + c.T)) * lift
-        if model == "bgnbd":  # drop-out after a purchase, with a probability from its posterior
-            drop = np.maximum(rng.beta(params[2], params[3] + c.x), 1e-12)
-            bought = np.minimum(rng.poisson(rate * t), rng.geometric(drop))
+        alive = np.flatnonzero(rng.random(n) < COUNT_MODELS[model].p_alive(params, c))  # the rest buy nothing
+        x, T = c.x[alive], c.T[alive]
+        if model == "bgnbd":
+            # Poisson purchases at a Gamma(r + x, alpha + T) rate: negative binomial; drop-out after a purchase,
+            # with a probability from its posterior Beta(a, b + x), stops those who would buy twice or more
+            bought = rng.negative_binomial(params[0] + x, (params[1] + T) / (params[1] + T + lift * t))
+            again = np.flatnonzero(bought > 1)
+            drop = np.maximum(rng.beta(params[2], params[3] + x[again]), 1e-12)
+            bought[again] = np.minimum(bought[again], rng.geometric(drop))
         else:  # a lifetime from the posterior of the death rate
-            lifetime = rng.exponential(1 / rng.gamma(params[2], 1 / (params[3] + c.T)))
+            rate = rng.gamma(params[0] + x, 1 / (params[1] + T)) * lift
+            lifetime = rng.exponential(1 / rng.gamma(params[2], 1 / (params[3] + T)))
             bought = rng.poisson(rate * np.minimum(t, lifetime))
-        bought = np.where(alive, bought, 0)
-        mean_spend_rate = rng.gamma(p * shop.purchases + q, 1 / (v + shop.purchases * spend))  # nu | history
-        spent = np.where(bought > 0, rng.gamma(np.maximum(bought * p, 1e-12), 1 / mean_spend_rate), 0.0)
-        buyers[d], purchases[d], revenue[d] = (bought > 0).sum(), bought.sum(), spent.sum()
+        who = alive[bought > 0]
+        count, paid = shop.purchases[who], spend[who]
+        mean_spend_rate = rng.gamma(p * count + q, 1 / (v + count * paid))  # nu | history
+        spent = rng.gamma(bought[bought > 0] * p, 1 / mean_spend_rate)
+        buyers[d], purchases[d], revenue[d] = len(who), bought.sum(), spent.sum()
     return {"buyers": buyers, "purchases": purchases, "revenue": revenue}
 
 
@@ -228,10 +235,7 @@ def with_bands(
             comparable_actual=pl.lit(None, pl.Float64),
             formula=pl.lit(" + ".join(f"{p} goal" for p in parts)),
         )  # fmt: skip
-        for total, parts in (
-            ("buyers", ("new_buyers", "returning_buyers")),
-            ("revenue", ("revenue_new", "revenue_returning")),
-        )  # fmt: skip
+        for total, parts in TOTALS.items()
         if total in bands and total not in set_as and all(p in set_as for p in parts)
     ]
     goals = pl.concat([goals, *totals])
