@@ -1,9 +1,14 @@
 """Planning bands (assets/campaigns/bands.py): a 10-90 band holds the simulated truth about 80% of the time."""
 
+import re
+from html import unescape
+
 import numpy as np
+import polars as pl
 from scipy import stats
 
 from assets.campaigns.bands import (
+    BANDED,
     Shop,
     band,
     parameter_draws,
@@ -12,6 +17,10 @@ from assets.campaigns.bands import (
     spend_likelihood,
 )
 from assets.customers.models import Customers, fit_bgnbd, fit_gammagamma
+from pipelines.calendar import comparable
+from reports import review
+from reports.translations import TEXT
+from tests.conftest import table
 
 SHOPS, CUSTOMERS, DRAWS, HORIZON = 60, 1000, 200, 8.0  # horizon in the unit of T (weeks, say)
 
@@ -60,8 +69,63 @@ def test_a_10_90_band_from_the_fit_holds_the_simulated_truth_about_80_percent_of
         spend_draws = parameter_draws(spend_fit, spend_likelihood(shop), DRAWS, rng)
         simulated = simulate_returning("bgnbd", purchase_draws, spend_draws, shop, HORIZON, 1.0, rng)
         for measure, value in truth.items():
-            low, high = band(simulated[measure], None, (0.1, 0.9))
+            low, high = band(simulated[measure], (0.1, 0.9))
             held[measure] += low <= value <= high
     lowest, highest = stats.binom.ppf([0.001, 0.999], SHOPS, 0.8)
     assert all(lowest <= count <= highest for count in held.values()), held
     assert 0.7 <= sum(held.values()) / (3 * SHOPS) <= 0.9, held
+
+
+def test_the_goals_carry_their_band_and_the_review_places_each_result_in_either_language(two_years):
+    """double11-2024 is planned from double11-2023 with the models fitted on its baseline: each banded goal lies
+    inside its band, and the review (both languages) says of each headline result whether it fell inside, above
+    or below, as an independent comparison of campaigns.results' actual with the band says."""
+    goals = table(two_years, "campaigns.goals").filter(
+        (pl.col("event_id") == "double11-2024") & pl.col("rfm_class").is_null()
+    )
+    banded = goals.filter(pl.col("band_low").is_not_null())
+    assert set(banded["measure"]) == set(BANDED)  # buyers and revenue got rows of their own
+    assert (banded["band_low"] <= banded["goal"]).all() and (banded["goal"] <= banded["band_high"]).all()
+    assert banded["band_quantiles"].unique().to_list() == ["[0.1, 0.9]"]
+
+    results = table(two_years, "campaigns.results").filter(
+        (pl.col("event_id") == "double11-2024") & (pl.col("section") == "event") & pl.col("band_low").is_not_null()
+    )
+    where = {
+        m: "band_below" if actual < low else "band_above" if actual > high else "band_inside"
+        for m, actual, low, high in results.select("measure", "actual", "band_low", "band_high").rows()
+    }
+    event = {e.id: e for e in two_years.calendar()}["double11-2024"]
+    calendar = two_years.calendar()
+    for language in ("en", "zh"):
+        html = review.review_html(
+            "shop", "CNY", language, event, comparable(event, calendar), calendar,
+            table(two_years, "campaigns.results").filter(pl.col("event_id") == event.id), band=(0.1, 0.9),
+        )  # fmt: skip
+        words = TEXT[language]
+        rows = goal_basis_rows(html)
+        for measure in review.HEADLINE:
+            assert rows[words["measure_" + measure]][-1] == words[where[measure]], (language, measure)
+        assert words["band"].format(low=10, high=90) in html
+
+
+def goal_basis_rows(html: str) -> dict[str, list[str]]:
+    """The goal-basis table's rows: the measure's name -> its cells as text."""
+    table_html = html.split('<table class="goal-basis">')[1].split("</table>")[0]
+    rows = {}
+    for row in table_html.split("<tr>")[2:]:
+        cells = [unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in row.split("<td")[1:]]
+        cells = [cell.split(">", 1)[1] if ">" in cell else cell for cell in cells]
+        rows[cells[0]] = cells
+    return rows
+
+
+def test_the_plan_report_shows_each_goal_with_its_band_in_either_language(two_years):
+    goals = table(two_years, "campaigns.goals").filter(
+        (pl.col("event_id") == "double11-2024") & (pl.col("measure") == "returning_buyers")
+    )
+    low, high = goals.select("band_low", "band_high").row(0)
+    for language in ("en", "zh"):
+        html = (two_years.output / "reports" / f"plan-double11-2024.{language}.html").read_text(encoding="utf-8")
+        assert TEXT[language]["plan_title"] in html and TEXT[language]["band"].format(low=10, high=90) in html
+        assert f"{low:,.0f} – {high:,.0f}" in html

@@ -19,8 +19,9 @@ adds the uncertainty of the uplift the shop's past lists measured: contacted cus
 from the normal of its 95% interval, centred on nought (the comparable event's lists are in the goal already).
 
 An event's sales are not a quiet stretch: the purchase rate in the window is the model's times an event lift
-that makes the expected returning buyers equal the goal, and every measure's draws are then scaled so that
-their mean is the goal. The band is centred on the goal and takes its width from the models: it says how far
+that makes the expected returning buyers equal the goal, and each count's and revenue's draws are then scaled
+so that their mean is the goal (order value follows as their revenue per order, in the ratio its goal bears to
+the revenue goal over the orders goal). The band is centred on the goal and takes its width from the models: it says how far
 an event planned as the goal says may land by chance, not whether the goal's growth factors are right.
 """
 
@@ -174,9 +175,8 @@ def simulate_new(spend_params: np.ndarray, expected_buyers: float, rng: np.rando
     return {"buyers": buyers, "revenue": revenue}
 
 
-def band(draws: np.ndarray, goal: float | None, quantiles: tuple[float, float]) -> tuple[float, float]:
-    """The quantiles of `draws` scaled so that their mean is the goal (`scale_to`)."""
-    low, high = np.quantile(scale_to(draws, goal), quantiles)
+def band(draws: np.ndarray, quantiles: tuple[float, float]) -> tuple[float, float]:
+    low, high = np.quantile(draws, quantiles)
     return float(low), float(high)
 
 
@@ -207,11 +207,16 @@ def planning_bands(
         for measure, (mean, low, high) in (("returning_buyers", uplift.buyers), ("revenue_returning", uplift.revenue),
                                            ("orders", uplift.orders)):  # fmt: skip
             if None not in (mean, low, high):
-                figures[measure] = figures[measure] + uplift.contacted * rng.normal(0, (high - low) / (2 * Z_95), draws)
+                change = uplift.contacted * rng.normal(0, (high - low) / (2 * Z_95), draws)
+                figures[measure] = np.maximum(figures[measure] + change, 0)
     figures["buyers"] = figures["new_buyers"] + figures["returning_buyers"]
     figures["revenue"] = figures["revenue_new"] + figures["revenue_returning"]
-    figures["average_order_value"] = figures["revenue"] / np.maximum(figures["orders"], 1)
-    return {m: band(figures[m], goals[m], quantiles) for m in BANDED if goals.get(m) is not None}
+    # the order-value goal is not the revenue goal over the orders goal (new and returning buyers' spend grow
+    # apart): the draws' revenue per order takes the same ratio to it
+    per_order = [goals.get(m) for m in ("average_order_value", "revenue", "orders")]
+    mix = per_order[0] / (per_order[1] / per_order[2]) if all(per_order) else 1.0
+    figures["average_order_value"] = figures["revenue"] / np.maximum(figures["orders"], 1) * mix
+    return {m: band(figures[m], quantiles) for m in BANDED if goals.get(m) is not None}
 
 
 def scale_to(draws: np.ndarray, goal: float | None) -> np.ndarray:
