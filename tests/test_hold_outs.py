@@ -1,12 +1,25 @@
 """Hold-outs sized to tell (assets/campaigns/hold_outs.py)."""
 
+from html import unescape
+
 import numpy as np
 import polars as pl
 import pytest
 
-from assets.campaigns.hold_outs import control_size, needed_share, size_hold_outs
+from assets.campaigns.hold_outs import (
+    control_size,
+    detectable_uplift,
+    needed_share,
+    pooled_detectable,
+    size_hold_outs,
+)
 from assets.outreach.uplift import SIGNIFICANCE, fisher_p, newcombe_interval
+from pipelines.control import assign
 from pipelines.settings import ControlSettings
+from reports.outreach import tell_sentence
+from reports.plan import pooling_advice
+from reports.translations import TEXT
+from tests.conftest import table
 
 
 def test_control_size_worked_by_hand():
@@ -86,3 +99,57 @@ def test_each_list_is_sized_by_its_closest_comparable_lists_within_the_bounds():
     tiny = sized["warm_up/potential"]  # nothing of its audience: every earlier list, pooled; under min_list_size
     assert tiny["basis"] == "all" and tiny["comparable_lists"] == 2 and tiny["control_share"] == 0.0
     assert tiny["response_held_out"] == pytest.approx(110 / 1100)
+
+
+def test_a_larger_share_holds_out_the_same_customers_and_more():
+    """The BLAKE2b draw is kept: a list's own share only moves the cut, so re-runs give the same groups and a
+    list sized up holds out everyone it held out before."""
+    ids = pl.DataFrame({"customer_id": [f"C{i:07d}" for i in range(5000)], "list": "double11-2024/warm_up"})
+    control = ControlSettings(share=0.1)
+    drawn = {
+        share: assign(ids, pl.col("list"), ["list"], control, pl.lit(share)).filter("held_out")["customer_id"]
+        for share in (0.1, 0.25)
+    }
+    assert set(drawn[0.1]) < set(drawn[0.25])
+    assert 400 < len(drawn[0.1]) < 600 and 1100 < len(drawn[0.25]) < 1400  # 10% and 25% of 5,000, give or take
+    # the default share, without a list's own, draws exactly the same customers
+    assert assign(ids, pl.col("list"), ["list"], control).filter("held_out")["customer_id"].equals(drawn[0.1])
+
+
+def test_no_list_that_can_tell_gets_advice_to_pool():
+    """Two lists of 300 over 10% with an expected uplift of 3 points: neither can tell; pooled, 600 customers
+    with 30% held out."""
+    lists = pl.DataFrame({"event_id": "e", "phase": ["warm_up", "sprint"], "audience": ["potential", "engaged"],
+                          "customers": [300, 300]})  # fmt: skip
+    past = pl.DataFrame({"phase": ["warm_up"], "audience": ["potential"], "contacted": [900], "held_out": [100],
+                         "buyers_contacted": [117], "buyers_held_out": [10]})  # fmt: skip
+    control = ControlSettings(share=0.1, min_list_size=100, min_share=0.05, max_share=0.3)
+    sized = size_hold_outs(lists, past, control)
+    assert not sized["can_tell"].any() and sized["control_share"].to_list() == [0.3, 0.3]
+    pooled = pooled_detectable(sized)
+    assert pooled == pytest.approx(detectable_uplift(0.1, 600 * 0.7, 600 * 0.3))
+    for language in ("en", "zh"):
+        advice = pooling_advice(sized, pooled, TEXT[language])
+        assert advice == TEXT[language]["none_can_tell"].format(points=f"{pooled * 100:.1f}")
+        alone = TEXT[language]["too_small_to_tell"].format(
+            points=f"{sized['detectable_uplift'][0] * 100:.1f}", uplift="3.0"
+        )
+        assert tell_sentence(sized.row(0, named=True), TEXT[language]) == alone
+
+
+def test_each_list_says_in_advance_what_it_can_tell_in_either_language(two_years):
+    """double11-2024's lists are sized by double11-2023's: campaigns.hold_outs has a row per list, each list
+    holds out its row's share (the settings' 10%, no bounds being set; none under min_list_size), and the plan
+    says in advance what each can tell."""
+    targets = table(two_years, "outreach.campaign_targets").filter(pl.col("event_id") == "double11-2024")
+    sized = table(two_years, "campaigns.hold_outs").filter(pl.col("event_id") == "double11-2024")
+    made = targets.group_by("phase", "audience").agg(customers=pl.len(), held=pl.col("held_out").sum())
+    joined = made.join(sized, on=["phase", "audience"], how="full", coalesce=True)
+    assert joined.height == sized.height == made.height and (joined["customers"] == joined["customers_right"]).all()
+    big = joined["customers"] >= two_years.outreach.control.min_list_size  # a smaller list holds out nobody
+    assert joined["control_share"].to_list() == [0.1 if enough else 0.0 for enough in big]
+    assert ((joined["held"] > 0) == big).all() and big.any() and set(sized["basis"]) <= {"phase+audience", "all"}
+    for language in ("en", "zh"):
+        html = unescape((two_years.output / "reports" / f"plan-double11-2024.{language}.html").read_text("utf-8"))
+        for row in sized.iter_rows(named=True):
+            assert tell_sentence(row, TEXT[language]) in html
