@@ -16,6 +16,7 @@ from assets.campaigns.hold_outs import (
 from assets.outreach.uplift import SIGNIFICANCE, fisher_p, newcombe_interval
 from pipelines.control import assign
 from pipelines.settings import ControlSettings
+from reports import review
 from reports.outreach import tell_sentence
 from reports.plan import pooling_advice
 from reports.translations import TEXT
@@ -149,7 +150,16 @@ def test_each_list_says_in_advance_what_it_can_tell_in_either_language(two_years
     big = joined["customers"] >= two_years.outreach.control.min_list_size  # a smaller list holds out nobody
     assert joined["control_share"].to_list() == [0.1 if enough else 0.0 for enough in big]
     assert ((joined["held"] > 0) == big).all() and big.any() and set(sized["basis"]) <= {"phase+audience", "all"}
+    event = {e.id: e for e in two_years.calendar()}["double11-2024"]
+    results = table(two_years, "campaigns.results").filter(pl.col("event_id") == event.id)
+    measured = set(results.filter(pl.col("section") == "outreach").select("dimension", "detail").rows())
+    assert measured
     for language in ("en", "zh"):
+        words = TEXT[language]
         html = unescape((two_years.output / "reports" / f"plan-double11-2024.{language}.html").read_text("utf-8"))
+        review_page = unescape(review.review_html(
+            "shop", "CNY", language, event, None, two_years.calendar(), results, hold_outs=sized))  # fmt: skip
         for row in sized.iter_rows(named=True):
-            assert tell_sentence(row, TEXT[language]) in html
+            assert tell_sentence(row, words) in html
+            if (row["phase"], row["audience"]) in measured:  # the review repeats the plan beside what it told
+                assert words["planned_to_tell"].format(sentence=tell_sentence(row, words)) in review_page
