@@ -15,12 +15,12 @@ from assets.campaigns.hold_outs import (
 )
 from assets.outreach.uplift import SIGNIFICANCE, fisher_p, newcombe_interval
 from pipelines.control import assign
-from pipelines.settings import ControlSettings
+from pipelines.settings import ControlSettings, SettingsError
 from reports import review
 from reports.outreach import tell_sentence
 from reports.plan import pooling_advice
 from reports.translations import TEXT
-from tests.conftest import table
+from tests.conftest import shop, table
 
 
 def test_control_size_worked_by_hand():
@@ -163,3 +163,17 @@ def test_each_list_says_in_advance_what_it_can_tell_in_either_language(two_years
             assert tell_sentence(row, words) in html
             if (row["phase"], row["audience"]) in measured:  # the review repeats the plan beside what it told
                 assert words["planned_to_tell"].format(sentence=tell_sentence(row, words)) in review_page
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"outreach": {"control": {"min_share": 0.4, "max_share": 0.3}}},
+         r"outreach.control: .*min_share 0.4 is above max_share 0.3"),
+        ({"outreach": {"control": {"min_share": 0.1}}}, r"outreach.control: .*set both or neither"),
+        ({"events": {"band": [0.9, 0.1]}}, r"events: .*band: \[0.9, 0.1\]; expected two quantiles"),
+    ],
+)  # fmt: skip
+def test_wrong_bounds_or_band_name_their_key(tmp_path, overrides, message):
+    with pytest.raises(SettingsError, match=message):
+        shop(tmp_path, **overrides)
