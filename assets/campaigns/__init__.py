@@ -1,6 +1,6 @@
-"""Sales events: a baseline of customers, goals from the comparable event, who to talk to in
-each phase (`outreach.campaign_targets`), and, once the after-glow is over, the results. One
-static partition per event id."""
+"""Sales events: a baseline of customers, goals from the comparable event with their planning bands, who to talk
+to in each phase (`outreach.campaign_targets`) with control groups sized to tell (`campaigns.hold_outs`), the
+plan report, and, once the after-glow is over, the results. One static partition per event id."""
 
 import json
 
@@ -70,7 +70,8 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             "Customers as of an event's first build-up day, from staging.orders: one row per event and customer.")),
         dg.AssetSpec(key(GOALS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day], description=(
             "Goals from the comparable event, from staging.orders and campaigns.baselines: one row per event and "
-            "measure (and class), with the formula and its inputs.")),
+            "measure (and class), with the formula, its inputs and a planning band from the models fitted on the "
+            "baseline.")),
         dg.AssetSpec(key(HOLD_OUTS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day], description=(
             "Each campaign list's control group sized to tell, from outreach.campaign_targets of earlier events and "
             "staging.orders: one row per event, phase and audience.")),

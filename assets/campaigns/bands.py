@@ -21,8 +21,9 @@ from the normal of its 95% interval, centred on nought (the comparable event's l
 An event's sales are not a quiet stretch: the purchase rate in the window is the model's times an event lift
 that makes the expected returning buyers equal the goal, and each count's and revenue's draws are then scaled
 so that their mean is the goal (order value follows as their revenue per order, in the ratio its goal bears to
-the revenue goal over the orders goal). The band is centred on the goal and takes its width from the models: it says how far
-an event planned as the goal says may land by chance, not whether the goal's growth factors are right.
+the revenue goal over the orders goal). The band is centred on the goal and takes its width from the models: it
+says how far an event planned as the goal says may land by chance, not whether the goal's growth factors are
+right.
 """
 
 import json

@@ -55,7 +55,7 @@ def needed_share(customers: int, p0: float, uplift: float) -> float | None:
     detect `uplift` over `p0`; None when no share does. The hash draws each customer apart, so a share s holds
     out Binomial(customers, s) of them: the share is one whose group reaches the size in 97.5% of draws."""
     for step in range(1, round(0.5 / SHARE_STEP) + 1):
-        share = step * SHARE_STEP
+        share = round(step * SHARE_STEP, 3)
         fewest = share * customers - Z_ALPHA * (customers * share * (1 - share)) ** 0.5
         if fewest >= control_size(p0, uplift, (1 - share) / share):
             return share
