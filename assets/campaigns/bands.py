@@ -2,9 +2,8 @@
 
 By simulation, not a closed form: an event's figures are sums over thousands of customers who differ in rate,
 drop-out and spend, times parameters the fit knows only within their errors, and revenue is skewed (Gamma
-spend); the quantiles of such a sum have no closed form, and a normal approximation would put the low end of
-a small shop's revenue too low and the high end too close. A few hundred draws of the whole shop take under
-a second.
+spend); the quantiles of such a sum have no closed form, and a normal approximation would miss revenue's skew.
+The default 200 draws of a shop of 16,000 customers take about 1.5 s.
 
 Each draw takes parameters of the purchase model (BG/NBD or Pareto/NBD) and of Gamma-Gamma from the normal
 that the fit's information matrix gives their logs (the likelihood's curvature at the fit, computed from the
@@ -12,9 +11,9 @@ models' public likelihoods; the parameters are correlated, so their standard err
 for every customer known at the baseline: alive or not (P(alive) under those parameters), a purchase rate
 from its posterior Gamma(r + x, alpha + T) (with Poisson purchases: negative binomial), drop-out (BG/NBD: a
 probability from Beta(a, b + x), tried after each purchase; Pareto/NBD: a lifetime from Gamma(s, beta + T)), the
-purchases in the selling window, and spend
-per purchase from Gamma-Gamma's posterior of the customer's mean. New buyers come from no fitted model: their
-count is Poisson around the goal and their spend Gamma-Gamma's for a customer without history. The outreach
+purchases in the selling window, and spend per purchase from Gamma-Gamma's posterior of the customer's mean.
+New buyers come from no fitted model: their count is Poisson around the goal and their spend Gamma-Gamma's for a
+customer without history. The outreach
 adds the uncertainty of the uplift the shop's past lists measured: contacted customers times an uplift drawn
 from the normal of its 95% interval, centred on nought (the comparable event's lists are in the goal already).
 
