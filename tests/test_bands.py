@@ -133,9 +133,7 @@ def test_the_plan_report_shows_each_goal_with_its_band_in_either_language(two_ye
         assert f"{low:,.0f} – {high:,.0f}" in html
 
 
-@pytest.mark.parametrize(
-    ("model", "params"), [("bgnbd", (0.6, 8.0, 0.9, 3.0)), ("paretonbd", (0.6, 8.0, 0.8, 12.0))]
-)
+@pytest.mark.parametrize(("model", "params"), [("bgnbd", (0.6, 8.0, 0.9, 3.0)), ("paretonbd", (0.6, 8.0, 0.8, 12.0))])
 def test_the_simulated_purchases_average_what_the_model_expects(model, params):
     """At fixed parameters, the mean of the simulated purchases in the next 8 units is the sum of the customers'
     expected purchases in closed form (models.py: P(alive) x purchases while alive), within 3% (the mean of 400

@@ -13,9 +13,9 @@ from its posterior Gamma(r + x, alpha + T) (with Poisson purchases: negative bin
 probability from Beta(a, b + x), tried after each purchase; Pareto/NBD: a lifetime from Gamma(s, beta + T)), the
 purchases in the selling window, and spend per purchase from Gamma-Gamma's posterior of the customer's mean.
 New buyers come from no fitted model: their count is Poisson around the goal and their spend Gamma-Gamma's for a
-customer without history. The outreach
-adds the uncertainty of the uplift the shop's past lists measured: contacted customers times an uplift drawn
-from the normal of its 95% interval, centred on nought (the comparable event's lists are in the goal already).
+customer without history. The outreach adds the uncertainty of the uplift the shop's past lists measured:
+contacted customers times an uplift drawn from the normal of its 95% interval, centred on nought (the comparable
+event's lists are in the goal already).
 
 An event's sales are not a quiet stretch: the purchase rate in the window is the model's times an event lift
 that makes the expected returning buyers equal the goal, and each count's and revenue's draws are then scaled
