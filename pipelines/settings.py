@@ -208,6 +208,9 @@ class EventSettings(_Strict):
     growth_rate: float | None = None  # e.g. 0.1 for +10%; default: measured over the trailing quarter
     default_goals: dict[str, float] = {}  # goals for an event with no comparable one before it
     min_comparable_orders: int = Field(1, ge=1)  # an earlier event with fewer orders is never the comparable one
+    # the planning band beside each goal (assets/campaigns/bands.py): these quantiles of this many simulated events
+    band: tuple[float, float] = (0.1, 0.9)
+    band_draws: int = Field(200, ge=50)
     # phase -> audiences to reach: RFM classes (at the event's baseline), engaged, missed, new_buyers
     plan: dict[str, list[str]] = {
         "build_up": [],  # profile and tag: core.rfm holds the classes and tags
@@ -218,6 +221,8 @@ class EventSettings(_Strict):
 
     @model_validator(mode="after")
     def _plan(self) -> EventSettings:
+        if not 0 < self.band[0] < self.band[1] < 1:
+            raise ValueError(f"band: {list(self.band)}; expected two quantiles, 0 < low < high < 1, e.g. [0.1, 0.9]")
         for phase in self.plan:
             if phase not in ("build_up", "warm_up", "sprint", "after_glow"):
                 raise ValueError(f"plan: unknown phase {phase!r}")
@@ -335,6 +340,18 @@ class ControlSettings(_Strict):
     min_list_size: int = Field(100, ge=1)  # a smaller list holds out nobody (too few to tell anyway)
     global_share: float = Field(0.0, ge=0, lt=1)  # of all customers, held out of every list; 0: off
     seed: int = 0  # the shop's seed of the assignment hash
+    # a campaign list's share follows the size it needs to tell (assets/campaigns/hold_outs.py) within these
+    # bounds; unset: every list holds out `share`, and the reports still say what that can tell
+    min_share: float | None = Field(None, ge=0, lt=1)
+    max_share: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ControlSettings:
+        if (self.min_share is None) != (self.max_share is None):
+            raise ValueError("min_share and max_share: set both or neither")
+        if self.min_share is not None and self.min_share > self.max_share:
+            raise ValueError(f"min_share {self.min_share} is above max_share {self.max_share}")
+        return self
 
 
 class OfferSettings(_Strict):

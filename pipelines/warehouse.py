@@ -273,6 +273,13 @@ def write_rows(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFram
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
         conn.register("incoming", frame.to_arrow())
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+        schema, name = table.split(".")
+        present = {row[0] for row in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, name]
+        ).fetchall()}  # fmt: skip
+        for added, kind, *_ in conn.sql("DESCRIBE incoming").fetchall():  # a table an older version made
+            if added not in present:
+                conn.execute(f'ALTER TABLE {table} ADD COLUMN "{added}" {kind}')
         conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
         conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
         conn.unregister("incoming")

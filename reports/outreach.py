@@ -90,3 +90,19 @@ def audience_lines(measured: pl.DataFrame, language: str, audience_labels: dict[
         return audience_name(value, language, audience_labels), False
 
     return uplift_lines(rows, [label(*row) for row in rows.select("dimension", "value").rows()])
+
+
+def points(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate * 100:.1f}"
+
+
+def tell_sentence(row: dict, t: dict) -> str:
+    """What a list (a campaigns.hold_outs row) will be able to tell, said before it goes out."""
+    detectable, uplift = row["detectable_uplift"], row["expected_uplift"]
+    if detectable is None:
+        return t["too_small_at_all"]
+    if uplift is None or uplift <= 0:
+        return t["too_small_no_uplift"].format(points=points(detectable))
+    if row["can_tell"]:
+        return t["can_detect"].format(points=points(detectable), uplift=points(uplift))
+    return t["too_small_to_tell"].format(points=points(detectable), uplift=points(uplift))

@@ -10,8 +10,7 @@ import polars as pl
 from assets.customers.analysis import top_customers
 from assets.customers.lifecycle import STAGES
 from reports.outreach import audience_lines, reminder_lines, uplift_chart
-from reports.render import bar_chart, render
-from reports.review import figure
+from reports.render import bar_chart, figure, render
 from reports.translations import CHANNEL_NAMES, CLASS_NAMES, TEXT
 from reports.trends import change
 

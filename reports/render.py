@@ -110,3 +110,14 @@ def render(template: str, language: str, **context) -> str:
             t=TEXT[language], actions=ACTIONS[language], language=language, mask=mask, font_stack=FONT_STACK, **context
         )
     )
+
+
+def figure(measure: str, value: float | None) -> str:
+    """A figure as a reader wants it: money and counts whole, ratios with decimals, rates in percent."""
+    if value is None:
+        return "–"
+    if "rate" in measure:
+        return f"{value:.1%}"
+    if measure in ("average_order_value", "items_per_order"):
+        return f"{value:,.2f}"
+    return f"{value:,.0f}"

@@ -8,8 +8,8 @@ import pygal
 from assets.campaigns.goals import TRAILING_DAYS
 from assets.campaigns.results import BUILD_UP_NEWCOMERS
 from pipelines.calendar import Event
-from reports.outreach import campaign_lines, uplift_chart
-from reports.render import chart, money, render
+from reports.outreach import campaign_lines, tell_sentence, uplift_chart
+from reports.render import chart, figure, money, render
 from reports.translations import CLASS_NAMES, TEXT
 
 HEADLINE = ("revenue", "buyers", "new_buyers", "returning_buyers", "orders", "average_order_value")
@@ -22,10 +22,12 @@ def review_html(
     shop: str, currency: str, language: str, event: Event, comparable: Event | None, calendar: list[Event],
     results: pl.DataFrame, passed_over: list[Event] = (), response_days: int = 14, growth: dict | None = None,
     tier_moves: dict | None = None, audience_labels: dict[str, str] | None = None,
+    band: tuple[float, float] | None = None, hold_outs: pl.DataFrame | None = None,
 ) -> str:  # fmt: skip
     """The review's HTML; `growth` the goals' inputs (assets.campaigns.goals.growth_of): how they were scaled;
     `tier_moves` the migration between member tiers (reports.tiers.tier_migration_section), None without tiers;
-    `audience_labels`: the shop's own audiences' labels (settings: audiences)."""
+    `audience_labels`: the shop's own audiences' labels (settings: audiences); `band` the planning band's
+    quantiles; `hold_outs` campaigns.hold_outs: what each list was sized to tell."""
     t, names = TEXT[language], CLASS_NAMES[language]
 
     def section(name: str) -> pl.DataFrame:
@@ -44,6 +46,7 @@ def review_html(
     for row in overall.values():  # beside each goal: the comparable's actual, the goal's growth on it, ours
         row["goal_growth"] = ratio(row["goal"], row["comparable"])
         row["change"] = None if row["comparable"] is None else ratio(row["actual"], row["comparable"])
+        row["band_where"] = band_where(row)
     phases, days, classes = wide("phase"), wide("day"), wide("class")
     labels = {e.id: e.label for e in calendar}
 
@@ -113,6 +116,11 @@ def review_html(
     categories = section("category").pivot(on="measure", index="dimension", values="actual")
     quality = wide("quality")
     lines = campaign_lines(results, language, audience_labels)
+    if hold_outs is not None:  # what each list was planned to tell, beside what it told
+        planned = {(row["phase"], row["audience"]): row for row in hold_outs.iter_rows(named=True)}
+        for line in lines:
+            row = planned.get((line["dimension"], line["detail"]))
+            line["planned"] = t["planned_to_tell"].format(sentence=tell_sentence(row, t)) if row else None
     outreach = {"title": t["outreach_title"], "intro": t["outreach_intro"].format(days=response_days),
                 "lines": lines, "chart": uplift_chart(lines, language)}  # fmt: skip
     return render(
@@ -135,7 +143,17 @@ def review_html(
         reasons=[(reason, int(m["rows"]["actual"])) for reason, m in quality.items()],
         daily_chart=daily, goal_chart=goal_chart, migration_chart=migration_chart, figure=figure, outreach=outreach,
         growth_basis=growth_basis(growth or {}, comparable, t), factor=factor, tier_moves=tier_moves,
+        band_title=t["band"].format(low=round(band[0] * 100), high=round(band[1] * 100)) if band else None,
+        band_share=f"{band[1] - band[0]:.0%}" if band else None,
     )  # fmt: skip
+
+
+def band_where(row: dict) -> str | None:
+    """Where a result fell against its planning band: inside, above or below; None without a band."""
+    low, high = row.get("band_low"), row.get("band_high")
+    if low is None or high is None:
+        return None
+    return "band_below" if row["actual"] < low else "band_above" if row["actual"] > high else "band_inside"
 
 
 def class_total(classes) -> dict:
@@ -184,14 +202,3 @@ def goal_attainment_chart(attained: list[tuple[str, float]], name: str) -> str:
         y_labels=[step / 4 for step in range(int(top * 4) + 2)], y_labels_major=[1.0],
         css=["{{id}}.axis.y path.major { stroke: #222; stroke-width: 2; stroke-dasharray: none; }"],
     )  # fmt: skip
-
-
-def figure(measure: str, value: float | None) -> str:
-    """A figure as a reader wants it: money and counts whole, ratios with decimals, rates in percent."""
-    if value is None:
-        return "–"
-    if "rate" in measure:
-        return f"{value:.1%}"
-    if measure in ("average_order_value", "items_per_order"):
-        return f"{value:,.2f}"
-    return f"{value:,.0f}"

@@ -64,6 +64,52 @@ TEXT = {
         "comparable_line": "{event}: {actual} · this event {change} · goal {goal}",
         "goal_basis_title": "How the goals were set",
         "goal_growth": "Goal on it",
+        "band": "Planning band ({low}th–{high}th percentile)",
+        "band_where": "Result",
+        "band_inside": "inside the band",
+        "band_above": "above the band",
+        "band_below": "below the band",
+        "band_line": "band {low} – {high}: {where}",
+        "band_note": (
+            "The planning band was set before the event, from the shop's purchase and spend models fitted on what "
+            "it knew at the baseline and the uplift its earlier lists measured: an event planned as the goals say "
+            "lands inside it {share} of the time. It tells chance apart from a real miss or a real win; it does not "
+            "check the growth the goals assumed."
+        ),
+        "no_band": "no band",
+        "no_band_reason": "No planning bands: {reason}",
+        "plan_title": "Event plan",
+        "plan_intro": (
+            "Made before the event from what the shop knew on {day}. Each goal has the band an event planned "
+            "this way is likely to land in; each list has a control group sized to tell what its messages change."
+        ),
+        "plan_goals": "Goals and planning bands",
+        "plan_lists": "Lists and what their control groups can tell",
+        "plan_no_lists": "No list is made yet: each phase's list is made once the data reach its first day.",
+        "audience": "Audience",
+        "control_share": "Held out",
+        "sized_by": "Sized by",
+        "basis_phase+audience": "same phase and audience, {n} earlier lists",
+        "basis_audience": "same audience, {n} earlier lists",
+        "basis_all": "all {n} earlier lists",
+        "basis_none": "no earlier list",
+        "can_tell": "What it can tell",
+        "can_detect": "can detect an uplift of {points} points or more (earlier lists: {uplift})",
+        "too_small_to_tell": (
+            "too small to tell {uplift} points (it could detect {points}): pool it with its phase's lists, or "
+            "hold out one global control group across the event's phases"
+        ),
+        "too_small_no_uplift": "can detect {points} points or more; earlier lists showed no uplift to size for",
+        "too_small_at_all": "too small to tell anything alone: pool it",
+        "none_can_tell": (
+            "No list of this event can tell its uplift alone. Pooled, its lists can detect {points} points; or hold "
+            "out one global control group across the event's phases (outreach.control.global_share)."
+        ),
+        "none_can_tell_at_all": (
+            "No list of this event can tell its uplift alone: pool them, or hold out one global control group "
+            "across the event's phases (outreach.control.global_share)."
+        ),
+        "planned_to_tell": "planned: {sentence}",
         "this_event_column": "This event",
         "change_on_comparable": "This event on it",
         "growth_measured": (
@@ -331,6 +377,50 @@ TEXT = {
         "comparable_line": "{event}：{actual} · 本次 {change} · 目标 {goal}",
         "goal_basis_title": "目标如何制定",
         "goal_growth": "目标相对其倍数",
+        "band": "规划区间（第 {low} 至第 {high} 百分位）",
+        "band_where": "结果",
+        "band_inside": "在区间内",
+        "band_above": "高于区间",
+        "band_below": "低于区间",
+        "band_line": "区间 {low} – {high}：{where}",
+        "band_note": (
+            "规划区间在活动前制定：依据店铺在基准日所知数据拟合的购买与消费模型，以及以往名单实测的提升。按目标规划的活动，"
+            "有 {share} 的可能落在区间内。区间用来区分偶然波动与真正的未达标或超额，并不检验目标所假设的增长。"
+        ),
+        "no_band": "无区间",
+        "no_band_reason": "无规划区间：{reason}",
+        "plan_title": "活动规划",
+        "plan_intro": (
+            "于活动前依据店铺截至 {day} 的数据制定。每项目标附有按此规划的活动可能落入的区间；"
+            "每份名单的对照组按能否判断消息效果来定大小。"
+        ),
+        "plan_goals": "目标与规划区间",
+        "plan_lists": "名单及其对照组能判断什么",
+        "plan_no_lists": "尚未生成名单：每个阶段的名单在数据到达该阶段首日时生成。",
+        "audience": "人群",
+        "control_share": "留出比例",
+        "sized_by": "参照",
+        "basis_phase+audience": "以往同阶段同人群的 {n} 份名单",
+        "basis_audience": "以往同人群的 {n} 份名单",
+        "basis_all": "以往全部 {n} 份名单",
+        "basis_none": "无以往名单",
+        "can_tell": "能判断什么",
+        "can_detect": "能检测出 {points} 个百分点及以上的提升（以往名单：{uplift}）",
+        "too_small_to_tell": (
+            "规模太小，无法判断 {uplift} 个百分点的提升（只能检测 {points}）：请与同阶段名单合并计算，"
+            "或在活动各阶段设一个全局对照组"
+        ),
+        "too_small_no_uplift": "能检测出 {points} 个百分点及以上的提升；以往名单未显示可依据的提升",
+        "too_small_at_all": "规模太小，单独无法判断：请合并计算",
+        "none_can_tell": (
+            "本次活动没有一份名单能单独判断其提升。合并后可检测 {points} 个百分点；"
+            "或在活动各阶段设一个全局对照组（outreach.control.global_share）。"
+        ),
+        "none_can_tell_at_all": (
+            "本次活动没有一份名单能单独判断其提升：请合并计算，"
+            "或在活动各阶段设一个全局对照组（outreach.control.global_share）。"
+        ),
+        "planned_to_tell": "计划：{sentence}",
         "this_event_column": "本次活动",
         "change_on_comparable": "本次相对其倍数",
         "growth_measured": (

@@ -1,6 +1,6 @@
-"""Sales events: a baseline of customers, goals from the comparable event, who to talk to in
-each phase (`outreach.campaign_targets`), and, once the after-glow is over, the results. One
-static partition per event id."""
+"""Sales events: a baseline of customers, goals from the comparable event with their planning bands, who to talk
+to in each phase (`outreach.campaign_targets`) with control groups sized to tell (`campaigns.hold_outs`), the
+plan report, and, once the after-glow is over, the results. One static partition per event id."""
 
 import json
 
@@ -8,14 +8,17 @@ import dagster as dg
 import polars as pl
 
 from assets import CAMPAIGNS
-from assets.campaigns.goals import counting_lost, event_actuals, plan_goals
+from assets.campaigns.bands import Shop, band_of, list_uplift, planning_bands, with_bands
+from assets.campaigns.goals import counting_lost, event_actuals, plan_goals, selling_window
+from assets.campaigns.hold_outs import HOLD_OUT_SCHEMA, earlier_lists, list_counts, pooled_detectable, size_hold_outs
 from assets.campaigns.results import event_results, outreach_results
 from assets.campaigns.targets import campaign_targets
 from assets.customers import TIER_HISTORY
 from assets.customers.facts import customer_facts
+from assets.customers.models import FitError
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.tiers import tiers_on
-from assets.customers.value import latest_fit
+from assets.customers.value import UNIT_DAYS, fit, latest_fit, model_inputs
 from assets.customers.value_assets import MODEL_FITS
 from assets.orders import ORDER_LINES, REJECTS, STAGING_ORDERS
 from assets.outreach import (
@@ -36,6 +39,7 @@ from assets.outreach.offers import roles_with_categories, with_offers
 from assets.outreach.reminders import in_risk_bands, reachable
 from pipelines.automation import BASELINE, PLANNED_THROUGH, planned_step
 from pipelines.calendar import Event, comparable, passed_over
+from pipelines.files import write_text_atomically
 from pipelines.recovery import record_process
 from pipelines.settings import ShopSettings
 from pipelines.warehouse import (
@@ -48,9 +52,11 @@ from pipelines.warehouse import (
     write_rows,
 )
 from reports.messages import category_name, event_name, render_message
+from reports.plan import plan_html
 
 BASELINES = dg.AssetKey(["campaigns", "baselines"])
 GOALS = dg.AssetKey(["campaigns", "goals"])
+HOLD_OUTS = dg.AssetKey(["campaigns", "hold_outs"])
 RESULTS = dg.AssetKey(["campaigns", "results"])
 WIN_BACK = "important_winback"  # the class whose audience is the win-back list (value.win_back_risk_bands)
 
@@ -71,7 +77,11 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             "Customers as of an event's first build-up day, from staging.orders: one row per event and customer.")),
         dg.AssetSpec(key(GOALS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day], description=(
             "Goals from the comparable event, from staging.orders and campaigns.baselines: one row per event and "
-            "measure (and class), with the formula and its inputs.")),
+            "measure (and class), with the formula, its inputs and a planning band from the models fitted on the "
+            "baseline.")),
+        dg.AssetSpec(key(HOLD_OUTS), group_name=CAMPAIGNS, deps=[key(BASELINES), every_day], description=(
+            "Each campaign list's control group sized to tell, from outreach.campaign_targets of earlier events and "
+            "staging.orders: one row per event, phase and audience.")),
         dg.AssetSpec(key(CAMPAIGN_TARGETS), group_name=CAMPAIGNS,
                      deps=[key(BASELINES), every_day, key(MODEL_FITS), key(TIER_HISTORY)], description=(
             "Who to reach in each phase, from campaigns.baselines, staging.orders, core.model_fits (win-back "
@@ -139,23 +149,42 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
 
                 return members_on
 
+            response_days, control = settings.outreach.response_days, settings.outreach.control
+            earlier = earlier_lists(read_table(conn, "outreach.campaign_targets"), orders, response_days, event.start)
+            past, sized = list_counts(earlier), []
+
+            def shares(phase: str, sizes: pl.DataFrame) -> pl.DataFrame:
+                lists = sizes.with_columns(event_id=pl.lit(event.id), phase=pl.lit(phase))
+                sized.append(size_hold_outs(lists, past, control))
+                return sized[-1].select("audience", "control_share")
+
             targets = campaign_targets(event, settings.events.plan, audiences, facts_now, orders, known_until,
-                                       reach, render, settings.outreach.control,
-                                       {name: own_audience(name) for name in settings.audiences})  # fmt: skip
+                                       reach, render, control,
+                                       {name: own_audience(name) for name in settings.audiences}, shares)  # fmt: skip
             lines = conn.sql("SELECT order_id, sku, product, category FROM staging.order_lines").pl()
             targets = with_offers(targets, offer_customers(baseline, facts_now),
                                   roles_with_categories(completed_until(orders, event.start), lines, event.start),
                                   settings.outreach.offers)  # fmt: skip
+            hold_outs = pl.concat(sized) if sized else pl.DataFrame(schema=HOLD_OUT_SCHEMA)
+            contacted = int((~targets["held_out"]).sum())
+            goals, no_band = banded(goals, baseline.facts, event, list_uplift(earlier, contacted))
             with transaction(conn):
                 write_rows(conn, {
                     "campaigns.baselines": baseline.rfm.with_columns(event_id=pl.lit(event.id)),
-                    "campaigns.goals": goals, "outreach.campaign_targets": targets,
+                    "campaigns.goals": goals, "outreach.campaign_targets": targets, "campaigns.hold_outs": hold_outs,
                 }, "event_id", event.id)  # fmt: skip
                 withdrawn = withdraw(conn, "outreach.repurchase_reminders", targets, cap) if campaign_first else None
             if withdrawn is not None and withdrawn.height:  # the outbox follows its table
                 days = withdrawn["contact_date"]
                 write_reminder_outbox(conn, settings, days.min(), days.max(), opt_outs)
             outbox = write_outbox(conn, settings, event.id, targets, opt_outs)
+        plans = {}
+        for language in ("en", "zh"):
+            plans[language] = settings.output / "reports" / f"plan-{event.id}.{language}.html"
+            write_text_atomically(plans[language], plan_html(
+                settings.name, settings.currency, language, event, previous, goals, hold_outs,
+                pooled_detectable(hold_outs), no_band, band_of(goals), settings.audience_labels,
+            ))  # fmt: skip
         yield dg.MaterializeResult(
             asset_key=key(BASELINES), metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
         )
@@ -165,6 +194,15 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             PLANNED_THROUGH: planned_step(settings, event, known_until) or BASELINE,
             **({"passed_over": ", ".join(e.id for e in skipped)} if skipped else {}),
             "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
+            "bands": dg.MetadataValue.json({m: [low, high] for m, low, high in shop_goals.select(
+                "measure", "band_low", "band_high").rows() if low is not None}),
+            **({"no_band": no_band} if no_band else {}),
+            **{f"plan_{language}": dg.MetadataValue.path(str(path)) for language, path in plans.items()},
+        })  # fmt: skip
+        yield dg.MaterializeResult(asset_key=key(HOLD_OUTS), metadata={
+            "rows": hold_outs.height, "can_tell": int(hold_outs["can_tell"].sum()),
+            "control_shares": dg.MetadataValue.json({f"{p}/{a}": s for p, a, s in hold_outs.select(
+                "phase", "audience", "control_share").rows()}),
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=key(CAMPAIGN_TARGETS), metadata={
             "rows": targets.height, "held_out": int(targets["held_out"].sum()),
@@ -215,6 +253,24 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 r["measure"]: round(r["actual"] / r["goal"], 3) for r in overall.iter_rows(named=True) if r["goal"]
             }),
         })  # fmt: skip
+
+    def banded(goals: pl.DataFrame, facts: pl.DataFrame, event: Event, uplift) -> tuple[pl.DataFrame, str | None]:
+        """The goals with their planning bands, from the models fitted on the baseline's facts (what the shop
+        knew before the event), and why there are none when the models cannot be fitted."""
+        set_as = dict(goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
+                      .select("measure", "goal").rows())  # fmt: skip
+        if not set_as:
+            return with_bands(goals, {}, settings.events.band), None
+        first, last = selling_window(event)
+        try:
+            fits = fit(facts, settings.value)
+        except FitError as exc:
+            return with_bands(goals, {}, settings.events.band), str(exc)
+        shop = Shop(*model_inputs(facts, settings.value.unit))
+        window = ((last - first).days + 1) / UNIT_DAYS[settings.value.unit]
+        bands = planning_bands(set_as, shop, fits.purchases, fits.spend, window, uplift, settings.events.band,
+                               settings.events.band_draws)  # fmt: skip
+        return with_bands(goals, bands, settings.events.band), None
 
     return [plan_event, campaign_results]
 

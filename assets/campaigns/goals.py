@@ -28,7 +28,7 @@ MEASURES = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_
 GOAL_SCHEMA = {
     "event_id": pl.String, "measure": pl.String, "rfm_class": pl.String, "goal": pl.Float64,
     "comparable_event": pl.String, "comparable_actual": pl.Float64, "basis": pl.String, "formula": pl.String,
-    "inputs": pl.String,
+    "inputs": pl.String, "band_low": pl.Float64, "band_high": pl.Float64, "band_quantiles": pl.String,
 }  # fmt: skip
 
 
@@ -231,6 +231,9 @@ def _frame(event: Event, comparable: Event | None, rows: list[dict]) -> pl.DataF
                 "goal": None,
                 "comparable_actual": None,
                 "comparable_event": comparable.id if comparable else None,
+                "band_low": None,  # set beside the goals by assets.campaigns.bands.with_bands
+                "band_high": None,
+                "band_quantiles": None,
                 **row,
                 "inputs": row["inputs"] if isinstance(row.get("inputs"), str) else json.dumps(row.get("inputs", {})),
                 **({"goal": round(row["goal"], 2)} if row.get("goal") is not None else {}),

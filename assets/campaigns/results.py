@@ -3,7 +3,7 @@
 `campaigns.results` is one long table: a row per event, section, dimension and measure, with
 the actual figure, the goal where one was set, and the comparable event's figure:
 
-- `event`: the selling window (warm-up to after-glow), goals from `campaigns.goals`;
+- `event`: the selling window (warm-up to after-glow), goals and their planning bands from `campaigns.goals`;
 - `phase` and `day` (dimension: the phase, or the ISO date): goals split by the comparable
   event's share of each measure in the same phase, and within it by its weekday pattern; the
   comparable figure is the comparable's on the same day counted from the sprint's first day;
@@ -35,7 +35,7 @@ from pipelines.warehouse import COMPLETED
 
 RESULT_SCHEMA = {
     "event_id": pl.String, "section": pl.String, "dimension": pl.String, "detail": pl.String, "measure": pl.String,
-    "actual": pl.Float64, "goal": pl.Float64, "comparable": pl.Float64,
+    "actual": pl.Float64, "goal": pl.Float64, "comparable": pl.Float64, "band_low": pl.Float64, "band_high": pl.Float64,
 }  # fmt: skip
 SPLIT = ("new_buyers", "returning_buyers", "buyers", "revenue_new", "revenue_returning", "revenue", "orders", "items")
 REPEAT_WINDOWS = (90, 180)
@@ -60,6 +60,12 @@ def event_results(
         rejections(rejects, rows_in),
     ]
     frame = pl.concat(sections, how="diagonal_relaxed").with_columns(event_id=pl.lit(event.id))
+    if "band_low" in goals.columns:  # the planning band beside the event's goals (assets.campaigns.bands)
+        bands = goals.filter(pl.col("rfm_class").is_null() & pl.col("band_low").is_not_null())
+        frame = frame.join(
+            bands.select("measure", "band_low", "band_high", section=pl.lit("event")), on=["section", "measure"],
+            how="left", maintain_order="left",
+        )  # fmt: skip
     return frame.select(
         pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in RESULT_SCHEMA.items()
     )

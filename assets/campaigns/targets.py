@@ -48,7 +48,7 @@ def campaign_draw(event_id: pl.Expr, phase: pl.Expr) -> pl.Expr:
 
 def campaign_targets(
     event: Event, plan: dict[str, list[str]], baseline: pl.DataFrame, facts: pl.DataFrame, orders: pl.DataFrame,
-    known_until: date, reachable, render, control, own_audiences: dict | None = None,
+    known_until: date, reachable, render, control, own_audiences: dict | None = None, shares=None,
 ) -> pl.DataFrame:  # fmt: skip
     """The lists of each phase with a plan, for its first day, as far as the orders are known, each with its
     control group (`held_out`, no message; `control`: the settings' outreach.control). Held-out customers count
@@ -57,7 +57,9 @@ def campaign_targets(
 
     `reachable(candidates, day, earlier)` drops opt-outs and anyone inside the frequency cap;
     `render(audience, row)` writes the message; `own_audiences`: the shop's own audiences (settings: audiences),
-    name -> `members(day, earlier)`, their customer ids on a phase's day."""
+    name -> `members(day, earlier)`, their customer ids on a phase's day; `shares(phase, sizes)`, given the
+    customers of each of a phase's lists (audience, customers), says the share each holds out (audience,
+    control_share; default: all `control.share`)."""
     lists = pl.DataFrame(schema=TARGET_SCHEMA | {"held_out": pl.Boolean})
     for phase in ("warm_up", "sprint", "after_glow"):
         day = event.phases[phase][0]
@@ -74,7 +76,12 @@ def campaign_targets(
         chosen = reachable(candidates, day, lists).with_columns(
             event_id=pl.lit(event.id), phase=pl.lit(phase), contact_date=pl.lit(day)
         )
-        chosen = assign(chosen, campaign_draw(pl.col("event_id"), pl.col("phase")), ["audience"], control)
+        share = None
+        if shares is not None:
+            sizes = chosen.group_by("audience", maintain_order=True).agg(customers=pl.len())
+            chosen = chosen.join(shares(phase, sizes), on="audience", how="left", maintain_order="left")
+            share = pl.col("control_share")
+        chosen = assign(chosen, campaign_draw(pl.col("event_id"), pl.col("phase")), ["audience"], control, share)
         lists = pl.concat([lists, chosen.select(*TARGET_SCHEMA.keys(), "held_out")], how="vertical_relaxed")
     described = lists.join(baseline.select("customer_id", "rfm_class"), on="customer_id", how="left").join(
         facts.select("customer_id", "main_category", "first_channel"), on="customer_id", how="left"

@@ -7,6 +7,7 @@ import polars as pl
 
 from assets import CAMPAIGNS, REPORTS
 from assets.campaigns import RESULTS, comparable_of, event_partitions, passed_over_of
+from assets.campaigns.bands import band_of
 from assets.campaigns.goals import growth_of
 from assets.customers import ANALYSIS, CUSTOMER_FACTS, RFM, SEGMENT_HISTORY, TIER_HISTORY
 from assets.customers.trends import default_period
@@ -157,12 +158,13 @@ def report_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             results = read_table(conn, "campaigns.results", event_id=event.id)
             goals = read_table(conn, "campaigns.goals", event_id=event.id)
             tiers = read_table(conn, "core.tier_history")
+            hold_outs = read_table(conn, "campaigns.hold_outs", event_id=event.id)
         language = report_language(settings, config)
         html = review_html(
             settings.name, settings.currency, language, event, comparable_of(goals, events), calendar,
             results, passed_over_of(goals, events), settings.outreach.response_days, growth_of(goals),
             tier_moves=tier_migration_section(tiers, settings.tiers, event, language),
-            audience_labels=settings.audience_labels,
+            audience_labels=settings.audience_labels, band=band_of(goals), hold_outs=hold_outs,
         )  # fmt: skip
         path = settings.output / "reports" / f"review-{event.id}.{language}.html"
         write_text_atomically(path, html)

@@ -200,7 +200,8 @@ def order_source(settings: ShopSettings) -> OrderSource:
                 for phase, audiences in settings.events.plan.items()
                 if audiences and phase != "build_up" and event.phases[phase][0] <= settings.last_day
             ],
-            control_share=settings.outreach.control.share,
+            # lists sized to tell hold out up to max_share: only customers beyond every list's control group answer
+            control_share=settings.outreach.control.max_share or settings.outreach.control.share,
             control_global_share=settings.outreach.control.global_share,
             control_seed=settings.outreach.control.seed,
         )
