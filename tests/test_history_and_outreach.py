@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.customers import history
+from assets.customers import history, lifecycle
 from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value import latest_fit, with_value_tags
@@ -44,6 +44,29 @@ def test_migration_between_two_dates_matches_two_independent_snapshots(demo):
     expected = before.join(after, on="customer_id").group_by("from", "to").len("customers").sort("from", "to")
     assert migration(history, FIRST, LAST).equals(expected)
     assert expected["customers"].sum() > 300
+
+
+def test_a_stage_rule_changed_in_its_one_place_changes_the_snapshot_and_the_history(demo, monkeypatch):
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+
+    def stages(day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+        snapshot = customer_snapshot(orders, day, demo).rfm.select("customer_id", "stage")
+        rebuilt = rebuild_from_orders(empty_history(), orders, day, day, demo)
+        return snapshot.sort("customer_id"), history.state_at(rebuilt, day).select("customer_id", "stage").sort(
+            "customer_id"
+        )
+
+    snapshot, rebuilt = stages(LAST)
+    assert snapshot.equals(rebuilt) and "due" in snapshot["stage"]
+    # the one place: lifecycle.stage_conditions; without its "due" rule, nobody is due in either, alike
+    rules = lifecycle.stage_conditions
+    monkeypatch.setattr(lifecycle, "stage_conditions", lambda *args: [r for r in rules(*args) if r[0] != "due"])
+    snapshot_without, rebuilt_without = stages(LAST)
+    assert snapshot_without.equals(rebuilt_without) and "due" not in snapshot_without["stage"]
+    # the due customers fall to the stage the rules leave them: new or active
+    was_due = snapshot.filter(pl.col("stage") == "due")["customer_id"]
+    assert set(snapshot_without.filter(pl.col("customer_id").is_in(was_due.implode()))["stage"]) <= {"new", "active"}
 
 
 def test_history_stretches_do_not_overlap(demo):

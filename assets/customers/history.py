@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
+import assets.customers.lifecycle as lifecycle
 from assets.customers.facts import KEY, customer_keys, named, needed_columns
 from assets.customers.lifecycle import STAGES
 from assets.customers.rfm import CLASS_CODES, frequency_and_monetary
@@ -301,11 +302,9 @@ class DayStates:
         r_high, f_high, m_high = (high[piece] for high in highs)
         days, rules = recency[piece], self.rules
         cycle = np.where(np.isnan(self.cycle[piece]), typical[self.category[piece]], self.cycle[piece])
-        # the stages from the lowest to the highest precedence, each over what comes before it
-        stage = (self.purchase_days[piece] > 1).view(np.int8)  # new, else active
-        stage[days >= rules.due_from * cycle] = 2
-        stage[days > rules.at_risk_after * cycle] = 3
-        stage[(days > rules.churned_after * cycle) | (days > rules.churned_after_days)] = 4
+        conditions = lifecycle.stage_conditions(days, cycle, self.purchase_days[piece], rules)  # the snapshot's rules
+        stage = np.select([c for _, c in conditions], [STAGES.index(s) for s, _ in conditions], STAGES.index("active"))
+        stage = stage.astype(np.int8)
         code = (4 * r_high.view(np.int8) + 2 * f_high.view(np.int8) + m_high.view(np.int8)) * len(STAGES) + stage
         changed = np.flatnonzero((self.purchase_days[piece] > 0) & (code != previous[piece]))
         return changed + piece.start, code[changed], cycle[changed]

@@ -25,20 +25,26 @@ def stage(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: Lifecycl
     return named(stage_code(days, cycle, purchase_days, rules), STAGES)
 
 
+def stage_conditions(days, cycle, purchase_days, rules: LifecycleSettings) -> list[tuple[str, object]]:
+    """The stages' rules, once: (stage, condition) from the highest precedence down, a customer in the first stage
+    whose condition holds, else active. Written with operators only, so that the conditions are Polars expressions
+    for a snapshot (`stage_code`) and numpy arrays for the history rebuild (history.DayStates)."""
+    return [
+        ("churned", (days > rules.churned_after * cycle) | (days > rules.churned_after_days)),
+        ("at_risk", days > rules.at_risk_after * cycle),
+        ("due", days >= rules.due_from * cycle),
+        ("new", purchase_days <= 1),
+    ]
+
+
 def stage_code(days: pl.Expr, cycle: pl.Expr, purchase_days: pl.Expr, rules: LifecycleSettings) -> pl.Expr:
     """The stage's number in STAGES: a number per stage, named once at the end (a text per branch would be made
     for every customer)."""
-    return (
-        pl.when((days > rules.churned_after * cycle) | (days > rules.churned_after_days))
-        .then(STAGES.index("churned"))
-        .when(days > rules.at_risk_after * cycle)
-        .then(STAGES.index("at_risk"))
-        .when(days >= rules.due_from * cycle)
-        .then(STAGES.index("due"))
-        .when(purchase_days <= 1)
-        .then(STAGES.index("new"))
-        .otherwise(STAGES.index("active"))
-    )
+    (first, holds), *others = stage_conditions(days, cycle, purchase_days, rules)
+    code = pl.when(holds).then(STAGES.index(first))
+    for stage_name, condition in others:
+        code = code.when(condition).then(STAGES.index(stage_name))
+    return code.otherwise(STAGES.index("active"))
 
 
 @dataclass(frozen=True)
