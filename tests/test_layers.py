@@ -1,4 +1,5 @@
-"""How the project's modules import each other: each imports first in a fresh interpreter, and no cycle.
+"""How the project's modules import each other: each imports first in a fresh interpreter, no cycle, and none
+imports a module on a floor above its own (docs/design.md).
 
 The graph is built with the standard library's `ast` and `graphlib` rather than import-linter: its graph records
 the imports a module writes, while the cycle that once broke `import checks.orders` went through one it does not
@@ -150,3 +151,27 @@ def test_the_forking_importer_sees_a_module_that_fails_first(tmp_path):
     )  # fmt: skip
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["checks.orders"], done.stdout
     assert "cannot import name 'BLOCKING' from partially initialized module" in done.stdout
+
+
+# The floors of docs/design.md ("Layers"): a module imports from its own floor or below, never above.
+ROOF = {"pipelines.definitions", "pipelines.operations", "pipelines.cli"}
+
+
+def floor(module: str) -> int:
+    """0: the foundation (pipelines/ but the roof), 1: logic and wiring (assets/, checks/, reports/), 2: the roof."""
+    if module in ROOF:
+        return 2
+    return 0 if module.split(".")[0] == "pipelines" else 1
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted((module, name) for module, names in graph.items() for name in names if floor(name) > floor(module))
+
+
+def test_no_module_imports_one_on_a_floor_above_it():
+    assert upward_imports(import_graph(project_modules(ROOT))) == []
+    # and the test sees one: the foundation's settings importing a stage's logic, or a stage the CLI
+    planted = {"pipelines.settings": {"assets.customers.rfm"}, "assets.orders": {"pipelines.cli"},
+               "pipelines.cli": {"assets.orders", "pipelines.settings"}}  # fmt: skip
+    expected = [("assets.orders", "pipelines.cli"), ("pipelines.settings", "assets.customers.rfm")]
+    assert upward_imports(planted) == expected
