@@ -72,19 +72,23 @@ class Deployment:
         done = subprocess.run(command, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
 
+    def ingest_runs(self, shop: str) -> set[str]:
+        """The shop's ingest runs (the daemon's sensors start others meanwhile, e.g. freshness checks)."""
+        return {run.run_id for run in self.instance.get_runs(dg.RunsFilter(job_name=f"{shop}__{INGEST_JOB}"))}
+
     def backfill(self, shop: str, *partitions: str) -> list[str]:
         """One queued run of the shop's ingest per partition; their run ids."""
-        before = {run.run_id for run in self.instance.get_runs()}
+        before = self.ingest_runs(shop)
         self.dagster("job", "backfill", "-j", f"{shop}__{INGEST_JOB}", "--partitions", ",".join(partitions),
                      "--noprompt", tags={SHOP_TAG: shop})  # fmt: skip
-        return [run.run_id for run in self.instance.get_runs() if run.run_id not in before]
+        return sorted(self.ingest_runs(shop) - before)
 
     def launch_range(self, shop: str, first: str, last: str) -> str:
         """One queued run of the shop's ingest over the days first..last; its run id."""
-        before = {run.run_id for run in self.instance.get_runs()}
+        before = self.ingest_runs(shop)
         tags = {SHOP_TAG: shop, RANGE_START: first, RANGE_END: last}
         self.dagster("job", "launch", "-j", f"{shop}__{INGEST_JOB}", tags=tags)
-        (run_id,) = {run.run_id for run in self.instance.get_runs()} - before
+        (run_id,) = self.ingest_runs(shop) - before
         return run_id
 
     def wait_for_end(self, run_ids: list[str], timeout: float) -> list[dg.DagsterRun]:
@@ -152,7 +156,7 @@ def deployment(tmp_path_factory):
 def assert_warehouse_as_in_process(deployment: Deployment, shop_id: str, tmp_path: Path) -> None:
     """The shop's warehouse equals, table for table, the one its successful runs give executed in process."""
     reference = shop(tmp_path / shop_id, **SHOPS[shop_id])
-    succeeded = dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS], tags={SHOP_TAG: shop_id})
+    succeeded = dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS], job_name=f"{shop_id}__{INGEST_JOB}")
     for run in deployment.instance.get_runs(succeeded):
         first = run.tags.get("dagster/partition") or run.tags[RANGE_START]
         ingest(reference, first, run.tags.get("dagster/partition") or run.tags[RANGE_END])
@@ -178,9 +182,7 @@ def test_three_shops_runs_are_queued_and_executed_on_the_celery_workers(deployme
     deployment.launch_range("north", SHOPS["north"]["history_start"], "2024-02-29")
     with ThreadPoolExecutor(max_workers=len(days)) as submit:
         list(submit.map(lambda shop_id: deployment.backfill(shop_id, *days[shop_id]), days))
-    run_ids = [
-        run.run_id for shop_id in days for run in deployment.instance.get_runs(dg.RunsFilter(tags={SHOP_TAG: shop_id}))
-    ]
+    run_ids = [run_id for shop_id in days for run_id in deployment.ingest_runs(shop_id)]
     assert len(run_ids) == 1 + sum(map(len, days.values()))
     runs = deployment.wait_for_end(run_ids, timeout=240)
 

@@ -81,9 +81,9 @@ class Deployment:
         self.instance, self.env, self.workspace, self.ui_port = instance, env, workspace, ui_port
         self.shops = shops  # id -> (its settings, the overrides of tests/conftest.py's shop they were made with)
 
-    def new_run(self, settings: ShopSettings, submit: Callable[[], None]) -> str:
-        """The id of the one run of the shop's that `submit` adds."""
-        shops_runs = dg.RunsFilter(tags={SHOP_TAG: settings.id})
+    def new_run(self, job: str, submit: Callable[[], None]) -> str:
+        """The id of the one run of the job that `submit` adds (the daemon's sensors start others meanwhile)."""
+        shops_runs = dg.RunsFilter(job_name=job)
         before = {run.run_id for run in self.instance.get_runs(shops_runs)}
         submit()
         (run_id,) = {run.run_id for run in self.instance.get_runs(shops_runs)} - before
@@ -99,7 +99,7 @@ class Deployment:
         """`dagster job launch` of the shop's ingest over first..last; its run id."""
         tags = {SHOP_TAG: settings.id, RANGE_START: first, RANGE_END: last}
         job = job_name(settings, INGEST_JOB)
-        return self.new_run(settings, lambda: self.dagster("job", "launch", "-j", job, "--tags", json.dumps(tags)))
+        return self.new_run(job, lambda: self.dagster("job", "launch", "-j", job, "--tags", json.dumps(tags)))
 
     def launch_from_ui(self, settings: ShopSettings, first: str, last: str) -> str:
         """The shop's ingest over first..last launched as the UI's Launchpad does (GraphQL, the webserver)."""
@@ -112,7 +112,7 @@ class Deployment:
         """The shop's daily job for one day again, as an operator re-runs a partition; its run id."""
         job = job_name(settings, DAILY_JOB)
         backfill = ["job", "backfill", "-j", job, "--partitions", day, "--noprompt"]
-        return self.new_run(settings, lambda: self.dagster(*backfill))
+        return self.new_run(job, lambda: self.dagster(*backfill))
 
     def ended(self, run_id: str) -> dg.DagsterRun | None:
         run = self.instance.get_run_by_id(run_id)
