@@ -176,10 +176,10 @@ def tables(settings) -> list[str]:
 def test_three_shops_runs_are_queued_and_executed_on_the_celery_workers(deployment, tmp_path):
     days = {"north": ["2024-03-01", "2024-03-02", "2024-03-03"], "west": ["2024-03-01", "2024-03-02"],
             "south": ["2024-03-01", "2024-03-02", "2024-03-03"]}  # fmt: skip
-    # north's history first (a run of several seconds: the other shops' one-day runs go to the other worker
-    # meanwhile), then the three shops' backfills submitted at once, as three operators would: their runs wait
-    # in the queue together
-    deployment.launch_range("north", SHOPS["north"]["history_start"], "2024-02-29")
+    # north's last eight months first (a run of several seconds: the other shops' one-day runs go to the other
+    # worker meanwhile), then the three shops' backfills submitted at once, as three operators would: their runs
+    # wait in the queue together
+    deployment.launch_range("north", "2023-07-01", "2024-02-29")
     with ThreadPoolExecutor(max_workers=len(days)) as submit:
         list(submit.map(lambda shop_id: deployment.backfill(shop_id, *days[shop_id]), days))
     run_ids = [run_id for shop_id in days for run_id in deployment.ingest_runs(shop_id)]

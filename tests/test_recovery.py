@@ -191,7 +191,7 @@ def test_the_daemon_cleans_up_after_a_regulars_run_too(instance, tmp_path):
 def test_two_runs_started_at_once_both_finish_every_time(tmp_path):
     # Dagster's claim checked for a free slot and then queued; a slot freed in between went to nobody,
     # and the step waited forever (without the fix this hung within 25 rounds here).
-    rounds, home = 60, tmp_path / "dagster"
+    rounds, home = 40, tmp_path / "dagster"
     env = os.environ | {"DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
     logs = {name: (tmp_path / f"{name}.out", tmp_path / f"{name}.err") for name in ("a", "b")}
     racers = [
