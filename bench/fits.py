@@ -23,30 +23,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, clock, print_table, since  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
+from value import simulated  # noqa: E402
+
 from assets.customers.models import (  # noqa: E402
     fit_bgnbd,
     fit_gammagamma,
     independence,
-    simulate_bgnbd,
-    simulate_spend,
 )
 from assets.customers.value import fit_grouped, fit_statistics, model_inputs  # noqa: E402
 from pipelines.settings import ValueSettings  # noqa: E402
 
-PURCHASES, SPEND = (0.25, 25.0, 0.8, 2.5), (3.0, 3.5, 160.0)  # per day; near the demo shop's fits
-
 
 def facts(customers: int) -> pl.DataFrame:
-    """core.customer_facts' columns the fits read, for simulated customers."""
-    rng = np.random.default_rng(16)
-    drawn = simulate_bgnbd(PURCHASES, rng.integers(0, 730, customers).astype(float), rng)
-    t_x = np.minimum(np.ceil(drawn.t_x), drawn.T)
-    purchase_days = drawn.x + 1
-    return pl.DataFrame({
-        "purchase_days": purchase_days.astype(np.int64), "tenure_days": drawn.T.astype(np.int64),
-        "recency_days": (drawn.T - t_x).astype(np.int64),
-        "net_revenue": np.round(simulate_spend(SPEND, purchase_days, rng) * purchase_days, 2),
-    })  # fmt: skip
+    """core.customer_facts' columns the fits read, for simulated customers (bench/value.py's), revenue in cents."""
+    return simulated(customers).with_columns(pl.col("net_revenue").round(2))
 
 
 def measure(customers: int) -> dict:

@@ -31,18 +31,23 @@ AS_OF = date(2025, 12, 31)
 PURCHASES, SPEND = (0.25, 25.0, 0.8, 2.5), (3.0, 3.5, 160.0)  # per day; near the demo shop's fits
 
 
-def facts(customers: int) -> pl.DataFrame:
-    """core.customer_facts' columns the models read, for simulated customers."""
+def simulated(customers: int) -> pl.DataFrame:
+    """core.customer_facts' columns the models read, for simulated customers (also bench/fits.py's)."""
     rng = np.random.default_rng(16)
     drawn = simulate_bgnbd(PURCHASES, rng.integers(0, 730, customers).astype(float), rng)
     t_x = np.minimum(np.ceil(drawn.t_x), drawn.T)
     purchase_days = drawn.x + 1
     return pl.DataFrame({
-        "customer_id": [f"C{n:08d}" for n in range(customers)], "as_of_date": AS_OF,
         "purchase_days": purchase_days.astype(np.int64), "tenure_days": drawn.T.astype(np.int64),
         "recency_days": (drawn.T - t_x).astype(np.int64),
         "net_revenue": simulate_spend(SPEND, purchase_days, rng) * purchase_days,
     })  # fmt: skip
+
+
+def facts(customers: int) -> pl.DataFrame:
+    """`simulated` customers with their ids and as-of date, as customer_value reads them."""
+    ids = pl.Series("customer_id", [f"C{n:08d}" for n in range(customers)])
+    return simulated(customers).select(ids, pl.lit(AS_OF).alias("as_of_date"), pl.all())
 
 
 def main() -> None:
