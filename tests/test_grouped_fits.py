@@ -136,8 +136,9 @@ def test_distinct_tuples_are_far_fewer_than_customers_in_a_large_shop():
 def online_retail_facts() -> pl.DataFrame:
     """Per customer of Online Retail II, in SQL: purchase days, first and last, and net revenue as of the last
     invoice day: close to the pipeline's facts (examples/online_retail_ii.yaml cleans more), and real tuples."""
-    return duckdb.sql(
-        """
+    with duckdb.connect() as memory:
+        return memory.sql(
+            """
         WITH lines AS (
             SELECT DISTINCT Invoice, "Customer ID" AS customer_id, InvoiceDate::DATE AS day, Quantity * Price AS value
             FROM read_parquet(?) WHERE "Customer ID" IS NOT NULL
@@ -149,8 +150,8 @@ def online_retail_facts() -> pl.DataFrame:
                round(sum(value), 2) AS net_revenue, (SELECT max(day) FROM lines) AS as_of_date
         FROM lines GROUP BY customer_id HAVING purchase_days > 0
         """,
-        params=[str(ONLINE_RETAIL)],
-    ).pl()
+            params=[str(ONLINE_RETAIL)],
+        ).pl()
 
 
 @pytest.mark.parametrize("model", ["bgnbd", "paretonbd"])

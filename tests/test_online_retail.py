@@ -67,7 +67,8 @@ def warehouse(tmp_path_factory) -> Path:
 
 
 def test_orders_customers_and_net_revenue_per_month_match_an_independent_computation(warehouse):
-    expected = duckdb.execute(EXPECTED, [str(ONLINE_RETAIL)]).fetchall()
+    with duckdb.connect() as memory:
+        expected = memory.execute(EXPECTED, [str(ONLINE_RETAIL)]).fetchall()
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         actual = conn.execute(ACTUAL).fetchall()
     assert len(actual) == 25  # December 2009 to December 2011
@@ -75,7 +76,8 @@ def test_orders_customers_and_net_revenue_per_month_match_an_independent_computa
 
 
 def test_every_source_row_is_kept_or_refused(warehouse):
-    rows_in = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [str(ONLINE_RETAIL)]).fetchone()[0]
+    with duckdb.connect() as memory:
+        rows_in = memory.execute("SELECT count(*) FROM read_parquet(?)", [str(ONLINE_RETAIL)]).fetchone()[0]
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         raw, kept, refused = conn.execute("""
             SELECT (SELECT count(*) FROM raw.orders), (SELECT count(*) FROM staging.order_lines),
