@@ -102,6 +102,14 @@ def _for_keys(per_customer: pl.DataFrame, keys: pl.Series, customers: int) -> li
     ]
 
 
+def _std_of_whole_numbers(values: pl.Expr) -> pl.Expr:
+    """The sample standard deviation of whole numbers from their exact sums: the same to the last bit however
+    the rows are split into chunks or buckets (Polars' own `std` may differ there in the last place)."""
+    n = values.count()
+    total, squares = values.sum(), (values * values).sum()
+    return ((n * squares - total * total).cast(pl.Float64) / (n * (n - 1)).cast(pl.Float64)).sqrt()
+
+
 def customer_summary(
     orders: pl.LazyFrame | pl.DataFrame,
     as_of: date,
@@ -157,7 +165,7 @@ def customer_summary(
         .agg(
             purchase_days=pl.len().cast(pl.Int64),
             cycle_median_days=pl.when(pl.len() >= 3).then(pl.col("gap").median()),
-            cycle_std_days=pl.when(pl.len() >= 3).then(pl.col("gap").std()),
+            cycle_std_days=pl.when(pl.len() >= 3).then(_std_of_whole_numbers(pl.col("gap"))),
             **windowed(window_purchase_days=in_window.sum().cast(pl.Int64)),
         )
     )
