@@ -320,16 +320,18 @@ class DayStates:
         return rfm.highs(recency, self.frequency, self.monetary, window, centers, self.rfm)
 
     def _counts(self, today: int, known: np.ndarray) -> dict[str, pl.DataFrame]:
-        """The `known` customers' recency, frequency and monetary values counted (value, count): whole days and
-        orders as counts of each number, money a row per customer."""
-        last, frequency = self.last[known], self.frequency[known]
-        first = int(last.min()) if len(last) else 0
+        """The `known` customers' recency, frequency and monetary values counted (value, count): days of last
+        purchase and orders by number (less those yet to buy: day 0, no orders), money a row per customer."""
+        unknown = len(known) - np.count_nonzero(known)
 
-        def counted(values: np.ndarray, shift: int) -> pl.DataFrame:
-            counts = np.bincount(values - shift)
-            numbers = np.flatnonzero(counts)
-            return pl.DataFrame({"value": (numbers + shift).astype(np.float64), "count": counts[numbers]})
+        def counted(numbers: np.ndarray) -> pl.DataFrame:
+            counts = np.bincount(numbers, minlength=1)
+            counts[0] -= unknown
+            found = np.flatnonzero(counts)
+            return pl.DataFrame({"value": found.astype(np.float64), "count": counts[found]})
 
-        recency = counted(last, first).with_columns(value=today - pl.col("value"))
-        monetary = pl.DataFrame({"value": self.monetary[known]}).with_columns(count=pl.lit(1, pl.Int64))
-        return {"recency_days": recency, "frequency": counted(frequency, 0), "monetary": monetary}
+        return {
+            "recency_days": counted(self.last).with_columns(value=today - pl.col("value")),
+            "frequency": counted(self.frequency),
+            "monetary": pl.DataFrame({"value": self.monetary[known]}).with_columns(count=pl.lit(1, pl.Int64)),
+        }
