@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import polars as pl
 
-from checks import suites
+from checks import order_rules, suites
 from checks.suites import SuiteResult, suite_check
 from pipelines.settings import ShopSettings
-from pipelines.warehouse import COMPLETED, NO_STATUS, NO_STATUSES
+from pipelines.warehouse import NO_STATUS, NO_STATUSES
 
 if TYPE_CHECKING:  # at run time, importing assets.orders.cleaning would import assets.orders, which imports this
     from assets.orders.cleaning import CleaningRules
@@ -57,7 +57,7 @@ def order_check_specs(orders: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 
 def set_up_order_suites(settings: ShopSettings) -> Future:
     """GX set up for the order suites while the run reads and writes (see `suites.set_up_in_background`)."""
-    return suites.set_up_in_background(_quality_folder(settings), suites.RAW_ORDERS, suites.CLEAN_ORDERS)
+    return suites.set_up_in_background(_quality_folder(settings), suites.RAW_ORDERS, suites.clean_orders())
 
 
 def _quality_folder(settings: ShopSettings) -> Path:
@@ -102,27 +102,29 @@ def quiet_days(conn, first: date, last: date, min_orders: float) -> list[date]:
 
 
 def broken_order_rules(conn, table: str, days: list[date], settings: ShopSettings) -> dict[tuple, dict]:
-    """Exact, in SQL on the clean orders a run wrote (`table`): for each rule of the clean-orders suite
-    but uniqueness (`repeated_order_ids` checks that on the written days), the rows that break it, counted,
-    with a sample."""
-    rules = {
-        ("expect_column_values_to_not_be_null", "customer_id"): "customer_id IS NULL",
-        ("expect_column_values_to_be_between", "amount"): "status = $completed AND NOT amount BETWEEN 0 AND $max",
-        ("expect_column_values_to_be_between", "order_date"): "order_date NOT IN (SELECT unnest($days::DATE[]))",
-        ("expect_column_values_to_be_in_set", "currency"): "currency IS DISTINCT FROM $currency",
-    }
-    values = {"completed": COMPLETED, "max": settings.quality.max_order_amount, "days": days,
-              "currency": settings.currency}  # fmt: skip
+    """Exact, in SQL on the clean orders a run wrote (`table`) on `days`: for each clean-order rule
+    (`checks.order_rules`) but uniqueness (`repeated_order_ids` checks that on the written days), the rows that break
+    it, counted, with a sample."""
+    values = rule_values(settings, days)
     broken = {}
-    for (expectation, column), condition in rules.items():
+    for rule in order_rules.CLEAN_ORDER_RULES:
+        if (condition := rule.broken()) is None:
+            continue
         used = {name: value for name, value in values.items() if f"${name}" in condition}
         count, sample = conn.execute(
-            f"SELECT count(*), list(CAST({column} AS VARCHAR))[1:{suites.SAMPLE_SIZE}] FROM {table} WHERE {condition}",
+            f"SELECT count(*), list(CAST({rule.column} AS VARCHAR))[1:{suites.SAMPLE_SIZE}] FROM {table} "
+            f"WHERE {condition}",
             used,
         ).fetchall()[0]
         if count:
-            broken[(expectation, column)] = {"unexpected_count": count, "sample": sample}
+            broken[(rule.expectation, rule.column)] = {"unexpected_count": count, "sample": sample}
     return broken
+
+
+def rule_values(settings: ShopSettings, days: list[date]) -> dict:
+    """The clean-order rules' parameters for a run that wrote `days`, as the SQL takes them (the GX suite takes
+    days as timestamps: `suites.days`)."""
+    return {"days": days, "max_amount": settings.quality.max_order_amount, "currencies": [settings.currency]}
 
 
 def repeated_order_ids(conn, first: date, last: date) -> dict[tuple, dict]:
@@ -245,9 +247,9 @@ def order_check_results(
         failures.append({"expectation": READABLE_TIMES[0], "column": READABLE_TIMES[1],
                          "unexpected_count": tally.unreadable_times, "sample": tally.unreadable_sample})  # fmt: skip
     raw_result = SuiteResult(sampled.suite, not failures, tally.rows_in, failures, sampled.result_file)
-    shop = {**days, "max_amount": settings.quality.max_order_amount, "currencies": [settings.currency]}
+    shop = rule_values(settings, []) | days  # the days as the GX suite takes them: timestamps, each loaded day
     orders = sample(conn, "staging.orders", *loaded)
-    sampled = suites.validate(suites.CLEAN_ORDERS, orders, output, run_id, shop, docs)
+    sampled = suites.validate(suites.clean_orders(), orders, output, run_id, shop, docs)
     exact = broken | repeated_order_ids(conn, *loaded)
     failures = [{"expectation": e, "column": c, **found} for (e, c), found in exact.items()]
     failures += [f for f in sampled.failures if (f["expectation"], f["column"]) not in exact]

@@ -12,7 +12,7 @@ import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -20,9 +20,10 @@ import dagster as dg
 import polars as pl
 import polars.selectors as cs
 
+from checks import order_rules
 from pipelines.privacy import shown
 from pipelines.settings import CLASS_CODES
-from pipelines.warehouse import COMPLETED, FIELDS
+from pipelines.warehouse import FIELDS
 
 SAMPLE_SIZE = 5
 SAMPLE_ROWS = 20_000  # about how many rows a suite validates when a check samples a run's rows
@@ -56,19 +57,6 @@ RAW_ORDERS = Suite("raw_orders", (
      "max_value": parameter("last_day")},
 ))  # fmt: skip
 
-# staging.orders: unique ids, a customer on every order, a completed order worth 0..max_amount,
-# days inside the partition, the shop's currency.
-CLEAN_ORDERS = Suite("clean_orders", (
-    {"type": "expect_column_values_to_be_unique", "column": "order_id"},
-    {"type": "expect_column_values_to_not_be_null", "column": "customer_id"},
-    {"type": "expect_column_values_to_be_between", "column": "amount", "min_value": 0,
-     "max_value": parameter("max_amount"), "row_condition": f'status=="{COMPLETED}"',
-     "condition_parser": "pandas"},  # free orders happen
-    {"type": "expect_column_values_to_be_between", "column": "order_date", "min_value": parameter("first_day"),
-     "max_value": parameter("last_day")},
-    {"type": "expect_column_values_to_be_in_set", "column": "currency", "value_set": parameter("currencies")},
-))  # fmt: skip
-
 CUSTOMER_FACTS = Suite("customer_facts", (
     {"type": "expect_column_values_to_be_unique", "column": "customer_id"},
     {"type": "expect_column_values_to_be_between", "column": "recency_days", "min_value": 0},
@@ -82,9 +70,21 @@ RFM = Suite("rfm", (
 ))  # fmt: skip
 
 
+def clean_orders() -> Suite:
+    """staging.orders' suite, made from the clean-order rules (`checks.order_rules`)."""
+    return _suite_of_rules("clean_orders", order_rules.CLEAN_ORDER_RULES)
+
+
+@cache  # one Suite per set of rules, which GX then sets up once per process (`_prepared`)
+def _suite_of_rules(name: str, rules: tuple[order_rules.OrderRule, ...]) -> Suite:
+    return Suite(name, tuple(rule.gx() for rule in rules))
+
+
 def days(first: date, last: date) -> dict:
-    """The days first..last as suite parameters; pandas holds dates as timestamps (see `_pandas`)."""
-    return {"first_day": datetime.combine(first, time()), "last_day": datetime.combine(last, time())}
+    """The days first..last as suite parameters: the first, the last and each; pandas holds dates as timestamps
+    (see `_pandas`)."""
+    each = [datetime.combine(first + timedelta(days=n), time()) for n in range((last - first).days + 1)]
+    return {"first_day": each[0], "last_day": each[-1], "days": each}
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The eight RFM classes, once: which of recency, frequency and monetary value are high -> (code, 中文 name).
 
 The settings check class names against them, assets/customers/rfm.py assigns them, the synthetic shop simulates
-them. Their names and advice in each report language are in reports/translations.py, whose 中文 names are these
-(the warehouse's `rfm_class_zh`).
+them. Their names and advice in each report language are in the catalogs reports/locales/<language>.yaml; the
+中文 names are these (the warehouse's `rfm_class_zh`), but where zh.yaml says otherwise.
 """
 
 CLASSES = {

@@ -7,13 +7,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.customers import history, lifecycle
+from assets.customers import history, lifecycle, rfm
 from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value import latest_fit, with_value_tags
 from assets.outreach.reminders import reminders_for_days
 from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, shop_job
-from pipelines.rfm_classes import CLASS_CODES
+from pipelines.rfm_classes import CLASS_CODES, CLASSES
 from pipelines.settings import ControlSettings
 from reports.messages import render_message
 from tests.conftest import ingest, shop, table
@@ -67,6 +67,39 @@ def test_a_stage_rule_changed_in_its_one_place_changes_the_snapshot_and_the_hist
     # the due customers fall to the stage the rules leave them: new or active
     was_due = snapshot.filter(pl.col("stage") == "due")["customer_id"]
     assert set(snapshot_without.filter(pl.col("customer_id").is_in(was_due.implode()))["stage"]) <= {"new", "active"}
+
+
+def test_an_rfm_threshold_changed_in_its_one_place_changes_the_snapshot_and_the_history(demo, monkeypatch):
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+
+    def classes() -> tuple[pl.DataFrame, pl.DataFrame]:
+        snapshot = customer_snapshot(orders, LAST, demo).rfm
+        rebuilt = history.state_at(rebuild_from_orders(empty_history(), orders, LAST, LAST, demo), LAST)
+        return snapshot.sort("customer_id"), rebuilt.select("customer_id", "rfm_class").sort("customer_id")
+
+    snapshot, rebuilt = classes()
+    assert snapshot.select("customer_id", "rfm_class").equals(rebuilt)
+    # the one place: rfm.centers_of; with M high only above twice the mean spend, the snapshot and the history alike
+    centers = rfm.centers_of
+
+    def twice_the_mean_spend(counts, rules):
+        found = centers(counts, rules)
+        return found | {"monetary": 2 * found["monetary"]}
+
+    monkeypatch.setattr(rfm, "centers_of", twice_the_mean_spend)
+    snapshot_twice, rebuilt_twice = classes()
+    assert snapshot_twice.select("customer_id", "rfm_class").equals(rebuilt_twice)
+    # worked out apart: the mean spend in cents; those above it but not above twice it move to the class with M low
+    mean = (snapshot["monetary"] * 100).round().sum() / snapshot.height / 100
+    m_low = {code: CLASSES[r, f, False][0] for (r, f, _), (code, _) in CLASSES.items()}
+    expected = snapshot.select(
+        "customer_id",
+        rfm_class=pl.when(pl.col("monetary").is_between(mean, 2 * mean, closed="right"))
+        .then(pl.col("rfm_class").replace_strict(m_low))
+        .otherwise("rfm_class"),
+    )
+    assert rebuilt_twice.equals(expected) and not rebuilt_twice.equals(rebuilt)
 
 
 def test_history_stretches_do_not_overlap(demo):

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from zoneinfo import ZoneInfo
@@ -18,9 +19,9 @@ import pytest
 from dagster._core.test_utils import freeze_time  # Dagster's own clock, which the freshness checks read
 
 import assets.orders
-from checks import suites
+from checks import order_rules, suites
 from checks.customers import class_shift
-from checks.orders import reconciliation, sample
+from checks.orders import broken_order_rules, reconciliation, rule_values, sample
 from pipelines.cli import _summary_line, _warning_line
 from pipelines.definitions import CUSTOMERS_JOB, DAILY_JOB, REPORTS_JOB, build_definitions, job_name, shop_job
 from pipelines.operations import Notifier, freshness_checks
@@ -41,13 +42,13 @@ GOOD_ORDERS = pl.DataFrame({
 
 def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_path):
     shop = {**suites.days(DAY, DAY), "max_amount": 1000, "currencies": ["CNY"]}
-    assert run_suite(tmp_path, suites.CLEAN_ORDERS, GOOD_ORDERS, shop).success  # a return may be negative
+    assert run_suite(tmp_path, suites.clean_orders(), GOOD_ORDERS, shop).success  # a return may be negative
     bad = GOOD_ORDERS.with_columns(
         order_id=pl.Series(["A1", "A1", "C3"]),
         amount=pl.Series([10.0, -20.0, -5.0]),
         currency=pl.Series(["CNY", "USD", "CNY"]),
     )
-    result = run_suite(tmp_path, suites.CLEAN_ORDERS, bad, shop)
+    result = run_suite(tmp_path, suites.clean_orders(), bad, shop)
     failed = {(f["expectation"], f["column"]): f for f in result.failures}
     assert not result.success
     assert failed[("expect_column_values_to_be_unique", "order_id")]["unexpected_count"] == 2
@@ -56,6 +57,35 @@ def test_clean_orders_suite_passes_on_clean_orders_and_names_each_failure(tmp_pa
     assert json.loads(result.result_file.read_text())["success"] is False
     assert (tmp_path / "data_docs" / "index.html").exists()
     assert list((tmp_path / "data_docs" / "validations" / "clean_orders" / "test-run").rglob("*.html"))
+
+
+def test_a_clean_order_rule_changed_in_its_one_place_changes_the_sql_check_and_the_gx_suite(tmp_path, monkeypatch):
+    settings = shop(tmp_path, quality={"max_order_amount": 1000})
+    conn = duckdb.connect()
+    conn.execute("CREATE TABLE written AS SELECT * FROM GOOD_ORDERS")
+
+    def breaks(output) -> tuple[dict, set]:  # an output folder each: GX set up anew, as in a run process of its own
+        found = broken_order_rules(conn, "written", [DAY], settings)
+        parameters = rule_values(settings, []) | suites.days(DAY, DAY)
+        suite = run_suite(output, suites.clean_orders(), GOOD_ORDERS, parameters)
+        return found, {(f["expectation"], f["column"], tuple(f["sample"])) for f in suite.failures}
+
+    assert breaks(tmp_path / "before") == ({}, set())
+    # the one place: the amount rule of checks.order_rules; a completed order worth at most 15 there, and the order
+    # of 20 (the only completed one above 15: the other is 10, the cancelled one -5) breaks it in the SQL and in GX
+    rules = tuple(replace(r, high=15.0) if r.column == "amount" else r for r in order_rules.CLEAN_ORDER_RULES)
+    monkeypatch.setattr(order_rules, "CLEAN_ORDER_RULES", rules)
+    amount = ("expect_column_values_to_be_between", "amount")
+    assert breaks(tmp_path / "after") == ({amount: {"unexpected_count": 1, "sample": ["20.0"]}}, {(*amount, ("20.0",))})
+
+
+def test_each_clean_order_rule_is_one_expectation_and_names_reasons_cleaning_refuses_rows_for():
+    from assets.orders.cleaning import REASONS
+
+    assert [(e["type"], e["column"]) for e in suites.clean_orders().expectations] == [
+        (rule.expectation, rule.column) for rule in order_rules.CLEAN_ORDER_RULES
+    ]
+    assert all(rule.reasons and set(rule.reasons) <= REASONS.keys() for rule in order_rules.CLEAN_ORDER_RULES)
 
 
 def test_gx_stays_quiet_even_where_the_root_logger_shows_info(tmp_path):
@@ -68,12 +98,12 @@ from pathlib import Path
 
 import polars as pl
 
-from checks import suites
+from checks import order_rules, suites
 
 logging.basicConfig(level=logging.INFO)
 orders = pl.read_parquet(Path({str(tmp_path)!r}) / "orders.parquet")
 shop = {{**suites.days(date(2024, 11, 11), date(2024, 11, 11)), "max_amount": 1000, "currencies": ["CNY"]}}
-assert suites.validate(suites.CLEAN_ORDERS, orders, Path({str(tmp_path)!r}), "quiet", shop).success
+assert suites.validate(suites.clean_orders(), orders, Path({str(tmp_path)!r}), "quiet", shop).success
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
@@ -85,7 +115,7 @@ def test_a_suite_set_up_once_judges_each_run_by_its_own_parameters(tmp_path):
         return {**suites.days(day, day), "max_amount": 1000, "currencies": [currency]}
 
     next_day = date(2024, 11, 12)
-    outcomes = [run_suite(tmp_path, suites.CLEAN_ORDERS, GOOD_ORDERS, shop(*p)) for p in
+    outcomes = [run_suite(tmp_path, suites.clean_orders(), GOOD_ORDERS, shop(*p)) for p in
                 [(DAY, "CNY"), (next_day, "CNY"), (DAY, "USD"), (DAY, "CNY")]]  # fmt: skip
     assert [r.success for r in outcomes] == [True, False, False, True]
     assert [f["column"] for f in outcomes[1].failures] == ["order_date"]
@@ -97,7 +127,7 @@ def test_data_docs_keep_the_pages_of_earlier_runs(tmp_path):
     for run_id in ("monday", "tuesday"):
         suites._context.cache_clear()  # as in a run process of its own
         suites._prepared.cache_clear()
-        assert not suites.validate(suites.CLEAN_ORDERS, GOOD_ORDERS, tmp_path, run_id, wrong_currency).success
+        assert not suites.validate(suites.clean_orders(), GOOD_ORDERS, tmp_path, run_id, wrong_currency).success
     docs = tmp_path / "data_docs"
     index = (docs / "index.html").read_text()
     for run_id in ("monday", "tuesday"):
@@ -131,7 +161,7 @@ def test_rfm_suite_reads_only_its_columns(tmp_path):
     rfm = pl.DataFrame({"r_score": [1, 5], "f_score": [3, 3], "m_score": [2, 4], "rfm_class": ["lost", "new"],
                         "tags": [["big_spender"], []]})  # fmt: skip
     assert suites.RFM.columns() == ["r_score", "f_score", "m_score", "rfm_class"]
-    assert suites.CLEAN_ORDERS.columns() is None  # its amount expectation reads `status` in a row condition
+    assert suites.clean_orders().columns() is None  # its amount expectation reads `status` in a row condition
     assert run_suite(tmp_path, suites.RFM, rfm).success
     bad = rfm.with_columns(r_score=pl.Series([0, 6]), rfm_class=pl.Series(["lost", "vip"]))
     failures = run_suite(tmp_path, suites.RFM, bad).failures

@@ -18,7 +18,7 @@ from pipelines.definitions import CUSTOMERS_JOB, REPORTS_JOB, shop_job
 from pipelines.rfm_classes import CLASS_CODES
 from pipelines.settings import ReportSettings
 from reports.render import mask
-from reports.translations import ACTIONS, CHANNEL_NAMES, CLASS_NAMES, TEXT
+from reports.translations import ACTIONS, CATEGORY_NAMES, CHANNEL_NAMES, CLASS_NAMES, EVENT_NAMES, OFFER_NAMES, TEXT
 from tests.conftest import ingest, open_in_chromium, shop, table
 
 
@@ -93,8 +93,11 @@ def test_the_overview_says_whether_reminders_worked_in_either_language(shop_with
         assert TEXT[language]["reminders_title"] in html and TEXT[language]["outreach_none"] in html
 
 
-@pytest.mark.parametrize("table_", [TEXT, ACTIONS, CLASS_NAMES])
+@pytest.mark.parametrize(
+    "table_", [TEXT, ACTIONS, CLASS_NAMES, CHANNEL_NAMES, OFFER_NAMES, CATEGORY_NAMES, EVENT_NAMES]
+)
 def test_every_language_has_every_key(table_):
+    # each table is a section of the catalogs, reports/locales/en.yaml and zh.yaml
     assert table_["en"].keys() == table_["zh"].keys()
 
 

@@ -46,7 +46,8 @@ def mean(counts: pl.DataFrame, scale: int = 1) -> float | None:
     """The mean of the known values (nulls left out), summed exactly as whole numbers of 1/`scale` (cents for
     money, scale 100) and divided once, so that the order the customers were added in does not matter."""
     known = counts.filter(pl.col("value").is_not_null())
-    whole = (pl.col("value") * scale).round(0).cast(pl.Int64) * pl.col("count")
+    # whole numbers, held exactly by floats (and so summed exactly in any order) up to 2**53, some 9e13 in money
+    whole = (pl.col("value") * scale).round(0) * pl.col("count")
     total, n = known.select(whole.sum(), pl.col("count").sum()).row(0)
     return total / (n * scale) if n else None
 

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 import assets.customers.lifecycle as lifecycle
+import assets.customers.rfm as rfm
 from assets.customers.facts import KEY, customer_keys, named, needed_columns
 from assets.customers.lifecycle import STAGES
 from assets.customers.rfm import CLASS_CODES, frequency_and_monetary
@@ -310,23 +311,27 @@ class DayStates:
         return changed + piece.start, code[changed], cycle[changed]
 
     def _highs(self, today: int, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rules = self.rfm
-        if rules.threshold == "fixed":
-            window = self.active_window[self.category]
-            return recency <= window, self.frequency >= rules.frequency, self.monetary >= rules.monetary
-        count = np.count_nonzero(known)
-        if not count:
-            return known, known, known
-        if rules.threshold == "median":
-            return (
-                recency < np.median(recency[known]),
-                self.frequency > np.median(self.frequency[known]),
-                self.monetary > np.median(self.monetary[known]),
-            )
-        # means of whole numbers as exact sums over the count (customers yet to buy add nothing: last day 0,
-        # frequency 0), which is what the mean of the known ones comes to; money as a mean of its own
-        return (
-            recency < (today * count - int(self.last.sum())) / count,
-            self.frequency > int(self.frequency.sum()) / count,
-            self.monetary > self.monetary[known].mean(),
-        )
+        """R, F and M high or low on `today` by the snapshot's rules (rfm.highs), against the centres of the
+        customers known that day (rfm.centers_of)."""
+        fixed = self.rfm.threshold == "fixed"
+        centers = {} if fixed else rfm.centers_of(self._counts(today, known), self.rfm)
+        centers = {name: np.nan if value is None else value for name, value in centers.items()}  # none known: low
+        window = self.active_window[self.category] if fixed else None
+        return rfm.highs(recency, self.frequency, self.monetary, window, centers, self.rfm)
+
+    def _counts(self, today: int, known: np.ndarray) -> dict[str, pl.DataFrame]:
+        """The `known` customers' recency, frequency and monetary values counted (value, count): days of last
+        purchase and orders by number (less those yet to buy: day 0, no orders), money a row per customer."""
+        unknown = len(known) - np.count_nonzero(known)
+
+        def counted(numbers: np.ndarray) -> pl.DataFrame:
+            counts = np.bincount(numbers, minlength=1)
+            counts[0] -= unknown
+            found = np.flatnonzero(counts)
+            return pl.DataFrame({"value": found.astype(np.float64), "count": counts[found]})
+
+        return {
+            "recency_days": counted(self.last).with_columns(value=today - pl.col("value")),
+            "frequency": counted(self.frequency),
+            "monetary": pl.DataFrame({"value": self.monetary[known]}).with_columns(count=pl.lit(1, pl.Int64)),
+        }

@@ -79,22 +79,29 @@ def rfm_counts(values: pl.LazyFrame) -> list[pl.LazyFrame]:
 
 def rfm_cuts(counts: pl.DataFrame, rules: RfmSettings) -> RfmCuts:
     """RFM's thresholds from the value counts of all customers (`rfm_counts`, merged)."""
-    center = {"mean": mean, "median": lambda c, _: median(c)}.get(rules.threshold)
     return RfmCuts(
-        centers={name: center(of(counts, name), scale) if center else None for name, (_, scale) in MEASURES.items()},
+        centers=centers_of({name: of(counts, name) for name in MEASURES}, rules),
         quintiles={score: cuts_of(of(counts, name), MEASURES[name][0]) for score, name in SCORES.items()},
     )
 
 
-def _highs(rules: RfmSettings, centers: dict[str, float | None]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    r, f, m = pl.col("recency_days"), pl.col("frequency"), pl.col("monetary")
+def centers_of(counts: dict[str, pl.DataFrame], rules: RfmSettings) -> dict[str, float | None]:
+    """The centre each measure is high or low against, once: the mean (money summed in cents) or median of its
+    known values, from its counts (value, count: a value may repeat); none with fixed thresholds. A snapshot
+    takes it from the counts of all customers (`rfm_cuts`), the history rebuild from each day's
+    (history.DayStates)."""
+    center = {"mean": mean, "median": lambda c, _: median(c)}.get(rules.threshold)
+    return {name: center(counts[name], scale) if center else None for name, (_, scale) in MEASURES.items()}
+
+
+def highs(recency, frequency, monetary, active_window, centers: dict[str, float | None], rules: RfmSettings) -> tuple:
+    """Whether R, F and M are high, once: against fixed values (R within the days of the customer's `active_window`,
+    by main category), else strictly better than the `centers` (`centers_of`). Written with operators only, so that
+    they are Polars expressions for a snapshot (`classify`) and numpy arrays for the history rebuild
+    (history.DayStates)."""
     if rules.threshold == "fixed":
-        window = pl.col("main_category").replace_strict(
-            rules.active_window_days, default=rules.recency_days, return_dtype=pl.Int64
-        ) if rules.active_window_days else pl.lit(rules.recency_days)  # fmt: skip
-        return r <= window, f >= rules.frequency, m >= rules.monetary
-    center = {name: pl.lit(value, pl.Float64) for name, value in centers.items()}
-    return r < center["recency_days"], f > center["frequency"], m > center["monetary"]
+        return recency <= active_window, frequency >= rules.frequency, monetary >= rules.monetary
+    return recency < centers["recency_days"], frequency > centers["frequency"], monetary > centers["monetary"]
 
 
 # a class as a number, 4 x R high + 2 x F high + M high (pipelines/rfm_classes.py: BY_NUMBER)
@@ -109,7 +116,11 @@ def classify(
     now)."""
     if cuts is None:
         cuts = rfm_cuts(merge_counts(pl.collect_all(rfm_counts(values.lazy()))), rules)
-    r_high, f_high, m_high = _highs(rules, cuts.centers)
+    window = pl.col("main_category").replace_strict(
+        rules.active_window_days, default=rules.recency_days, return_dtype=pl.Int64
+    ) if rules.active_window_days else pl.lit(rules.recency_days)  # fmt: skip
+    centers = {name: pl.lit(value, pl.Float64) for name, value in cuts.centers.items()}
+    r_high, f_high, m_high = highs(*(pl.col(name) for name in MEASURES), window, centers, rules)
     goodness = {"r_score": -pl.col("recency_days"), "f_score": pl.col("frequency"), "m_score": pl.col("monetary")}
     scored = values.with_columns(
         *(quintile(value, cuts.quintiles[name]).alias(name) for name, value in goodness.items()),
