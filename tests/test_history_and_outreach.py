@@ -90,6 +90,27 @@ def test_reminders_list_customers_entering_due_that_day(demo):
     assert reminders["message"].str.starts_with(f"【{demo.name}】").all()
 
 
+def test_a_daily_reminder_run_reads_the_days_due_customers_from_core_rfm(demo):
+    with dg.DagsterInstance.ephemeral() as instance:
+        job = shop_job(demo, OUTREACH_JOB)
+        result = job.execute_in_process(instance=instance, partition_key=str(LAST))  # core.rfm's day (the fixture)
+    assert result.success
+    [reminders_run] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "repurchase_reminders"
+    ]
+    read = reminders_run.materialization.metadata["customers_read"].value
+    reminders = table(demo, "outreach.repurchase_reminders").filter(pl.col("contact_date") == LAST)
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    rfm = customer_snapshot(orders, LAST, demo).rfm  # independent: a snapshot of every customer, from the orders
+    entering = rfm.filter((pl.col("stage") == "due") & (pl.col("due_date") == LAST))["customer_id"]
+    # the same list as from a snapshot of everyone (less the opt-out; the last list, on the 20th, is 11 days
+    # before: outside the 10-day cap), from the due customers alone
+    assert sorted(reminders["customer_id"]) == sorted(set(entering) - {"C0000007"})
+    assert 0 < read == len(entering) < rfm.height
+    assert reminders.height > 0
+
+
 def fake_snapshots(due: dict[date, list[str]]):
     def snapshot_on(day):
         ids = due.get(day, [])

@@ -221,10 +221,12 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
             fits = read_table(conn, "core.model_fits")
             opt_outs = opt_outs_on_record(conn, settings)
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+            scored = []  # the customers each day's list was chosen from
             if days == [current_snapshot_day(conn)]:
                 # a daily run: the day's snapshot is in core.*, and only the customers due that day are read
                 def snapshot_on(day: date):
                     facts, rfm = due_in_snapshot(conn, day)
+                    scored.append(rfm.height)
                     return facts, in_risk_bands(facts, rfm, fits, day, settings.value.remind_risk_bands, settings.value)
             else:
                 orders = conn.sql("SELECT * FROM staging.orders WHERE order_date <= ?", params=[last]).pl()
@@ -234,6 +236,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
                     made_for, snapshot = next(rolling)
                     if made_for != day:
                         raise RuntimeError(f"reminders asked for {day} out of order (the next snapshot is {made_for})")
+                    scored.append(snapshot.rfm.height)
                     return snapshot.facts, in_risk_bands(
                         snapshot.facts, snapshot.rfm, fits, day, settings.value.remind_risk_bands, settings.value
                     )
@@ -258,6 +261,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         return dg.MaterializeResult(metadata={
             **unmatched_opt_outs(context, opt_outs),
             "window": f"{first} .. {last}", "rows": chosen.height, "held_out": int(chosen["held_out"].sum()),
+            "customers_read": sum(scored),
             "campaign_targets_withdrawn": withdrawn.height,
             "by_class": dg.MetadataValue.json(dict(chosen.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
             "preview": dg.MetadataValue.md(markdown_table(chosen.head(5).drop("message"))),
