@@ -204,8 +204,10 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         record_process(context)
         with warehouse.get_connection() as conn:
             as_of = conn.execute("SELECT max(as_of_date) FROM core.customer_facts").fetchall()[0][0]
-            # the whole history every run: a changed ladder or a reloaded day changes every day after it
-            history = tier_history(read_orders(conn, as_of), as_of, settings)
+            # the whole history every run: a changed ladder or a reloaded day changes every day after it (without
+            # tiers, nothing: the orders are not read)
+            orders = read_orders(conn, as_of) if settings.tiers else read_orders(conn, as_of, after=as_of)
+            history = tier_history(orders, as_of, settings)
             replace_tables(conn, {"core.tier_history": history})
         current = history.filter(pl.col("valid_to").is_null())
         yield dg.MaterializeResult(metadata={
