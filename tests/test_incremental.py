@@ -162,6 +162,32 @@ def test_a_daily_snapshot_writes_the_rows_that_changed_and_the_views_age_the_res
     assert after["core.customer_facts"].equals(full.facts.sort(pl.all()))
 
 
+def test_a_warehouse_whose_customer_tables_are_tables_gets_the_views_and_the_same_snapshot(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_csv(folder / "2024-03-01.csv", "A1,ann,2024-03-01 10:00:00,100,zj", "A2,bo,2024-03-01 11:00:00,40,zj")
+    write_csv(folder / "2024-03-02.csv", "B1,ann,2024-03-02 10:00:00,60,zj", "B2,cy,2024-03-02 11:00:00,30,zj")
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    ingest(settings, "2024-03-01", "2024-03-02")
+    snapshot(settings, "2024-03-01", alone=True)
+    with duckdb.connect(str(settings.warehouse)) as conn:  # as a warehouse of the code before the views has them
+        for name in ("core.customer_facts", "core.rfm"):
+            conn.execute(f"CREATE TABLE {name}_copy AS FROM {name}")
+            conn.execute(f"DROP VIEW {name}")
+            conn.execute(f"DROP TABLE {name}_stored")
+            conn.execute(f"ALTER TABLE {name}_copy RENAME TO {name.split('.')[1]}")
+        conn.execute("DROP TABLE core.snapshot_day")
+    snapshot(settings, "2024-03-02", alone=True)  # from the day before's facts, read from the tables
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+        kinds = conn.sql("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'core'")
+        kinds = dict(kinds.fetchall())
+    assert (kinds["customer_facts"], kinds["rfm"], kinds["customer_facts_stored"]) == ("VIEW", "VIEW", "BASE TABLE")
+    full = customer_snapshot(orders, date(2024, 3, 2), settings)
+    assert table(settings, "core.customer_facts").equals(full.facts.sort(pl.all()))
+    assert table(settings, "core.rfm").equals(full.rfm.sort(pl.all()))
+
+
 def snapshot(settings, as_of: str, alone: bool = False):
     """The customers job as of a day (`alone`: its snapshot step only)."""
     job = shop_job(settings, CUSTOMERS_JOB)
