@@ -10,11 +10,11 @@ import pytest
 from assets.customers import history, lifecycle, rfm
 from assets.customers.history import STATE, empty_history, migration, rebuild_from_orders, record
 from assets.customers.snapshot import customer_snapshot
-from assets.customers.value import latest_fit, with_value_tags
+from assets.customers.value import latest_fit, risk_bands, with_value_tags
 from assets.outreach.reminders import reminders_for_days
 from pipelines.definitions import CUSTOMERS_JOB, OUTREACH_JOB, shop_job
 from pipelines.rfm_classes import CLASS_CODES, CLASSES
-from pipelines.settings import ControlSettings
+from pipelines.settings import RISK_BANDS, ControlSettings
 from reports.messages import render_message
 from tests.conftest import ingest, shop, table
 
@@ -121,6 +121,41 @@ def test_reminders_list_customers_entering_due_that_day(demo):
     entering = rfm.filter((pl.col("stage") == "due") & (pl.col("due_date") == date(2024, 12, 20)))["customer_id"]
     assert sorted(reminders["customer_id"]) == sorted(entering)
     assert reminders["message"].str.starts_with(f"【{demo.name}】").all()
+
+
+def test_a_daily_reminder_run_reads_the_days_due_customers_from_core_rfm(demo):
+    with dg.DagsterInstance.ephemeral() as instance:
+        job = shop_job(demo, OUTREACH_JOB)
+        result = job.execute_in_process(instance=instance, partition_key=str(LAST))  # core.rfm's day (the fixture)
+    assert result.success
+    [reminders_run] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "repurchase_reminders"
+    ]
+    read = reminders_run.materialization.metadata["customers_read"].value
+    reminders = table(demo, "outreach.repurchase_reminders").filter(pl.col("contact_date") == LAST)
+    with duckdb.connect(str(demo.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    rfm = customer_snapshot(orders, LAST, demo).rfm  # independent: a snapshot of every customer, from the orders
+    entering = rfm.filter((pl.col("stage") == "due") & (pl.col("due_date") == LAST))["customer_id"]
+    # the same list as from a snapshot of everyone (less the opt-out; the last list, on the 20th, is 11 days
+    # before: outside the 10-day cap), from the due customers alone
+    assert sorted(reminders["customer_id"]) == sorted(set(entering) - {"C0000007"})
+    assert 0 < read == len(entering) < rfm.height
+    assert reminders.height > 0
+
+    # reminders for the churn-risk bands (by the latest fit) of all but the first due customer's band: the due
+    # customers' own bands, as the bands of everyone's facts give them
+    fit = latest_fit(table(demo, "core.model_fits"), LAST)
+    bands = risk_bands(customer_snapshot(orders, LAST, demo).facts, fit, demo.value)
+    left_out = bands.filter(pl.col("customer_id") == sorted(entering)[0])["risk_band"].item()
+    allowed = [band for band in RISK_BANDS if band != left_out]
+    banded = demo.model_copy(update={"value": demo.value.model_copy(update={"remind_risk_bands": allowed})})
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert shop_job(banded, OUTREACH_JOB).execute_in_process(instance=instance, partition_key=str(LAST)).success
+    reminded = table(demo, "outreach.repurchase_reminders").filter(pl.col("contact_date") == LAST)["customer_id"]
+    in_bands = bands.filter(pl.col("risk_band").is_in(allowed))["customer_id"]
+    assert sorted(reminded) == sorted(set(entering) & set(in_bands) - {"C0000007"})
+    assert sorted(entering)[0] not in set(reminded)
 
 
 def fake_snapshots(due: dict[date, list[str]]):

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 import yaml
 
+from assets.customers import CUSTOMER_FACTS, RFM, SEGMENT_HISTORY
 from assets.customers.snapshot import customer_snapshot
 from pipelines.definitions import CUSTOMERS_JOB, shop_job
 from tests.conftest import COLUMNS, ROOT, file_shop, ingest, table, write_csv
@@ -125,11 +126,77 @@ def test_a_reissued_earlier_day_with_a_changed_amount_reaches_the_next_daily_sna
     assert revenue(settings) == {"ann": 1060.0, "cy": 30.0, "di": 25.0}
 
 
-def snapshot(settings, as_of: str) -> None:
+def test_a_daily_snapshot_writes_the_rows_that_changed_and_the_views_age_the_rest(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_csv(folder / "2024-03-01.csv", *(f"A{n},c{n},2024-03-01 10:00:00,{10 * n},zj" for n in range(1, 9)))
+    write_csv(folder / "2024-03-02.csv", "B1,c1,2024-03-02 10:00:00,30,zj", "B2,c2,2024-03-02 11:00:00,20,zj")
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    ingest(settings, "2024-03-01", "2024-03-02")
+    snapshot(settings, "2024-03-02", alone=True)
+    before = {name: table(settings, name) for name in ("core.customer_facts", "core.rfm")}
+
+    # the 5th: c3 orders again and c9 for the first time; nobody else did since the 2nd
+    write_csv(folder / "2024-03-05.csv", "E1,c3,2024-03-05 10:00:00,50,zj", "E2,c9,2024-03-05 11:00:00,15,zj")
+    ingest(settings, "2024-03-05")
+    written = {
+        event.asset_key.path[-1]: event.materialization.metadata["rows_written"].value
+        for event in snapshot(settings, "2024-03-05", alone=True).get_asset_materialization_events()
+        if event.asset_key.path[-2:] in (["core", "customer_facts"], ["core", "rfm"])
+    }
+    after = {name: table(settings, name) for name in ("core.customer_facts", "core.rfm")}
+    assert written["customer_facts"] == 2  # c3's facts and c9's (by hand): the others' stored facts only age
+    # core.rfm: the rows that differ in what does not age (scores and classes move with the shop's cuts), counted
+    # from what the views show before and after
+    aged = ["as_of_date", "recency_days"]
+    changed = after["core.rfm"].drop(aged).join(before["core.rfm"].drop(aged), on=after["core.rfm"].drop(aged).columns,
+                                                 how="anti", nulls_equal=True)  # fmt: skip
+    assert written["rfm"] == changed.height > 0
+    # the aged columns as of the 5th for everyone, by hand: c5 last ordered on the 1st, c1 on the 2nd
+    recency = dict(after["core.customer_facts"].select("customer_id", "recency_days").iter_rows())
+    assert (recency["c5"], recency["c1"], recency["c3"]) == (4, 3, 0)
+    assert set(after["core.rfm"]["as_of_date"]) == {date(2024, 3, 5)}
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+    full = customer_snapshot(orders, date(2024, 3, 5), settings)
+    assert after["core.customer_facts"].equals(full.facts.sort(pl.all()))
+
+
+def test_a_warehouse_whose_customer_tables_are_tables_gets_the_views_and_the_same_snapshot(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_csv(folder / "2024-03-01.csv", "A1,ann,2024-03-01 10:00:00,100,zj", "A2,bo,2024-03-01 11:00:00,40,zj")
+    write_csv(folder / "2024-03-02.csv", "B1,ann,2024-03-02 10:00:00,60,zj", "B2,cy,2024-03-02 11:00:00,30,zj")
+    settings = file_shop(tmp_path, str(folder), COLUMNS)
+    ingest(settings, "2024-03-01", "2024-03-02")
+    snapshot(settings, "2024-03-01", alone=True)
+    with duckdb.connect(str(settings.warehouse)) as conn:  # as a warehouse of the code before the views has them
+        for name in ("core.customer_facts", "core.rfm"):
+            conn.execute(f"CREATE TABLE {name}_copy AS FROM {name}")
+            conn.execute(f"DROP VIEW {name}")
+            conn.execute(f"DROP TABLE {name}_stored")
+            conn.execute(f"ALTER TABLE {name}_copy RENAME TO {name.split('.')[1]}")
+        conn.execute("DROP TABLE core.snapshot_day")
+    snapshot(settings, "2024-03-02", alone=True)  # from the day before's facts, read from the tables
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        orders = conn.sql("SELECT * FROM staging.orders").pl()
+        kinds = conn.sql("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'core'")
+        kinds = dict(kinds.fetchall())
+    assert (kinds["customer_facts"], kinds["rfm"], kinds["customer_facts_stored"]) == ("VIEW", "VIEW", "BASE TABLE")
+    full = customer_snapshot(orders, date(2024, 3, 2), settings)
+    assert table(settings, "core.customer_facts").equals(full.facts.sort(pl.all()))
+    assert table(settings, "core.rfm").equals(full.rfm.sort(pl.all()))
+
+
+def snapshot(settings, as_of: str, alone: bool = False):
+    """The customers job as of a day (`alone`: its snapshot step only)."""
     job = shop_job(settings, CUSTOMERS_JOB)
     config = {"ops": {f"{settings.id}__customer_snapshot": {"config": {"as_of": as_of}}}}
+    selection = [settings.key(asset) for asset in (CUSTOMER_FACTS, RFM, SEGMENT_HISTORY)] if alone else None
     with dg.DagsterInstance.ephemeral() as instance:
-        assert job.execute_in_process(instance=instance, run_config=config).success
+        result = job.execute_in_process(instance=instance, run_config=config, asset_selection=selection)
+    assert result.success
+    return result
 
 
 def revenue(settings) -> dict[str, float]:

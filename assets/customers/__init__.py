@@ -15,6 +15,7 @@ from assets.customers.facts import KEPT_COLUMNS, ORDER_COLUMNS, needed_columns
 from assets.customers.history import empty_history, rebuild, rebuild_from_orders
 from assets.customers.products import items_of, product_roles
 from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
+from assets.customers.stored import stored_table, write_snapshot
 from assets.customers.tiers import tier_history
 from assets.customers.value import HIGH_VALUE_AT_RISK, fit_on, latest_fit, with_value_tags
 from assets.orders import STAGING_ORDERS
@@ -27,6 +28,7 @@ from pipelines.warehouse import COMPLETED, Warehouse, read_table, replace_tables
 CUSTOMER_FACTS = dg.AssetKey(["core", "customer_facts"])
 RFM = dg.AssetKey(["core", "rfm"])
 SEGMENT_HISTORY = dg.AssetKey(["core", "segment_history"])
+HISTORY_KEYS = ("customer_id", "valid_from")  # a customer's stretches start on different days
 TIER_HISTORY = dg.AssetKey(["core", "tier_history"])
 ANALYSIS = {
     "repeat_purchase": "Repeat-purchase rate, from core.customer_facts: one row.",
@@ -107,16 +109,21 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             if since == as_of:
                 state = snapshot.rfm.select("customer_id", "rfm_class", "stage", "expected_next_date")
                 history = rebuild(history, lambda _: state, as_of, as_of)
-            replace_tables(
-                conn, {"core.customer_facts": snapshot.facts, "core.rfm": snapshot.rfm, "core.segment_history": history}
-            )
+            written = write_snapshot(conn, snapshot, {"core.segment_history": (history, HISTORY_KEYS)})
             conn.execute("DELETE FROM raw.reloads WHERE order_date <= ?", [as_of])  # taken in
+            buyers = conn.execute(
+                "SELECT count(DISTINCT customer_id) FROM staging.orders WHERE order_date > ? AND order_date <= ?",
+                [previous.as_of if previous is not None else date.min, as_of],
+            ).fetchall()[0][0]
+            context.log.info(f"Rows written: {written}; customers who ordered since the last snapshot: {buyers}")
         rfm = snapshot.rfm
         yield dg.MaterializeResult(
             asset_key=key(CUSTOMER_FACTS),
             metadata={
                 "as_of": str(as_of),
                 "dagster/row_count": snapshot.facts.height,
+                "rows_written": written[stored_table("core.customer_facts")],
+                "buyers_since_last_snapshot": buyers,
                 "repeat_rate": round(float((snapshot.facts["purchase_days"] >= 2).mean() or 0), 4),
             },
         )
@@ -125,6 +132,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             metadata={
                 "as_of": str(as_of),
                 "dagster/row_count": rfm.height,
+                "rows_written": written[stored_table("core.rfm")],
                 "classes": dg.MetadataValue.json(dict(rfm.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
                 "stages": dg.MetadataValue.json(dict(rfm.group_by("stage").len().sort("stage").iter_rows())),
                 "high_value_at_risk": int(rfm["tags"].str.contains(HIGH_VALUE_AT_RISK, literal=True).sum()),
@@ -132,7 +140,8 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             },
         )
         yield dg.MaterializeResult(asset_key=key(SEGMENT_HISTORY), metadata={
-            "rebuilt_from": str(since), "dagster/row_count": history.height})  # fmt: skip
+            "rebuilt_from": str(since), "dagster/row_count": history.height,
+            "rows_written": written["core.segment_history"]})  # fmt: skip
         yield from customer_check_results(
             settings, snapshot.facts, rfm, previous_rfm, context.run_id, (key(CUSTOMER_FACTS), key(RFM))
         )
@@ -195,8 +204,10 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         record_process(context)
         with warehouse.get_connection() as conn:
             as_of = conn.execute("SELECT max(as_of_date) FROM core.customer_facts").fetchall()[0][0]
-            # the whole history every run: a changed ladder or a reloaded day changes every day after it
-            history = tier_history(read_orders(conn, as_of), as_of, settings)
+            # the whole history every run: a changed ladder or a reloaded day changes every day after it (without
+            # tiers, nothing: the orders are not read)
+            orders = read_orders(conn, as_of) if settings.tiers else read_orders(conn, as_of, after=as_of)
+            history = tier_history(orders, as_of, settings)
             replace_tables(conn, {"core.tier_history": history})
         current = history.filter(pl.col("valid_to").is_null())
         yield dg.MaterializeResult(metadata={
@@ -263,6 +274,17 @@ def previous_facts(conn: duckdb.DuckDBPyConnection) -> PreviousFacts | None:
     """The day and totals of core.customer_facts, or None before the first snapshot."""
     totals = read_table(conn, "core.customer_facts", columns=("max(as_of_date)", "sum(orders)", "sum(items)"))
     return None if totals is None or totals.item(0, 0) is None else PreviousFacts(*totals.row(0))
+
+
+def current_snapshot_day(conn: duckdb.DuckDBPyConnection) -> date | None:
+    """The day of core.customer_facts and core.rfm where they were made from staging.orders as it is now (no reload
+    waiting to be taken in, completed orders and items adding up to the facts' totals), else None."""
+    previous = previous_facts(conn)
+    if previous is None:
+        return None
+    waiting = conn.execute("SELECT count(*) FROM raw.reloads WHERE order_date <= ?", [previous.as_of]).fetchall()
+    held = _completed_totals(conn, previous.as_of) == (previous.orders, previous.items)
+    return previous.as_of if held and not waiting[0][0] else None
 
 
 def reloaded_customers(conn: duckdb.DuckDBPyConnection, previous: PreviousFacts | None) -> pl.DataFrame:

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from assets import OUTREACH, REPORTS, markdown_table
-from assets.customers import CUSTOMER_FACTS, RFM, TIER_HISTORY
+from assets.customers import CUSTOMER_FACTS, RFM, TIER_HISTORY, current_snapshot_day
 from assets.customers.snapshot import daily_snapshots
 from assets.customers.value import latest_fit
 from assets.customers.value_assets import MODEL_FITS
@@ -55,6 +55,16 @@ def unmatched_opt_outs(context, opt_outs: OptOuts) -> dict:
     if unmatched:
         context.log.warning(f"{len(opt_outs.unmatched)} opt-out lines name no customer: {unmatched}")
     return {"opt_outs_matching_nobody": dg.MetadataValue.text(unmatched)}
+
+
+def due_in_snapshot(conn, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """core.customer_facts and core.rfm (as of `day`) of the customers whose due window opens that day
+    (`reminders.due_today`)."""
+    rfm = conn.sql("SELECT * FROM core.rfm WHERE stage = 'due' AND due_date = ?", params=[day]).pl()
+    conn.register("due", rfm.select("customer_id").to_arrow())
+    facts = conn.sql("SELECT * FROM core.customer_facts SEMI JOIN due USING (customer_id)").pl()
+    conn.unregister("due")
+    return facts, rfm
 
 
 def reminder_contacts(
@@ -192,36 +202,44 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
     @dg.asset(
         key=key(REPURCHASE_REMINDERS),
         group_name=OUTREACH,
-        deps=[key(STAGING_ORDERS), key(MODEL_FITS), key(TIER_HISTORY)],
+        deps=[key(STAGING_ORDERS), key(CUSTOMER_FACTS), key(RFM), key(MODEL_FITS), key(TIER_HISTORY)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=settings.pool,
     )
     def repurchase_reminders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """Customers whose due window opened that day, from staging.orders as of each day (its own snapshot of
-        facts and classes, not core.rfm's latest), core.model_fits (risk bands) and core.tier_history (the
-        member tier a message names): one row per customer and
-        contact day, with class, channel and a message from the class's template. Campaign lists on record count
-        toward the frequency cap; that dependency is not drawn, as the lists count reminders the same way."""
+        facts and classes, not core.rfm's latest; a run of the one day that core.customer_facts and core.rfm hold,
+        made from the orders as they are, reads that day's due customers from them), core.model_fits (risk
+        bands) and core.tier_history (the member tier a message names): one row per customer and contact day,
+        with class, channel and a message from the class's template. Campaign lists on record count toward the
+        frequency cap; that dependency is not drawn, as the lists count reminders the same way."""
         record_process(context)
         first, last = list_days(context.partition_time_window, settings)
         cap, campaign_first = settings.outreach.frequency_cap_days, settings.outreach.cap_priority == "campaign"
         with warehouse.get_connection() as conn:
-            orders = conn.sql("SELECT * FROM staging.orders WHERE order_date <= ?", params=[last]).pl()
-
             fits = read_table(conn, "core.model_fits")
             opt_outs = opt_outs_on_record(conn, settings)
-
             days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-            rolling = zip(days, daily_snapshots(orders, days, settings), strict=True)  # one at a time, in order
+            scored = []  # the customers each day's list was chosen from
+            if days == [current_snapshot_day(conn)]:
+                # a daily run: the day's snapshot is in core.*, and only the customers due that day are read
+                def snapshot_on(day: date):
+                    facts, rfm = due_in_snapshot(conn, day)
+                    scored.append(rfm.height)
+                    return facts, in_risk_bands(facts, rfm, fits, day, settings.value.remind_risk_bands, settings.value)
+            else:
+                orders = conn.sql("SELECT * FROM staging.orders WHERE order_date <= ?", params=[last]).pl()
+                rolling = zip(days, daily_snapshots(orders, days, settings), strict=True)  # one at a time, in order
 
-            def snapshot_on(day: date):
-                made_for, snapshot = next(rolling)
-                if made_for != day:
-                    raise RuntimeError(f"reminders asked for {day} out of order (the next snapshot is {made_for})")
-                return snapshot.facts, in_risk_bands(
-                    snapshot.facts, snapshot.rfm, fits, day, settings.value.remind_risk_bands, settings.value
-                )
+                def snapshot_on(day: date):
+                    made_for, snapshot = next(rolling)
+                    if made_for != day:
+                        raise RuntimeError(f"reminders asked for {day} out of order (the next snapshot is {made_for})")
+                    scored.append(snapshot.rfm.height)
+                    return snapshot.facts, in_risk_bands(
+                        snapshot.facts, snapshot.rfm, fits, day, settings.value.remind_risk_bands, settings.value
+                    )
 
             others = pl.concat([reminder_contacts(conn, first, last, cap, replacing=(first, last)),
                                 campaign_contacts(conn, first, last, cap, yields=not campaign_first),
@@ -243,6 +261,7 @@ def outreach_assets(settings: ShopSettings, partitions: dg.PartitionsDefinition)
         return dg.MaterializeResult(metadata={
             **unmatched_opt_outs(context, opt_outs),
             "window": f"{first} .. {last}", "rows": chosen.height, "held_out": int(chosen["held_out"].sum()),
+            "customers_read": sum(scored),
             "campaign_targets_withdrawn": withdrawn.height,
             "by_class": dg.MetadataValue.json(dict(chosen.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
             "preview": dg.MetadataValue.md(markdown_table(chosen.head(5).drop("message"))),
