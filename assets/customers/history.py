@@ -108,8 +108,9 @@ def history_pieces(
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
     steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
-    changes = pl.concat([days.advance(day, previous) for day in sorted({*steps, until})]).sort(KEY, "valid_from")
+    changes = [days.advance(day, previous) for day in sorted({*steps, until})]
     del days, previous
+    changes = pl.concat(changes, rechunk=False).sort(KEY, "valid_from")
     kept = kept.sort("customer_id", "valid_from")
     starts = list(range(0, customers.height, PIECE))
     # a piece's old stretches: those of ids from its first customer's up to the next piece's first customer's
@@ -138,15 +139,22 @@ def _stretches(customers: pl.DataFrame, kept: pl.DataFrame, changes: pl.DataFram
 
 def _episodes_in_pieces(keyed: pl.DataFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
     """`customer_episodes` of every customer, computed a piece of customers at a time (what they hold while being
-    computed follows the piece), with the categories of the whole shop."""
+    computed follows the piece), with the categories of the whole shop; counts as 32-bit numbers."""
     bought = keyed.filter(pl.col("purchase") & pl.col("category").is_not_null())
     categories = bought.select(pl.col("category").unique().sort())["category"].cast(pl.String).to_list()
     customers = int(keyed[KEY].max() or 0) + 1
-    pieces = [
-        customer_episodes(keyed.lazy().filter(pl.col(KEY).is_between(start, start + PIECE - 1)), rules, categories)[0]
-        for start in range(0, customers, PIECE)
-    ]
-    return pl.concat(pieces).sort("order_date"), categories
+    within = [pl.col(KEY).is_between(start, start + PIECE - 1) for start in range(0, customers, PIECE)]
+    compact = pl.col("purchase_days", "frequency", "category").cast(pl.Int32)
+    episodes = pl.concat(
+        [customer_episodes(keyed.lazy().filter(piece), rules, categories)[0].with_columns(compact) for piece in within],
+        rechunk=False,
+    )
+    # in order of day a column at a time: a copy of one column at once, not of all
+    order, columns = episodes["order_date"].arg_sort(), []
+    for name in episodes.columns:
+        columns.append(episodes[name].gather(order))
+        episodes = episodes.drop(name)
+    return pl.DataFrame(columns), categories
 
 
 def _snapshot_states(orders: pl.LazyFrame | pl.DataFrame, settings: ShopSettings) -> Callable[[date], pl.DataFrame]:
