@@ -100,6 +100,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 if since < as_of:  # written a piece of customers at a time, never whole in memory
                     step = settings.lifecycle.history_step_days
                     history = history_pieces(history, orders, since, as_of, settings, step)
+                del orders  # the history's pieces hold them only until they are keyed
             # the tag from the models: the latest fit on or before the day (the value step fits after this one),
             # else (a shop's first run) the fit of these facts that the value step is about to record
             fit = latest_fit(read_table(conn, "core.model_fits"), as_of) or fit_on(snapshot.facts, settings.value)

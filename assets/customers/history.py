@@ -93,7 +93,8 @@ def history_pieces(
     step_days: int = 1,
 ) -> Iterator[pl.DataFrame]:
     """`rebuild_from_orders` a piece of customers (`PIECE`, in id order) at a time: the pieces, one after another,
-    are its rows in its order, so that a caller can write each and let it go (at least one piece, maybe empty)."""
+    are its rows in its order, so that a caller can write each and let it go (at least one piece, maybe empty).
+    Holds `orders` only until they are keyed: a caller done with them can let them go once this has started."""
     if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
         yield rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
         return
@@ -101,8 +102,10 @@ def history_pieces(
         valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
     )
     customers, keyed = customer_keys(needed_columns(orders).filter(pl.col("order_date") <= until).collect())
-    # only what the episodes read, once: the orders' ids and texts are let go before the days are stepped through
+    # only what the episodes read, once: the orders (where the caller has let them go too) and the old history are
+    # let go before the days are stepped through
     keyed = keyed.select(KEY, "order_date", "purchase", "amount", "category").collect()
+    del orders, history
     days = DayStates(*_episodes_in_pieces(keyed, settings.rfm), customers.height, settings)
     del keyed
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
