@@ -101,10 +101,11 @@ def history_pieces(
     kept = history.filter(pl.col("valid_from") < since).with_columns(
         valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
     )
-    customers, keyed = customer_keys(needed_columns(orders).filter(pl.col("order_date") <= until).collect())
     # only what the episodes read, once: the orders (where the caller has let them go too) and the old history are
     # let go before the days are stepped through
-    keyed = keyed.select(KEY, "order_date", "purchase", "amount", "category").collect()
+    read = needed_columns(orders).select("customer_id", "order_date", "purchase", "amount", "category")
+    customers, keyed = customer_keys(read.filter(pl.col("order_date") <= until).collect())
+    keyed = keyed.collect()
     del orders, history
     days = DayStates(*_episodes_in_pieces(keyed, settings.rfm), customers.height, settings)
     del keyed
