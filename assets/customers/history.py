@@ -114,7 +114,8 @@ def history_pieces(
     steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
     changes = [days.advance(day, previous) for day in sorted({*steps, until})]
     del days, previous
-    changes = pl.concat(changes, rechunk=False).sort(KEY, "valid_from")
+    # the days' changes come in order of day: kept in it within each customer, they are in order of key and day
+    changes = pl.concat(changes, rechunk=False).sort(KEY, maintain_order=True)
     kept = kept.sort("customer_id", "valid_from")
     starts = list(range(0, customers.height, PIECE))
     # a piece's old stretches: those of ids from its first customer's up to the next piece's first customer's
