@@ -144,16 +144,19 @@ def _stretches(customers: pl.DataFrame, kept: pl.DataFrame, changes: pl.DataFram
 
 def _episodes_in_pieces(keyed: pl.DataFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
     """`customer_episodes` of every customer, computed a piece of customers at a time (what they hold while being
-    computed follows the piece), with the categories of the whole shop; counts as 32-bit numbers."""
+    computed follows the piece), with the categories of the whole shop."""
     bought = keyed.filter(pl.col("purchase") & pl.col("category").is_not_null())
     categories = bought.select(pl.col("category").unique().sort())["category"].cast(pl.String).to_list()
     customers = int(keyed[KEY].max() or 0) + 1
     within = [pl.col(KEY).is_between(start, start + PIECE - 1) for start in range(0, customers, PIECE)]
-    compact = pl.col("purchase_days", "frequency", "category").cast(pl.Int32)
-    episodes = pl.concat(
-        [customer_episodes(keyed.lazy().filter(piece), rules, categories)[0].with_columns(compact) for piece in within],
-        rechunk=False,
-    )
+    # counts as 32-bit numbers; no purchase yet as day 0 and no cycle as NaN, as `DayStates` reads them (no copy there)
+    compact = [
+        pl.col("purchase_days", "frequency", "category").cast(pl.Int32),
+        pl.col("last_purchase").fill_null(date(1970, 1, 1)),
+        pl.col("cycle").fill_null(np.nan),
+    ]
+    pieces = (customer_episodes(keyed.lazy().filter(piece), rules, categories)[0] for piece in within)
+    episodes = pl.concat([piece.with_columns(*compact) for piece in pieces], rechunk=False)
     # in order of day a column at a time: a copy of one column at once, not of all
     order, columns = episodes["order_date"].arg_sort(), []
     for name in episodes.columns:
