@@ -295,12 +295,13 @@ def replace_tables(
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
             pieces = [content] if isinstance(content, pl.DataFrame) else content
             for number, piece in enumerate(pieces):
-                conn.register("incoming", piece.to_arrow())
+                # read by its name here (a replacement scan): a registered view kept every piece until the commit
+                incoming = piece.to_arrow()
                 if number:
                     conn.execute(f"INSERT INTO {table} SELECT * FROM incoming")
                 else:
                     conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
-                conn.unregister("incoming")
+                del incoming
 
 
 def read_table(
