@@ -21,7 +21,7 @@ from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import RfmSettings, ShopSettings
 
 STATE = ("rfm_class", "stage")
-PIECE = 1_000_000  # customers handled at a time: their episodes, their classification on a day, their stretches
+PIECE = 250_000  # customers handled at a time: their episodes, their classification on a day, their stretches
 HISTORY_SCHEMA = {
     "customer_id": pl.String, "rfm_class": pl.String, "stage": pl.String,
     "expected_next_date": pl.Date, "valid_from": pl.Date, "valid_to": pl.Date,
