@@ -283,21 +283,24 @@ def lifetimes_summary(folder: Path, orders: int) -> dict:
 
 
 def history(folder: Path, orders: int) -> dict:
-    """core.segment_history rebuilt over the last two years from the warehouse's orders, as a range run does
-    (a state every `lifecycle.history_step_days`, 7)."""
+    """core.segment_history rebuilt over the last two years from the warehouse's orders and written to it, as a
+    range run does (a state every `lifecycle.history_step_days`, 7; a piece of customers at a time)."""
     if orders > FULL_RUN_ORDERS:
         return {"skipped": "left out above 30 M orders"}
     import duckdb
 
     from assets.customers import read_orders
-    from assets.customers.history import empty_history, rebuild_from_orders
+    from assets.customers.history import empty_history, history_pieces
+    from pipelines.warehouse import replace_tables
 
     settings = _settings(folder)
     started = clock()
-    with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as conn:
+    with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
         step = settings.lifecycle.history_step_days
-        rebuilt = rebuild_from_orders(empty_history(), read_orders(conn, END), HISTORY_SINCE, END, settings, step)
-    return {**since(started), "rows": rebuilt.height}
+        pieces = history_pieces(empty_history(), read_orders(conn, END), HISTORY_SINCE, END, settings, step)
+        replace_tables(conn, {"core.segment_history": pieces})
+        rows = conn.sql("SELECT count(*) FROM core.segment_history").fetchall()[0][0]
+    return {**since(started), "rows": rows}
 
 
 def day_before(folder: Path, orders: int) -> dict:

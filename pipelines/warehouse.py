@@ -285,14 +285,31 @@ def write_rows(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFram
         conn.unregister("incoming")
 
 
-def replace_tables(conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame]) -> None:
-    """Make `frames` the whole content of their tables (created as needed), atomically."""
+def replace_tables(
+    conn: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame | Iterable[pl.DataFrame]]
+) -> None:
+    """Make `frames` the whole content of their tables (created as needed), atomically. A table may come as pieces
+    (frames of one schema, at least one), written one at a time, so that each can be let go before the next."""
     with transaction(conn):
-        for table, frame in frames.items():
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-            conn.register("incoming", frame.to_arrow())
+        for table, content in frames.items():
+            write_pieces(conn, table, [content] if isinstance(content, pl.DataFrame) else content)
+
+
+def write_pieces(conn: duckdb.DuckDBPyConnection, table: str, pieces: Iterable[pl.DataFrame]) -> int:
+    """Make `pieces` (frames of one schema, at least one) the whole content of `table`, one at a time, inside the
+    caller's transaction; returns the rows written."""
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    rows = 0
+    for number, piece in enumerate(pieces):
+        # read by its name here (a replacement scan): a registered view kept every piece until the commit
+        incoming = piece.to_arrow()
+        if number:
+            conn.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+        else:
             conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
-            conn.unregister("incoming")
+        rows += piece.height
+        del incoming
+    return rows
 
 
 def read_table(

@@ -233,9 +233,11 @@ def test_a_rebuilt_history_equals_one_built_day_by_day(demo, rules, monkeypatch)
         weekly.sort("customer_id", "valid_from")
     )
     assert day_by_day.filter(pl.col("valid_from") > first).height > 100  # customers do move
-    # the customers classified in many pieces, as at millions of customers
+    # the customers in many pieces end to end (episodes, classification, stretches), as at millions of customers;
+    # the stretches recorded until the middle split among the pieces by id
     monkeypatch.setattr(history, "PIECE", 97)
     assert rebuild_from_orders(empty_history(), orders, first, last, settings).equals(day_by_day)
+    assert rebuild_from_orders(until_middle, orders, middle, last, settings).equals(day_by_day)
 
 
 def test_a_daily_run_after_yesterdays_gives_what_a_full_run_gives(tmp_path):

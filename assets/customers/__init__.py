@@ -12,7 +12,7 @@ from assets import CUSTOMERS, markdown_table
 from assets.customers import analysis
 from assets.customers.bucket_assets import bucket_assets
 from assets.customers.facts import KEPT_COLUMNS, ORDER_COLUMNS, needed_columns
-from assets.customers.history import empty_history, rebuild, rebuild_from_orders
+from assets.customers.history import empty_history, history_pieces, rebuild
 from assets.customers.products import items_of, product_roles
 from assets.customers.snapshot import Snapshot, customer_snapshot, next_day_snapshot
 from assets.customers.stored import stored_table, write_snapshot
@@ -99,9 +99,10 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             else:
                 orders = read_orders(conn, as_of)
                 snapshot = customer_snapshot(orders, as_of, settings)
-                if since < as_of:
+                if since < as_of:  # written a piece of customers at a time, never whole in memory
                     step = settings.lifecycle.history_step_days
-                    history = rebuild_from_orders(history, orders, since, as_of, settings, step)
+                    history = history_pieces(history, orders, since, as_of, settings, step)
+                del orders  # the history's pieces hold them only until they are keyed
             # the tag from the models: the latest fit on or before the day (the value step fits after this one),
             # else (a shop's first run) the fit of these facts that the value step is about to record
             fit = latest_fit(read_table(conn, "core.model_fits"), as_of) or fit_on(snapshot.facts, settings.value)
@@ -116,6 +117,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 [previous.as_of if previous is not None else date.min, as_of],
             ).fetchall()[0][0]
             context.log.info(f"Rows written: {written}; customers who ordered since the last snapshot: {buyers}")
+            history_rows = conn.sql("SELECT count(*) FROM core.segment_history").fetchall()[0][0]
         rfm = snapshot.rfm
         yield dg.MaterializeResult(
             asset_key=key(CUSTOMER_FACTS),
@@ -140,7 +142,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             },
         )
         yield dg.MaterializeResult(asset_key=key(SEGMENT_HISTORY), metadata={
-            "rebuilt_from": str(since), "dagster/row_count": history.height,
+            "rebuilt_from": str(since), "dagster/row_count": history_rows,
             "rows_written": written["core.segment_history"]})  # fmt: skip
         yield from customer_check_results(
             settings, snapshot.facts, rfm, previous_rfm, context.run_id, (key(CUSTOMER_FACTS), key(RFM))

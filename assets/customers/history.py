@@ -6,7 +6,7 @@ The state of day X is the stretch with valid_from <= X < valid_to; the migration
 two dates is one self-join of the table (see `migration`).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
@@ -22,7 +22,7 @@ from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import RfmSettings, ShopSettings
 
 STATE = ("rfm_class", "stage")
-PIECE = 1_000_000  # customers a day's classification handles at a time
+PIECE = 250_000  # customers handled at a time: their episodes, their classification on a day, their stretches
 HISTORY_SCHEMA = {
     "customer_id": pl.String, "rfm_class": pl.String, "stage": pl.String,
     "expected_next_date": pl.Date, "valid_from": pl.Date, "valid_to": pl.Date,
@@ -82,23 +82,58 @@ def rebuild_from_orders(
     """`rebuild` with the states of since..until (every `step_days`, and `until` itself) from `staging.orders`
     (or rows of its shape) in one pass: each customer's values change only on their order days (`customer_episodes`),
     so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
+    return pl.concat(history_pieces(history, orders, since, until, settings, step_days))
+
+
+def history_pieces(
+    history: pl.DataFrame,
+    orders: pl.LazyFrame | pl.DataFrame,
+    since: date,
+    until: date,
+    settings: ShopSettings,
+    step_days: int = 1,
+) -> Iterator[pl.DataFrame]:
+    """`rebuild_from_orders` a piece of customers (`PIECE`, in id order) at a time: the pieces, one after another,
+    are its rows in its order, so that a caller can write each and let it go (at least one piece, maybe empty).
+    Holds `orders` only until they are keyed: a caller done with them can let them go once this has started."""
     if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
-        return rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
+        yield rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
+        return
     kept = history.filter(pl.col("valid_from") < since).with_columns(
         valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
     )
-    customers, keyed = customer_keys(needed_columns(orders).filter(pl.col("order_date") <= until).collect())
-    episodes, categories = customer_episodes(keyed, settings.rfm)
-    days = DayStates(episodes, categories, customers.height, settings)
+    # only what the episodes read, once: the orders (where the caller has let them go too) and the old history are
+    # let go before the days are stepped through
+    read = needed_columns(orders).select("customer_id", "order_date", "purchase", "amount", "category")
+    customers, keyed = customer_keys(read.filter(pl.col("order_date") <= until).collect())
+    keyed = keyed.collect()
+    del orders, history
+    days = DayStates(*_episodes_in_pieces(keyed, settings.rfm), customers.height, settings)
+    del keyed
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
     steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
     changes = [days.advance(day, previous) for day in sorted({*steps, until})]
+    del days, previous
+    # the days' changes come in order of day: kept in it within each customer, they are in order of key and day
+    changes = pl.concat(changes, rechunk=False).sort(KEY, maintain_order=True)
+    kept = kept.sort("customer_id", "valid_from")
+    starts = list(range(0, customers.height, PIECE))
+    # a piece's old stretches: those of ids from its first customer's up to the next piece's first customer's
+    bounds = [0, *kept["customer_id"].search_sorted(customers["customer_id"].gather(starts[1:])).to_list(), kept.height]
+    ends = changes[KEY].search_sorted(pl.Series([*starts[1:], customers.height], dtype=pl.UInt32)).to_list()
+    for number, end in enumerate(ends or [0]):
+        first = ends[number - 1] if number else 0
+        yield _stretches(customers, kept[bounds[number] : bounds[number + 1]], changes[first:end])
+
+
+def _stretches(customers: pl.DataFrame, kept: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """The history of some customers: their stretches before the rebuild (`kept`) and from its changes (sorted by
+    customer_key, then day), each closed by the customer's next one."""
     # keys are numbered in id order: sorted by key, the stretches are in id order without sorting any text; the
     # class and stage are named once sorted, not as texts per day and sorted with them
-    opened = pl.concat(changes).sort(KEY, "valid_from")
-    opened = opened.select(
-        customers["customer_id"].gather(opened[KEY]),
+    opened = changes.select(
+        customers["customer_id"].gather(changes[KEY]),
         rfm_class=named(pl.col("code") // len(STAGES), CLASS_CODES),
         stage=named(pl.col("code") % len(STAGES), STAGES),
         expected_next_date="expected_next_date", valid_from="valid_from", valid_to=pl.lit(None, pl.Date),
@@ -106,6 +141,29 @@ def rebuild_from_orders(
     history = pl.concat([kept, opened]).sort("customer_id", "valid_from") if kept.height else opened
     same_customer = pl.col("customer_id") == pl.col("customer_id").shift(-1)
     return history.with_columns(valid_to=pl.when(same_customer).then(pl.col("valid_from").shift(-1)))
+
+
+def _episodes_in_pieces(keyed: pl.DataFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
+    """`customer_episodes` of every customer, computed a piece of customers at a time (what they hold while being
+    computed follows the piece), with the categories of the whole shop."""
+    bought = keyed.filter(pl.col("purchase") & pl.col("category").is_not_null())
+    categories = bought.select(pl.col("category").unique().sort())["category"].cast(pl.String).to_list()
+    customers = int(keyed[KEY].max() or 0) + 1
+    within = [pl.col(KEY).is_between(start, start + PIECE - 1) for start in range(0, customers, PIECE)]
+    # counts as 32-bit numbers; no purchase yet as day 0 and no cycle as NaN, as `DayStates` reads them (no copy there)
+    compact = [
+        pl.col("purchase_days", "frequency", "category").cast(pl.Int32),
+        pl.col("last_purchase").fill_null(date(1970, 1, 1)),
+        pl.col("cycle").fill_null(np.nan),
+    ]
+    pieces = (customer_episodes(keyed.lazy().filter(piece), rules, categories)[0] for piece in within)
+    episodes = pl.concat([piece.with_columns(*compact) for piece in pieces], rechunk=False)
+    # in order of day a column at a time: a copy of one column at once, not of all
+    order, columns = episodes["order_date"].arg_sort(), []
+    for name in episodes.columns:
+        columns.append(episodes[name].gather(order))
+        episodes = episodes.drop(name)
+    return pl.DataFrame(columns), categories
 
 
 def _snapshot_states(orders: pl.LazyFrame | pl.DataFrame, settings: ShopSettings) -> Callable[[date], pl.DataFrame]:
@@ -121,10 +179,13 @@ def so_far(value: pl.Expr, group: pl.Expr | None = None) -> pl.Expr:
     return running - pl.when((group != group.shift(1)).fill_null(True)).then(running - value).forward_fill()
 
 
-def customer_episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataFrame, list[str]]:
+def customer_episodes(
+    keyed: pl.LazyFrame, rules: RfmSettings, categories: list[str] | None = None
+) -> tuple[pl.DataFrame, list[str]]:
     """Each customer's values from each of their order days on (one row per customer and order day, in order
     of day): last purchase, purchase days, F, M, own cycle and main category (as a number into the returned
-    categories), computed as a snapshot computes them from the orders up to that day."""
+    categories: `categories` where given, which must hold every category the customers bought in, else theirs),
+    computed as a snapshot computes them from the orders up to that day."""
     # one number per customer and day (customer_key, then the day): grouped and sorted as one column
     customer_day = pl.col(KEY).cast(pl.UInt64) * 2**32 + (pl.col("order_date").cast(pl.Int64) + 2**31)
     per_day = (
@@ -160,7 +221,7 @@ def customer_episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataF
         .collect()
     )
     names = spend.select(pl.col("category").unique().sort())["category"]  # categoricals sort by name
-    categories, n = names.cast(pl.String).to_list(), len(names)
+    own, n = names.cast(pl.String).to_list(), len(names)
     # main category as of each order day: the category with the most spend so far (in cents), first by name. A
     # category's spend only grows, so that is the category of the customer's highest spend so far in any row,
     # found by a running maximum of one number: cents, then categories earlier by name higher
@@ -179,7 +240,13 @@ def customer_episodes(keyed: pl.LazyFrame, rules: RfmSettings) -> tuple[pl.DataF
         highest = pl.col("score").cum_max().over(KEY)
     day_ends = (pl.col(KEY) != pl.col(KEY).shift(-1)) | (pl.col("order_date") != pl.col("order_date").shift(-1))
     best = score.lazy().select(KEY, "order_date", category=n - 1 - highest % n).filter(day_ends.fill_null(True))
+    if categories is not None:  # numbered into the categories given (their own in the same order: by name)
+        numbers = pl.Series([categories.index(name) for name in own], dtype=pl.Int64)
+        best = best.with_columns(category=pl.lit(numbers).gather("category"))
+    else:
+        categories = own
     # on days without such spend, the day before's: carried forward with the customer's key, kept where it matches
+    n = len(categories)
     tagged = pl.col(KEY).cast(pl.Int64) * n + pl.col("category")
     episodes = (
         values.lazy()

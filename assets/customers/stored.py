@@ -6,12 +6,14 @@ what ages every day from the snapshot's day (`core.snapshot_day`): as_of_date, r
 A run writes the rows whose stored values differ (`write_changes`) and returns how many.
 """
 
+from collections.abc import Iterator
+
 import duckdb
 import polars as pl
 
 from assets.customers.facts import COLUMNS as FACT_COLUMNS
 from assets.customers.snapshot import RFM_COLUMNS, Snapshot
-from pipelines.warehouse import transaction
+from pipelines.warehouse import transaction, write_pieces
 
 DAY = "core.snapshot_day"
 # what each view derives, from the stored columns and the day
@@ -51,11 +53,16 @@ def _shape(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]
     return list(zip(relation.columns, map(str, relation.types), strict=True))
 
 
-def write_changes(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, keys: tuple[str, ...]) -> int:
+def write_changes(
+    conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame | Iterator[pl.DataFrame], keys: tuple[str, ...]
+) -> int:
     """Make `frame` the content of `table` (its rows unique by `keys`), writing only the rows that are new,
     changed or gone; returns how many. A row counts as unchanged where DuckDB's 64-bit hash of all its columns
     is the stored row's: a changed row goes unseen only if its hash collides (about one in 2^64), which a
-    comparison of every value would avoid at the cost of holding both tables whole."""
+    comparison of every value would avoid at the cost of holding both tables whole. A table rebuilt in pieces
+    (an iterator of frames) is written whole, a piece at a time."""
+    if not isinstance(frame, pl.DataFrame):
+        return write_pieces(conn, table, frame)
     conn.register("incoming", frame.to_arrow())
     try:
         if _kind(conn, table) != "BASE TABLE" or _shape(conn, table) != _shape(conn, "incoming"):
