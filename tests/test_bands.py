@@ -158,3 +158,10 @@ def test_the_simulated_purchases_average_what_the_model_expects(model, params):
     simulated = simulate_returning(model, draws, np.tile((5.0, 4.0, 40.0), (400, 1)), shop, 8.0, 1.0, rng)
     expected = COUNT_MODELS[model].conditional(params, shop.customers, 8.0).sum()
     assert simulated["purchases"].mean() == pytest.approx(expected, rel=0.03)
+
+
+def test_a_band_of_99_draws_runs_from_the_10th_to_the_90th():
+    """Of 100 exchangeable draws, the last falls at any rank 1..100 alike, so it lies between the 10th and the 90th
+    of the other 99 with probability 80/100: a 10-90 band of 99 draws is exactly those two (numpy's default
+    quantiles would give 10.8 and 89.2, which hold it about 78.4/100 of the time)."""
+    assert band(np.arange(1.0, 100.0), (0.1, 0.9)) == pytest.approx((10.0, 90.0))
