@@ -8,6 +8,7 @@ two dates is one self-join of the table (see `migration`).
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -15,7 +16,7 @@ import polars as pl
 
 import assets.customers.lifecycle as lifecycle
 from assets.customers.facts import KEY, customer_keys, named, needed_columns
-from assets.customers.lifecycle import STAGES
+from assets.customers.lifecycle import STAGES, TypicalCycles
 from assets.customers.rfm import CLASS_CODES, frequency_and_monetary
 from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import RfmSettings, ShopSettings
@@ -26,6 +27,27 @@ HISTORY_SCHEMA = {
     "customer_id": pl.String, "rfm_class": pl.String, "stage": pl.String,
     "expected_next_date": pl.Date, "valid_from": pl.Date, "valid_to": pl.Date,
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DayCuts:
+    """What a day's classes and stages need to know of every customer: the centres R, F and M are high against
+    (None with fixed thresholds, or before anyone bought) and the typical cycles."""
+
+    centers: tuple[float, float, float] | None
+    cycles: TypicalCycles
+
+
+def mean_centers(today: int, customers: int, last: int, frequency: int, cents: int) -> tuple[float, float, float]:
+    """Mean recency, frequency and monetary of `customers` buyers from exact sums of their last purchase days
+    (day numbers), frequencies and money in cents, divided once: the same however the sums were added up."""
+    return (today * customers - last) / customers, frequency / customers, cents / (customers * 100)
+
+
+def recorded_days(since: date, until: date, step_days: int) -> list[date]:
+    """The days a rebuild records: every `step_days` from `since`, and `until` itself."""
+    steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
+    return sorted({*steps, until})
 
 
 def empty_history() -> pl.DataFrame:
@@ -77,11 +99,16 @@ def rebuild_from_orders(
     until: date,
     settings: ShopSettings,
     step_days: int = 1,
+    cuts_on: Callable[[date], DayCuts] | None = None,
 ) -> pl.DataFrame:
     """`rebuild` with the states of since..until (every `step_days`, and `until` itself) from `staging.orders`
     (or rows of its shape) in one pass: each customer's values change only on their order days (`customer_episodes`),
-    so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
+    so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot. The
+    thresholds are those of the customers of `orders`, or, for a bucket of a shop's customers, `cuts_on(day)` of
+    all of them (without a look-back window)."""
     if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
+        if cuts_on is not None:
+            raise ValueError("segment history with given cuts: not with rfm.lookback_days (a snapshot per day)")
         return rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
     kept = history.filter(pl.col("valid_from") < since).with_columns(
         valid_to=pl.when(pl.col("valid_to") > since).then(None).otherwise("valid_to")
@@ -91,8 +118,9 @@ def rebuild_from_orders(
     days = DayStates(episodes, categories, customers.height, settings)
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
-    steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
-    changes = [days.advance(day, previous) for day in sorted({*steps, until})]
+    changes = [
+        days.advance(day, previous, cuts_on(day) if cuts_on else None) for day in recorded_days(since, until, step_days)
+    ]
     # keys are numbered in id order: sorted by key, the stretches are in id order without sorting any text; the
     # class and stage are named once sorted, not as texts per day and sorted with them
     opened = pl.concat(changes).sort(KEY, "valid_from")
@@ -267,13 +295,18 @@ class DayStates:
             self.next_episode = end
         return today
 
-    def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
+    def advance(self, day: date, previous: np.ndarray, cuts: DayCuts | None = None) -> pl.DataFrame:
         """The customers whose class or stage on `day` differs from `previous` (updated in place), with the code
-        of the new ones (`code_of`)."""
+        of the new ones (`code_of`), against `cuts` of all customers (by default, of these)."""
         today = self.catch_up(day)
         recency = today - self.last
-        highs = self._highs(today, recency, self.purchase_days > 0)
-        typical = self._typical_cycles()
+        known = self.purchase_days > 0
+        if cuts is None:
+            highs, typical = self._highs(recency, known, self.centers(today, recency, known)), self._typical_cycles()
+        else:
+            highs = self._highs(recency, known, cuts.centers)
+            by_category = [*(cuts.cycles.by_category.get(name) for name in self.categories), cuts.cycles.shop]
+            typical = np.array([np.nan if cycle is None else cycle for cycle in by_category], np.float64)
         shop = typical[-1] if not np.isnan(typical[-1]) else self.rules.default_cycle_days
         typical = np.where(np.isnan(typical), shop, typical)  # by category, the last: no category
         # the customers in pieces, two at a time: numpy lets go of the GIL over whole arrays, and a piece's arrays
@@ -309,24 +342,27 @@ class DayStates:
         changed = np.flatnonzero((self.purchase_days[piece] > 0) & (code != previous[piece]))
         return changed + piece.start, code[changed], cycle[changed]
 
-    def _highs(self, today: int, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _highs(
+        self, recency: np.ndarray, known: np.ndarray, centers: tuple[float, float, float] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """R, F and M high or low against the `centers` of all customers, or the fixed thresholds."""
         rules = self.rfm
         if rules.threshold == "fixed":
             window = self.active_window[self.category]
             return recency <= window, self.frequency >= rules.frequency, self.monetary >= rules.monetary
-        count = np.count_nonzero(known)
-        if not count:
+        if centers is None:
             return known, known, known
-        if rules.threshold == "median":
-            return (
-                recency < np.median(recency[known]),
-                self.frequency > np.median(self.frequency[known]),
-                self.monetary > np.median(self.monetary[known]),
-            )
-        # means of whole numbers as exact sums over the count (customers yet to buy add nothing: last day 0,
-        # frequency 0), which is what the mean of the known ones comes to; money as a mean of its own
-        return (
-            recency < (today * count - int(self.last.sum())) / count,
-            self.frequency > int(self.frequency.sum()) / count,
-            self.monetary > self.monetary[known].mean(),
-        )
+        r_center, f_center, m_center = centers
+        return recency < r_center, self.frequency > f_center, self.monetary > m_center
+
+    def centers(self, today: int, recency: np.ndarray, known: np.ndarray) -> tuple[float, float, float] | None:
+        """Mean or median recency, frequency and monetary of the known customers (None: nobody yet)."""
+        count = np.count_nonzero(known)
+        if not count or self.rfm.threshold == "fixed":
+            return None
+        if self.rfm.threshold == "median":
+            return np.median(recency[known]), np.median(self.frequency[known]), np.median(self.monetary[known])
+        # means as exact sums over the count (customers yet to buy add nothing: last day 0, frequency 0), money
+        # in whole cents, as the snapshot's (`counts.mean`) and a bucketed shop's sums are
+        cents = int(np.rint(self.monetary[known] * 100).astype(np.int64).sum())
+        return mean_centers(today, count, int(self.last.sum()), int(self.frequency.sum()), cents)
