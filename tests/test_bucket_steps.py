@@ -6,6 +6,7 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from assets.customers.bucket_assets import (
@@ -18,17 +19,42 @@ from assets.customers.bucket_assets import (
     BUCKET_VALUE,
     BUCKET_VALUE_FIT,
 )
+from assets.customers.bucket_history import bucket_history, history_counts, merge_history_counts
 from assets.customers.buckets import labels, read_bucket_results, read_customers
-from assets.customers.history import empty_history, rebuild_from_orders
+from assets.customers.history import empty_history, rebuild_from_orders, recorded_days
 from assets.customers.snapshot import customer_snapshot
 from assets.customers.value import HIGH_VALUE_AT_RISK, customer_value, fit, fit_on, with_value_tags
 from assets.orders.buckets import buckets_folder, write_bucket_days
 from pipelines.definitions import build_definitions
 from tests.conftest import shop
-from tests.test_buckets import staging_orders
+from tests.test_buckets import split, staging_orders
 
 BUCKETS = 8
 CUSTOMERS = 2_330_000  # about 5 million orders (2.15 a customer over three years)
+
+
+@pytest.mark.parametrize("threshold", ["mean", "median", "fixed"])
+def test_the_segment_history_in_buckets_equals_the_history_of_all_customers(tmp_path, threshold):
+    orders = staging_orders(20_000, seed=5)
+    settings = shop(tmp_path, history_start="2023-01-01", history_end="2025-12-31", rfm={"threshold": threshold})
+    first, as_of = orders["order_date"].min(), date(2025, 6, 30)
+    buckets = split(orders, BUCKETS)
+    days = recorded_days(first, as_of, 7)
+    cuts = merge_history_counts([history_counts(bucket, days, settings) for bucket in buckets], settings)
+    whole = rebuild_from_orders(empty_history(), orders, first, as_of, settings, 7)
+    assert whole["valid_from"].n_unique() > 50 and whole.height > 40_000
+    for bucket in buckets:
+        ids = bucket["customer_id"].unique().implode()
+        assert_frame_equal(bucket_history(bucket, cuts, settings), whole.filter(pl.col("customer_id").is_in(ids)))
+    # not by chance: a bucket's history with the cuts of its own customers alone differs
+    alone = rebuild_from_orders(empty_history(), buckets[0], first, as_of, settings, 7)
+    assert not alone.equals(bucket_history(buckets[0], cuts, settings))
+
+
+def test_a_history_with_a_look_back_window_is_not_counted_in_buckets(tmp_path):
+    settings = shop(tmp_path, rfm={"lookback_days": 365})
+    with pytest.raises(ValueError, match="rfm.lookback_days"):
+        history_counts(staging_orders(100), [date(2025, 1, 1)], settings)
 
 
 def test_a_five_million_order_shop_through_dagster_in_eight_bucket_partitions_equals_one_process(tmp_path):
