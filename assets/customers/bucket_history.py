@@ -37,7 +37,8 @@ def history_counts(
         raise ValueError("segment history in buckets: not with rfm.lookback_days (a snapshot per recorded day)")
     orders = needed_columns(orders).filter(pl.col("order_date") <= days[-1]).collect()
     if orders.is_empty():
-        return _totals(pl.DataFrame(schema={"index": pl.Int64}), days), pl.DataFrame(schema=CHANGES_SCHEMA)
+        nothing = pl.DataFrame(schema={"index": pl.Int64} | {name: pl.Int64 for name in list(TOTALS_SCHEMA)[1:]})
+        return _totals(nothing, days), pl.DataFrame(schema=CHANGES_SCHEMA)
     _, keyed = customer_keys(orders)
     episodes, categories = customer_episodes(keyed, settings.rfm)
     recorded = pl.Series(days, dtype=pl.Date)
@@ -78,7 +79,7 @@ def history_counts(
             category=pl.col("category") if name == CYCLE else pl.lit(None, pl.String),
             value=value.cast(pl.Float64),
             count=pl.lit(sign, pl.Int64),
-        )  # fmt: skip
+        )
         for name, (value, counted) in measures.items()
         for at, sign in ways
     )
