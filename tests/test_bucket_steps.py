@@ -60,10 +60,10 @@ def test_a_history_with_a_look_back_window_is_not_counted_in_buckets(tmp_path):
 def test_a_five_million_order_shop_through_dagster_in_eight_bucket_partitions_equals_one_process(tmp_path):
     started = time.perf_counter()
     orders = staging_orders(CUSTOMERS)
-    # the history recorded every four weeks (40 days over three years) rather than weekly, to keep the test short:
-    # the weekly days are proven equal above, and the merge is per recorded day whatever their number
+    # the history recorded every 13 weeks (14 days over three years) rather than weekly, to keep the test short:
+    # weekly days are proven equal above, and the merge is per recorded day whatever their number
     settings = shop(tmp_path, buckets=BUCKETS, history_start="2023-01-01", history_end="2025-12-31",
-                    lifecycle={"history_step_days": 28})  # fmt: skip
+                    lifecycle={"history_step_days": 91})  # fmt: skip
     # the files the ingest writes (proven by test_buckets' ingest tests), written directly: a full ingest of five
     # million orders would take minutes and prove nothing more
     days = orders["order_date"].unique().sort().to_list()
@@ -90,19 +90,22 @@ def test_a_five_million_order_shop_through_dagster_in_eight_bucket_partitions_eq
     # the one-process step on the same orders: snapshot, history rebuilt from the first order, one fit, value
     as_of, first_day = orders["order_date"].max(), orders["order_date"].min()
     whole = customer_snapshot(orders, as_of, settings)
+    snapshot = time.perf_counter()
     history = rebuild_from_orders(empty_history(), orders, first_day, as_of, settings,
                                   settings.lifecycle.history_step_days)  # fmt: skip
+    rebuilt = time.perf_counter()
     value = customer_value(whole.facts, fit(whole.facts, settings.value), settings.value)
     one_process = time.perf_counter()
     print(f"prepare {prepared - started:.1f} s, buckets through Dagster {bucketed - prepared:.1f} s (stages "
-          f"{', '.join(seconds)}), one process {one_process - bucketed:.1f} s")  # fmt: skip
+          f"{', '.join(seconds)}), one process {one_process - bucketed:.1f} s (snapshot {snapshot - bucketed:.1f}, "
+          f"history {rebuilt - snapshot:.1f}, fit and value {one_process - rebuilt:.1f})")  # fmt: skip
 
     assert orders.height >= 5_000_000 and whole.facts.height > 2_000_000 and as_of == date(2025, 12, 31)
     customers = read_customers(settings)
     assert_frame_equal(customers.facts.sort("customer_id"), whole.facts.sort("customer_id"))
     assert_frame_equal(customers.rfm.sort("customer_id"), whole.rfm.sort("customer_id"))
     # the history of every recorded day from the first order: stretches of every customer
-    assert history["valid_from"].n_unique() > 35
+    assert history["valid_from"].n_unique() >= 12
     assert_frame_equal(read_bucket_results(settings, "history").sort("customer_id", "valid_from"),
                        history.sort("customer_id", "valid_from"))  # fmt: skip
     # scored with the merged fit and top spenders' cut, value by value: the same parameters and cut give the same
