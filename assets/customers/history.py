@@ -8,6 +8,7 @@ two dates is one self-join of the table (see `migration`).
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -16,7 +17,7 @@ import polars as pl
 import assets.customers.lifecycle as lifecycle
 import assets.customers.rfm as rfm
 from assets.customers.facts import KEY, customer_keys, named, needed_columns
-from assets.customers.lifecycle import STAGES
+from assets.customers.lifecycle import STAGES, TypicalCycles
 from assets.customers.rfm import CLASS_CODES, frequency_and_monetary
 from assets.customers.snapshot import customer_snapshot
 from pipelines.settings import RfmSettings, ShopSettings
@@ -27,6 +28,27 @@ HISTORY_SCHEMA = {
     "customer_id": pl.String, "rfm_class": pl.String, "stage": pl.String,
     "expected_next_date": pl.Date, "valid_from": pl.Date, "valid_to": pl.Date,
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DayCuts:
+    """What a day's classes and stages need to know of every customer: the centres R, F and M are high against
+    (None with fixed thresholds, or before anyone bought) and the typical cycles."""
+
+    centers: tuple[float, float, float] | None
+    cycles: TypicalCycles
+
+
+def mean_centers(today: int, customers: int, last: int, frequency: int, cents: int) -> tuple[float, float, float]:
+    """Mean recency, frequency and monetary of `customers` buyers from exact sums of their last purchase days
+    (day numbers), frequencies and money in cents, divided once: the same however the sums were added up."""
+    return (today * customers - last) / customers, frequency / customers, cents / (customers * 100)
+
+
+def recorded_days(since: date, until: date, step_days: int) -> list[date]:
+    """The days a rebuild records: every `step_days` from `since`, and `until` itself."""
+    steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
+    return sorted({*steps, until})
 
 
 def empty_history() -> pl.DataFrame:
@@ -78,11 +100,14 @@ def rebuild_from_orders(
     until: date,
     settings: ShopSettings,
     step_days: int = 1,
+    cuts_on: Callable[[date], DayCuts] | None = None,
 ) -> pl.DataFrame:
     """`rebuild` with the states of since..until (every `step_days`, and `until` itself) from `staging.orders`
     (or rows of its shape) in one pass: each customer's values change only on their order days (`customer_episodes`),
-    so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot."""
-    return pl.concat(history_pieces(history, orders, since, until, settings, step_days))
+    so a day costs a few comparisons per customer against that day's shop-wide thresholds, not a snapshot. The
+    thresholds are those of the customers of `orders`, or, for a bucket of a shop's customers, `cuts_on(day)` of
+    all of them (without a look-back window)."""
+    return pl.concat(history_pieces(history, orders, since, until, settings, step_days, cuts_on))
 
 
 def history_pieces(
@@ -92,11 +117,14 @@ def history_pieces(
     until: date,
     settings: ShopSettings,
     step_days: int = 1,
+    cuts_on: Callable[[date], DayCuts] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """`rebuild_from_orders` a piece of customers (`PIECE`, in id order) at a time: the pieces, one after another,
     are its rows in its order, so that a caller can write each and let it go (at least one piece, maybe empty).
     Holds `orders` only until they are keyed: a caller done with them can let them go once this has started."""
     if settings.rfm.lookback_days:  # values inside a sliding window change every day: snapshot each step
+        if cuts_on is not None:
+            raise ValueError("segment history with given cuts: not with rfm.lookback_days (a snapshot per day)")
         yield rebuild(history, _snapshot_states(orders, settings), since, until, step_days)
         return
     kept = history.filter(pl.col("valid_from") < since).with_columns(
@@ -112,8 +140,9 @@ def history_pieces(
     del keyed
     open_stretches = customers.join(kept.filter(pl.col("valid_to").is_null()), on="customer_id")
     previous = days.code_of(open_stretches[KEY], open_stretches["rfm_class"], open_stretches["stage"])
-    steps = [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step_days)]
-    changes = [days.advance(day, previous) for day in sorted({*steps, until})]
+    changes = [
+        days.advance(day, previous, cuts_on(day) if cuts_on else None) for day in recorded_days(since, until, step_days)
+    ]
     del days, previous
     # the days' changes come in order of day: kept in it within each customer, they are in order of key and day
     changes = pl.concat(changes, rechunk=False).sort(KEY, maintain_order=True)
@@ -335,13 +364,19 @@ class DayStates:
             self.next_episode = end
         return today
 
-    def advance(self, day: date, previous: np.ndarray) -> pl.DataFrame:
+    def advance(self, day: date, previous: np.ndarray, cuts: DayCuts | None = None) -> pl.DataFrame:
         """The customers whose class or stage on `day` differs from `previous` (updated in place), with the code
-        of the new ones (`code_of`)."""
+        of the new ones (`code_of`), against `cuts` of all customers (by default, of these)."""
         today = self.catch_up(day)
         recency = today - self.last
-        highs = self._highs(today, recency, self.purchase_days > 0)
-        typical = self._typical_cycles()
+        known = self.purchase_days > 0
+        if cuts is None:
+            highs, typical = self._highs(recency, self.centers(today, known)), self._typical_cycles()
+        else:
+            given = cuts.centers or (None,) * len(rfm.MEASURES)  # the tuple in rfm.MEASURES' order
+            highs = self._highs(recency, dict(zip(rfm.MEASURES, given, strict=True)))
+            by_category = [*(cuts.cycles.by_category.get(name) for name in self.categories), cuts.cycles.shop]
+            typical = np.array([np.nan if cycle is None else cycle for cycle in by_category], np.float64)
         shop = typical[-1] if not np.isnan(typical[-1]) else self.rules.default_cycle_days
         typical = np.where(np.isnan(typical), shop, typical)  # by category, the last: no category
         # the customers in pieces, two at a time: numpy lets go of the GIL over whole arrays, and a piece's arrays
@@ -377,14 +412,16 @@ class DayStates:
         changed = np.flatnonzero((self.purchase_days[piece] > 0) & (code != previous[piece]))
         return changed + piece.start, code[changed], cycle[changed]
 
-    def _highs(self, today: int, recency: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """R, F and M high or low on `today` by the snapshot's rules (rfm.highs), against the centres of the
-        customers known that day (rfm.centers_of)."""
+    def _highs(self, recency: np.ndarray, centers: dict[str, float | None]) -> tuple[np.ndarray, ...]:
+        """R, F and M high or low by the snapshot's rules (rfm.highs) against `centers` (none known: all low)."""
         fixed = self.rfm.threshold == "fixed"
-        centers = {} if fixed else rfm.centers_of(self._counts(today, known), self.rfm)
-        centers = {name: np.nan if value is None else value for name, value in centers.items()}  # none known: low
+        centers = {name: np.nan if value is None else value for name, value in centers.items()}
         window = self.active_window[self.category] if fixed else None
         return rfm.highs(recency, self.frequency, self.monetary, window, centers, self.rfm)
+
+    def centers(self, today: int, known: np.ndarray) -> dict[str, float | None]:
+        """The centres of the customers known `today` (rfm.centers_of), the snapshot's way."""
+        return {} if self.rfm.threshold == "fixed" else rfm.centers_of(self._counts(today, known), self.rfm)
 
     def _counts(self, today: int, known: np.ndarray) -> dict[str, pl.DataFrame]:
         """The `known` customers' recency, frequency and monetary values counted (value, count): days of last

@@ -16,6 +16,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from assets.customers.counts import at_ranks, value_counts
 from assets.customers.models import (
     COUNT_MODELS,
     Customers,
@@ -127,9 +128,13 @@ def fit_purchases(counted: pl.DataFrame, settings: ValueSettings) -> Fit:
     return COUNT_MODELS[settings.model].fit(customers, counts)
 
 
-def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> pl.DataFrame:
+def customer_value(
+    facts: pl.DataFrame, fits: Fits, settings: ValueSettings, top: pl.Expr | None = None
+) -> pl.DataFrame:
     """One row per customer of `facts` (core.customer_facts): P(alive), expected purchases, spend per purchase,
-    discounted 12-month value, risk band, the day their expected purchases reach one (within a year) and tags."""
+    discounted 12-month value, risk band, the day their expected purchases reach one (within a year) and tags.
+    The top spenders are `top` (of a bucket's customers: `spending_at_least` of all customers' cut), by default
+    `top_spend` of `facts`."""
     customers, purchases, spend = model_inputs(facts, settings.unit)
     distinct, index = customers.grouped()  # customers alike in (x, t_x, T) are scored once
     model = COUNT_MODELS[fits.purchases.model]
@@ -148,15 +153,18 @@ def customer_value(facts: pl.DataFrame, fits: Fits, settings: ValueSettings) -> 
     cumulative = [ahead(m * MONTH_DAYS) for m in range(1, 13)]
     monthly = np.diff(np.stack([np.zeros(len(distinct.x)), *cumulative]), axis=0)
     discount = (1 + settings.annual_discount_rate) ** -(np.arange(1, 13) / 12)
+    # month after month, not a matrix product: a product's order of additions may differ with the number of
+    # customers scored at once (a bucket's or the shop's), and the last bit of a value with it
+    discounted = (discount[:, None] * monthly).sum(axis=0)
     per_purchase = gammagamma_spend(list(fits.spend.params.values()), purchases, np.maximum(spend, 0))
     value = pl.DataFrame({
         "p_alive": alive[index],
         "expected_purchases_30d": ahead(30)[index], "expected_purchases_90d": ahead(90)[index],
         "expected_purchases_365d": cumulative[-1][index],
-        "expected_spend_per_purchase": per_purchase, "predicted_value_12m": (discount @ monthly)[index] * per_purchase,
+        "expected_spend_per_purchase": per_purchase, "predicted_value_12m": discounted[index] * per_purchase,
         "next_in_days": days_to_one_purchase(ahead, cumulative[-1])[index],
     }, nan_to_null=True)  # fmt: skip
-    spenders = facts.select("customer_id", "as_of_date", top_spend=top_spend(facts, settings))
+    spenders = facts.select("customer_id", "as_of_date", top_spend=top_spend(facts, settings) if top is None else top)
     return (
         pl.concat([spenders, value], how="horizontal")
         .with_columns(risk_band=risk_band(pl.col("p_alive"), settings))
@@ -192,7 +200,29 @@ def top_spend(facts: pl.DataFrame, settings: ValueSettings) -> pl.Expr:
     spend = facts["net_revenue"]
     cut = spend.top_k(top).min()  # the top-th largest
     at_cut = facts.filter(pl.col("net_revenue") == cut)["customer_id"].sort().head(top - int((spend > cut).sum()))
+    return spending_at_least(cut, at_cut)
+
+
+def spending_at_least(cut: float | None, at_cut: pl.Series) -> pl.Expr:
+    """Whether a customer is a top spender: spends more than `cut`, or is one of `at_cut` (None: nobody)."""
+    if cut is None:
+        return pl.lit(False)
     return (pl.col("net_revenue") > cut) | pl.col("customer_id").is_in(at_cut.implode())
+
+
+def spend_counts(facts: pl.DataFrame) -> pl.DataFrame:
+    """The customers of `facts` counted by net revenue (`counts`): merged over buckets, where the top cut is."""
+    return value_counts(facts.lazy(), "net_revenue", pl.col("net_revenue")).collect()
+
+
+def top_spend_cut(counts: pl.DataFrame, settings: ValueSettings) -> tuple[float | None, int]:
+    """`top_spend`'s cut from all customers' `spend_counts` (merged): the top-th largest net revenue, and how
+    many of the customers spending exactly that are top spenders (the first by customer_id); None: nobody is."""
+    top = int(settings.high_value_share * counts["count"].sum())
+    if top == 0:
+        return None, 0
+    (cut,) = at_ranks(counts, [top - 1], descending=True)
+    return cut, top - int(counts.filter(pl.col("value") > cut)["count"].sum())
 
 
 def latest_fit(fits: pl.DataFrame | None, day: date) -> dict | None:
