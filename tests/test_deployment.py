@@ -57,7 +57,7 @@ SHOPS = {
               "source": {"kind": "synthetic", "seed": 11, "customers": 800}, "events": NO_EVENTS},
     # a shop in customer buckets (its bucket step's runs carry regulars/buckets, not regulars/shop)
     "east": {"id": "east", "name": "east shop", "history_start": "2024-01-01", "timezone": "Europe/Berlin",
-             "buckets": 4, "source": {"kind": "synthetic", "seed": 13, "customers": 4000}, "events": NO_EVENTS},
+             "buckets": 4, "source": {"kind": "synthetic", "seed": 13, "customers": 3000}, "events": NO_EVENTS},
 }  # fmt: skip
 
 
@@ -256,13 +256,11 @@ def bucket_step_over(deployment: Deployment, settings, stages) -> list[dg.Dagste
 def test_a_bucketed_shops_bucket_runs_go_to_both_workers_after_its_load_and_equal_one_process(deployment):
     settings = deployment.shops["east"]
     stages = bucket_stages(build_definitions(settings).resolve_all_asset_specs())
-    (loaded,) = deployment.wait_for_end([deployment.launch_range("east", "2024-01-01", "2024-04-30")], timeout=120)
+    (loaded,) = deployment.wait_for_end([deployment.launch_range("east", "2024-01-01", "2024-02-29")], timeout=120)
     assert loaded.status == dg.DagsterRunStatus.SUCCESS, deployment.why([loaded])
-    loaded_at = time.monotonic()
 
     # nobody asks: the daemon's buckets sensor sees the load and requests each stage once the one before is done
     runs = wait_for(lambda: bucket_step_over(deployment, settings, stages), 180, "the bucket step to end")
-    print(f"bucket step: {time.monotonic() - loaded_at:.1f} s after the load")
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs), deployment.why(runs)
     expected = [(job_name(settings, stage.job), partition) for stage in stages for partition in stage.partition_keys]
     assert sorted((run.job_name, run.tags.get("dagster/partition") or "") for run in runs) == sorted(
@@ -275,18 +273,16 @@ def test_a_bucketed_shops_bucket_runs_go_to_both_workers_after_its_load_and_equa
     records = deployment.instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id for run in runs]))
     spans = {(r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition")): (r.start_time, r.end_time)
              for r in records}  # fmt: skip
-    first = min(start for start, _ in spans.values())
-    print({key: (round(start - first, 1), round(end - start, 1)) for key, (start, end) in spans.items()})
     # a stage starts once every run of the stage before has ended
     for before, after in zip(stages, stages[1:], strict=False):
         ended = max(end for (job, _), (_, end) in spans.items() if job == job_name(settings, before.job))
         assert all(start > ended for (job, _), (start, _) in spans.items() if job == job_name(settings, after.job))
     # two buckets' runs of a stage at the same time, on the two workers
-    assert [(a, b) for a in spans for b in spans if a[0] == b[0] and a[1] < b[1]
+    assert [(a, b) for a in spans for b in spans if a[0] == b[0] and a != b
             and spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]], spans  # fmt: skip
     # the files: the customer step of the shop's orders in one process, as of the last day loaded
-    as_of = date(2024, 4, 30)
+    as_of = date(2024, 2, 29)
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         whole = customer_snapshot(read_orders(conn, as_of), as_of, settings)
-    assert whole.facts.height > 2000
+    assert whole.facts.height > 1000
     assert_same_snapshot(read_customers(settings), whole)
