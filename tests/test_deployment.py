@@ -249,8 +249,13 @@ def bucket_step_over(deployment: Deployment, settings, stages) -> list[dg.Dagste
     runs = deployment.instance.get_runs(dg.RunsFilter(tags={BUCKETS_TAG: settings.id}))
     if not runs or not all(run.is_finished for run in runs):
         return None
-    failed = any(run.status != dg.DagsterRunStatus.SUCCESS for run in runs)
-    return runs if failed or not due_bucket_runs(deployment.instance, settings, stages) else None
+    if any(run.status != dg.DagsterRunStatus.SUCCESS for run in runs):
+        return runs
+    if due_bucket_runs(deployment.instance, settings, stages):
+        return None
+    # none due, unless because the sensor has just requested the next stage's runs (a run in flight is not due)
+    again = deployment.instance.get_runs(dg.RunsFilter(tags={BUCKETS_TAG: settings.id}))
+    return runs if {run.run_id for run in again} == {run.run_id for run in runs} else None
 
 
 def test_a_bucketed_shops_bucket_runs_go_to_both_workers_after_its_load_and_equal_one_process(deployment):
