@@ -289,5 +289,5 @@ def test_a_bucketed_shops_bucket_runs_go_to_both_workers_after_its_load_and_equa
     as_of = date(2024, 2, 29)
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         whole = customer_snapshot(read_orders(conn, as_of), as_of, settings)
-    assert whole.facts.height > 1000
+    assert whole.facts.height > 300  # the customers who bought in two months: not a comparison of nothing
     assert_same_snapshot(read_customers(settings), whole)
