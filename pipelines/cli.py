@@ -42,6 +42,7 @@ from pipelines.definitions import (
     dagster_home,
     job_name,
 )  # fmt: skip
+from pipelines.operations import BUCKET_RUN_TAG, bucket_run_config, bucket_stages, due_bucket_runs
 from pipelines.progress import heartbeat
 from pipelines.recovery import clean_up_after_crashes, process_tags, waiting_for
 from pipelines.settings import PROJECT_ROOT, SettingsError, ShopSettings, load_settings
@@ -158,7 +159,33 @@ def run_range(settings: ShopSettings, first: date, last: date, echo=click.echo, 
         for event, step in due_steps(settings, first, last, planned, set(reviewed)) if event in events
     ]  # fmt: skip
     event_reports = run_steps(settings, defs, instance, steps, echo, first_number=2)
-    return finish(instance, None if event_reports is None else reports + event_reports, echo)
+    if event_reports is None:
+        return finish(instance, None, echo)
+    if settings.buckets > 1 and run_buckets(settings, defs, instance, echo, first_number=2 + len(steps)) is None:
+        return finish(instance, None, echo)
+    return finish(instance, reports + event_reports, echo)
+
+
+def run_buckets(
+    settings: ShopSettings, defs: dg.Definitions, instance: dg.DagsterInstance, echo=click.echo, first_number: int = 1
+) -> list[str] | None:
+    """The shop's bucket step in process, run for run as the daemon's sensor requests it (`due_bucket_runs`): each
+    stage's due runs, stage after stage. None on a failure."""
+    stages = bucket_stages(defs.resolve_all_asset_specs())
+    number = first_number
+    for _ in stages:
+        due = due_bucket_runs(instance, settings, stages)
+        steps = [
+            (f"Customer buckets: {', '.join(key.path[-1] for key in run.stage.keys)}"
+             + (f" of bucket {run.partition}" if run.partition else ""), run.stage.job,
+             {BUCKET_RUN_TAG: run.key, **({"dagster/partition": run.partition} if run.partition else {})},
+             bucket_run_config(instance, settings, run.stage))
+            for run in due
+        ]  # fmt: skip
+        if run_steps(settings, defs, instance, steps, echo, first_number=number) is None:
+            return None
+        number += len(steps)
+    return []
 
 
 def report_config(op: str, **config) -> dict:

@@ -22,7 +22,15 @@ from assets.customers.value_assets import value_assets
 from assets.orders import order_assets
 from assets.outreach import LIST_RESULTS, outreach_assets
 from assets.reports import EVENT_REVIEW, report_assets
-from pipelines.operations import SHOP_TAG, daily_job, failure_notices, freshness_checks, operations
+from pipelines.operations import (
+    SHOP_TAG,
+    bucket_operations,
+    daily_job,
+    failure_notices,
+    freshness_checks,
+    job_name,
+    operations,
+)  # fmt: skip
 from pipelines.settings import DEFAULT_DATA_DIR, SettingsError, ShopSettings, load_settings
 
 INGEST_JOB = "ingest"  # a day's (or a range's) orders alone
@@ -35,11 +43,6 @@ DAILY_JOB = "daily"  # a day's (or a range's) orders and everything downstream
 # Dagster's run tags for a run over a range of partitions (a single-run backfill)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 SHOPS_FILE = "regulars-shops.txt"  # in DAGSTER_HOME: the settings files `regulars` has run, one a line
-
-
-def job_name(settings: ShopSettings, job: str) -> str:
-    """A shop's job: `demo__daily`."""
-    return f"{settings.id}__{job}"
 
 
 def daily_partitions(settings: ShopSettings) -> dg.DailyPartitionsDefinition:
@@ -66,18 +69,22 @@ def shop_definitions(settings: ShopSettings) -> dg.Definitions:
     daily = daily_job(settings, job_name(settings, DAILY_JOB), days, freshness, tags)
     campaigns, review = job_name(settings, CAMPAIGNS_JOB), job_name(settings, REVIEW_JOB)
     ops = operations(settings, daily, campaigns, review, freshness)
+    assets = dg.map_asset_specs(
+        described(settings.operations.owners),
+        [
+            *order_assets(settings, days),
+            *customer_assets(settings),
+            *value_assets(settings),
+            *outreach_assets(settings, days),
+            *report_assets(settings),
+            *campaign_assets(settings),
+        ],
+    )
+    # a shop in customer buckets: its bucket step's jobs and the sensor that runs them after each load
+    specs = [spec for asset in assets for spec in (asset.specs if isinstance(asset, dg.AssetsDefinition) else [asset])]
+    buckets = bucket_operations(settings, specs) if settings.buckets > 1 else {}
     return dg.Definitions(
-        assets=dg.map_asset_specs(
-            described(settings.operations.owners),
-            [
-                *order_assets(settings, days),
-                *customer_assets(settings),
-                *value_assets(settings),
-                *outreach_assets(settings, days),
-                *report_assets(settings),
-                *campaign_assets(settings),
-            ],
-        ),
+        assets=assets,
         jobs=[
             job(INGEST_JOB, dg.AssetSelection.groups(ORDERS) - dg.AssetSelection.checks(*freshness), days),
             job(CUSTOMERS_JOB, dg.AssetSelection.groups(CUSTOMERS)),
@@ -91,10 +98,11 @@ def shop_definitions(settings: ShopSettings) -> dg.Definitions:
                 events,
             ),
             daily,
+            *buckets.get("jobs", []),
         ],
         asset_checks=freshness,
         schedules=ops["schedules"],
-        sensors=ops["sensors"],
+        sensors=[*ops["sensors"], *buckets.get("sensors", [])],
     )
 
 

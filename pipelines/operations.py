@@ -1,15 +1,18 @@
-"""Daily operations of one shop: the daily job and its schedule, retries, freshness, and the sensor that plans
-and reviews each sales event (pipelines/automation.py says when); a notifier for failed runs of any shop."""
+"""Daily operations of one shop: the daily job and its schedule, retries, freshness, the sensor that plans
+and reviews each sales event (pipelines/automation.py says when), and for a shop in customer buckets the stages
+of its bucket step and the sensor that runs them; a notifier for failed runs of any shop."""
 
 import json
 import os
 import urllib.request
 import warnings
+from dataclasses import dataclass
 
 import dagster as dg
 
 from assets import CUSTOMERS, ORDERS, OUTREACH, REPORTS
 from assets.campaigns import GOALS
+from assets.customers.bucket_assets import BUCKET_SUMMARIES, BUCKETS_GROUP
 from assets.orders import STAGING_ORDERS
 from assets.reports import EVENT_REVIEW
 from pipelines.automation import days_loaded, due_steps, planned_through, reviews_alone
@@ -17,6 +20,14 @@ from pipelines.recovery import clean_up_after_crashes
 from pipelines.settings import ShopSettings
 
 SHOP_TAG = "regulars/shop"  # on every run: which shop it works for (the run queue lets one run a shop at a time)
+# On a run of a shop's bucket step instead of SHOP_TAG: bucket runs read and write the shop's bucket files, not its
+# warehouse, so they do not wait for the shop's runs nor for each other; the run queue bounds them by this tag.
+BUCKETS_TAG = "regulars/buckets"
+BUCKET_RUN_TAG = "regulars/bucket_run"  # "<stage job>:<partition>:<what it follows>" on a bucket sensor's run
+BUCKET_ATTEMPTS = 3  # a bucket run that failed this often is not requested again (each failure was notified)
+# How often the buckets sensor looks for the next stage: the daemon's shortest loop, so that a stage starts within
+# seconds of the one before (a tick is a few indexed queries of the instance)
+BUCKET_SENSOR_SECONDS = 5
 EVENT_STEP_TAG = "regulars/event_step"  # on a run the events sensor requested: "<event id>:<step>"
 EVENT_ATTEMPTS = 3  # an event step whose runs failed this often is not requested again (each failure was notified)
 
@@ -102,6 +113,155 @@ def event_requests(
     return requests, given_up
 
 
+@dataclass(frozen=True)
+class BucketStage:
+    """Assets of a shop's customer buckets group that run together: one run per bucket, or one run (the merge)."""
+
+    job: str  # its job, after the shop's prefix: buckets_1, buckets_2, ...
+    keys: tuple[dg.AssetKey, ...]
+    partitions: dg.PartitionsDefinition | None
+
+    @property
+    def partition_keys(self) -> list[str | None]:
+        return self.partitions.get_partition_keys() if self.partitions else [None]
+
+
+@dataclass(frozen=True)
+class BucketRun:
+    """A run of a stage for one bucket (or the merge's one run), due because it has not run since `follows` (the
+    storage id of the latest materialization it must come after)."""
+
+    stage: BucketStage
+    partition: str | None
+    follows: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage.job}:{self.partition or 'all'}:{self.follows}"
+
+
+def job_name(settings: ShopSettings, job: str) -> str:
+    """A shop's job: `demo__daily`."""
+    return f"{settings.id}__{job}"
+
+
+def bucket_stages(specs) -> list[BucketStage]:
+    """The stages of the customer buckets group's assets, in the order they run. An asset runs in its parent's
+    stage when both are partitioned alike and partition for partition (or both unpartitioned), else in a later
+    one: every bucket's summary, then the merge, then every bucket's finish. Read from the group, so that an
+    asset added to it joins the sequence."""
+    group = {spec.key: spec for spec in specs if spec.group_name == BUCKETS_GROUP}
+    levels: dict[dg.AssetKey, int] = {}
+
+    def level(key: dg.AssetKey) -> int:
+        if key not in levels:
+            spec = group[key]
+            parents = [dep for dep in spec.deps if dep.asset_key in group]
+            levels[key] = max((level(dep.asset_key) + (not _in_one_run(group[dep.asset_key], spec, dep))
+                               for dep in parents), default=0)  # fmt: skip
+        return levels[key]
+
+    stages: dict[tuple[int, bool], list[dg.AssetKey]] = {}
+    for key, spec in group.items():
+        stages.setdefault((level(key), spec.partitions_def is not None), []).append(key)
+    return [
+        BucketStage(f"buckets_{number}", tuple(keys), group[keys[0]].partitions_def)
+        for number, (_, keys) in enumerate(sorted(stages.items()), 1)
+    ]
+
+
+def _in_one_run(parent: dg.AssetSpec, child: dg.AssetSpec, dep: dg.AssetDep) -> bool:
+    return parent.partitions_def == child.partitions_def and dep.partition_mapping is None
+
+
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]  # fmt: skip
+
+
+def due_bucket_runs(instance: dg.DagsterInstance, settings: ShopSettings, stages: list[BucketStage]) -> list[BucketRun]:
+    """The runs of the first stage with a partition not materialized since what it follows (the shop's latest
+    orders for the first stage, the latest materialization of the stage before for the others); none while a
+    bucket run of the shop is queued or running, or before any orders are loaded."""
+    orders = instance.fetch_materializations(settings.key(STAGING_ORDERS), limit=1).records
+    if not orders or instance.get_runs_count(dg.RunsFilter(tags={BUCKETS_TAG: settings.id}, statuses=IN_FLIGHT)):
+        return []
+    follows = orders[0].storage_id
+    for stage in stages:
+        latest = _latest_materializations(instance, settings, stage)
+        due = [BucketRun(stage, partition, follows) for partition, storage_id in latest.items() if storage_id < follows]
+        if due:
+            return due
+        follows = max(latest.values())
+    return []
+
+
+def _latest_materializations(
+    instance: dg.DagsterInstance, settings: ShopSettings, stage: BucketStage
+) -> dict[str | None, int]:
+    """Partition -> the storage id of the oldest of its stage's assets' latest materializations (0: missing)."""
+    latest = dict.fromkeys(stage.partition_keys, 2**63)
+    for key in stage.keys:
+        if stage.partitions:
+            ids = instance.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION)
+        else:
+            records = instance.fetch_materializations(key, limit=1).records
+            ids = {None: records[0].storage_id} if records else {}
+        latest = {partition: min(oldest, ids.get(partition, 0)) for partition, oldest in latest.items()}
+    return latest
+
+
+def bucket_run_config(instance: dg.DagsterInstance, settings: ShopSettings, stage: BucketStage) -> dict:
+    """A stage's run config: the summaries are of the last day loaded (the daily run's day), not of the last day
+    with orders, which is earlier after a day without orders."""
+    summaries = settings.key(BUCKET_SUMMARIES)
+    if summaries not in stage.keys:
+        return {}
+    as_of = days_loaded(instance, settings, settings.key(STAGING_ORDERS))[-1]
+    return {"ops": {summaries.to_python_identifier(): {"config": {"as_of": as_of.isoformat()}}}}
+
+
+def bucket_operations(settings: ShopSettings, specs) -> dict:
+    """For a shop in customer buckets: a job per stage of its bucket step (tagged BUCKETS_TAG, not SHOP_TAG), and
+    the sensor that runs the step after each load of the shop's orders, a stage once the one before is done."""
+    stages = bucket_stages(specs)
+    jobs = [
+        dg.define_asset_job(
+            job_name(settings, stage.job), selection=dg.AssetSelection.assets(*stage.keys),
+            partitions_def=stage.partitions, op_retry_policy=RETRIES, tags={BUCKETS_TAG: settings.id},
+            description=f"Customer buckets, stage {number} of {len(stages)}: "
+            + ", ".join(key.to_user_string() for key in stage.keys),
+        )
+        for number, stage in enumerate(stages, 1)
+    ]  # fmt: skip
+
+    @dg.sensor(
+        name=f"{settings.id}__customer_buckets", minimum_interval_seconds=BUCKET_SENSOR_SECONDS, jobs=jobs,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )  # fmt: skip
+    def customer_buckets(context: dg.SensorEvaluationContext):
+        """Runs the shop's bucket step after each load of its orders: a run per bucket, then the merge, then a run
+        per bucket, each stage once the one before is done (pipelines/operations.py, `due_bucket_runs`)."""
+        requests, given_up = [], []
+        for run in due_bucket_runs(context.instance, settings, stages):
+            failed = context.instance.get_runs_count(dg.RunsFilter(
+                tags={BUCKETS_TAG: settings.id, BUCKET_RUN_TAG: run.key},
+                statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+            ))  # fmt: skip
+            if failed >= BUCKET_ATTEMPTS:
+                given_up.append(f"{run.key} (its last {failed} runs failed: run it again once fixed)")
+                continue
+            requests.append(dg.RunRequest(
+                run_key=f"{run.key}:retry{failed}" if failed else run.key, job_name=job_name(settings, run.stage.job),
+                partition_key=run.partition, run_config=bucket_run_config(context.instance, settings, run.stage),
+                tags={BUCKET_RUN_TAG: run.key},
+            ))  # fmt: skip
+        for run in given_up:
+            context.log.warning(f"{settings.id}: bucket run {run}")
+        return requests or dg.SkipReason("; ".join(given_up) or "no bucket run due")
+
+    return {"jobs": jobs, "sensors": [customer_buckets]}
+
+
 def operations(settings: ShopSettings, daily, campaigns_job: str, review_job: str, freshness) -> dict:
     """The shop's daily schedule, its freshness checks' sensor and its events sensor, for Definitions."""
     schedule = dg.build_schedule_from_partitioned_job(
@@ -138,7 +298,7 @@ def failure_notices(shops: list[ShopSettings]) -> dict:
         run = context.dagster_run
         notifier.send(
             f"regulars: run {run.run_id[:8]} of {run.job_name} failed: {context.failure_event.message}",
-            context.log, run.tags.get(SHOP_TAG),
+            context.log, run.tags.get(SHOP_TAG) or run.tags.get(BUCKETS_TAG),
         )  # fmt: skip
 
     @dg.sensor(

@@ -1,8 +1,9 @@
 """The production deployment of examples/deployment on loopback: Postgres instance storage, the queued run
 coordinator, runs launched onto two Celery workers (Redis), the daemon. Runs are submitted as an operator
 would (`dagster job backfill` / `dagster job launch`), then the deployment's warehouse is set against the
-same runs executed in process; and a run whose worker process is killed with kill -9 ends failed, its pool
-slot free, without a trace in the warehouse.
+same runs executed in process; a run whose worker process is killed with kill -9 ends failed, its pool
+slot free, without a trace in the warehouse; and a shop in customer buckets gets its bucket step from the
+daemon's sensor after its orders are loaded, a run per bucket on both workers, as one process computes it.
 
 The services are Debian's `postgresql` and `redis-server` (the README's test command installs them).
 """
@@ -16,6 +17,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,11 +27,16 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
-from pipelines.definitions import INGEST_JOB, RANGE_END, RANGE_START
+from assets.customers import read_orders
+from assets.customers.buckets import read_customers
+from assets.customers.snapshot import customer_snapshot
+from pipelines.definitions import INGEST_JOB, RANGE_END, RANGE_START, build_definitions, job_name
+from pipelines.operations import BUCKETS_TAG, bucket_stages, due_bucket_runs
 from pipelines.settings import load_settings
 from tests import services
 from tests.conftest import ROOT, ingest, shop, shop_file, table
 from tests.services import wait_for
+from tests.test_buckets import assert_same_snapshot
 
 EXAMPLE = ROOT / "examples" / "deployment"
 SHOP_TAG = "regulars/shop"
@@ -48,6 +55,9 @@ SHOPS = {
              "source": {"kind": "synthetic", "seed": 9, "customers": 800}, "events": NO_EVENTS},
     "south": {"id": "south", "name": "south shop", "history_start": "2023-11-15", "timezone": "Australia/Sydney",
               "source": {"kind": "synthetic", "seed": 11, "customers": 800}, "events": NO_EVENTS},
+    # a shop in customer buckets (its bucket step's runs carry regulars/buckets, not regulars/shop)
+    "east": {"id": "east", "name": "east shop", "history_start": "2024-01-01", "timezone": "Europe/Berlin",
+             "buckets": 4, "source": {"kind": "synthetic", "seed": 13, "customers": 3000}, "events": NO_EVENTS},
 }  # fmt: skip
 
 
@@ -232,3 +242,52 @@ def test_a_run_whose_worker_is_killed_fails_and_leaves_nothing(deployment, tmp_p
     assert next_run.status == dg.DagsterRunStatus.SUCCESS, deployment.why([next_run])
     # the killed run's days (all but 2024-04-01, and whatever ran before) are not in the warehouse
     assert_warehouse_as_in_process(deployment, "north", tmp_path)
+
+
+def bucket_step_over(deployment: Deployment, settings, stages) -> list[dg.DagsterRun] | None:
+    """The shop's bucket runs once none is due or running (or one failed), else None."""
+    runs = deployment.instance.get_runs(dg.RunsFilter(tags={BUCKETS_TAG: settings.id}))
+    if not runs or not all(run.is_finished for run in runs):
+        return None
+    if any(run.status != dg.DagsterRunStatus.SUCCESS for run in runs):
+        return runs
+    if due_bucket_runs(deployment.instance, settings, stages):
+        return None
+    # none due, unless because the sensor has just requested the next stage's runs (a run in flight is not due)
+    again = deployment.instance.get_runs(dg.RunsFilter(tags={BUCKETS_TAG: settings.id}))
+    return runs if {run.run_id for run in again} == {run.run_id for run in runs} else None
+
+
+def test_a_bucketed_shops_bucket_runs_go_to_both_workers_after_its_load_and_equal_one_process(deployment):
+    settings = deployment.shops["east"]
+    stages = bucket_stages(build_definitions(settings).resolve_all_asset_specs())
+    (loaded,) = deployment.wait_for_end([deployment.launch_range("east", "2024-01-01", "2024-02-29")], timeout=120)
+    assert loaded.status == dg.DagsterRunStatus.SUCCESS, deployment.why([loaded])
+
+    # nobody asks: the daemon's buckets sensor sees the load and requests each stage once the one before is done
+    runs = wait_for(lambda: bucket_step_over(deployment, settings, stages), 180, "the bucket step to end")
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs), deployment.why(runs)
+    expected = [(job_name(settings, stage.job), partition) for stage in stages for partition in stage.partition_keys]
+    assert sorted((run.job_name, run.tags.get("dagster/partition") or "") for run in runs) == sorted(
+        (job, partition or "") for job, partition in expected
+    )
+    workers = deployment.worker_processes()
+    for run in runs:
+        assert CELERY_TASK_TAG in run.tags and deployment.run_pid(run.run_id) in workers
+        assert run.tags[BUCKETS_TAG] == "east" and SHOP_TAG not in run.tags  # not one at a time like the shop's
+    records = deployment.instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id for run in runs]))
+    spans = {(r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition")): (r.start_time, r.end_time)
+             for r in records}  # fmt: skip
+    # a stage starts once every run of the stage before has ended
+    for before, after in zip(stages, stages[1:], strict=False):
+        ended = max(end for (job, _), (_, end) in spans.items() if job == job_name(settings, before.job))
+        assert all(start > ended for (job, _), (start, _) in spans.items() if job == job_name(settings, after.job))
+    # two buckets' runs of a stage at the same time, on the two workers
+    assert [(a, b) for a in spans for b in spans if a[0] == b[0] and a != b
+            and spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]], spans  # fmt: skip
+    # the files: the customer step of the shop's orders in one process, as of the last day loaded
+    as_of = date(2024, 2, 29)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        whole = customer_snapshot(read_orders(conn, as_of), as_of, settings)
+    assert whole.facts.height > 300  # the customers who bought in two months: not a comparison of nothing
+    assert_same_snapshot(read_customers(settings), whole)
