@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from pipelines.privacy import shown
@@ -23,6 +24,21 @@ def markdown_table(frame: pl.DataFrame) -> str:
         for row in frame.iter_rows()
     ]
     return "\n".join([header, *rows])
+
+
+def column_schemas(conn: duckdb.DuckDBPyConnection, *tables: str) -> dict[str, dg.TableSchema]:
+    """The columns of warehouse tables made from frames (or views over them) as DuckDB holds them, for the UI's
+    `dagster/column_schema` of the materialization that wrote them (`described` gives those of `TABLES`)."""
+    rows = conn.execute(
+        "SELECT table_schema || '.' || table_name, column_name, data_type, is_nullable = 'YES' "
+        "FROM information_schema.columns WHERE list_contains(?, table_schema || '.' || table_name) "
+        "ORDER BY ordinal_position",
+        [list(tables)],
+    ).fetchall()
+    columns = {table: [] for table in tables}
+    for table, name, kind, nullable in rows:
+        columns[table].append(dg.TableColumn(name, kind, constraints=dg.TableColumnConstraints(nullable=nullable)))
+    return {table: dg.TableSchema(columns=found) for table, found in columns.items()}
 
 
 def described(owners: list[str]) -> Callable[[dg.AssetSpec], dg.AssetSpec]:

@@ -14,10 +14,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.definitions import build_definitions
+from pipelines.definitions import CUSTOMERS_JOB, build_definitions, shop_job
 from pipelines.settings import SettingsError, load_settings
 from pipelines.warehouse import Warehouse
-from tests.conftest import shop
+from tests.conftest import ingest, shop, table
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.txt"
 
@@ -112,3 +112,15 @@ if __name__ == "__main__":
     SNAPSHOT.parent.mkdir(exist_ok=True)
     SNAPSHOT.write_text("\n".join(graph_lines(demo_definitions())) + "\n", encoding="utf-8")
     print(f"wrote {SNAPSHOT}")
+
+
+def test_the_tables_made_from_frames_show_their_warehouse_columns_in_the_ui(tmp_path):
+    settings = shop(tmp_path, source={"kind": "synthetic", "seed": 3, "customers": 1500})
+    ingest(settings, "2024-01-01", "2024-12-31")
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert shop_job(settings, CUSTOMERS_JOB).execute_in_process(instance=instance).success
+        for name in ("customer_facts", "rfm", "segment_history", "tier_history", "customer_value", "model_fits"):
+            event = instance.get_latest_materialization_event(settings.key(dg.AssetKey(["core", name])))
+            schema = event.asset_materialization.metadata["dagster/column_schema"].schema
+            # the columns the warehouse reads back, in its order (views included)
+            assert [column.name for column in schema.columns] == table(settings, f"core.{name}").columns, name

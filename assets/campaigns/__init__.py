@@ -7,7 +7,7 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets import CAMPAIGNS
+from assets import CAMPAIGNS, column_schemas
 from assets.campaigns.bands import Shop, band_of, list_uplift, planning_bands, with_bands
 from assets.campaigns.goals import counting_lost, event_actuals, plan_goals, selling_window
 from assets.campaigns.hold_outs import HOLD_OUT_SCHEMA, earlier_lists, list_counts, pooled_detectable, size_hold_outs
@@ -178,6 +178,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 days = withdrawn["contact_date"]
                 write_reminder_outbox(conn, settings, days.min(), days.max(), opt_outs)
             outbox = write_outbox(conn, settings, event.id, targets, opt_outs)
+            schemas = column_schemas(conn, "campaigns.baselines", "campaigns.goals", "campaigns.hold_outs")
         plans = {}
         for language in ("en", "zh"):
             plans[language] = settings.output / "reports" / f"plan-{event.id}.{language}.html"
@@ -186,11 +187,17 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 pooled_detectable(hold_outs), no_band, band_of(goals), settings.audience_labels,
             ))  # fmt: skip
         yield dg.MaterializeResult(
-            asset_key=key(BASELINES), metadata={"as_of": str(event.start), "rows": baseline.rfm.height}
+            asset_key=key(BASELINES),
+            metadata={
+                "as_of": str(event.start),
+                "rows": baseline.rfm.height,
+                "dagster/column_schema": schemas["campaigns.baselines"],
+            },
         )
         shop_goals = goals.filter(pl.col("rfm_class").is_null() & pl.col("goal").is_not_null())
         yield dg.MaterializeResult(asset_key=key(GOALS), metadata={
             "comparable_event": previous.id if previous else "none", "rows": goals.height,
+            "dagster/column_schema": schemas["campaigns.goals"],
             PLANNED_THROUGH: planned_step(settings, event, known_until) or BASELINE,
             **({"passed_over": ", ".join(e.id for e in skipped)} if skipped else {}),
             "goals": dg.MetadataValue.json(dict(shop_goals.select("measure", "goal").rows())),
@@ -201,6 +208,7 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         })  # fmt: skip
         yield dg.MaterializeResult(asset_key=key(HOLD_OUTS), metadata={
             "rows": hold_outs.height, "can_tell": int(hold_outs["can_tell"].sum()),
+            "dagster/column_schema": schemas["campaigns.hold_outs"],
             "control_shares": dg.MetadataValue.json({f"{p}/{a}": s for p, a, s in hold_outs.select(
                 "phase", "audience", "control_share").rows()}),
         })  # fmt: skip
@@ -246,9 +254,10 @@ def campaign_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             if targets is not None and not targets.is_empty():
                 results = pl.concat([results, outreach_results(event.id, targets, orders, loaded, settings.outreach)])
             replace_rows(conn, {"campaigns.results": results}, "event_id", event.id)
+            schema = column_schemas(conn, "campaigns.results")["campaigns.results"]
         overall = results.filter(pl.col("section") == "event")
         yield dg.MaterializeResult(metadata={
-            "rows": results.height,
+            "rows": results.height, "dagster/column_schema": schema,
             "attainment": dg.MetadataValue.json({
                 r["measure"]: round(r["actual"] / r["goal"], 3) for r in overall.iter_rows(named=True) if r["goal"]
             }),

@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from assets import CUSTOMERS, markdown_table
+from assets import CUSTOMERS, column_schemas, markdown_table
 from assets.customers import analysis
 from assets.customers.bucket_assets import bucket_assets
 from assets.customers.facts import KEPT_COLUMNS, ORDER_COLUMNS, needed_columns
@@ -118,6 +118,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             ).fetchall()[0][0]
             context.log.info(f"Rows written: {written}; customers who ordered since the last snapshot: {buyers}")
             history_rows = conn.sql("SELECT count(*) FROM core.segment_history").fetchall()[0][0]
+            schemas = column_schemas(conn, "core.customer_facts", "core.rfm", "core.segment_history")
         rfm = snapshot.rfm
         yield dg.MaterializeResult(
             asset_key=key(CUSTOMER_FACTS),
@@ -125,6 +126,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "as_of": str(as_of),
                 "dagster/row_count": snapshot.facts.height,
                 "rows_written": written[stored_table("core.customer_facts")],
+                "dagster/column_schema": schemas["core.customer_facts"],
                 "buyers_since_last_snapshot": buyers,
                 "repeat_rate": round(float((snapshot.facts["purchase_days"] >= 2).mean() or 0), 4),
             },
@@ -135,6 +137,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 "as_of": str(as_of),
                 "dagster/row_count": rfm.height,
                 "rows_written": written[stored_table("core.rfm")],
+                "dagster/column_schema": schemas["core.rfm"],
                 "classes": dg.MetadataValue.json(dict(rfm.group_by("rfm_class").len().sort("rfm_class").iter_rows())),
                 "stages": dg.MetadataValue.json(dict(rfm.group_by("stage").len().sort("stage").iter_rows())),
                 "high_value_at_risk": int(rfm["tags"].str.contains(HIGH_VALUE_AT_RISK, literal=True).sum()),
@@ -143,6 +146,7 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
         )
         yield dg.MaterializeResult(asset_key=key(SEGMENT_HISTORY), metadata={
             "rebuilt_from": str(since), "dagster/row_count": history_rows,
+            "dagster/column_schema": schemas["core.segment_history"],
             "rows_written": written["core.segment_history"]})  # fmt: skip
         yield from customer_check_results(
             settings, snapshot.facts, rfm, previous_rfm, context.run_id, (key(CUSTOMER_FACTS), key(RFM))
@@ -211,9 +215,10 @@ def customer_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
             orders = read_orders(conn, as_of) if settings.tiers else read_orders(conn, as_of, after=as_of)
             history = tier_history(orders, as_of, settings)
             replace_tables(conn, {"core.tier_history": history})
+            schema = column_schemas(conn, "core.tier_history")["core.tier_history"]
         current = history.filter(pl.col("valid_to").is_null())
         yield dg.MaterializeResult(metadata={
-            "as_of": str(as_of), "dagster/row_count": history.height,
+            "as_of": str(as_of), "dagster/row_count": history.height, "dagster/column_schema": schema,
             "members": dg.MetadataValue.json(dict(current.group_by("tier").len().sort("tier").rows())),
             "in_grace": int(current["grace_from"].is_not_null().sum()),
         })  # fmt: skip

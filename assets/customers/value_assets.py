@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from assets import CUSTOMERS, markdown_table
+from assets import CUSTOMERS, column_schemas, markdown_table
 from assets.customers import CUSTOMER_FACTS, read_orders
 from assets.customers.models import Fit, FitError
 from assets.customers.prediction import QUALITY_SCHEMA, TRACKING_SCHEMA, holdout_scores, quality, tracking
@@ -96,17 +96,19 @@ def value_assets(settings: ShopSettings) -> list[dg.AssetsDefinition]:
                 how="diagonal",
             )
             replace_tables(conn, {"core.customer_value": value, "core.model_fits": history.sort("fit_date", "model")})
+            schemas = column_schemas(conn, "core.customer_value", "core.model_fits")
         context.log.info(f"Customer value as of {as_of}: {fits.purchases.params}, {fits.spend.params}")
         yield dg.MaterializeResult(
             asset_key=key(CUSTOMER_VALUE),
             metadata={
                 "as_of": str(as_of), "dagster/row_count": value.height, **_fit_metadata(fits),
+                "dagster/column_schema": schemas["core.customer_value"],
                 "risk_bands": dg.MetadataValue.json(dict(value.group_by("risk_band").len().sort("risk_band").rows())),
                 "high_value_at_risk": int(value["tags"].str.contains("high_value_at_risk").sum()),
             },
         )  # fmt: skip
         yield dg.MaterializeResult(asset_key=key(MODEL_FITS), metadata={"dagster/row_count": history.height,
-                                                                   **_fit_metadata(fits)})  # fmt: skip
+            "dagster/column_schema": schemas["core.model_fits"], **_fit_metadata(fits)})  # fmt: skip
         yield dg.AssetCheckResult(passed=True, check_name="model_fitted", asset_key=key(CUSTOMER_VALUE))
 
     @dg.multi_asset(
