@@ -165,7 +165,9 @@ def bucket_stages(specs) -> list[BucketStage]:
     for key, spec in group.items():
         stages.setdefault((level(key), spec.partitions_def is not None), []).append(key)
     return [
-        BucketStage(f"buckets_{number}", tuple(keys), group[keys[0]].partitions_def)
+        BucketStage(
+            f"buckets_{number}", tuple(sorted(keys, key=dg.AssetKey.to_user_string)), group[keys[0]].partitions_def
+        )
         for number, (_, keys) in enumerate(sorted(stages.items()), 1)
     ]
 
@@ -179,18 +181,19 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 
 
 def due_bucket_runs(instance: dg.DagsterInstance, settings: ShopSettings, stages: list[BucketStage]) -> list[BucketRun]:
-    """The runs of the first stage with a partition not materialized since what it follows (the shop's latest
-    orders for the first stage, the latest materialization of the stage before for the others); none while a
-    bucket run of the shop is queued or running, or before any orders are loaded."""
+    """Every run of the first stage with a partition not materialized since what it follows (the shop's latest
+    orders for the first stage, the latest materialization of the stage before for the others): a stage's buckets
+    are computed together, of one day, or the merge would find them of different days. None while a run of the
+    shop (a load) or a bucket run of the shop is queued or running, or before any orders are loaded."""
     orders = instance.fetch_materializations(settings.key(STAGING_ORDERS), limit=1).records
-    if not orders or instance.get_runs_count(dg.RunsFilter(tags={BUCKETS_TAG: settings.id}, statuses=IN_FLIGHT)):
+    busy = (dg.RunsFilter(tags={tag: settings.id}, statuses=IN_FLIGHT) for tag in (SHOP_TAG, BUCKETS_TAG))
+    if not orders or any(instance.get_runs_count(runs) for runs in busy):
         return []
     follows = orders[0].storage_id
     for stage in stages:
         latest = _latest_materializations(instance, settings, stage)
-        due = [BucketRun(stage, partition, follows) for partition, storage_id in latest.items() if storage_id < follows]
-        if due:
-            return due
+        if any(storage_id < follows for storage_id in latest.values()):
+            return [BucketRun(stage, partition, follows) for partition in latest]
         follows = max(latest.values())
     return []
 

@@ -38,7 +38,7 @@ def test_a_stage_holds_what_runs_partition_for_partition_and_the_merges_cut_betw
     staged = [([key.to_user_string() for key in stage.keys], stage.partition_keys) for stage in bucket_stages(specs)]
     assert staged == [
         (["summary", "values"], ["a", "b"]),
-        (["merge", "fit", "report"], [None]),
+        (["fit", "merge", "report"], [None]),  # by name within a stage
         (["finish"], ["a", "b"]),
         (["totals"], ["a", "b"]),
     ]
@@ -83,7 +83,14 @@ def test_regulars_runs_the_bucket_step_in_process_as_the_sensor_requests_it(tmp_
         summaries = settings.key(BUCKET_SUMMARIES).to_python_identifier()
         assert {r.run_config["ops"][summaries]["config"]["as_of"] for r in requests} == {"2024-01-31"}
         assert all(r.tags[BUCKET_RUN_TAG].startswith(f"{stages[0].job}:") for r in requests)
-    assert "[1] Customer buckets: customer_summaries of bucket 00 ..." in lines
+        # a stage is asked for whole: with only bucket 02 computed again since that load (as a run queued before it
+        # would be), buckets 00 and 01 alone would then be of another day than 02, and the merge would refuse them
+        first = defs.resolve_job_def(job_name(settings, stages[0].job))
+        assert first.execute_in_process(instance=instance, partition_key="02", run_config=requests[2].run_config)
+        assert [(r.job_name, r.partition_key) for r in tick(instance)] == [
+            (job_name(settings, stages[0].job), bucket) for bucket in labels(3)
+        ]
+    assert "[1] Customer buckets: customer_summaries, history_counts of bucket 00 ..." in lines
     # the files the runs wrote: the customer step of all orders in one process
     as_of = date(2024, 1, 31)
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:

@@ -109,10 +109,15 @@ class Deployment:
         return wait_for(finished, timeout, f"runs {', '.join(run_id[:8] for run_id in run_ids)} to end")
 
     def why(self, runs: list[dg.DagsterRun]) -> list[str]:
-        """Why each run that did not succeed failed, for an assertion's message."""
-        return [f"{run.run_id[:8]} {run.status.value}: {record.message}" for run in runs
-                if run.status != dg.DagsterRunStatus.SUCCESS
-                for record in self.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)]  # fmt: skip
+        """Why each run that did not succeed failed (and its failed steps' errors), for an assertion's message."""
+        failures = {dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.STEP_UP_FOR_RETRY}
+
+        def said(event: dg.DagsterEvent) -> str:
+            return f" {event.step_retry_data.error.message}" if event.is_step_up_for_retry else ""
+
+        return [f"{run.run_id[:8]} {run.status.value}: {record.message}{said(record.dagster_event)}"
+                for run in runs if run.status != dg.DagsterRunStatus.SUCCESS
+                for record in self.instance.all_logs(run.run_id, of_type=failures)]  # fmt: skip
 
     def run_pid(self, run_id: str) -> int | None:
         """The process that executes the run: its worker announces it when the run starts."""
