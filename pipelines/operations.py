@@ -99,15 +99,12 @@ def event_requests(
     requests, given_up = [], []
     for event, step in due_steps(settings, since, until, planned, set(reviewed)):
         key = f"{event.id}:{step}"
-        failed = instance.get_runs_count(dg.RunsFilter(
-            tags={SHOP_TAG: settings.id, EVENT_STEP_TAG: key},
-            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
-        ))  # fmt: skip
+        failed = failed_runs(instance, {SHOP_TAG: settings.id, EVENT_STEP_TAG: key})
         if failed >= EVENT_ATTEMPTS:
             given_up.append(f"{key} (its last {failed} runs failed: re-run it once fixed)")
             continue
         requests.append(dg.RunRequest(
-            run_key=f"{key}:retry{failed}" if failed else key, partition_key=event.id, tags={EVENT_STEP_TAG: key},
+            run_key=retry_key(key, failed), partition_key=event.id, tags={EVENT_STEP_TAG: key},
             job_name=review_job if reviews_alone(settings, step, planned.get(event.id)) else campaigns_job,
         ))  # fmt: skip
     return requests, given_up
@@ -174,6 +171,17 @@ def bucket_stages(specs) -> list[BucketStage]:
 
 def _in_one_run(parent: dg.AssetSpec, child: dg.AssetSpec, dep: dg.AssetDep) -> bool:
     return parent.partitions_def == child.partitions_def and dep.partition_mapping is None
+
+
+def failed_runs(instance: dg.DagsterInstance, tags: dict[str, str]) -> int:
+    """How many runs with `tags` failed or were cancelled: a sensor asks for such a step again, a few times."""
+    statuses = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    return instance.get_runs_count(dg.RunsFilter(tags=tags, statuses=statuses))
+
+
+def retry_key(key: str, failed: int) -> str:
+    """A step's run key after `failed` failed runs: Dagster runs a run key once, whatever became of its run."""
+    return f"{key}:retry{failed}" if failed else key
 
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -246,15 +254,12 @@ def bucket_operations(settings: ShopSettings, specs) -> dict:
         per bucket, each stage once the one before is done (pipelines/operations.py, `due_bucket_runs`)."""
         requests, given_up = [], []
         for run in due_bucket_runs(context.instance, settings, stages):
-            failed = context.instance.get_runs_count(dg.RunsFilter(
-                tags={BUCKETS_TAG: settings.id, BUCKET_RUN_TAG: run.key},
-                statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
-            ))  # fmt: skip
+            failed = failed_runs(context.instance, {BUCKETS_TAG: settings.id, BUCKET_RUN_TAG: run.key})
             if failed >= BUCKET_ATTEMPTS:
                 given_up.append(f"{run.key} (its last {failed} runs failed: run it again once fixed)")
                 continue
             requests.append(dg.RunRequest(
-                run_key=f"{run.key}:retry{failed}" if failed else run.key, job_name=job_name(settings, run.stage.job),
+                run_key=retry_key(run.key, failed), job_name=job_name(settings, run.stage.job),
                 partition_key=run.partition, run_config=bucket_run_config(context.instance, settings, run.stage),
                 tags={BUCKET_RUN_TAG: run.key},
             ))  # fmt: skip

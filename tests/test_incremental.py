@@ -94,13 +94,20 @@ def test_regulars_run_prints_ingest_progress_when_its_output_is_not_a_terminal(t
     assert progress and "rows" in progress[0], done.stdout
 
 
-def test_a_reissued_earlier_day_with_a_changed_amount_reaches_the_next_daily_snapshot(tmp_path):
+def two_days_loaded(tmp_path):
+    """A shop of two days' CSV exports (ann buys on both, bo and cy on one each), both loaded: its export folder
+    and settings."""
     folder = tmp_path / "exports"
     folder.mkdir()
     write_csv(folder / "2024-03-01.csv", "A1,ann,2024-03-01 10:00:00,100,zj", "A2,bo,2024-03-01 11:00:00,40,zj")
     write_csv(folder / "2024-03-02.csv", "B1,ann,2024-03-02 10:00:00,60,zj", "B2,cy,2024-03-02 11:00:00,30,zj")
     settings = file_shop(tmp_path, str(folder), COLUMNS)
     ingest(settings, "2024-03-01", "2024-03-02")
+    return folder, settings
+
+
+def test_a_reissued_earlier_day_with_a_changed_amount_reaches_the_next_daily_snapshot(tmp_path):
+    folder, settings = two_days_loaded(tmp_path)
     snapshot(settings, "2024-03-02")
     assert revenue(settings) == {"ann": 160.0, "bo": 40.0, "cy": 30.0}
 
@@ -163,12 +170,7 @@ def test_a_daily_snapshot_writes_the_rows_that_changed_and_the_views_age_the_res
 
 
 def test_a_warehouse_whose_customer_tables_are_tables_gets_the_views_and_the_same_snapshot(tmp_path):
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    write_csv(folder / "2024-03-01.csv", "A1,ann,2024-03-01 10:00:00,100,zj", "A2,bo,2024-03-01 11:00:00,40,zj")
-    write_csv(folder / "2024-03-02.csv", "B1,ann,2024-03-02 10:00:00,60,zj", "B2,cy,2024-03-02 11:00:00,30,zj")
-    settings = file_shop(tmp_path, str(folder), COLUMNS)
-    ingest(settings, "2024-03-01", "2024-03-02")
+    folder, settings = two_days_loaded(tmp_path)
     snapshot(settings, "2024-03-01", alone=True)
     with duckdb.connect(str(settings.warehouse)) as conn:  # as a warehouse of the code before the views has them
         for name in ("core.customer_facts", "core.rfm"):
